@@ -1,0 +1,104 @@
+#include "handlers/aggregate.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+
+namespace fanout::handlers {
+
+namespace net = boost::asio;
+using namespace net::experimental::awaitable_operators;
+using upstream::error_kind;
+
+unsigned partial_status(std::span<upstream::fetch_result const> results) noexcept {
+    bool all_timeouts = true;
+    for (auto const& r : results) {
+        if (r.ok()) return 200;
+        all_timeouts = all_timeouts && r.error->kind == error_kind::timeout;
+    }
+    return all_timeouts && !results.empty() ? 504 : 502;
+}
+
+namespace {
+
+void append_string(std::string& out, std::string_view s) { out += boost::json::serialize(s); }
+
+void append_error(std::string& out, upstream::fetch_error const& e) {
+    out += R"({"kind":")";
+    out += upstream::to_string(e.kind);
+    out += R"(","message":)";
+    append_string(out, e.message);
+    if (e.kind == error_kind::status) {
+        out += R"(,"status":)";
+        out += std::to_string(e.status);
+    }
+    out += '}';
+}
+
+void append_millis(std::string& out, clock::duration d) {
+    char buf[32];
+    double ms = std::chrono::duration<double, std::milli>(d).count();
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ms, std::chars_format::fixed, 3);
+    out.append(buf, ec == std::errc{} ? end : buf);
+}
+
+}  // namespace
+
+reply render(
+    std::string_view pattern,
+    std::span<upstream::service const> services,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+) {
+    reply r;
+    r.status = status;
+    std::size_t size = 128;
+    for (auto const& res : results) size += res.body.size() + 64;
+    r.body.reserve(size);
+
+    auto& out = r.body;
+    out += R"({"pattern":")";
+    out += pattern;
+    out += R"(","results":{)";
+    bool first = true;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!results[i].ok()) continue;
+        if (!first) out += ',';
+        first = false;
+        append_string(out, services[i].name);
+        out += ':';
+        out += results[i].body;  // validated JSON, embedded as it came
+    }
+    out += R"(},"errors":{)";
+    first = true;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (results[i].ok()) continue;
+        r.complete = false;
+        if (!first) out += ',';
+        first = false;
+        append_string(out, services[i].name);
+        out += ':';
+        append_error(out, *results[i].error);
+    }
+    out += R"(},"complete":)";
+    out += r.complete ? "true" : "false";
+    out += R"(,"elapsed_ms":)";
+    append_millis(out, clock::now() - start);
+    out += '}';
+    return r;
+}
+
+net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {
+    if (branches.empty()) co_return;
+    auto all = std::move(branches.front());
+    for (std::size_t i = 1; i < branches.size(); ++i) all = std::move(all) && std::move(branches[i]);
+    co_await std::move(all);
+}
+
+upstream::fetch_result timeout_failure(std::chrono::milliseconds timeout) {
+    return upstream::make_failure(error_kind::timeout, "no answer within " + std::to_string(timeout.count()) + " ms");
+}
+
+}  // namespace fanout::handlers

@@ -1,0 +1,60 @@
+#pragma once
+
+#include "upstream/client.hpp"
+#include "upstream/error.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fanout::handlers {
+
+using clock = std::chrono::steady_clock;
+
+// Counters the handlers keep; shared so that detached producers may outlive a request safely.
+struct handler_stats {
+    std::size_t channel_producers_live = 0;  // channel producers that have not delivered yet
+};
+
+// What the aggregate handlers of one event loop share.
+struct context {
+    upstream::client& client;
+    std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
+};
+
+struct aggregate_request {
+    std::chrono::milliseconds timeout;  // deadline of the deadline-bound patterns
+    clock::time_point start = clock::now();
+};
+
+// An answer ready to be sent: status and JSON body.
+struct reply {
+    unsigned status = 200;
+    std::string body;
+    bool complete = true;  // no upstream failed (X-Aggregate-Complete)
+};
+
+// 200 when at least one service answered; otherwise 504 when all failed by timeout, else 502.
+unsigned partial_status(std::span<upstream::fetch_result const> results) noexcept;
+
+// The JSON contract of every /api/aggregate/* answer.
+reply render(
+    std::string_view pattern,
+    std::span<upstream::service const> services,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+);
+
+// Runs the branches concurrently, joined with `&&`; completes when all have (or one throws).
+boost::asio::awaitable<void> join_all(std::vector<boost::asio::awaitable<void>> branches);
+
+upstream::fetch_result timeout_failure(std::chrono::milliseconds timeout);
+
+}  // namespace fanout::handlers

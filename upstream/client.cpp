@@ -1,0 +1,168 @@
+#include "upstream/client.hpp"
+
+#include "upstream/json_validate.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <string>
+
+namespace fanout::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+fetch_result connect_failure(error_code ec, service const& svc) {
+    if (ec == net::error::operation_aborted) return make_failure(error_kind::cancelled, "cancelled");
+    return make_failure(error_kind::connect, "cannot connect to " + svc.host_header + ": " + ec.message());
+}
+
+fetch_result exchange_failure(error_code ec, std::size_t max_body) {
+    if (ec == net::error::operation_aborted) return make_failure(error_kind::cancelled, "cancelled");
+    if (ec == http::error::body_limit)
+        return make_failure(error_kind::too_large, "body larger than " + std::to_string(max_body) + " bytes");
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::broken_pipe)
+        return make_failure(error_kind::protocol, "connection closed before a complete response");
+    return make_failure(error_kind::protocol, "malformed response: " + ec.message());
+}
+
+// A pooled connection may have been closed by the upstream while idle; the first exchange on it
+// then fails this way before any byte of a response, and a GET can safely be sent again.
+bool closed_while_idle(error_code ec) {
+    return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+           ec == net::error::broken_pipe;
+}
+
+}  // namespace
+
+struct client::impl {
+    net::any_io_executor ex;
+    std::vector<service> services;
+    client_options options;
+    std::vector<http::request<http::empty_body>> requests;  // built once per service
+    std::vector<std::vector<tcp::socket>> idle;
+    pool_stats stats;
+
+    net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
+    net::awaitable<fetch_result> fetch(std::size_t index);
+};
+
+net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
+    error_code ec;
+    auto address = net::ip::make_address(svc.host, ec);
+    if (!ec) {
+        auto [cec] = co_await sock.async_connect(tcp::endpoint{address, svc.port}, use_tuple);
+        ec = cec;
+    } else {
+        tcp::resolver resolver{ex};
+        auto [rec, endpoints] = co_await resolver.async_resolve(svc.host, std::to_string(svc.port), use_tuple);
+        if (rec) co_return rec;
+        auto [cec, endpoint] = co_await net::async_connect(sock, endpoints, use_tuple);
+        ec = cec;
+    }
+    if (!ec) sock.set_option(tcp::no_delay(true), ec);
+    co_return ec;
+}
+
+net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
+    auto const& svc = services[index];
+    auto& pool = idle[index];
+    for (int attempt = 0;; ++attempt) {
+        tcp::socket sock{ex};
+        bool const reused = attempt == 0 && !pool.empty();
+        if (reused) {
+            sock = std::move(pool.back());
+            pool.pop_back();
+            ++stats.reused;
+        } else {
+            if (auto ec = co_await connect(sock, svc)) co_return connect_failure(ec, svc);
+            ++stats.opened;
+        }
+
+        auto [wec, wn] = co_await http::async_write(sock, requests[index], use_tuple);
+        if (wec && reused && closed_while_idle(wec)) {
+            ++stats.retried;
+            continue;
+        }
+        if (wec) co_return exchange_failure(wec, options.max_body);
+
+        beast::flat_buffer buffer;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(options.max_body);
+        auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
+        if (rec && reused && closed_while_idle(rec)) {
+            ++stats.retried;
+            continue;
+        }
+        if (rec) co_return exchange_failure(rec, options.max_body);
+
+        auto response = parser.release();
+        // Only a connection left exactly between two messages goes back to the pool.
+        if (response.keep_alive() && buffer.size() == 0 && pool.size() < options.max_idle_per_service)
+            pool.push_back(std::move(sock));
+
+        auto status = response.result_int();
+        if (status < 200 || status > 299) {
+            co_return make_failure(
+                error_kind::status,
+                "upstream answered " + std::to_string(status) + " " + std::string(response.reason()), status
+            );
+        }
+        if (!is_valid_json(response.body())) co_return make_failure(error_kind::invalid_json, "body is not JSON");
+        co_return fetch_result{std::move(response.body()), std::nullopt};
+    }
+}
+
+client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
+    : impl_(std::make_unique<impl>()) {
+    impl_->ex = std::move(ex);
+    impl_->options = options;
+    impl_->idle.resize(services.size());
+    for (auto const& svc : services) {
+        http::request<http::empty_body> req{http::verb::get, svc.target, 11};
+        req.set(http::field::host, svc.host_header);
+        req.set(http::field::user_agent, "fanout/" FANOUT_VERSION);
+        req.set(http::field::accept, "application/json");
+        impl_->requests.push_back(std::move(req));
+    }
+    impl_->services = std::move(services);
+}
+
+client::~client() = default;
+
+std::span<service const> client::services() const noexcept { return impl_->services; }
+
+net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
+    try {
+        co_return co_await impl_->fetch(service_index);
+    } catch (boost::system::system_error const& e) {
+        // Cancelled between two operations: the next one refused to start. Upstream failures
+        // never get here; they are values.
+        if (e.code() != net::error::operation_aborted) throw;
+    }
+    co_return make_failure(error_kind::cancelled, "cancelled");
+}
+
+pool_stats client::stats() const noexcept { return impl_->stats; }
+
+std::size_t client::idle_connections(std::size_t service_index) const noexcept {
+    return impl_->idle[service_index].size();
+}
+
+}  // namespace fanout::upstream

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fanout::upstream {
+
+// Expected upstream failures are data (they end up in the "errors" object of an answer), not exceptions.
+enum class error_kind {
+    timeout,       // the request deadline passed first
+    connect,       // refused, unreachable, name resolution failed
+    status,        // non-2xx answer
+    invalid_json,  // 2xx answer whose body is not one JSON value
+    too_large,     // body over --max-upstream-body
+    protocol,      // malformed HTTP, or the connection closed early
+    cancelled,     // stopped by us: a sibling failed, or the client went away
+};
+
+std::string_view to_string(error_kind kind) noexcept;
+
+struct fetch_error {
+    error_kind kind;
+    std::string message;
+    unsigned status = 0;  // the upstream's status, for error_kind::status
+};
+
+struct fetch_result {
+    std::string body;  // the upstream's JSON text, validated, when ok()
+    std::optional<fetch_error> error;
+
+    bool ok() const noexcept { return !error.has_value(); }
+};
+
+inline fetch_result make_failure(error_kind kind, std::string message, unsigned status = 0) {
+    return fetch_result{{}, fetch_error{kind, std::move(message), status}};
+}
+
+}  // namespace fanout::upstream

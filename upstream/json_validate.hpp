@@ -1,0 +1,11 @@
+#pragma once
+
+#include <string_view>
+
+namespace fanout::upstream {
+
+// True when text is exactly one JSON value (surrounding whitespace allowed). Builds no DOM: the
+// answer embeds the upstream's text as it came, so validation is all that is needed.
+bool is_valid_json(std::string_view text) noexcept;
+
+}  // namespace fanout::upstream

@@ -1,0 +1,279 @@
+#include "upstream/simulator.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <random>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace fanout::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+constexpr std::string_view users_body =
+    R"({"service":"users","users":[{"id":1,"name":"Ada Lovelace","email":"ada@example.com","plan":"pro"},)"
+    R"({"id":2,"name":"Alan Turing","email":"alan@example.com","plan":"free"},)"
+    R"({"id":3,"name":"Grace Hopper","email":"grace@example.com","plan":"team"}],"total":3})";
+constexpr std::string_view orders_body =
+    R"({"service":"orders","orders":[{"id":"A-1001","user_id":1,"total":129.5,"currency":"EUR","status":"shipped"},)"
+    R"({"id":"A-1002","user_id":3,"total":42.0,"currency":"EUR","status":"pending"},)"
+    R"({"id":"A-1003","user_id":2,"total":7.25,"currency":"EUR","status":"delivered"}],"total":3})";
+constexpr std::string_view inventory_body =
+    R"({"service":"inventory","items":[{"sku":"KB-01","name":"Keyboard","in_stock":42,"warehouse":"BER"},)"
+    R"({"sku":"MS-02","name":"Mouse","in_stock":0,"warehouse":"BER"},)"
+    R"({"sku":"MN-27","name":"Monitor 27in","in_stock":7,"warehouse":"HAM"}],"total":3})";
+constexpr std::string_view generic_body =
+    R"({"service":"generic","items":[{"id":1,"value":"alpha"},{"id":2,"value":"beta"},)"
+    R"({"id":3,"value":"gamma"}],"total":3})";
+
+std::string const& huge_body() {
+    static std::string const body = [] {
+        std::string b = "[";
+        while (b.size() < 2 * 1024 * 1024) b += "1234567890,";
+        b += "0]";
+        return b;
+    }();
+    return body;
+}
+
+constexpr std::pair<sim_behaviour, std::string_view> behaviour_names[] = {
+    {sim_behaviour::ok, "ok"},
+    {sim_behaviour::hang, "hang"},
+    {sim_behaviour::fail, "fail"},
+    {sim_behaviour::invalid_json, "invalid_json"},
+    {sim_behaviour::huge, "huge"},
+    {sim_behaviour::garbage, "garbage"},
+    {sim_behaviour::close_early, "close_early"},
+    {sim_behaviour::close_after_response, "close_after_response"},
+};
+
+}  // namespace
+
+sim_behaviour parse_sim_behaviour(std::string_view name) {
+    for (auto [b, n] : behaviour_names)
+        if (n == name) return b;
+    throw std::invalid_argument("unknown behaviour '" + std::string(name) + "'");
+}
+
+std::string_view to_string(sim_behaviour b) noexcept {
+    for (auto [value, n] : behaviour_names)
+        if (value == b) return n;
+    return "unknown";
+}
+
+std::string_view sim_body(std::string_view service_name) noexcept {
+    if (service_name == "users") return users_body;
+    if (service_name == "orders") return orders_body;
+    if (service_name == "inventory") return inventory_body;
+    return generic_body;
+}
+
+struct simulator::state : std::enable_shared_from_this<state> {
+    struct entry {
+        sim_service config;
+        tcp::acceptor acceptor;
+        sim_counters counters;
+    };
+
+    net::any_io_executor ex;
+    net::ip::address address;
+    std::vector<std::unique_ptr<entry>> entries;
+    std::unordered_set<tcp::socket*> open_sockets;
+    std::minstd_rand random{std::random_device{}()};
+
+    net::awaitable<void> accept(std::size_t i);
+    net::awaitable<void> serve(std::size_t i, tcp::socket sock);
+    std::chrono::milliseconds draw_latency(sim_service const& cfg);
+    bool draw_failure(sim_service const& cfg);
+};
+
+namespace {
+
+// Completes when the peer closes or resets; data sent meanwhile (a pipelined request) is not a close.
+net::awaitable<void> peer_closed(tcp::socket& sock) {
+    for (;;) {
+        auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+        if (ec) co_return;
+        boost::system::error_code aec;
+        if (sock.available(aec) == 0 || aec) co_return;
+        // Readable with data: park until cancelled, the answer is still owed.
+        net::steady_timer park{sock.get_executor(), net::steady_timer::time_point::max()};
+        co_await park.async_wait(use_tuple);
+        co_return;
+    }
+}
+
+net::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+    net::steady_timer timer{co_await net::this_coro::executor, d};
+    co_await timer.async_wait(use_tuple);
+}
+
+http::response<http::string_body> make_response(http::status status, std::string body, bool keep_alive) {
+    http::response<http::string_body> res{status, 11};
+    res.set(http::field::server, "fanout-sim");
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
+}  // namespace
+
+std::chrono::milliseconds simulator::state::draw_latency(sim_service const& cfg) {
+    if (cfg.jitter.count() <= 0) return cfg.latency;
+    std::uniform_int_distribution<long> extra{0, static_cast<long>(cfg.jitter.count()) - 1};
+    return cfg.latency + std::chrono::milliseconds(extra(random));
+}
+
+bool simulator::state::draw_failure(sim_service const& cfg) {
+    if (cfg.error_rate <= 0.0) return false;
+    return std::bernoulli_distribution{cfg.error_rate}(random);
+}
+
+net::awaitable<void> simulator::state::accept(std::size_t i) {
+    auto self = shared_from_this();
+    auto& acceptor = entries[i]->acceptor;
+    for (;;) {
+        auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) continue;  // e.g. out of file descriptors: keep serving the others
+        ++entries[i]->counters.connections;
+        net::co_spawn(ex, serve(i, std::move(sock)), net::detached);
+    }
+}
+
+net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
+    auto self = shared_from_this();
+    open_sockets.insert(&sock);
+    struct unregister {
+        state& s;
+        tcp::socket* p;
+        ~unregister() { s.open_sockets.erase(p); }
+    } guard{*this, &sock};
+
+    auto const& cfg = entries[i]->config;
+    auto& counters = entries[i]->counters;
+    boost::system::error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(8 * 1024);
+        parser.body_limit(64 * 1024);
+        auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
+        if (rec) co_return;
+        ++counters.requests;
+        bool const keep_alive = parser.get().keep_alive();
+
+        if (cfg.behaviour == sim_behaviour::hang) {
+            co_await peer_closed(sock);
+            ++counters.abandoned;
+            co_return;
+        }
+        if (auto delay = draw_latency(cfg); delay.count() > 0) {
+            auto which = co_await (sleep_for(delay) || peer_closed(sock));
+            if (which.index() == 1) {
+                ++counters.abandoned;
+                co_return;
+            }
+        }
+
+        std::string_view raw;
+        http::response<http::string_body> res;
+        switch (cfg.behaviour) {
+            case sim_behaviour::garbage: raw = "this is not HTTP\r\n\r\n"; break;
+            case sim_behaviour::close_early:
+                raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"cut\":";
+                break;
+            case sim_behaviour::fail:
+                res = make_response(http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive);
+                break;
+            case sim_behaviour::invalid_json:
+                res = make_response(http::status::ok, R"({"service":"broken","items":[1,2,)", keep_alive);
+                break;
+            case sim_behaviour::huge: res = make_response(http::status::ok, huge_body(), keep_alive); break;
+            default:
+                if (draw_failure(cfg))
+                    res = make_response(http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive);
+                else
+                    res = make_response(http::status::ok, std::string(sim_body(cfg.name)), keep_alive);
+        }
+        if (!raw.empty()) {
+            co_await net::async_write(sock, net::buffer(raw), use_tuple);
+            ++counters.answered;
+            co_return;
+        }
+        auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
+        if (wec) co_return;
+        ++counters.answered;
+        if (!keep_alive || cfg.behaviour == sim_behaviour::close_after_response) {
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            co_return;
+        }
+    }
+}
+
+simulator::simulator(net::any_io_executor ex, std::vector<sim_service> services, net::ip::address address)
+    : state_(std::make_shared<state>()) {
+    state_->ex = ex;
+    state_->address = address;
+    for (auto& cfg : services) {
+        // entry holds atomics, so it is built in place.
+        std::unique_ptr<state::entry> e{new state::entry{std::move(cfg), tcp::acceptor{ex}, {}}};
+        tcp::endpoint endpoint{address, e->config.port};
+        e->acceptor.open(endpoint.protocol());
+        e->acceptor.set_option(tcp::acceptor::reuse_address(true));
+        e->acceptor.bind(endpoint);
+        e->acceptor.listen(net::socket_base::max_listen_connections);
+        e->config.port = e->acceptor.local_endpoint().port();
+        state_->entries.push_back(std::move(e));
+    }
+}
+
+simulator::~simulator() = default;
+
+void simulator::start() {
+    for (std::size_t i = 0; i < state_->entries.size(); ++i)
+        net::co_spawn(state_->ex, state_->accept(i), net::detached);
+}
+
+void simulator::cancel() {
+    boost::system::error_code ec;
+    for (auto& e : state_->entries) e->acceptor.close(ec);
+    for (auto* sock : state_->open_sockets) sock->close(ec);
+}
+
+std::size_t simulator::size() const noexcept { return state_->entries.size(); }
+
+std::string const& simulator::name(std::size_t i) const noexcept { return state_->entries[i]->config.name; }
+
+std::uint16_t simulator::port(std::size_t i) const noexcept { return state_->entries[i]->config.port; }
+
+std::string simulator::url(std::size_t i) const {
+    auto host = state_->address.is_v6() ? "[" + state_->address.to_string() + "]" : state_->address.to_string();
+    return "http://" + host + ":" + std::to_string(port(i)) + "/" + name(i);
+}
+
+sim_counters const& simulator::counters(std::size_t i) const noexcept { return state_->entries[i]->counters; }
+
+}  // namespace fanout::upstream

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/address.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fanout::upstream {
+
+// How a simulated service answers (after its latency).
+enum class sim_behaviour {
+    ok,                    // 200 with a few hundred bytes of plausible JSON
+    hang,                  // accept, read the request, never answer
+    fail,                  // 500 with a JSON error
+    invalid_json,          // 200 with a body that is not JSON
+    huge,                  // 200 with a 2 MiB JSON body
+    garbage,               // bytes that are not HTTP, then close
+    close_early,           // headers promising more body than sent, then close
+    close_after_response,  // a keep-alive answer, then close the idle connection
+};
+
+// Parses a behaviour name as printed by to_string; throws std::invalid_argument.
+sim_behaviour parse_sim_behaviour(std::string_view name);
+std::string_view to_string(sim_behaviour b) noexcept;
+
+struct sim_service {
+    std::string name;
+    std::uint16_t port = 0;  // 0: any free port
+    std::chrono::milliseconds latency{0};
+    std::chrono::milliseconds jitter{0};  // uniform extra latency in [0, jitter)
+    double error_rate = 0.0;              // fraction of requests answered 500
+    sim_behaviour behaviour = sim_behaviour::ok;
+};
+
+// What a simulated service saw; readable from any thread.
+struct sim_counters {
+    std::atomic<std::uint64_t> connections{0};  // accepted
+    std::atomic<std::uint64_t> requests{0};     // request heads read
+    std::atomic<std::uint64_t> answered{0};     // responses written
+    std::atomic<std::uint64_t> abandoned{0};    // client closed before it was answered
+};
+
+// Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,
+// by fanout's demo mode and by the tests.
+class simulator {
+public:
+    // Binds every service at once (so ports are known); serving starts with start().
+    simulator(
+        boost::asio::any_io_executor ex,
+        std::vector<sim_service> services,
+        boost::asio::ip::address address = boost::asio::ip::make_address("127.0.0.1")
+    );
+    simulator(simulator const&) = delete;
+    simulator& operator=(simulator const&) = delete;
+    ~simulator();
+
+    void start();
+    // Stops accepting and closes every connection; must run on the simulator's executor.
+    void cancel();
+
+    std::size_t size() const noexcept;
+    std::string const& name(std::size_t i) const noexcept;
+    std::uint16_t port(std::size_t i) const noexcept;
+    std::string url(std::size_t i) const;  // http://ADDRESS:PORT/NAME
+    sim_counters const& counters(std::size_t i) const noexcept;
+
+private:
+    struct state;
+    std::shared_ptr<state> state_;
+};
+
+// The JSON body a healthy simulated service answers with.
+std::string_view sim_body(std::string_view service_name) noexcept;
+
+}  // namespace fanout::upstream
