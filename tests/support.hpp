@@ -1,0 +1,106 @@
+#pragma once
+
+#include "server/http_server.hpp"
+#include "upstream/simulator.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fanout::test {
+
+using namespace std::chrono_literals;
+using response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// Simulated upstreams and a fanout server on one event loop, run by a background thread.
+class harness {
+public:
+    // The server aggregates the simulated services, in order, then `extra` (e.g. unreachable ones).
+    explicit harness(
+        std::vector<upstream::sim_service> services,
+        server::options opts = {},
+        std::vector<upstream::service> extra = {}
+    );
+    ~harness();
+
+    std::uint16_t port() const;
+    upstream::sim_counters const& counters(std::string_view service) const;
+
+    // Runs f on the event loop and returns its result: the loop's state is not thread-safe.
+    template <class F>
+    auto on_loop(F f) {
+        std::packaged_task<decltype(f())()> task{std::move(f)};
+        auto result = task.get_future();
+        boost::asio::post(ioc_, std::move(task));
+        return result.get();
+    }
+
+    upstream::pool_stats upstream_stats() {
+        return on_loop([this] { return server_->upstream_stats(); });
+    }
+    std::size_t channel_producers_live() {
+        return on_loop([this] { return server_->handler_stats().channel_producers_live; });
+    }
+
+private:
+    boost::asio::io_context ioc_{1};
+    std::unique_ptr<upstream::simulator> sim_;
+    std::unique_ptr<server::http_server> server_;
+    std::thread thread_;
+};
+
+upstream::sim_service sim(std::string name, upstream::sim_behaviour b = upstream::sim_behaviour::ok,
+                          std::chrono::milliseconds latency = 0ms);
+
+// A port on loopback where nothing listens.
+std::uint16_t closed_port();
+
+// A blocking HTTP client with a timeout on every read, for driving the server from a test.
+class client {
+public:
+    explicit client(std::uint16_t port);
+
+    void send(std::string_view raw);
+    void send_get(std::string_view target, bool keep_alive = true);
+    // nullopt: nothing complete arrived in time.
+    std::optional<response> read(std::chrono::milliseconds timeout = 10s);
+    // True when the server closed the connection (EOF) within the timeout.
+    bool closed_by_server(std::chrono::milliseconds timeout = 5s);
+    void close();
+
+private:
+    boost::asio::io_context ioc_;
+    boost::beast::tcp_stream stream_;
+    boost::beast::flat_buffer buffer_;
+};
+
+struct aggregate_answer {
+    unsigned status = 0;
+    std::string complete_header;
+    boost::json::value body;
+    std::chrono::milliseconds took{};
+};
+
+// GET target on a fresh connection and parse the JSON answer; fails the test if none arrives in time.
+aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 10s);
+
+// Waits until pred() holds or the timeout passes; returns pred().
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = 3s) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (!pred() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+    return pred();
+}
+
+}  // namespace fanout::test

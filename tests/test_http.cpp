@@ -1,0 +1,166 @@
+#include "tests/support.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+using namespace fanout;
+using namespace fanout::test;
+namespace json = boost::json;
+
+namespace {
+
+std::vector<upstream::sim_service> healthy() { return {sim("users"), sim("orders")}; }
+
+std::string error_message(response const& res) { return std::string(json::parse(res.body()).at("error").as_string()); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_http)
+
+BOOST_AUTO_TEST_CASE(unknown_path_is_404_json) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send_get("/api/aggregate/nope");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 404u);
+    BOOST_TEST((*res)[boost::beast::http::field::content_type] == "application/json");
+    BOOST_TEST(!error_message(*res).empty());
+    BOOST_TEST(res->keep_alive());
+}
+
+BOOST_AUTO_TEST_CASE(other_method_is_405_with_allow) {
+    harness h{healthy()};
+    for (auto method : {"POST", "DELETE", "HEAD"}) {
+        client c{h.port()};
+        c.send(std::string(method) + " /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        BOOST_TEST(res->result_int() == 405u, method);
+        BOOST_TEST((*res)[boost::beast::http::field::allow] == "GET");
+    }
+    BOOST_TEST(h.counters("users").requests == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_request_is_400_and_closed) {
+    harness h{healthy()};
+    for (std::string bad : {"NOT HTTP AT ALL\r\n\r\n", "GET /api/aggregate/wg HTTP/9.9\r\n\r\n",
+                            "GET /api/aggregate/wg HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
+        client c{h.port()};
+        c.send(bad);
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        BOOST_TEST(res->result_int() == 400u);
+        BOOST_TEST(!res->keep_alive());
+        BOOST_TEST(c.closed_by_server());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bad_request_target_is_400) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send("GET http://evil.example/api/aggregate/wg HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 400u);
+    BOOST_TEST(h.counters("users").requests == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(head_over_8k_is_431_and_closed) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(9000, 'a') + "\r\n\r\n");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 431u);
+    BOOST_TEST(c.closed_by_server());
+}
+
+BOOST_AUTO_TEST_CASE(head_just_under_8k_is_served) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(7000, 'a') + "\r\n\r\n");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(request_body_is_bounded) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 413u);
+    BOOST_TEST(c.closed_by_server());
+}
+
+BOOST_AUTO_TEST_CASE(bad_timeout_ms_is_400) {
+    harness h{healthy()};
+    for (auto bad : {"abc", "0", "-5", "", "1.5", "10ms", "1%30"}) {
+        for (auto path : {"/api/aggregate/channel-with-context-timeout", "/api/aggregate/errgroup"}) {
+            client c{h.port()};
+            c.send_get(std::string(path) + "?timeout_ms=" + bad);
+            auto res = c.read();
+            BOOST_TEST_REQUIRE(res.has_value());
+            BOOST_TEST(res->result_int() == 400u, path << "?timeout_ms=" << bad);
+            BOOST_TEST(error_message(*res).find("timeout_ms") != std::string::npos);
+        }
+    }
+    BOOST_TEST(h.counters("users").requests == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(keep_alive_serves_many_requests_on_one_connection) {
+    harness h{healthy()};
+    client c{h.port()};
+    for (auto path : {"/api/aggregate/wg", "/api/aggregate/channel", "/api/aggregate/errgroup"}) {
+        c.send_get(path);
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        BOOST_TEST(res->result_int() == 200u);
+        BOOST_TEST(res->keep_alive());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
+    harness h{{sim("users", upstream::sim_behaviour::ok, 100ms), sim("orders")}};
+    client c{h.port()};
+    std::string batch;
+    for (auto path : {"/api/aggregate/wg", "/nope", "/api/aggregate/channel", "/api/aggregate/errgroup"})
+        batch += "GET " + std::string(path) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    c.send(batch);
+    std::vector<std::string> seen;
+    for (int i = 0; i < 4; ++i) {
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        auto body = json::parse(res->body()).as_object();
+        seen.push_back(body.contains("pattern") ? std::string(body.at("pattern").as_string())
+                                                : std::to_string(res->result_int()));
+    }
+    std::vector<std::string> expected{"wg", "404", "channel", "errgroup"};
+    BOOST_TEST(seen == expected, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(connection_close_is_honoured) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send_get("/api/aggregate/wg", false);
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    BOOST_TEST(!res->keep_alive());
+    BOOST_TEST(c.closed_by_server());
+}
+
+BOOST_AUTO_TEST_CASE(http_1_0_closes_by_default) {
+    harness h{healthy()};
+    client c{h.port()};
+    c.send("GET /api/aggregate/wg HTTP/1.0\r\n\r\n");
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    BOOST_TEST(res->version() == 10u);
+    BOOST_TEST(c.closed_by_server());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,196 @@
+#include "handlers/aggregate.hpp"
+#include "server/options.hpp"
+#include "server/router.hpp"
+#include "upstream/json_validate.hpp"
+#include "upstream/service.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <array>
+
+using namespace fanout;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+BOOST_AUTO_TEST_SUITE(test_service)
+
+BOOST_AUTO_TEST_CASE(parses_name_and_url) {
+    auto s = upstream::parse_service("users=http://127.0.0.1:9101/v1/users?active=1");
+    BOOST_TEST(s.name == "users");
+    BOOST_TEST(s.host == "127.0.0.1");
+    BOOST_TEST(s.port == 9101);
+    BOOST_TEST(s.target == "/v1/users?active=1");
+    BOOST_TEST(s.host_header == "127.0.0.1:9101");
+}
+
+BOOST_AUTO_TEST_CASE(defaults_port_and_path) {
+    auto s = upstream::parse_service("a=http://example.internal");
+    BOOST_TEST(s.port == 80);
+    BOOST_TEST(s.target == "/");
+    auto v6 = upstream::parse_service("b=http://[::1]:81/x");
+    BOOST_TEST(v6.host == "::1");
+    BOOST_TEST(v6.host_header == "[::1]:81");
+}
+
+BOOST_AUTO_TEST_CASE(rejects_bad_specs) {
+    for (auto spec : {"nourl", "=http://h/", "a=ftp://h/", "a=https://h/", "a=http://u:p@h/", "a=http://h:0/",
+                      "a=http://h:99999/", "a=/relative", "bad name=http://h/"}) {
+        BOOST_CHECK_THROW(upstream::parse_service(spec), std::invalid_argument);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_parse_timeout)
+
+BOOST_AUTO_TEST_CASE(absent_gives_default) {
+    auto t = server::parse_timeout(std::nullopt, 1000ms, 10000ms);
+    BOOST_TEST(std::get<std::chrono::milliseconds>(t).count() == 1000);
+}
+
+BOOST_AUTO_TEST_CASE(positive_integers_are_capped) {
+    BOOST_TEST(std::get<std::chrono::milliseconds>(server::parse_timeout("250", 1000ms, 10000ms)).count() == 250);
+    BOOST_TEST(std::get<std::chrono::milliseconds>(server::parse_timeout("50000", 1000ms, 10000ms)).count() == 10000);
+    auto huge = server::parse_timeout("99999999999999999999999", 1000ms, 10000ms);
+    BOOST_TEST(std::get<std::chrono::milliseconds>(huge).count() == 10000);
+}
+
+BOOST_AUTO_TEST_CASE(anything_else_is_an_error) {
+    for (auto bad : {"", "0", "-5", "+5", "abc", "1.5", "10ms", " 10", "0x10"})
+        BOOST_TEST(std::holds_alternative<std::string>(server::parse_timeout(bad, 1000ms, 10000ms)), bad);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_json_validate)
+
+BOOST_AUTO_TEST_CASE(accepts_one_value) {
+    for (auto ok : {"{}", "[]", " {\"a\": [1, 2.5, true, null, \"x\"]}\n", "42", "\"s\""})
+        BOOST_TEST(upstream::is_valid_json(ok), ok);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_the_rest) {
+    for (auto bad : {"", "{", "{\"a\":1,}", "{} {}", "[1,2,", "nul", "{'a':1}", "// c\n{}", "<html>"})
+        BOOST_TEST(!upstream::is_valid_json(bad), bad);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_too_deep_nesting) {
+    std::string deep(1000, '[');
+    deep += std::string(1000, ']');
+    BOOST_TEST(!upstream::is_valid_json(deep));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_render)
+
+std::vector<upstream::service> three_services() {
+    return {upstream::parse_service("users=http://h/u"), upstream::parse_service("orders=http://h/o"),
+            upstream::parse_service("inventory=http://h/i")};
+}
+
+BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
+    auto services = three_services();
+    std::vector<upstream::fetch_result> results(3);
+    results[0].body = R"({"u":1})";
+    results[1] = upstream::make_failure(upstream::error_kind::status, "upstream answered 500 \"x\"", 500);
+    results[2] = upstream::make_failure(upstream::error_kind::timeout, "late");
+    auto r = handlers::render("wg", services, results, handlers::partial_status(results), handlers::clock::now());
+    BOOST_TEST(r.status == 200u);
+    BOOST_TEST(!r.complete);
+    auto v = json::parse(r.body).as_object();
+    BOOST_TEST(v.at("pattern").as_string() == "wg");
+    BOOST_TEST(v.at("results").as_object().size() == 1u);
+    BOOST_TEST(v.at("results").at("users").at("u").as_int64() == 1);
+    BOOST_TEST(v.at("errors").at("orders").at("kind").as_string() == "status");
+    BOOST_TEST(v.at("errors").at("orders").at("status").as_int64() == 500);
+    BOOST_TEST(v.at("errors").at("orders").at("message").as_string() == "upstream answered 500 \"x\"");
+    BOOST_TEST(v.at("errors").at("inventory").at("kind").as_string() == "timeout");
+    BOOST_TEST(!v.at("errors").at("inventory").as_object().contains("status"));
+    BOOST_TEST(v.at("complete").as_bool() == false);
+    BOOST_TEST(v.at("elapsed_ms").is_double());
+}
+
+BOOST_AUTO_TEST_CASE(status_follows_the_failures) {
+    using upstream::error_kind;
+    using upstream::make_failure;
+    std::vector<upstream::fetch_result> all_timeouts{make_failure(error_kind::timeout, ""),
+                                                     make_failure(error_kind::timeout, "")};
+    BOOST_TEST(handlers::partial_status(all_timeouts) == 504u);
+    std::vector<upstream::fetch_result> mixed{make_failure(error_kind::timeout, ""),
+                                              make_failure(error_kind::connect, "")};
+    BOOST_TEST(handlers::partial_status(mixed) == 502u);
+    std::vector<upstream::fetch_result> one_ok{make_failure(error_kind::timeout, ""), {"{}", std::nullopt}};
+    BOOST_TEST(handlers::partial_status(one_ok) == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(no_errors_is_an_empty_object) {
+    auto services = three_services();
+    std::vector<upstream::fetch_result> results(3, upstream::fetch_result{"[1]", std::nullopt});
+    auto r = handlers::render("channel", services, results, 200, handlers::clock::now());
+    BOOST_TEST(r.complete);
+    auto v = json::parse(r.body).as_object();
+    BOOST_TEST(v.at("errors").as_object().empty());
+    BOOST_TEST(v.at("complete").as_bool());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_options)
+
+server::command_line parse(std::vector<char const*> args) {
+    args.insert(args.begin(), "fanout");
+    return server::parse_command_line(static_cast<int>(args.size()), args.data());
+}
+
+std::string error_of(std::vector<char const*> args) {
+    try {
+        parse(std::move(args));
+    } catch (std::exception const& e) {
+        return e.what();
+    }
+    return "";
+}
+
+BOOST_AUTO_TEST_CASE(defaults) {
+    auto cl = parse({});
+    BOOST_TEST(cl.opts.listen_host == "127.0.0.1");
+    BOOST_TEST(cl.opts.listen_port == 8080);
+    BOOST_TEST(cl.opts.threads >= 1u);
+    BOOST_TEST(cl.opts.upstreams.empty());
+    BOOST_TEST(cl.opts.timeout.count() == 1000);
+    BOOST_TEST(cl.opts.max_timeout.count() == 10000);
+    BOOST_TEST(cl.opts.max_upstream_body == 1048576u);
+}
+
+BOOST_AUTO_TEST_CASE(all_flags) {
+    auto cl = parse({"--listen", "[::1]:0", "--threads", "3", "--upstream", "a=http://127.0.0.1:1/a", "--upstream",
+                     "b=http://127.0.0.1:2/b", "--timeout-ms", "200", "--max-timeout-ms", "900",
+                     "--max-upstream-body", "4096"});
+    BOOST_TEST(cl.opts.listen_host == "::1");
+    BOOST_TEST(cl.opts.listen_port == 0);
+    BOOST_TEST(cl.opts.threads == 3u);
+    BOOST_TEST_REQUIRE(cl.opts.upstreams.size() == 2u);
+    BOOST_TEST(cl.opts.upstreams[1].name == "b");
+    BOOST_TEST(cl.opts.timeout.count() == 200);
+    BOOST_TEST(cl.opts.max_timeout.count() == 900);
+    BOOST_TEST(cl.opts.max_upstream_body == 4096u);
+    BOOST_TEST((parse({"--help"}).what == server::command_line::action::help));
+    BOOST_TEST((parse({"--version"}).what == server::command_line::action::version));
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
+    BOOST_TEST(error_of({"--bogus"}).find("--bogus") != std::string::npos);
+    BOOST_TEST(error_of({"--threads", "x"}).find("--threads") != std::string::npos);
+    BOOST_TEST(error_of({"--threads", "-1"}).find("--threads") != std::string::npos);
+    BOOST_TEST(error_of({"--listen", "nope"}).find("--listen") != std::string::npos);
+    BOOST_TEST(error_of({"--listen", "1.2.3.4:70000"}).find("--listen") != std::string::npos);
+    BOOST_TEST(error_of({"--upstream", "x"}).find("--upstream") != std::string::npos);
+    BOOST_TEST(error_of({"--upstream", "a=http://h/", "--upstream", "a=http://g/"}).find("twice") != std::string::npos);
+    BOOST_TEST(error_of({"--timeout-ms", "0"}).find("--timeout-ms") != std::string::npos);
+    BOOST_TEST(error_of({"--timeout-ms", "5000", "--max-timeout-ms", "100"}).find("--timeout-ms") != std::string::npos);
+    BOOST_TEST(error_of({"--max-upstream-body", "0"}).find("--max-upstream-body") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
