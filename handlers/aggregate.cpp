@@ -22,7 +22,9 @@ unsigned partial_status(std::span<upstream::fetch_result const> results) noexcep
 
 namespace {
 
-void append_string(std::string& out, std::string_view s) { out += boost::json::serialize(s); }
+void append_string(std::string& out, std::string_view s) {
+    out += boost::json::serialize(s);
+}
 
 void append_error(std::string& out, upstream::fetch_error const& e) {
     out += R"({"kind":")";
@@ -98,7 +100,9 @@ net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {
 }
 
 upstream::fetch_result timeout_failure(std::chrono::milliseconds timeout) {
-    return upstream::make_failure(error_kind::timeout, "no answer within " + std::to_string(timeout.count()) + " ms");
+    return upstream::make_failure(
+        error_kind::timeout, "no answer within " + std::to_string(timeout.count()) + " ms"
+    );
 }
 
 }  // namespace fanout::handlers

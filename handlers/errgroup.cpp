@@ -32,7 +32,8 @@ net::awaitable<void> fetch_or_throw(upstream::client& client, std::size_t index,
     auto result = co_await client.fetch(index);
     bool const failed = !result.ok();
     // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
-    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure) state.first_failure = index;
+    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)
+        state.first_failure = index;
     state.results[index] = std::move(result);
     if (failed) throw fetch_failed{};
 }
@@ -41,7 +42,8 @@ net::awaitable<void> fetch_or_throw(upstream::client& client, std::size_t index,
 net::awaitable<void> fetch_all(upstream::client& client, group_state& state) {
     std::vector<net::awaitable<void>> branches;
     branches.reserve(state.results.size());
-    for (std::size_t i = 0; i < state.results.size(); ++i) branches.push_back(fetch_or_throw(client, i, state));
+    for (std::size_t i = 0; i < state.results.size(); ++i)
+        branches.push_back(fetch_or_throw(client, i, state));
     try {
         co_await join_all(std::move(branches));
     } catch (fetch_failed const&) {
@@ -56,7 +58,8 @@ net::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     group_state state;
     state.results.resize(services.size());
     net::steady_timer timer{co_await net::this_coro::executor, req.start + req.timeout};
-    auto winner = co_await (fetch_all(ctx.client, state) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    auto winner =
+        co_await (fetch_all(ctx.client, state) || timer.async_wait(net::as_tuple(net::use_awaitable)));
 
     unsigned status = 200;
     if (winner.index() == 1) {
@@ -69,8 +72,11 @@ net::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
         status = cause.error->kind == error_kind::timeout ? 504 : 502;
         auto const& name = services[*state.first_failure].name;
         for (auto& r : state.results)
-            if (!r.ok() && r.error->kind == error_kind::cancelled) r.error->message = "cancelled: " + name + " failed";
-    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) { return r.ok(); })) {
+            if (!r.ok() && r.error->kind == error_kind::cancelled)
+                r.error->message = "cancelled: " + name + " failed";
+    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) {
+                   return r.ok();
+               })) {
         status = 502;  // cancelled from outside before anything failed
     }
     co_return render("errgroup", services, state.results, status, req.start);

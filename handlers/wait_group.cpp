@@ -17,7 +17,8 @@ net::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
     std::vector<upstream::fetch_result> results(services.size());
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
-    for (std::size_t i = 0; i < services.size(); ++i) branches.push_back(fetch_into(ctx.client, i, results[i]));
+    for (std::size_t i = 0; i < services.size(); ++i)
+        branches.push_back(fetch_into(ctx.client, i, results[i]));
     // fetch() returns failures as values, so `&&` waits for every service, like WaitGroup.Wait().
     co_await join_all(std::move(branches));
     co_return render("wg", services, results, partial_status(results), req.start);

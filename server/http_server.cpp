@@ -123,19 +123,29 @@ http_server::http_server(executor_type ex, options opts, bool reuse_port)
 
 http_server::~http_server() = default;
 
-http_server::executor_type http_server::get_executor() const noexcept { return impl_->ex; }
+http_server::executor_type http_server::get_executor() const noexcept {
+    return impl_->ex;
+}
 
-tcp::endpoint http_server::local_endpoint() const { return impl_->acceptor.local_endpoint(); }
+tcp::endpoint http_server::local_endpoint() const {
+    return impl_->acceptor.local_endpoint();
+}
 
-void http_server::start() { net::co_spawn(impl_->ex, impl_->accept(), net::detached); }
+void http_server::start() {
+    net::co_spawn(impl_->ex, impl_->accept(), net::detached);
+}
 
 void http_server::cancel() {
     error_code ec;
     impl_->acceptor.close(ec);
 }
 
-upstream::pool_stats http_server::upstream_stats() const noexcept { return impl_->client.stats(); }
+upstream::pool_stats http_server::upstream_stats() const noexcept {
+    return impl_->client.stats();
+}
 
-handlers::handler_stats const& http_server::handler_stats() const noexcept { return *impl_->ctx.stats; }
+handlers::handler_stats const& http_server::handler_stats() const noexcept {
+    return *impl_->ctx.stats;
+}
 
 }  // namespace fanout::server

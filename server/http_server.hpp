@@ -15,7 +15,7 @@ namespace fanout::server {
 // client and pool. It owns no threads; to use several, run one http_server per event loop with
 // reuse_port, all on the same port.
 class http_server {
-public:
+  public:
     using executor_type = boost::asio::any_io_executor;
 
     // Binds and listens at once, so that local_endpoint() is known; serving starts with start().
@@ -35,7 +35,7 @@ public:
     upstream::pool_stats upstream_stats() const noexcept;
     handlers::handler_stats const& handler_stats() const noexcept;
 
-private:
+  private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
         });
 
         std::vector<std::jthread> threads;
-        for (std::size_t i = 1; i < loops.size(); ++i) threads.emplace_back([&loop = *loops[i]] { loop.run(); });
+        for (std::size_t i = 1; i < loops.size(); ++i)
+            threads.emplace_back([&loop = *loops[i]] { loop.run(); });
         loops[0]->run();
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << "\n";

@@ -20,8 +20,8 @@ std::int64_t in_range(po::variables_map const& vm, char const* flag, std::int64_
     auto v = vm[flag].as<std::int64_t>();
     if (v < lo || v > hi) {
         throw std::invalid_argument(
-            "--" + std::string(flag) + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
-            std::to_string(hi) + "]"
+            "--" + std::string(flag) + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) +
+            ", " + std::to_string(hi) + "]"
         );
     }
     return v;
@@ -92,7 +92,8 @@ command_line parse_command_line(int argc, char const* const* argv) {
     o.max_timeout = std::chrono::milliseconds(in_range(vm, "max-timeout-ms", 1, 3'600'000));
     if (o.timeout > o.max_timeout)
         throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
-    o.max_upstream_body = static_cast<std::size_t>(in_range(vm, "max-upstream-body", 1, std::int64_t(1) << 30));
+    o.max_upstream_body =
+        static_cast<std::size_t>(in_range(vm, "max-upstream-body", 1, std::int64_t(1) << 30));
     o.upstream_pool_size = static_cast<std::size_t>(in_range(vm, "upstream-pool-size", 0, 100'000));
 
     if (vm.count("upstream")) {
@@ -104,7 +105,9 @@ command_line parse_command_line(int argc, char const* const* argv) {
                 throw std::invalid_argument(std::string("--upstream: ") + e.what());
             }
             if (!names.insert(o.upstreams.back().name).second)
-                throw std::invalid_argument("--upstream: service '" + o.upstreams.back().name + "' given twice");
+                throw std::invalid_argument(
+                    "--upstream: service '" + o.upstreams.back().name + "' given twice"
+                );
         }
     }
     return cl;

@@ -16,9 +16,7 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 harness::harness(
-    std::vector<upstream::sim_service> services,
-    server::options opts,
-    std::vector<upstream::service> extra
+    std::vector<upstream::sim_service> services, server::options opts, std::vector<upstream::service> extra
 ) {
     sim_ = std::make_unique<upstream::simulator>(ioc_.get_executor(), std::move(services));
     opts.listen_host = "127.0.0.1";
@@ -37,7 +35,9 @@ harness::~harness() {
     thread_.join();
 }
 
-std::uint16_t harness::port() const { return server_->local_endpoint().port(); }
+std::uint16_t harness::port() const {
+    return server_->local_endpoint().port();
+}
 
 upstream::sim_counters const& harness::counters(std::string_view service) const {
     for (std::size_t i = 0; i < sim_->size(); ++i)
@@ -63,7 +63,9 @@ client::client(std::uint16_t port) : stream_(ioc_) {
     stream_.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
 }
 
-void client::send(std::string_view raw) { net::write(stream_.socket(), net::buffer(raw)); }
+void client::send(std::string_view raw) {
+    net::write(stream_.socket(), net::buffer(raw));
+}
 
 void client::send_get(std::string_view target, bool keep_alive) {
     http::request<http::empty_body> req{http::verb::get, target, 11};
@@ -87,13 +89,17 @@ bool client::closed_by_server(std::chrono::milliseconds timeout) {
     boost::system::error_code result = net::error::would_block;
     stream_.expires_after(timeout);
     char byte;
-    stream_.async_read_some(net::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+    stream_.async_read_some(net::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) {
+        result = ec;
+    });
     ioc_.restart();
     ioc_.run();
     return result == net::error::eof || result == net::error::connection_reset;
 }
 
-void client::close() { stream_.close(); }
+void client::close() {
+    stream_.close();
+}
 
 aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout) {
     auto start = std::chrono::steady_clock::now();

@@ -25,7 +25,7 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 // Simulated upstreams and a fanout server on one event loop, run by a background thread.
 class harness {
-public:
+  public:
     // The server aggregates the simulated services, in order, then `extra` (e.g. unreachable ones).
     explicit harness(
         std::vector<upstream::sim_service> services,
@@ -53,22 +53,25 @@ public:
         return on_loop([this] { return server_->handler_stats().channel_producers_live; });
     }
 
-private:
+  private:
     boost::asio::io_context ioc_{1};
     std::unique_ptr<upstream::simulator> sim_;
     std::unique_ptr<server::http_server> server_;
     std::thread thread_;
 };
 
-upstream::sim_service sim(std::string name, upstream::sim_behaviour b = upstream::sim_behaviour::ok,
-                          std::chrono::milliseconds latency = 0ms);
+upstream::sim_service sim(
+    std::string name,
+    upstream::sim_behaviour b = upstream::sim_behaviour::ok,
+    std::chrono::milliseconds latency = 0ms
+);
 
 // A port on loopback where nothing listens.
 std::uint16_t closed_port();
 
 // A blocking HTTP client with a timeout on every read, for driving the server from a test.
 class client {
-public:
+  public:
     explicit client(std::uint16_t port);
 
     void send(std::string_view raw);
@@ -79,7 +82,7 @@ public:
     bool closed_by_server(std::chrono::milliseconds timeout = 5s);
     void close();
 
-private:
+  private:
     boost::asio::io_context ioc_;
     boost::beast::tcp_stream stream_;
     boost::beast::flat_buffer buffer_;

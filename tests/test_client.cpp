@@ -108,10 +108,13 @@ BOOST_AUTO_TEST_CASE(fetch_reports_cancellation_as_a_value) {
     net::cancellation_signal cancel;
     net::co_spawn(
         d.ioc, d.client.fetch(0),
-        net::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, upstream::fetch_result r) {
-            BOOST_TEST(!e);
-            result = std::move(r);
-        })
+        net::bind_cancellation_slot(
+            cancel.slot(),
+            [&](std::exception_ptr e, upstream::fetch_result r) {
+                BOOST_TEST(!e);
+                result = std::move(r);
+            }
+        )
     );
     net::steady_timer timer{d.ioc, 50ms};
     timer.async_wait([&](auto) { cancel.emit(net::cancellation_type::terminal); });

@@ -42,7 +42,9 @@ bool has_result(aggregate_answer const& a, std::string_view service) {
     return a.body.at("results").as_object().contains(service);
 }
 
-std::vector<upstream::sim_service> healthy() { return {sim("users"), sim("orders"), sim("inventory")}; }
+std::vector<upstream::sim_service> healthy() {
+    return {sim("users"), sim("orders"), sim("inventory")};
+}
 
 }  // namespace
 
@@ -68,8 +70,9 @@ BOOST_AUTO_TEST_CASE(healthy_services_on_every_endpoint) {
 }
 
 BOOST_AUTO_TEST_CASE(fetches_run_concurrently) {
-    harness h{{sim("users", sim_behaviour::ok, 300ms), sim("orders", sim_behaviour::ok, 300ms),
-               sim("inventory", sim_behaviour::ok, 300ms)}};
+    harness h{
+        {sim("users", sim_behaviour::ok, 300ms), sim("orders", sim_behaviour::ok, 300ms),
+         sim("inventory", sim_behaviour::ok, 300ms)}};
     for (auto const& e : endpoints) {
         BOOST_TEST_CONTEXT(e.path) {
             auto a = get(h.port(), e.path);
@@ -135,8 +138,9 @@ BOOST_AUTO_TEST_CASE(one_hung_service) {
 }
 
 BOOST_AUTO_TEST_CASE(all_failed_is_502) {
-    harness h{{sim("users", sim_behaviour::fail), sim("orders", sim_behaviour::invalid_json),
-               sim("inventory", sim_behaviour::fail)}};
+    harness h{
+        {sim("users", sim_behaviour::fail), sim("orders", sim_behaviour::invalid_json),
+         sim("inventory", sim_behaviour::fail)}};
     for (auto const& e : endpoints) {
         BOOST_TEST_CONTEXT(e.path) {
             auto a = get(h.port(), e.path);
@@ -236,8 +240,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_cancellation)
 
 BOOST_AUTO_TEST_CASE(errgroup_first_failure_cancels_the_others) {
-    harness h{{sim("users", sim_behaviour::ok, 800ms), sim("orders", sim_behaviour::fail),
-               sim("inventory", sim_behaviour::ok, 800ms)}};
+    harness h{
+        {sim("users", sim_behaviour::ok, 800ms), sim("orders", sim_behaviour::fail),
+         sim("inventory", sim_behaviour::ok, 800ms)}};
     auto a = get(h.port(), by_pattern("errgroup").path + "?timeout_ms=5000");
     BOOST_TEST(a.status == 502u);
     BOOST_TEST(a.took < 600ms);
@@ -281,15 +286,12 @@ BOOST_AUTO_TEST_CASE(no_producer_outlives_the_handler) {
 
     std::optional<handlers::reply> reply;
     std::size_t live_at_return = 99;
-    net::co_spawn(
-        ioc, handlers::channel(ctx, {1000ms}),
-        [&](std::exception_ptr e, handlers::reply r) {
-            BOOST_TEST(!e);
-            live_at_return = ctx.stats->channel_producers_live;
-            reply = std::move(r);
-            upstreams.cancel();  // the simulator's own sockets are the only other work
-        }
-    );
+    net::co_spawn(ioc, handlers::channel(ctx, {1000ms}), [&](std::exception_ptr e, handlers::reply r) {
+        BOOST_TEST(!e);
+        live_at_return = ctx.stats->channel_producers_live;
+        reply = std::move(r);
+        upstreams.cancel();  // the simulator's own sockets are the only other work
+    });
     ioc.run_for(10s);
     BOOST_TEST_REQUIRE(reply.has_value());
     BOOST_TEST(reply->status == 200u);

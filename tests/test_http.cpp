@@ -9,9 +9,13 @@ namespace json = boost::json;
 
 namespace {
 
-std::vector<upstream::sim_service> healthy() { return {sim("users"), sim("orders")}; }
+std::vector<upstream::sim_service> healthy() {
+    return {sim("users"), sim("orders")};
+}
 
-std::string error_message(response const& res) { return std::string(json::parse(res.body()).at("error").as_string()); }
+std::string error_message(response const& res) {
+    return std::string(json::parse(res.body()).at("error").as_string());
+}
 
 }  // namespace
 
@@ -44,8 +48,9 @@ BOOST_AUTO_TEST_CASE(other_method_is_405_with_allow) {
 
 BOOST_AUTO_TEST_CASE(malformed_request_is_400_and_closed) {
     harness h{healthy()};
-    for (std::string bad : {"NOT HTTP AT ALL\r\n\r\n", "GET /api/aggregate/wg HTTP/9.9\r\n\r\n",
-                            "GET /api/aggregate/wg HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
+    for (std::string bad :
+         {"NOT HTTP AT ALL\r\n\r\n", "GET /api/aggregate/wg HTTP/9.9\r\n\r\n",
+          "GET /api/aggregate/wg HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
         client c{h.port()};
         c.send(bad);
         auto res = c.read();
@@ -134,8 +139,10 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
         auto res = c.read();
         BOOST_TEST_REQUIRE(res.has_value());
         auto body = json::parse(res->body()).as_object();
-        seen.push_back(body.contains("pattern") ? std::string(body.at("pattern").as_string())
-                                                : std::to_string(res->result_int()));
+        seen.push_back(
+            body.contains("pattern") ? std::string(body.at("pattern").as_string())
+                                     : std::to_string(res->result_int())
+        );
     }
     std::vector<std::string> expected{"wg", "404", "channel", "errgroup"};
     BOOST_TEST(seen == expected, boost::test_tools::per_element());

@@ -34,8 +34,9 @@ BOOST_AUTO_TEST_CASE(defaults_port_and_path) {
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bad_specs) {
-    for (auto spec : {"nourl", "=http://h/", "a=ftp://h/", "a=https://h/", "a=http://u:p@h/", "a=http://h:0/",
-                      "a=http://h:99999/", "a=/relative", "bad name=http://h/"}) {
+    for (auto spec :
+         {"nourl", "=http://h/", "a=ftp://h/", "a=https://h/", "a=http://u:p@h/", "a=http://h:0/",
+          "a=http://h:99999/", "a=/relative", "bad name=http://h/"}) {
         BOOST_CHECK_THROW(upstream::parse_service(spec), std::invalid_argument);
     }
 }
@@ -50,8 +51,12 @@ BOOST_AUTO_TEST_CASE(absent_gives_default) {
 }
 
 BOOST_AUTO_TEST_CASE(positive_integers_are_capped) {
-    BOOST_TEST(std::get<std::chrono::milliseconds>(server::parse_timeout("250", 1000ms, 10000ms)).count() == 250);
-    BOOST_TEST(std::get<std::chrono::milliseconds>(server::parse_timeout("50000", 1000ms, 10000ms)).count() == 10000);
+    BOOST_TEST(
+        std::get<std::chrono::milliseconds>(server::parse_timeout("250", 1000ms, 10000ms)).count() == 250
+    );
+    BOOST_TEST(
+        std::get<std::chrono::milliseconds>(server::parse_timeout("50000", 1000ms, 10000ms)).count() == 10000
+    );
     auto huge = server::parse_timeout("99999999999999999999999", 1000ms, 10000ms);
     BOOST_TEST(std::get<std::chrono::milliseconds>(huge).count() == 10000);
 }
@@ -86,8 +91,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_render)
 
 std::vector<upstream::service> three_services() {
-    return {upstream::parse_service("users=http://h/u"), upstream::parse_service("orders=http://h/o"),
-            upstream::parse_service("inventory=http://h/i")};
+    return {
+        upstream::parse_service("users=http://h/u"), upstream::parse_service("orders=http://h/o"),
+        upstream::parse_service("inventory=http://h/i")};
 }
 
 BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
@@ -96,7 +102,8 @@ BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
     results[0].body = R"({"u":1})";
     results[1] = upstream::make_failure(upstream::error_kind::status, "upstream answered 500 \"x\"", 500);
     results[2] = upstream::make_failure(upstream::error_kind::timeout, "late");
-    auto r = handlers::render("wg", services, results, handlers::partial_status(results), handlers::clock::now());
+    auto r =
+        handlers::render("wg", services, results, handlers::partial_status(results), handlers::clock::now());
     BOOST_TEST(r.status == 200u);
     BOOST_TEST(!r.complete);
     auto v = json::parse(r.body).as_object();
@@ -115,11 +122,11 @@ BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
 BOOST_AUTO_TEST_CASE(status_follows_the_failures) {
     using upstream::error_kind;
     using upstream::make_failure;
-    std::vector<upstream::fetch_result> all_timeouts{make_failure(error_kind::timeout, ""),
-                                                     make_failure(error_kind::timeout, "")};
+    std::vector<upstream::fetch_result> all_timeouts{
+        make_failure(error_kind::timeout, ""), make_failure(error_kind::timeout, "")};
     BOOST_TEST(handlers::partial_status(all_timeouts) == 504u);
-    std::vector<upstream::fetch_result> mixed{make_failure(error_kind::timeout, ""),
-                                              make_failure(error_kind::connect, "")};
+    std::vector<upstream::fetch_result> mixed{
+        make_failure(error_kind::timeout, ""), make_failure(error_kind::connect, "")};
     BOOST_TEST(handlers::partial_status(mixed) == 502u);
     std::vector<upstream::fetch_result> one_ok{make_failure(error_kind::timeout, ""), {"{}", std::nullopt}};
     BOOST_TEST(handlers::partial_status(one_ok) == 200u);
@@ -165,9 +172,11 @@ BOOST_AUTO_TEST_CASE(defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(all_flags) {
-    auto cl = parse({"--listen", "[::1]:0", "--threads", "3", "--upstream", "a=http://127.0.0.1:1/a", "--upstream",
-                     "b=http://127.0.0.1:2/b", "--timeout-ms", "200", "--max-timeout-ms", "900",
-                     "--max-upstream-body", "4096"});
+    auto cl = parse(
+        {"--listen", "[::1]:0", "--threads", "3", "--upstream", "a=http://127.0.0.1:1/a", "--upstream",
+         "b=http://127.0.0.1:2/b", "--timeout-ms", "200", "--max-timeout-ms", "900", "--max-upstream-body",
+         "4096"}
+    );
     BOOST_TEST(cl.opts.listen_host == "::1");
     BOOST_TEST(cl.opts.listen_port == 0);
     BOOST_TEST(cl.opts.threads == 3u);
@@ -187,9 +196,15 @@ BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
     BOOST_TEST(error_of({"--listen", "nope"}).find("--listen") != std::string::npos);
     BOOST_TEST(error_of({"--listen", "1.2.3.4:70000"}).find("--listen") != std::string::npos);
     BOOST_TEST(error_of({"--upstream", "x"}).find("--upstream") != std::string::npos);
-    BOOST_TEST(error_of({"--upstream", "a=http://h/", "--upstream", "a=http://g/"}).find("twice") != std::string::npos);
+    BOOST_TEST(
+        error_of({"--upstream", "a=http://h/", "--upstream", "a=http://g/"}).find("twice") !=
+        std::string::npos
+    );
     BOOST_TEST(error_of({"--timeout-ms", "0"}).find("--timeout-ms") != std::string::npos);
-    BOOST_TEST(error_of({"--timeout-ms", "5000", "--max-timeout-ms", "100"}).find("--timeout-ms") != std::string::npos);
+    BOOST_TEST(
+        error_of({"--timeout-ms", "5000", "--max-timeout-ms", "100"}).find("--timeout-ms") !=
+        std::string::npos
+    );
     BOOST_TEST(error_of({"--max-upstream-body", "0"}).find("--max-upstream-body") != std::string::npos);
 }
 

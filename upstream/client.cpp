@@ -71,7 +71,8 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
         ec = cec;
     } else {
         tcp::resolver resolver{ex};
-        auto [rec, endpoints] = co_await resolver.async_resolve(svc.host, std::to_string(svc.port), use_tuple);
+        auto [rec, endpoints] =
+            co_await resolver.async_resolve(svc.host, std::to_string(svc.port), use_tuple);
         if (rec) co_return rec;
         auto [cec, endpoint] = co_await net::async_connect(sock, endpoints, use_tuple);
         ec = cec;
@@ -124,7 +125,8 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
                 "upstream answered " + std::to_string(status) + " " + std::string(response.reason()), status
             );
         }
-        if (!is_valid_json(response.body())) co_return make_failure(error_kind::invalid_json, "body is not JSON");
+        if (!is_valid_json(response.body()))
+            co_return make_failure(error_kind::invalid_json, "body is not JSON");
         co_return fetch_result{std::move(response.body()), std::nullopt};
     }
 }
@@ -146,7 +148,9 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
 
 client::~client() = default;
 
-std::span<service const> client::services() const noexcept { return impl_->services; }
+std::span<service const> client::services() const noexcept {
+    return impl_->services;
+}
 
 net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
     try {
@@ -159,7 +163,9 @@ net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
     co_return make_failure(error_kind::cancelled, "cancelled");
 }
 
-pool_stats client::stats() const noexcept { return impl_->stats; }
+pool_stats client::stats() const noexcept {
+    return impl_->stats;
+}
 
 std::size_t client::idle_connections(std::size_t service_index) const noexcept {
     return impl_->idle[service_index].size();

@@ -14,20 +14,20 @@
 namespace fanout::upstream {
 
 struct client_options {
-    std::size_t max_body = 1024 * 1024;    // larger bodies fail as error_kind::too_large
+    std::size_t max_body = 1024 * 1024;     // larger bodies fail as error_kind::too_large
     std::size_t max_idle_per_service = 64;  // idle keep-alive connections kept per service
 };
 
 struct pool_stats {
-    std::uint64_t opened = 0;  // connections established
-    std::uint64_t reused = 0;  // requests sent on a pooled connection
-    std::uint64_t retried = 0; // pooled connections found closed by the upstream, request resent
+    std::uint64_t opened = 0;   // connections established
+    std::uint64_t reused = 0;   // requests sent on a pooled connection
+    std::uint64_t retried = 0;  // pooled connections found closed by the upstream, request resent
 };
 
 // HTTP/1.1 client for the configured services with a pool of keep-alive connections per service.
 // Not thread-safe: it belongs to one executor (one thread, or a strand); run one per event loop.
 class client {
-public:
+  public:
     client(boost::asio::any_io_executor ex, std::vector<service> services, client_options options);
     client(client const&) = delete;
     client& operator=(client const&) = delete;
@@ -43,7 +43,7 @@ public:
     pool_stats stats() const noexcept;
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

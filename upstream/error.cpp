@@ -4,13 +4,20 @@ namespace fanout::upstream {
 
 std::string_view to_string(error_kind kind) noexcept {
     switch (kind) {
-        case error_kind::timeout: return "timeout";
-        case error_kind::connect: return "connect";
-        case error_kind::status: return "status";
-        case error_kind::invalid_json: return "invalid_json";
-        case error_kind::too_large: return "too_large";
-        case error_kind::protocol: return "protocol";
-        case error_kind::cancelled: return "cancelled";
+        case error_kind::timeout:
+            return "timeout";
+        case error_kind::connect:
+            return "connect";
+        case error_kind::status:
+            return "status";
+        case error_kind::invalid_json:
+            return "invalid_json";
+        case error_kind::too_large:
+            return "too_large";
+        case error_kind::protocol:
+            return "protocol";
+        case error_kind::cancelled:
+            return "cancelled";
     }
     return "unknown";
 }

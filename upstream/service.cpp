@@ -9,7 +9,9 @@ namespace fanout::upstream {
 
 namespace urls = boost::urls;
 
-std::string service::url() const { return "http://" + host_header + target; }
+std::string service::url() const {
+    return "http://" + host_header + target;
+}
 
 service make_service(std::string name, std::string_view url) {
     auto parsed = urls::parse_absolute_uri(url);
@@ -17,14 +19,15 @@ service make_service(std::string name, std::string_view url) {
     auto const& u = *parsed;
     if (u.scheme_id() != urls::scheme::http)
         throw std::invalid_argument("only http:// upstreams are supported: '" + std::string(url) + "'");
-    if (u.has_userinfo()) throw std::invalid_argument("credentials in upstream URL: '" + std::string(url) + "'");
+    if (u.has_userinfo())
+        throw std::invalid_argument("credentials in upstream URL: '" + std::string(url) + "'");
     if (u.encoded_host().empty()) throw std::invalid_argument("no host in '" + std::string(url) + "'");
 
     service s;
     s.name = std::move(name);
     // encoded_host_name() keeps IPv6 literals without brackets, ready for make_address.
     s.host = u.host_type() == urls::host_type::ipv6 ? u.host_ipv6_address().to_string()
-                                                      : std::string(u.encoded_host());
+                                                    : std::string(u.encoded_host());
     if (u.has_port()) {
         auto p = u.port();
         unsigned value = 0;
@@ -47,7 +50,10 @@ service parse_service(std::string_view spec) {
     for (char c : name) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                   c == '-' || c == '.';
-        if (!ok) throw std::invalid_argument("service name may use [A-Za-z0-9_.-] only: '" + std::string(name) + "'");
+        if (!ok)
+            throw std::invalid_argument(
+                "service name may use [A-Za-z0-9_.-] only: '" + std::string(name) + "'"
+            );
     }
     return make_service(std::string(name), spec.substr(eq + 1));
 }

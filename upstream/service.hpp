@@ -9,7 +9,7 @@ namespace fanout::upstream {
 // One upstream service, from configuration only (never from a request).
 struct service {
     std::string name;
-    std::string host;         // connect to this (an IP literal or a name to resolve)
+    std::string host;  // connect to this (an IP literal or a name to resolve)
     std::uint16_t port = 80;
     std::string target;       // origin-form request target: path and query
     std::string host_header;  // value of the Host header

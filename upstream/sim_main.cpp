@@ -35,7 +35,8 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
         s.latency = std::chrono::milliseconds(vm["latency-ms"].as<unsigned>());
         s.jitter = std::chrono::milliseconds(vm["jitter-ms"].as<unsigned>());
         s.error_rate = vm["error-rate"].as<double>();
-        if (s.error_rate < 0.0 || s.error_rate > 1.0) throw std::invalid_argument("--error-rate: must be in [0, 1]");
+        if (s.error_rate < 0.0 || s.error_rate > 1.0)
+            throw std::invalid_argument("--error-rate: must be in [0, 1]");
         services.push_back(std::move(s));
     }
     auto find = [&](std::string const& flag, std::string const& name) -> sim_service& {
@@ -44,7 +45,8 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
         throw std::invalid_argument("--" + flag + ": no service named '" + name + "'");
     };
     if (vm.count("hang"))
-        for (auto const& name : vm["hang"].as<std::vector<std::string>>()) find("hang", name).behaviour = sim_behaviour::hang;
+        for (auto const& name : vm["hang"].as<std::vector<std::string>>())
+            find("hang", name).behaviour = sim_behaviour::hang;
     if (vm.count("behaviour")) {
         for (auto const& spec : vm["behaviour"].as<std::vector<std::string>>()) {
             auto [name, behaviour] = split_pair("behaviour", spec);

@@ -201,20 +201,30 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         std::string_view raw;
         http::response<http::string_body> res;
         switch (cfg.behaviour) {
-            case sim_behaviour::garbage: raw = "this is not HTTP\r\n\r\n"; break;
+            case sim_behaviour::garbage:
+                raw = "this is not HTTP\r\n\r\n";
+                break;
             case sim_behaviour::close_early:
-                raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"cut\":";
+                raw =
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    "100\r\n\r\n{\"cut\":";
                 break;
             case sim_behaviour::fail:
-                res = make_response(http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive);
+                res = make_response(
+                    http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive
+                );
                 break;
             case sim_behaviour::invalid_json:
                 res = make_response(http::status::ok, R"({"service":"broken","items":[1,2,)", keep_alive);
                 break;
-            case sim_behaviour::huge: res = make_response(http::status::ok, huge_body(), keep_alive); break;
+            case sim_behaviour::huge:
+                res = make_response(http::status::ok, huge_body(), keep_alive);
+                break;
             default:
                 if (draw_failure(cfg))
-                    res = make_response(http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive);
+                    res = make_response(
+                        http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive
+                    );
                 else
                     res = make_response(http::status::ok, std::string(sim_body(cfg.name)), keep_alive);
         }
@@ -263,17 +273,26 @@ void simulator::cancel() {
     for (auto* sock : state_->open_sockets) sock->close(ec);
 }
 
-std::size_t simulator::size() const noexcept { return state_->entries.size(); }
+std::size_t simulator::size() const noexcept {
+    return state_->entries.size();
+}
 
-std::string const& simulator::name(std::size_t i) const noexcept { return state_->entries[i]->config.name; }
+std::string const& simulator::name(std::size_t i) const noexcept {
+    return state_->entries[i]->config.name;
+}
 
-std::uint16_t simulator::port(std::size_t i) const noexcept { return state_->entries[i]->config.port; }
+std::uint16_t simulator::port(std::size_t i) const noexcept {
+    return state_->entries[i]->config.port;
+}
 
 std::string simulator::url(std::size_t i) const {
-    auto host = state_->address.is_v6() ? "[" + state_->address.to_string() + "]" : state_->address.to_string();
+    auto host =
+        state_->address.is_v6() ? "[" + state_->address.to_string() + "]" : state_->address.to_string();
     return "http://" + host + ":" + std::to_string(port(i)) + "/" + name(i);
 }
 
-sim_counters const& simulator::counters(std::size_t i) const noexcept { return state_->entries[i]->counters; }
+sim_counters const& simulator::counters(std::size_t i) const noexcept {
+    return state_->entries[i]->counters;
+}
 
 }  // namespace fanout::upstream

@@ -49,7 +49,7 @@ struct sim_counters {
 // Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,
 // by fanout's demo mode and by the tests.
 class simulator {
-public:
+  public:
     // Binds every service at once (so ports are known); serving starts with start().
     simulator(
         boost::asio::any_io_executor ex,
@@ -70,7 +70,7 @@ public:
     std::string url(std::size_t i) const;  // http://ADDRESS:PORT/NAME
     sim_counters const& counters(std::size_t i) const noexcept;
 
-private:
+  private:
     struct state;
     std::shared_ptr<state> state_;
 };
