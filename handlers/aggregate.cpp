@@ -1,7 +1,11 @@
 #include "handlers/aggregate.hpp"
 
+#include "server/log.hpp"
+#include "server/metrics.hpp"
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 
@@ -99,10 +103,63 @@ net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {
     co_await std::move(all);
 }
 
-upstream::fetch_result timeout_failure(std::chrono::milliseconds timeout) {
-    return upstream::make_failure(
-        error_kind::timeout, "no answer within " + std::to_string(timeout.count()) + " ms"
-    );
+upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count();
+    auto r = upstream::make_failure(error_kind::timeout, "no answer within " + std::to_string(ms) + " ms");
+    r.elapsed = clock::now() - start;
+    return r;
+}
+
+clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept {
+    auto deadline = req.start + req.timeout;
+    if (svc.timeout && req.start + *svc.timeout < deadline) deadline = req.start + *svc.timeout;
+    return deadline;
+}
+
+namespace {
+
+void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_result const> results) {
+    auto services = ctx.client.services();
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        auto const& r = results[i];
+        if (ctx.metrics) {
+            auto& m = ctx.metrics->services[i];
+            m.duration.observe(r.elapsed);
+            switch (r.connection) {
+                case upstream::connection_use::none: break;
+                case upstream::connection_use::opened: m.opened.add(); break;
+                case upstream::connection_use::reused: m.reused.add(); break;
+                case upstream::connection_use::retried:
+                    m.retried.add();
+                    m.opened.add();
+                    break;
+            }
+            if (!r.ok()) m.failures[static_cast<std::size_t>(r.error->kind)].add();
+        }
+        if (!r.ok() && ctx.log) {
+            auto const& e = *r.error;
+            // Timeouts get their own event name: they are what an operator watches for.
+            ctx.log->warn(
+                R"("event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f})",
+                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure", pattern, services[i].name,
+                upstream::to_string(e.kind), server::json_quote(e.message), e.status,
+                std::chrono::duration<double, std::milli>(r.elapsed).count()
+            );
+        }
+    }
+}
+
+}  // namespace
+
+reply finish(
+    context& ctx,
+    std::string_view pattern,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+) {
+    observe(ctx, pattern, results);
+    return render(pattern, ctx.client.services(), results, status, start);
 }
 
 }  // namespace fanout::handlers

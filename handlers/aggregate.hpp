@@ -13,6 +13,14 @@
 #include <string_view>
 #include <vector>
 
+namespace spdlog {
+class logger;
+}
+
+namespace fanout::server {
+struct metrics_shard;
+}
+
 namespace fanout::handlers {
 
 using clock = std::chrono::steady_clock;
@@ -25,6 +33,8 @@ struct handler_stats {
 // What the aggregate handlers of one event loop share.
 struct context {
     upstream::client& client;
+    server::metrics_shard* metrics = nullptr;  // null: not recorded
+    std::shared_ptr<spdlog::logger> log;        // null: not logged
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
 };
 
@@ -52,9 +62,22 @@ reply render(
     clock::time_point start
 );
 
+// Records every fetch in the metrics, logs each failure (one JSON line each: timeouts included),
+// and renders the answer.
+reply finish(
+    context& ctx,
+    std::string_view pattern,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+);
+
+// The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
+clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;
+
 // Runs the branches concurrently, joined with `&&`; completes when all have (or one throws).
 boost::asio::awaitable<void> join_all(std::vector<boost::asio::awaitable<void>> branches);
 
-upstream::fetch_result timeout_failure(std::chrono::milliseconds timeout);
+upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
 
 }  // namespace fanout::handlers

@@ -1,10 +1,14 @@
 #include "handlers/handlers.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <deque>
 
 namespace fanout::handlers {
 
@@ -15,11 +19,18 @@ namespace {
 using result_channel =
     net::experimental::channel<void(boost::system::error_code, std::size_t, upstream::fetch_result)>;
 
-// Detached, so it holds shares of everything it touches, even when destroyed unfinished at shutdown.
+// Shared by the handler and its detached producers, so that it lives as long as the last of them.
+struct request_state {
+    request_state(net::any_io_executor ex, std::size_t producers) : results(ex, producers), cancel(producers) {}
+
+    result_channel results;
+    std::deque<net::cancellation_signal> cancel;  // one per producer; deque: signals do not move
+};
+
 net::awaitable<void> produce(
     upstream::client& client,
     std::size_t index,
-    std::shared_ptr<result_channel> results,
+    std::shared_ptr<request_state> state,
     std::shared_ptr<handler_stats> stats
 ) {
     struct live_guard {
@@ -36,7 +47,7 @@ net::awaitable<void> produce(
     guard.release();
     // Capacity is one slot per producer, so this never blocks and never fails; nothing of the
     // producer is left pending once the handler has received its value.
-    results->try_send(boost::system::error_code{}, index, std::move(result));
+    state->results.try_send(boost::system::error_code{}, index, std::move(result));
 }
 
 }  // namespace
@@ -44,17 +55,30 @@ net::awaitable<void> produce(
 net::awaitable<reply> channel(context& ctx, aggregate_request req) {
     auto ex = co_await net::this_coro::executor;
     auto services = ctx.client.services();
-    auto ch = std::make_shared<result_channel>(ex, services.size());
-    for (std::size_t i = 0; i < services.size(); ++i)
-        net::co_spawn(ex, produce(ctx.client, i, ch, ctx.stats), net::detached);
+    auto state = std::make_shared<request_state>(ex, services.size());
+    for (std::size_t i = 0; i < services.size(); ++i) {
+        net::co_spawn(
+            ex, produce(ctx.client, i, state, ctx.stats), net::bind_cancellation_slot(state->cancel[i].slot(), net::detached)
+        );
+    }
 
     std::vector<upstream::fetch_result> results(services.size());
-    for (std::size_t received = 0; received < services.size(); ++received) {
-        auto [ec, index, result] = co_await ch->async_receive(net::as_tuple(net::use_awaitable));
-        if (ec) throw boost::system::system_error(ec);  // only if cancelled, which nothing does yet
+    bool cancelled = false;
+    for (std::size_t received = 0; received < services.size();) {
+        auto [ec, index, result] = co_await state->results.async_receive(net::as_tuple(net::use_awaitable));
+        if (ec) {
+            // The handler itself was cancelled (shutdown): cancel the producers too, then collect
+            // what they send, so that none is left behind.
+            if (cancelled) throw boost::system::system_error(ec);
+            cancelled = true;
+            co_await net::this_coro::reset_cancellation_state();
+            for (auto& signal : state->cancel) signal.emit(net::cancellation_type::terminal);
+            continue;
+        }
         results[index] = std::move(result);
+        ++received;
     }
-    co_return render("channel", services, results, partial_status(results), req.start);
+    co_return finish(ctx, "channel", results, partial_status(results), req.start);
 }
 
 }  // namespace fanout::handlers

@@ -15,8 +15,8 @@ namespace {
 net::awaitable<void> fetch_before(
     upstream::client& client,
     std::size_t index,
+    clock::time_point start,
     clock::time_point deadline,
-    std::chrono::milliseconds timeout,
     upstream::fetch_result& out
 ) {
     net::steady_timer timer{co_await net::this_coro::executor, deadline};
@@ -25,21 +25,20 @@ net::awaitable<void> fetch_before(
     if (winner.index() == 0)
         out = std::move(std::get<0>(winner));
     else
-        out = timeout_failure(timeout);
+        out = timeout_failure(start, deadline);
 }
 
 }  // namespace
 
 net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     auto services = ctx.client.services();
-    auto const deadline = req.start + req.timeout;
     std::vector<upstream::fetch_result> results(services.size());
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
     for (std::size_t i = 0; i < services.size(); ++i)
-        branches.push_back(fetch_before(ctx.client, i, deadline, req.timeout, results[i]));
+        branches.push_back(fetch_before(ctx.client, i, req.start, service_deadline(services[i], req), results[i]));
     co_await join_all(std::move(branches));
-    co_return render("context-timeout", services, results, partial_status(results), req.start);
+    co_return finish(ctx, "context-timeout", results, partial_status(results), req.start);
 }
 
 }  // namespace fanout::handlers

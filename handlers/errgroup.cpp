@@ -19,6 +19,8 @@ using upstream::error_kind;
 namespace {
 
 struct group_state {
+    upstream::client& client;
+    aggregate_request req;
     std::vector<upstream::fetch_result> results;
     std::optional<std::size_t> first_failure;
 };
@@ -27,23 +29,32 @@ struct fetch_failed : std::runtime_error {
     fetch_failed() : std::runtime_error("upstream fetch failed") {}
 };
 
+// A service whose own timeout is shorter than the request's deadline races its own timer.
+net::awaitable<upstream::fetch_result> fetch_within(group_state& state, std::size_t index) {
+    auto const& svc = state.client.services()[index];
+    auto const deadline = service_deadline(svc, state.req);
+    if (deadline == state.req.start + state.req.timeout) co_return co_await state.client.fetch(index);
+    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto winner = co_await (state.client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    if (winner.index() == 0) co_return std::move(std::get<0>(winner));
+    co_return timeout_failure(state.req.start, deadline);
+}
+
 // Throws on failure so that `&&` cancels the siblings, like errgroup's derived context.
-net::awaitable<void> fetch_or_throw(upstream::client& client, std::size_t index, group_state& state) {
-    auto result = co_await client.fetch(index);
+net::awaitable<void> fetch_or_throw(group_state& state, std::size_t index) {
+    auto result = co_await fetch_within(state, index);
     bool const failed = !result.ok();
     // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
-    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)
-        state.first_failure = index;
+    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure) state.first_failure = index;
     state.results[index] = std::move(result);
     if (failed) throw fetch_failed{};
 }
 
 // Completes normally either way, so that it can race the deadline with `||`.
-net::awaitable<void> fetch_all(upstream::client& client, group_state& state) {
+net::awaitable<void> fetch_all(group_state& state) {
     std::vector<net::awaitable<void>> branches;
     branches.reserve(state.results.size());
-    for (std::size_t i = 0; i < state.results.size(); ++i)
-        branches.push_back(fetch_or_throw(client, i, state));
+    for (std::size_t i = 0; i < state.results.size(); ++i) branches.push_back(fetch_or_throw(state, i));
     try {
         co_await join_all(std::move(branches));
     } catch (fetch_failed const&) {
@@ -55,31 +66,27 @@ net::awaitable<void> fetch_all(upstream::client& client, group_state& state) {
 
 net::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     auto services = ctx.client.services();
-    group_state state;
-    state.results.resize(services.size());
-    net::steady_timer timer{co_await net::this_coro::executor, req.start + req.timeout};
-    auto winner =
-        co_await (fetch_all(ctx.client, state) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    group_state state{ctx.client, req, std::vector<upstream::fetch_result>(services.size()), std::nullopt};
+    auto const deadline = req.start + req.timeout;
+    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto winner = co_await (fetch_all(state) || timer.async_wait(net::as_tuple(net::use_awaitable)));
 
     unsigned status = 200;
     if (winner.index() == 1) {
         // The deadline cancelled whatever was still running: those are the timeouts.
         for (auto& r : state.results)
-            if (!r.ok() && r.error->kind == error_kind::cancelled) r = timeout_failure(req.timeout);
+            if (!r.ok() && r.error->kind == error_kind::cancelled) r = timeout_failure(req.start, deadline);
         status = 504;
     } else if (state.first_failure) {
         auto const& cause = state.results[*state.first_failure];
         status = cause.error->kind == error_kind::timeout ? 504 : 502;
         auto const& name = services[*state.first_failure].name;
         for (auto& r : state.results)
-            if (!r.ok() && r.error->kind == error_kind::cancelled)
-                r.error->message = "cancelled: " + name + " failed";
-    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) {
-                   return r.ok();
-               })) {
-        status = 502;  // cancelled from outside before anything failed
+            if (!r.ok() && r.error->kind == error_kind::cancelled) r.error->message = "cancelled: " + name + " failed";
+    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) { return r.ok(); })) {
+        status = 502;  // cancelled from outside (client gone, shutdown) before anything failed
     }
-    co_return render("errgroup", services, state.results, status, req.start);
+    co_return finish(ctx, "errgroup", state.results, status, req.start);
 }
 
 }  // namespace fanout::handlers

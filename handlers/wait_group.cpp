@@ -21,7 +21,7 @@ net::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
         branches.push_back(fetch_into(ctx.client, i, results[i]));
     // fetch() returns failures as values, so `&&` waits for every service, like WaitGroup.Wait().
     co_await join_all(std::move(branches));
-    co_return render("wg", services, results, partial_status(results), req.start);
+    co_return finish(ctx, "wg", results, partial_status(results), req.start);
 }
 
 }  // namespace fanout::handlers

@@ -1,14 +1,22 @@
 #include "server/http_server.hpp"
 
+#include "server/log.hpp"
 #include "server/router.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <list>
 
 #include <sys/socket.h>
 
@@ -17,8 +25,10 @@ namespace fanout::server {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+using namespace net::experimental::awaitable_operators;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
+using clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -38,78 +48,281 @@ response read_failure_response(error_code ec) {
     return error_response(400, "malformed HTTP request");
 }
 
+// Over --max-connections: a short answer written without waiting, then close.
+void reject(tcp::socket& sock) {
+    static std::string const answer = [] {
+        std::string body = R"({"error":"too many connections"})";
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    }();
+    error_code ec;
+    sock.non_blocking(true, ec);
+    sock.write_some(net::buffer(answer), ec);
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+}
+
+// Completes when the client closes or resets the connection while its request is handled. Bytes
+// that arrive meanwhile are a pipelined request, not a disconnect: then it parks until cancelled.
+net::awaitable<void> client_gone(tcp::socket& sock) {
+    auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+    if (ec) co_return;
+    error_code aec;
+    if (sock.available(aec) == 0 || aec) co_return;
+    net::steady_timer park{sock.get_executor(), clock::time_point::max()};
+    co_await park.async_wait(use_tuple);
+}
+
+// Completes when `deadline` (moved on by the session as it goes) has passed.
+net::awaitable<void> watchdog(clock::time_point const& deadline) {
+    net::steady_timer timer{co_await net::this_coro::executor};
+    for (auto now = clock::now(); deadline > now; now = clock::now()) {
+        timer.expires_at(deadline);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) co_return;
+    }
+}
+
+double millis(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
 }  // namespace
 
+struct session_slot {
+    net::cancellation_signal cancel;
+    bool idle = true;  // waiting for the first byte of a request
+};
+
 struct http_server::impl : std::enable_shared_from_this<impl> {
-    impl(executor_type executor, options o)
+    impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
         : ex(std::move(executor)),
           opts(std::move(o)),
+          registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
+          metrics(registry->shard(shard)),
+          log(opts.logger ? opts.logger : make_stderr_logger(opts.log_level)),
           acceptor(ex),
           client(ex, opts.upstreams, {opts.max_upstream_body, opts.upstream_pool_size}),
-          ctx{client} {}
+          ctx{client, &metrics, log},
+          grace_timer(ex),
+          drained(ex, clock::time_point::max()) {}
+
+    static std::vector<std::string> service_names(options const& o) {
+        std::vector<std::string> names;
+        for (auto const& s : o.upstreams) names.push_back(s.name);
+        return names;
+    }
 
     executor_type ex;
     options opts;
+    std::shared_ptr<metrics_registry> registry;
+    metrics_shard& metrics;
+    std::shared_ptr<spdlog::logger> log;
     tcp::acceptor acceptor;
     upstream::client client;
     handlers::context ctx;
+    std::list<session_slot> sessions;
+    bool accepting = false;
+    bool stopping = false;
+    net::steady_timer grace_timer;
+    net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
 
     net::awaitable<void> accept();
-    net::awaitable<void> session(tcp::socket sock);
+    net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
+    net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, clock::time_point& deadline);
+    net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, clock::time_point& deadline);
+    net::awaitable<response> answer(route const& r);
+    void begin_shutdown(std::chrono::milliseconds grace);
+    void cancel_sessions(bool idle_only);
+    bool is_drained() const { return stopping && !accepting && sessions.empty(); }
+    void check_drained();
 };
 
 net::awaitable<void> http_server::impl::accept() {
     auto self = shared_from_this();
+    net::steady_timer backoff{ex};
     for (;;) {
         auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
-        if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-        if (ec) continue;  // e.g. EMFILE: keep serving the connections we have
-        net::co_spawn(ex, session(std::move(sock)), net::detached);
+        if (stopping || !acceptor.is_open() || ec == net::error::operation_aborted) break;
+        if (ec) {
+            // e.g. out of file descriptors: keep serving the connections we have, try again soon.
+            log->error(R"("event":"accept_failed","message":{})", json_quote(ec.message()));
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        metrics.connections_accepted.add();
+        if (registry->open_connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections) {
+            registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
+            metrics.connections_rejected.add();
+            reject(sock);
+            continue;
+        }
+        auto slot = sessions.emplace(sessions.end());
+        net::co_spawn(
+            ex, session(std::move(sock), slot), net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
+        );
+    }
+    accepting = false;
+    check_drained();
+}
+
+net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<session_slot>::iterator slot) {
+    auto self = shared_from_this();
+    struct leave {
+        impl& server;
+        std::list<session_slot>::iterator slot;
+        ~leave() {
+            server.sessions.erase(slot);
+            server.registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
+            server.check_drained();
+        }
+    } guard{*this, slot};
+
+    error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    auto deadline = clock::now() + opts.idle_timeout;
+    auto ended = co_await (serve(sock, *slot, deadline) || watchdog(deadline));
+    if (ended.index() == 1) metrics.connections_timed_out.add();
+    sock.shutdown(tcp::socket::shutdown_send, ec);
+    sock.close(ec);
+}
+
+net::awaitable<response> http_server::impl::answer(route const& r) {
+    try {
+        co_return co_await run_aggregate(ctx, r);
+    } catch (boost::system::system_error const& e) {
+        if (e.code() != net::error::operation_aborted) log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+    } catch (std::exception const& e) {
+        log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+    }
+    // A bug or a cancellation: answer without disclosing anything.
+    co_return error_response(500, "internal error");
+}
+
+// Never throws: it races the watchdog with `||`, which would wait on for the other branch.
+net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, clock::time_point& deadline) {
+    try {
+        co_await serve_requests(sock, slot, deadline);
+    } catch (std::exception const&) {
+        // Cancelled at shutdown between two operations, or a bug: the connection just closes.
     }
 }
 
-net::awaitable<void> http_server::impl::session(tcp::socket sock) {
-    auto self = shared_from_this();
-    error_code ec;
-    sock.set_option(tcp::no_delay(true), ec);
+net::awaitable<void> http_server::impl::serve_requests(
+    tcp::socket& sock,
+    session_slot& slot,
+    clock::time_point& deadline
+) {
     beast::flat_buffer buffer;
     for (;;) {
+        if (buffer.size() == 0) {
+            slot.idle = true;
+            if (stopping) co_return;
+            deadline = clock::now() + opts.idle_timeout;
+            auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+            if (ec) co_return;
+            slot.idle = false;
+        }
+        // Slowloris: once a request has started, all of it must arrive within the header timeout.
+        deadline = clock::now() + opts.header_timeout;
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
-        if (rec && is_disconnect(rec)) break;
+        if (rec && is_disconnect(rec)) co_return;
+
+        auto const start = clock::now();
+        deadline = clock::time_point::max();  // a handler takes as long as its pattern takes
+        metrics.in_flight.add(1);
+        struct in_flight_guard {
+            metrics_shard& m;
+            ~in_flight_guard() { m.in_flight.add(-1); }
+        } in_flight{metrics};
 
         response res;
         bool keep_alive = false;
+        auto target = endpoint::other;
         if (rec) {
             res = read_failure_response(rec);
         } else {
             auto const& req = parser.get();
             keep_alive = req.keep_alive();
-            bool failed = false;
-            try {
-                res = co_await route(ctx, opts, req);
-            } catch (std::exception const&) {
-                failed = true;  // a bug: answer without disclosing anything, and drop the connection
-            }
-            if (failed) {
-                res = error_response(500, "internal error");
-                keep_alive = false;
+            auto r = match(req, opts);
+            target = r.target;
+            if (r.answer) {
+                res = std::move(*r.answer);
+            } else if (target == endpoint::healthz) {
+                res = stopping ? json_response(503, R"({"status":"shutting down"})") : json_response(200, R"({"status":"ok"})");
+            } else if (target == endpoint::metrics) {
+                res = json_response(200, registry->render());
+                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            } else if (r.cancel_on_disconnect) {
+                auto outcome = co_await (answer(r) || client_gone(sock));
+                if (outcome.index() == 1) {
+                    metrics.client_disconnects[static_cast<std::size_t>(target)].add();
+                    log->info(R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})", to_string(target),
+                              millis(clock::now() - start));
+                    co_return;
+                }
+                res = std::move(std::get<0>(outcome));
+            } else {
+                res = co_await answer(r);
             }
             res.version(req.version());
+            if (log->should_log(spdlog::level::debug)) {
+                log->debug(R"("event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f})",
+                           json_quote(req.method_string()), json_quote(req.target()), res.result_int(),
+                           to_string(target), millis(clock::now() - start));
+            }
         }
+        if (stopping) keep_alive = false;
         res.keep_alive(keep_alive);
         res.prepare_payload();
+        metrics.count_request(target, res.result_int(), clock::now() - start);
+
+        deadline = clock::now() + opts.header_timeout;  // a client that does not read its answer
         auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
-        if (wec || !keep_alive) break;
+        if (wec || !keep_alive) co_return;
     }
-    sock.shutdown(tcp::socket::shutdown_send, ec);
-    sock.close(ec);
 }
 
-http_server::http_server(executor_type ex, options opts, bool reuse_port)
-    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {
+void http_server::impl::cancel_sessions(bool idle_only) {
+    for (auto& s : sessions)
+        if (!idle_only || s.idle) s.cancel.emit(net::cancellation_type::terminal);
+}
+
+void http_server::impl::begin_shutdown(std::chrono::milliseconds grace) {
+    if (!stopping) {
+        stopping = true;
+        error_code ec;
+        acceptor.close(ec);
+        cancel_sessions(true);
+    }
+    if (grace.count() <= 0) {
+        cancel_sessions(false);
+    } else {
+        grace_timer.expires_after(grace);
+        grace_timer.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec) self->cancel_sessions(false);
+        });
+    }
+    check_drained();
+}
+
+void http_server::impl::check_drained() {
+    if (!is_drained()) return;
+    grace_timer.cancel();
+    client.close_idle();
+    drained.cancel();
+}
+
+http_server::http_server(
+    executor_type ex,
+    options opts,
+    std::shared_ptr<metrics_registry> registry,
+    std::size_t shard,
+    bool reuse_port
+)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), std::move(registry), shard)) {
     auto& acceptor = impl_->acceptor;
     auto address = impl_->opts.listen_host == "localhost" ? net::ip::make_address("127.0.0.1")
                                                           : net::ip::make_address(impl_->opts.listen_host);
@@ -123,29 +336,39 @@ http_server::http_server(executor_type ex, options opts, bool reuse_port)
 
 http_server::~http_server() = default;
 
-http_server::executor_type http_server::get_executor() const noexcept {
-    return impl_->ex;
+http_server::executor_type http_server::get_executor() const noexcept { return impl_->ex; }
+
+tcp::endpoint http_server::local_endpoint() const { return impl_->acceptor.local_endpoint(); }
+
+net::awaitable<void> http_server::run() {
+    auto self = impl_;
+    if (!self->stopping) {
+        self->accepting = true;
+        net::co_spawn(self->ex, self->accept(), net::detached);
+    }
+    while (!self->is_drained()) {
+        co_await self->drained.async_wait(use_tuple);
+        auto cs = co_await net::this_coro::cancellation_state;
+        if (cs.cancelled() != net::cancellation_type::none) {
+            // Our caller cancelled the run: stop at once, and still wait until all is closed.
+            co_await net::this_coro::reset_cancellation_state();
+            self->begin_shutdown(std::chrono::milliseconds(0));
+        }
+    }
 }
 
-tcp::endpoint http_server::local_endpoint() const {
-    return impl_->acceptor.local_endpoint();
+void http_server::shutdown(std::chrono::milliseconds grace) {
+    net::post(impl_->ex, [self = impl_, grace] { self->begin_shutdown(grace); });
 }
 
-void http_server::start() {
-    net::co_spawn(impl_->ex, impl_->accept(), net::detached);
-}
+void http_server::shutdown() { shutdown(impl_->opts.shutdown_grace); }
 
-void http_server::cancel() {
-    error_code ec;
-    impl_->acceptor.close(ec);
-}
+void http_server::cancel() { shutdown(std::chrono::milliseconds(0)); }
 
-upstream::pool_stats http_server::upstream_stats() const noexcept {
-    return impl_->client.stats();
-}
+upstream::pool_stats http_server::upstream_stats() const noexcept { return impl_->client.stats(); }
 
-handlers::handler_stats const& http_server::handler_stats() const noexcept {
-    return *impl_->ctx.stats;
-}
+handlers::handler_stats const& http_server::handler_stats() const noexcept { return *impl_->ctx.stats; }
+
+metrics_registry& http_server::metrics() const noexcept { return *impl_->registry; }
 
 }  // namespace fanout::server

@@ -1,26 +1,37 @@
 #pragma once
 
 #include "handlers/aggregate.hpp"
+#include "server/metrics.hpp"
 #include "server/options.hpp"
 #include "upstream/client.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <memory>
 
 namespace fanout::server {
 
 // fanout's HTTP/1.1 server on one executor: an acceptor, its sessions, and its own upstream
-// client and pool. It owns no threads; to use several, run one http_server per event loop with
-// reuse_port, all on the same port.
+// client and pool. It owns no threads; to use several, run one http_server per single-threaded
+// event loop, all with reuse_port on the same port and sharing one metrics_registry.
 class http_server {
-  public:
+public:
     using executor_type = boost::asio::any_io_executor;
 
-    // Binds and listens at once, so that local_endpoint() is known; serving starts with start().
+    // Binds and listens at once, so that local_endpoint() is known; serving starts with run().
+    // `registry` and `shard`: where this server's metrics go (null: a registry of its own).
     // Throws boost::system::system_error when the address cannot be bound.
-    http_server(executor_type ex, options opts, bool reuse_port = false);
+    http_server(
+        executor_type ex,
+        options opts,
+        std::shared_ptr<metrics_registry> registry = nullptr,
+        std::size_t shard = 0,
+        bool reuse_port = false
+    );
     http_server(http_server const&) = delete;
     http_server& operator=(http_server const&) = delete;
     ~http_server();
@@ -28,14 +39,29 @@ class http_server {
     executor_type get_executor() const noexcept;
     boost::asio::ip::tcp::endpoint local_endpoint() const;
 
-    void start();
-    // Stops accepting new connections. Must run on the server's executor.
+    // Serves until shutdown() or cancel() and completes once every connection is closed.
+    // Cancelling the run itself (e.g. terminal cancellation of the awaitable) is cancel().
+    boost::asio::awaitable<void> run();
+
+    template <class CompletionToken>
+    auto async_run(CompletionToken&& token) {
+        return boost::asio::co_spawn(get_executor(), run(), std::forward<CompletionToken>(token));
+    }
+
+    // Graceful stop: no new connections; requests in flight get `grace` to finish, then are cancelled.
+    // Idle keep-alive connections are closed at once. Safe to call from any thread.
+    void shutdown(std::chrono::milliseconds grace);
+    void shutdown();  // with the configured --shutdown-grace-ms
+    // Stops at once: shutdown with no grace. Safe to call from any thread.
     void cancel();
 
+    // Read on the server's executor (not thread-safe):
     upstream::pool_stats upstream_stats() const noexcept;
     handlers::handler_stats const& handler_stats() const noexcept;
 
-  private:
+    metrics_registry& metrics() const noexcept;
+
+private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };

@@ -1,10 +1,15 @@
 #include "server/http_server.hpp"
+#include "server/log.hpp"
 #include "server/options.hpp"
 #include "upstream/simulator.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <thread>
@@ -17,6 +22,68 @@ namespace {
 std::string http_url(net::ip::tcp::endpoint const& ep) {
     auto host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     return "http://" + host + ":" + std::to_string(ep.port());
+}
+
+int serve(server::options opts) {
+    opts.logger = server::make_stderr_logger(opts.log_level);
+    // One single-threaded event loop per thread: a request never leaves its thread, so the
+    // awaitable operators and the upstream pools need no locks.
+    std::vector<std::unique_ptr<net::io_context>> loops;
+    for (unsigned i = 0; i < opts.threads; ++i) loops.push_back(std::make_unique<net::io_context>(1));
+
+    std::unique_ptr<upstream::simulator> demo;
+    if (opts.upstreams.empty()) {
+        demo = std::make_unique<upstream::simulator>(
+            loops[0]->get_executor(), std::vector<upstream::sim_service>{{"users"}, {"orders"}, {"inventory"}}
+        );
+        for (std::size_t i = 0; i < demo->size(); ++i) {
+            opts.upstreams.push_back(upstream::make_service(demo->name(i), demo->url(i)));
+            std::cout << "demo upstream " << demo->name(i) << " on " << demo->url(i) << "\n";
+        }
+        demo->start();
+    }
+
+    std::vector<std::string> names;
+    for (auto const& s : opts.upstreams) names.push_back(s.name);
+    auto registry = std::make_shared<server::metrics_registry>(names, loops.size());
+    std::vector<std::unique_ptr<server::http_server>> servers;
+    for (std::size_t i = 0; i < loops.size(); ++i) {
+        servers.push_back(std::make_unique<server::http_server>(
+            loops[i]->get_executor(), opts, registry, i, /*reuse_port=*/loops.size() > 1
+        ));
+        opts.listen_port = servers.front()->local_endpoint().port();  // the others share the port
+    }
+
+    net::signal_set signals{*loops[0], SIGINT, SIGTERM};
+    std::atomic<std::size_t> running{servers.size()};
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+        servers[i]->async_run([&](std::exception_ptr) {
+            // The last server to finish ends what else runs on the first loop.
+            if (--running == 0) {
+                net::post(*loops[0], [&] {
+                    signals.cancel();
+                    if (demo) demo->cancel();
+                });
+            }
+        });
+    }
+    std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
+
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        opts.logger->info(R"("event":"shutdown","signal":{},"grace_ms":{})", sig, opts.shutdown_grace.count());
+        for (auto& s : servers) s->shutdown();
+        // A second signal does not wait for anything.
+        signals.async_wait([](boost::system::error_code ec2, int sig2) {
+            if (!ec2) std::_Exit(128 + sig2);
+        });
+    };
+    signals.async_wait(on_signal);
+
+    std::vector<std::jthread> threads;
+    for (std::size_t i = 1; i < loops.size(); ++i) threads.emplace_back([&loop = *loops[i]] { loop.run(); });
+    loops[0]->run();
+    return 0;
 }
 
 }  // namespace
@@ -37,49 +104,10 @@ int main(int argc, char** argv) {
         std::cout << "fanout " FANOUT_VERSION "\n";
         return 0;
     }
-
     try {
-        auto& opts = cl.opts;
-        // One single-threaded event loop per thread: a request never leaves its thread, so the
-        // awaitable operators and the upstream pools need no locks.
-        std::vector<std::unique_ptr<net::io_context>> loops;
-        for (unsigned i = 0; i < opts.threads; ++i) loops.push_back(std::make_unique<net::io_context>(1));
-
-        std::unique_ptr<upstream::simulator> demo;
-        if (opts.upstreams.empty()) {
-            demo = std::make_unique<upstream::simulator>(
-                loops[0]->get_executor(),
-                std::vector<upstream::sim_service>{{"users"}, {"orders"}, {"inventory"}}
-            );
-            for (std::size_t i = 0; i < demo->size(); ++i) {
-                opts.upstreams.push_back(upstream::make_service(demo->name(i), demo->url(i)));
-                std::cout << "demo upstream " << demo->name(i) << " on " << demo->url(i) << "\n";
-            }
-            demo->start();
-        }
-
-        std::vector<std::unique_ptr<server::http_server>> servers;
-        bool const reuse_port = opts.threads > 1;
-        for (auto& loop : loops) {
-            servers.push_back(std::make_unique<server::http_server>(loop->get_executor(), opts, reuse_port));
-            opts.listen_port = servers.front()->local_endpoint().port();  // the others share the port
-            servers.back()->start();
-        }
-        std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
-
-        net::signal_set signals{*loops[0], SIGINT, SIGTERM};
-        signals.async_wait([&](boost::system::error_code ec, int) {
-            if (ec) return;
-            for (auto& loop : loops) loop->stop();
-        });
-
-        std::vector<std::jthread> threads;
-        for (std::size_t i = 1; i < loops.size(); ++i)
-            threads.emplace_back([&loop = *loops[i]] { loop.run(); });
-        loops[0]->run();
+        return serve(std::move(cl.opts));
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << "\n";
         return 1;
     }
-    return 0;
 }

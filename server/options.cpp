@@ -1,8 +1,11 @@
 #include "server/options.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
 #include <charconv>
+#include <fstream>
+#include <functional>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -12,61 +15,189 @@
 namespace fanout::server {
 
 namespace po = boost::program_options;
+namespace json = boost::json;
 
 namespace {
 
-// Numbers are read as signed 64-bit first: program_options would wrap "-1" into a huge unsigned.
-std::int64_t in_range(po::variables_map const& vm, char const* flag, std::int64_t lo, std::int64_t hi) {
-    auto v = vm[flag].as<std::int64_t>();
+std::invalid_argument bad(std::string const& where, std::string const& what) {
+    return std::invalid_argument(where + ": " + what);
+}
+
+std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) {
-        throw std::invalid_argument(
-            "--" + std::string(flag) + ": " + std::to_string(v) + " is out of range [" + std::to_string(lo) +
-            ", " + std::to_string(hi) + "]"
-        );
+        throw bad(where, std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
     return v;
 }
 
-void parse_listen(std::string const& value, options& opts) {
-    auto bad = [&] { return std::invalid_argument("--listen: expected HOST:PORT, got '" + value + "'"); };
+void set_listen(options& opts, std::string const& where, std::string const& value) {
+    auto fail = [&] { return bad(where, "expected HOST:PORT, got '" + value + "'"); };
     auto colon = value.rfind(':');
-    if (colon == std::string::npos || colon == 0) throw bad();
+    if (colon == std::string::npos || colon == 0) throw fail();
     auto host = value.substr(0, colon);
     if (host.front() == '[') {
-        if (host.back() != ']' || host.size() < 3) throw bad();
+        if (host.back() != ']' || host.size() < 3) throw fail();
         host = host.substr(1, host.size() - 2);
     }
     auto port = std::string_view(value).substr(colon + 1);
     unsigned p = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || p > 65535) throw bad();
+    if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || p > 65535) throw fail();
     opts.listen_host = host;
     opts.listen_port = static_cast<std::uint16_t>(p);
 }
 
+void set_log_level(options& opts, std::string const& where, std::string const& value) {
+    static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
+    if (!levels.count(value)) throw bad(where, "expected trace|debug|info|warn|error|off, got '" + value + "'");
+    opts.log_level = value;
+}
+
+constexpr std::int64_t max_ms = 24 * 3600 * 1000;
+
+// One scalar setting, known both as a flag (--kebab-case) and a config key (snake_case).
+struct setting {
+    char const* flag;
+    char const* key;
+    char const* help;
+    bool is_text;
+    std::function<void(options&, std::string const& where, std::int64_t)> set_number;
+    std::function<void(options&, std::string const& where, std::string const&)> set_text;
+};
+
+std::vector<setting> const& settings() {
+    auto ms = [](milliseconds options::*member, std::int64_t lo) {
+        return [member, lo](options& o, std::string const& where, std::int64_t v) {
+            o.*member = milliseconds(checked(where, v, lo, max_ms));
+        };
+    };
+    auto size = [](std::size_t options::*member, std::int64_t lo, std::int64_t hi) {
+        return [member, lo, hi](options& o, std::string const& where, std::int64_t v) {
+            o.*member = static_cast<std::size_t>(checked(where, v, lo, hi));
+        };
+    };
+    static std::vector<setting> const all{
+        {"listen", "listen", "HOST:PORT to serve on (port 0: pick a free port), default 127.0.0.1:8080", true, {},
+         set_listen},
+        {"threads", "threads", "event loops (threads), default: number of cores", false,
+         [](options& o, std::string const& where, std::int64_t v) {
+             o.threads = static_cast<unsigned>(checked(where, v, 1, 256));
+         },
+         {}},
+        {"timeout-ms", "timeout_ms", "deadline of the context-timeout and errgroup endpoints (default 1000)", false,
+         ms(&options::timeout, 1), {}},
+        {"max-timeout-ms", "max_timeout_ms", "cap for ?timeout_ms= (default 10000)", false,
+         ms(&options::max_timeout, 1), {}},
+        {"max-upstream-body", "max_upstream_body", "largest upstream body accepted, bytes (default 1048576)", false,
+         size(&options::max_upstream_body, 1, std::int64_t(1) << 30), {}},
+        {"upstream-pool-size", "upstream_pool_size", "idle connections kept per service and thread (default 64)",
+         false, size(&options::upstream_pool_size, 0, 100'000), {}},
+        {"max-request-head", "max_request_head", "largest request head, bytes; over it: 431 (default 8192)", false,
+         size(&options::max_request_head, 256, 1 << 20), {}},
+        {"max-request-body", "max_request_body", "largest request body, bytes; over it: 413 (default 65536)", false,
+         size(&options::max_request_body, 0, std::int64_t(1) << 30), {}},
+        {"header-timeout-ms", "header_timeout_ms", "a started request must arrive within it (default 10000)", false,
+         ms(&options::header_timeout, 1), {}},
+        {"idle-timeout-ms", "idle_timeout_ms", "close keep-alive connections idle for longer (default 60000)",
+         false, ms(&options::idle_timeout, 1), {}},
+        {"max-connections", "max_connections", "open client connections; beyond: 503 and close (default 10000)",
+         false, size(&options::max_connections, 1, 10'000'000), {}},
+        {"shutdown-grace-ms", "shutdown_grace_ms",
+         "on SIGINT/SIGTERM, time in-flight requests get to finish (default 5000)", false,
+         ms(&options::shutdown_grace, 0), {}},
+        {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
+    };
+    return all;
+}
+
+void check_consistency(options const& o) {
+    if (o.timeout > o.max_timeout) throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
+}
+
+void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {
+    if (!names.insert(s.name).second) throw bad(where, "service '" + s.name + "' given twice");
+    o.upstreams.push_back(std::move(s));
+}
+
+void apply_upstreams(options& o, json::value const& v) {
+    if (!v.is_array()) throw bad("upstreams", "expected an array");
+    o.upstreams.clear();
+    std::set<std::string> names;
+    std::size_t i = 0;
+    for (auto const& entry : v.as_array()) {
+        auto where = "upstreams[" + std::to_string(i++) + "]";
+        if (!entry.is_object()) throw bad(where, "expected an object");
+        std::string name, url;
+        std::optional<milliseconds> timeout;
+        for (auto const& [k, value] : entry.as_object()) {
+            auto key = where + "." + std::string(k);
+            if (k == "name" || k == "url") {
+                if (!value.is_string()) throw bad(key, "expected a string");
+                (k == "name" ? name : url) = std::string(value.as_string());
+            } else if (k == "timeout_ms") {
+                if (!value.is_int64()) throw bad(key, "expected an integer");
+                timeout = milliseconds(checked(key, value.as_int64(), 1, max_ms));
+            } else {
+                throw bad(key, "unknown key");
+            }
+        }
+        if (name.empty()) throw bad(where + ".name", "missing");
+        if (url.empty()) throw bad(where + ".url", "missing");
+        upstream::service s;
+        try {
+            s = upstream::parse_service(name + "=" + url);
+        } catch (std::invalid_argument const& e) {
+            throw bad(where, e.what());
+        }
+        s.timeout = timeout;
+        add_upstream(o, names, std::move(s), where);
+    }
+}
+
 }  // namespace
 
+void apply_config(options& opts, std::string_view json_text) {
+    json::error_code ec;
+    auto doc = json::parse(json_text, ec);
+    if (ec) throw std::invalid_argument("not valid JSON: " + ec.message());
+    if (!doc.is_object()) throw std::invalid_argument("expected a JSON object at the top");
+    for (auto const& [k, value] : doc.as_object()) {
+        std::string key(k);
+        if (key == "upstreams") {
+            apply_upstreams(opts, value);
+            continue;
+        }
+        setting const* s = nullptr;
+        for (auto const& candidate : settings())
+            if (key == candidate.key) s = &candidate;
+        if (!s) throw bad(key, "unknown key");
+        if (s->is_text) {
+            if (!value.is_string()) throw bad(key, "expected a string");
+            s->set_text(opts, key, std::string(value.as_string()));
+        } else {
+            if (!value.is_int64()) throw bad(key, "expected an integer");
+            s->set_number(opts, key, value.as_int64());
+        }
+    }
+    check_consistency(opts);
+}
+
 command_line parse_command_line(int argc, char const* const* argv) {
-    auto const cores = std::max(1u, std::thread::hardware_concurrency());
     po::options_description desc{"fanout [options]"};
-    // clang-format off
-    desc.add_options()
-        ("listen", po::value<std::string>()->default_value("127.0.0.1:8080"),
-            "HOST:PORT to serve on (port 0: pick a free port)")
-        ("threads", po::value<std::int64_t>()->default_value(cores), "event loops (threads)")
-        ("upstream", po::value<std::vector<std::string>>()->composing(),
-            "NAME=URL of a service to aggregate, repeatable, in order; without any: the embedded "
-            "simulated services users, orders, inventory on loopback")
-        ("timeout-ms", po::value<std::int64_t>()->default_value(1000),
-            "deadline of the context-timeout and errgroup endpoints")
-        ("max-timeout-ms", po::value<std::int64_t>()->default_value(10000), "cap for ?timeout_ms=")
-        ("max-upstream-body", po::value<std::int64_t>()->default_value(1024 * 1024),
-            "largest upstream body accepted, in bytes")
-        ("upstream-pool-size", po::value<std::int64_t>()->default_value(64),
-            "idle keep-alive connections kept per service and thread")
-        ("help", "show this help")
-        ("version", "show the version");
-    // clang-format on
+    auto add = desc.add_options();
+    add("config", po::value<std::string>(), "FILE.json with the same settings (flags win over it)");
+    add("upstream", po::value<std::vector<std::string>>()->composing(),
+        "NAME=URL of a service to aggregate, repeatable, in order; without any: the embedded "
+        "simulated services users, orders, inventory on loopback");
+    // Numbers are read as signed 64-bit: program_options would wrap "-1" into a huge unsigned.
+    for (auto const& s : settings()) {
+        if (s.is_text)
+            add(s.flag, po::value<std::string>(), s.help);
+        else
+            add(s.flag, po::value<std::int64_t>(), s.help);
+    }
+    add("help", "show this help");
+    add("version", "show the version");
 
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -86,30 +217,40 @@ command_line parse_command_line(int argc, char const* const* argv) {
     }
 
     auto& o = cl.opts;
-    parse_listen(vm["listen"].as<std::string>(), o);
-    o.threads = static_cast<unsigned>(in_range(vm, "threads", 1, 256));
-    o.timeout = std::chrono::milliseconds(in_range(vm, "timeout-ms", 1, 3'600'000));
-    o.max_timeout = std::chrono::milliseconds(in_range(vm, "max-timeout-ms", 1, 3'600'000));
-    if (o.timeout > o.max_timeout)
-        throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
-    o.max_upstream_body =
-        static_cast<std::size_t>(in_range(vm, "max-upstream-body", 1, std::int64_t(1) << 30));
-    o.upstream_pool_size = static_cast<std::size_t>(in_range(vm, "upstream-pool-size", 0, 100'000));
-
+    o.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (vm.count("config")) {
+        auto path = vm["config"].as<std::string>();
+        std::ifstream in{path};
+        if (!in) throw std::invalid_argument("--config: cannot read '" + path + "'");
+        std::stringstream text;
+        text << in.rdbuf();
+        try {
+            apply_config(o, text.str());
+        } catch (std::invalid_argument const& e) {
+            throw std::invalid_argument("--config " + path + ": " + e.what());
+        }
+    }
+    for (auto const& s : settings()) {
+        if (!vm.count(s.flag)) continue;
+        auto where = std::string("--") + s.flag;
+        if (s.is_text)
+            s.set_text(o, where, vm[s.flag].as<std::string>());
+        else
+            s.set_number(o, where, vm[s.flag].as<std::int64_t>());
+    }
     if (vm.count("upstream")) {
+        o.upstreams.clear();  // flags win: they replace the file's list
         std::set<std::string> names;
         for (auto const& spec : vm["upstream"].as<std::vector<std::string>>()) {
             try {
-                o.upstreams.push_back(upstream::parse_service(spec));
+                add_upstream(o, names, upstream::parse_service(spec), "--upstream");
             } catch (std::invalid_argument const& e) {
-                throw std::invalid_argument(std::string("--upstream: ") + e.what());
+                std::string what = e.what();
+                throw std::invalid_argument(what.rfind("--upstream", 0) == 0 ? what : "--upstream: " + what);
             }
-            if (!names.insert(o.upstreams.back().name).second)
-                throw std::invalid_argument(
-                    "--upstream: service '" + o.upstreams.back().name + "' given twice"
-                );
         }
     }
+    check_consistency(o);
     return cl;
 }
 

@@ -17,28 +17,21 @@ namespace urls = boost::urls;
 
 namespace {
 
-using handler_fn = net::awaitable<handlers::reply> (*)(handlers::context&, handlers::aggregate_request);
-
 struct route_entry {
     std::string_view path;
-    handler_fn handler;
+    endpoint target;
+    aggregate_handler handler;
+    bool cancel_on_disconnect;
 };
 
-constexpr std::array<route_entry, 4> routes{{
-    {"/api/aggregate/wg", &handlers::wait_group},
-    {"/api/aggregate/channel", &handlers::channel},
-    {"/api/aggregate/channel-with-context-timeout", &handlers::context_timeout},
-    {"/api/aggregate/errgroup", &handlers::errgroup},
+constexpr std::array<route_entry, 6> routes{{
+    {"/api/aggregate/wg", endpoint::wg, &handlers::wait_group, false},
+    {"/api/aggregate/channel", endpoint::channel, &handlers::channel, false},
+    {"/api/aggregate/channel-with-context-timeout", endpoint::context_timeout, &handlers::context_timeout, true},
+    {"/api/aggregate/errgroup", endpoint::errgroup, &handlers::errgroup, true},
+    {"/healthz", endpoint::healthz, nullptr, false},
+    {"/metrics", endpoint::metrics, nullptr, false},
 }};
-
-response json_response(unsigned status, std::string body) {
-    response res{static_cast<http::status>(status), 11};
-    res.set(http::field::server, "fanout/" FANOUT_VERSION);
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = std::move(body);
-    return res;
-}
 
 }  // namespace
 
@@ -58,33 +51,59 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     return std::chrono::milliseconds(value);
 }
 
+response json_response(unsigned status, std::string body) {
+    response res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "fanout/" FANOUT_VERSION);
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
+}
+
 response error_response(unsigned status, std::string_view message) {
     return json_response(status, R"({"error":)" + boost::json::serialize(message) + "}");
 }
 
-net::awaitable<response> route(handlers::context& ctx, options const& opts, request const& req) {
+route match(request const& req, options const& opts) {
+    route r;
     auto target = urls::parse_origin_form(req.target());
-    if (!target) co_return error_response(400, "malformed request target");
-
+    if (!target) {
+        r.answer = error_response(400, "malformed request target");
+        return r;
+    }
     auto path = target->encoded_path();
     route_entry const* entry = nullptr;
-    for (auto const& r : routes)
-        if (r.path == path) entry = &r;
-    if (!entry) co_return error_response(404, "no such endpoint: " + std::string(path));
-    if (req.method() != http::verb::get) {
-        auto res = error_response(405, "method not allowed; use GET");
-        res.set(http::field::allow, "GET");
-        co_return res;
+    for (auto const& e : routes)
+        if (e.path == path) entry = &e;
+    if (!entry) {
+        r.answer = error_response(404, "no such endpoint: " + std::string(path));
+        return r;
     }
+    r.target = entry->target;
+    if (req.method() != http::verb::get) {
+        r.answer = error_response(405, "method not allowed; use GET");
+        r.answer->set(http::field::allow, "GET");
+        return r;
+    }
+    if (!entry->handler) return r;
 
     std::optional<std::string_view> timeout_param;
     auto params = target->encoded_params();
     if (auto it = params.find("timeout_ms"); it != params.end()) timeout_param = (*it).value;
     auto timeout = parse_timeout(timeout_param, opts.timeout, opts.max_timeout);
-    if (auto* message = std::get_if<std::string>(&timeout)) co_return error_response(400, *message);
+    if (auto* message = std::get_if<std::string>(&timeout)) {
+        r.answer = error_response(400, *message);
+        return r;
+    }
+    r.handler = entry->handler;
+    r.timeout = std::get<std::chrono::milliseconds>(timeout);
+    r.cancel_on_disconnect = entry->cancel_on_disconnect;
+    return r;
+}
 
-    handlers::aggregate_request aggregate{std::get<std::chrono::milliseconds>(timeout)};
-    auto reply = co_await entry->handler(ctx, aggregate);
+net::awaitable<response> run_aggregate(handlers::context& ctx, route const& r) {
+    handlers::aggregate_request aggregate{r.timeout};
+    auto reply = co_await r.handler(ctx, aggregate);
     auto res = json_response(reply.status, std::move(reply.body));
     res.set("X-Aggregate-Complete", reply.complete ? "true" : "false");
     co_return res;

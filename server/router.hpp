@@ -1,6 +1,7 @@
 #pragma once
 
 #include "handlers/aggregate.hpp"
+#include "server/metrics.hpp"
 #include "server/options.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -17,6 +18,19 @@ namespace fanout::server {
 using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
+using aggregate_handler = boost::asio::awaitable<handlers::reply> (*)(handlers::context&, handlers::aggregate_request);
+
+// Where a request goes. Building it does no I/O.
+struct route {
+    endpoint target = endpoint::other;
+    aggregate_handler handler = nullptr;  // set for the /api/aggregate/* endpoints
+    std::chrono::milliseconds timeout{};
+    bool cancel_on_disconnect = false;   // the deadline-bound patterns stop when the client goes
+    std::optional<response> answer;      // set when the router answers itself (404, 405, 400)
+};
+
+route match(request const& req, options const& opts);
+
 // The deadline asked by ?timeout_ms= (absent: the default): a positive integer, capped at the
 // maximum. Anything else is an error message for a 400.
 std::variant<std::chrono::milliseconds, std::string> parse_timeout(
@@ -25,11 +39,12 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::chrono::milliseconds max_timeout
 );
 
+response json_response(unsigned status, std::string body);
+
 // A JSON error answer: {"error": message}.
 response error_response(unsigned status, std::string_view message);
 
-// Answers one request: routes it to an aggregate handler or answers 400/404/405 itself.
-// Version and keep-alive of the answer are left to the caller.
-boost::asio::awaitable<response> route(handlers::context& ctx, options const& opts, request const& req);
+// Runs an aggregate route's handler and turns its reply into a response.
+boost::asio::awaitable<response> run_aggregate(handlers::context& ctx, route const& r);
 
 }  // namespace fanout::server

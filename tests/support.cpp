@@ -7,6 +7,10 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
 
 namespace fanout::test {
 
@@ -15,34 +19,83 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
+unsigned test_threads() {
+    auto const* env = std::getenv("FANOUT_TEST_THREADS");
+    return env ? std::max(1, std::atoi(env)) : 1;
+}
+
 harness::harness(
-    std::vector<upstream::sim_service> services, server::options opts, std::vector<upstream::service> extra
+    std::vector<upstream::sim_service> services,
+    server::options opts,
+    std::vector<upstream::service> extra
 ) {
-    sim_ = std::make_unique<upstream::simulator>(ioc_.get_executor(), std::move(services));
+    for (unsigned i = 0; i < test_threads(); ++i) loops_.push_back(std::make_unique<net::io_context>(1));
+    sim_ = std::make_unique<upstream::simulator>(loops_[0]->get_executor(), std::move(services));
     opts.listen_host = "127.0.0.1";
     opts.listen_port = 0;
     for (std::size_t i = 0; i < sim_->size(); ++i)
         opts.upstreams.push_back(upstream::make_service(sim_->name(i), sim_->url(i)));
     for (auto& s : extra) opts.upstreams.push_back(std::move(s));
-    server_ = std::make_unique<server::http_server>(ioc_.get_executor(), std::move(opts));
+    if (!opts.logger) {
+        opts.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+        opts.logger->set_level(spdlog::level::off);
+    }
+    std::vector<std::string> names;
+    for (auto const& s : opts.upstreams) names.push_back(s.name);
+    auto registry = std::make_shared<server::metrics_registry>(names, loops_.size());
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+        servers_.push_back(std::make_unique<server::http_server>(
+            loops_[i]->get_executor(), opts, registry, i, loops_.size() > 1
+        ));
+        opts.listen_port = servers_.front()->local_endpoint().port();
+    }
     sim_->start();
-    server_->start();
-    thread_ = std::thread([this] { ioc_.run(); });
+    stopped_ = all_stopped_.get_future().share();
+    running_ = servers_.size();
+    for (auto& s : servers_) {
+        s->async_run([this](std::exception_ptr) {
+            if (--running_ == 0) all_stopped_.set_value();
+        });
+    }
+    for (auto& loop : loops_) threads_.emplace_back([&l = *loop] { l.run(); });
 }
 
 harness::~harness() {
-    ioc_.stop();
-    thread_.join();
+    for (auto& s : servers_) s->cancel();
+    if (!wait_stopped()) BOOST_ERROR("a server did not stop after cancel()");
+    on_loop(0, [this] { sim_->cancel(); });
+    for (auto& loop : loops_) loop->stop();
+    for (auto& t : threads_) t.join();
 }
 
-std::uint16_t harness::port() const {
-    return server_->local_endpoint().port();
+bool harness::wait_stopped(std::chrono::milliseconds timeout) {
+    return stopped_.wait_for(timeout) == std::future_status::ready;
 }
+
+std::uint16_t harness::port() const { return servers_.front()->local_endpoint().port(); }
 
 upstream::sim_counters const& harness::counters(std::string_view service) const {
     for (std::size_t i = 0; i < sim_->size(); ++i)
         if (sim_->name(i) == service) return sim_->counters(i);
     throw std::invalid_argument("no simulated service " + std::string(service));
+}
+
+upstream::pool_stats harness::upstream_stats() {
+    upstream::pool_stats total;
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+        auto s = on_loop(i, [this, i] { return servers_[i]->upstream_stats(); });
+        total.opened += s.opened;
+        total.reused += s.reused;
+        total.retried += s.retried;
+    }
+    return total;
+}
+
+std::size_t harness::channel_producers_live() {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < servers_.size(); ++i)
+        total += on_loop(i, [this, i] { return servers_[i]->handler_stats().channel_producers_live; });
+    return total;
 }
 
 upstream::sim_service sim(std::string name, upstream::sim_behaviour b, std::chrono::milliseconds latency) {

@@ -11,6 +11,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -23,9 +24,11 @@ namespace fanout::test {
 using namespace std::chrono_literals;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-// Simulated upstreams and a fanout server on one event loop, run by a background thread.
+// Simulated upstreams and fanout on event loops run by background threads: one loop per server,
+// FANOUT_TEST_THREADS of them (default 1; CI runs the suite with 2 under TSan), the simulator on
+// the first. Teardown is graceful: the servers are cancelled and must drain.
 class harness {
-  public:
+public:
     // The server aggregates the simulated services, in order, then `extra` (e.g. unreachable ones).
     explicit harness(
         std::vector<upstream::sim_service> services,
@@ -35,30 +38,35 @@ class harness {
     ~harness();
 
     std::uint16_t port() const;
+    std::size_t threads() const { return loops_.size(); }
+    server::http_server& server(std::size_t i = 0) { return *servers_[i]; }
     upstream::sim_counters const& counters(std::string_view service) const;
 
-    // Runs f on the event loop and returns its result: the loop's state is not thread-safe.
+    // Runs f on loop i and returns its result: the loops' state is not thread-safe.
     template <class F>
-    auto on_loop(F f) {
+    auto on_loop(std::size_t i, F f) {
         std::packaged_task<decltype(f())()> task{std::move(f)};
         auto result = task.get_future();
-        boost::asio::post(ioc_, std::move(task));
+        boost::asio::post(*loops_[i], std::move(task));
         return result.get();
     }
 
-    upstream::pool_stats upstream_stats() {
-        return on_loop([this] { return server_->upstream_stats(); });
-    }
-    std::size_t channel_producers_live() {
-        return on_loop([this] { return server_->handler_stats().channel_producers_live; });
-    }
+    upstream::pool_stats upstream_stats();  // summed over the loops
+    std::size_t channel_producers_live();   // summed over the loops
+    // Blocks until every server's run() has completed, or the timeout passes; true if they did.
+    bool wait_stopped(std::chrono::milliseconds timeout = 10s);
 
-  private:
-    boost::asio::io_context ioc_{1};
+private:
+    std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
     std::unique_ptr<upstream::simulator> sim_;
-    std::unique_ptr<server::http_server> server_;
-    std::thread thread_;
+    std::vector<std::unique_ptr<server::http_server>> servers_;
+    std::atomic<std::size_t> running_{0};
+    std::promise<void> all_stopped_;
+    std::shared_future<void> stopped_;
+    std::vector<std::thread> threads_;
 };
+
+unsigned test_threads();
 
 upstream::sim_service sim(
     std::string name,

@@ -45,11 +45,11 @@ BOOST_AUTO_TEST_CASE(sequential_requests_reuse_a_handful_of_connections) {
     for (int i = 0; i < 100; ++i) BOOST_TEST_REQUIRE(get(h.port(), "/api/aggregate/wg").status == 200u);
     for (auto name : {"users", "orders", "inventory"}) {
         BOOST_TEST(h.counters(name).requests == 100u, name);
-        BOOST_TEST(h.counters(name).connections <= 3u, name);
+        BOOST_TEST(h.counters(name).connections <= 3 * h.threads(), name);  // each loop has its pool
     }
     auto stats = h.upstream_stats();
-    BOOST_TEST(stats.opened <= 9u);
-    BOOST_TEST(stats.reused >= 291u);
+    BOOST_TEST(stats.opened <= 9 * h.threads());
+    BOOST_TEST(stats.reused >= 300 - 9 * h.threads());
 }
 
 BOOST_AUTO_TEST_CASE(connection_closed_while_idle_is_retried) {
@@ -59,8 +59,9 @@ BOOST_AUTO_TEST_CASE(connection_closed_while_idle_is_retried) {
         BOOST_TEST(a.status == 200u);
         BOOST_TEST(a.complete_header == "true");
     }
-    // Each request after the first found its pooled connection closed and resent on a new one.
-    BOOST_TEST(h.upstream_stats().retried == 4u);
+    // Each request after the first (on its loop) found its pooled connection closed and resent it.
+    BOOST_TEST(h.upstream_stats().retried <= 4u);
+    BOOST_TEST(h.upstream_stats().retried >= 5 - h.threads());
     BOOST_TEST(h.counters("users").connections == 5u);
     BOOST_TEST(h.counters("users").requests == 5u);
 }

@@ -60,7 +60,7 @@ struct client::impl {
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    net::awaitable<fetch_result> fetch(std::size_t index);
+    net::awaitable<fetch_result> fetch(std::size_t index, connection_use& use);
 };
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
@@ -81,7 +81,7 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
     co_return ec;
 }
 
-net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
+net::awaitable<fetch_result> client::impl::fetch(std::size_t index, connection_use& use) {
     auto const& svc = services[index];
     auto& pool = idle[index];
     for (int attempt = 0;; ++attempt) {
@@ -91,9 +91,11 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
             sock = std::move(pool.back());
             pool.pop_back();
             ++stats.reused;
+            use = connection_use::reused;
         } else {
             if (auto ec = co_await connect(sock, svc)) co_return connect_failure(ec, svc);
             ++stats.opened;
+            use = attempt == 0 ? connection_use::opened : connection_use::retried;
         }
 
         auto [wec, wn] = co_await http::async_write(sock, requests[index], use_tuple);
@@ -153,14 +155,24 @@ std::span<service const> client::services() const noexcept {
 }
 
 net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
+    auto const start = std::chrono::steady_clock::now();
+    auto use = connection_use::none;
+    fetch_result result;
     try {
-        co_return co_await impl_->fetch(service_index);
+        result = co_await impl_->fetch(service_index, use);
     } catch (boost::system::system_error const& e) {
         // Cancelled between two operations: the next one refused to start. Upstream failures
         // never get here; they are values.
         if (e.code() != net::error::operation_aborted) throw;
+        result = make_failure(error_kind::cancelled, "cancelled");
     }
-    co_return make_failure(error_kind::cancelled, "cancelled");
+    result.elapsed = std::chrono::steady_clock::now() - start;
+    result.connection = use;
+    co_return result;
+}
+
+void client::close_idle() noexcept {
+    for (auto& pool : impl_->idle) pool.clear();
 }
 
 pool_stats client::stats() const noexcept {

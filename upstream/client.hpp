@@ -40,6 +40,9 @@ class client {
     // never returned to the pool, and the result is error_kind::cancelled.
     boost::asio::awaitable<fetch_result> fetch(std::size_t service_index);
 
+    // Closes the idle pooled connections (at shutdown).
+    void close_idle() noexcept;
+
     pool_stats stats() const noexcept;
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 

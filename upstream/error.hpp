@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,9 +27,19 @@ struct fetch_error {
     unsigned status = 0;  // the upstream's status, for error_kind::status
 };
 
+// How a fetch used the connection pool.
+enum class connection_use : std::uint8_t {
+    none,     // failed before a connection was had
+    opened,   // a new connection
+    reused,   // a pooled one
+    retried,  // a pooled one had been closed by the upstream; then a new one
+};
+
 struct fetch_result {
     std::string body;  // the upstream's JSON text, validated, when ok()
     std::optional<fetch_error> error;
+    std::chrono::steady_clock::duration elapsed{};
+    connection_use connection = connection_use::none;
 
     bool ok() const noexcept { return !error.has_value(); }
 };

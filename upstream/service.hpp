@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,6 +15,8 @@ struct service {
     std::uint16_t port = 80;
     std::string target;       // origin-form request target: path and query
     std::string host_header;  // value of the Host header
+    // Bounds this service's fetches in the deadline-bound patterns (the smaller of it and the deadline).
+    std::optional<std::chrono::milliseconds> timeout;
 
     std::string url() const;
 };

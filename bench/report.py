@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""report.py OUTDIR - turn bench/run's runs.csv + machine.env into report.md and gnuplot plots.
+
+Standard library only. Writes OUTDIR/report.md, OUTDIR/*.dat and, when gnuplot is installed,
+OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp).
+"""
+import csv
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+
+ENDPOINTS = ["wg", "channel", "channel-with-context-timeout", "errgroup"]
+SHORT = {"wg": "wg", "channel": "channel", "channel-with-context-timeout": "ctx-timeout", "errgroup": "errgroup"}
+IMPL_NAME = {"fanout": "fanout (C++)", "go": "Go/Gin"}
+SCENARIO_NOTE = {
+    "a": "The reference case: the figures to compare.",
+    "b": "5 ms of upstream latency: 64 connections allow at most 64 / 5 ms = 12.8k req/s; below that the run is CPU-bound.",
+    "c": "wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; the stuck "
+         "requests stay in the server until the scenario ends). channel-with-context-timeout answers 200 with "
+         "partial results at the deadline and errgroup 504, so each connection completes about one request per "
+         "deadline (64 connections / 1 s = at most 64 req/s): latency ≈ the deadline.",
+    "d": "wg, channel and ctx-timeout answer 200 with partial results; errgroup answers 502 whenever any of the "
+         "three upstreams failed (1 - 0.9³ ≈ 27% of requests), counted in non-2xx.",
+}
+
+
+def read_env(path):
+    env = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    env[k] = v
+    return env
+
+
+def num(row, key):
+    v = row.get(key, "")
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def fmt(v, digits=0, empty="–"):
+    if v is None:
+        return empty
+    if digits == 0:
+        return f"{v:,.0f}".replace(",", " ")
+    return f"{v:.{digits}f}"
+
+
+def ratio(a, b, digits=2):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.{digits}f}"
+
+
+def errs(row):
+    parts = []
+    for key, label in (("err_connect", "connect"), ("err_read", "read"), ("err_write", "write"),
+                       ("err_timeout", "timeout")):
+        v = int(num(row, key) or 0)
+        if v:
+            parts.append(f"{label} {v}")
+    return ", ".join(parts) if parts else "0"
+
+
+def sample_summary(path):
+    """One answer taken with curl before the runs: 'status, which services failed and how'."""
+    if not os.path.exists(path):
+        return "–"
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    m = re.search(r"curl exit (\d+) \(no answer within ([0-9.]+)s\)", text)
+    if m and not text.startswith("HTTP/"):
+        return f"no answer within {m.group(2)} s"
+    # the last response in the output (curl -i prints one head per response)
+    heads = [h for h in re.split(r"\r?\n\r?\n", text) if h.startswith("HTTP/")]
+    status = heads[-1].split("\r\n")[0].split("\n")[0].split(" ", 1)[1] if heads else "?"
+    body = text[text.rfind("\n") + 1:] if "\n" in text else text
+    detail = ""
+    try:
+        doc = json.loads(body)
+        errors = doc.get("errors") or {}
+        if errors:
+            parts = []
+            for svc, e in errors.items():
+                kind = e.get("kind") if isinstance(e, dict) else str(e)
+                parts.append(f"{svc}: {kind}")
+            detail = "; errors " + ", ".join(parts)
+        results = doc.get("results") or {}
+        detail = f"; {len(results)} results" + detail
+    except (ValueError, AttributeError):
+        pass
+    return status + detail
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = sys.argv[1]
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = read_env(os.path.join(out, "machine.env"))
+    with open(os.path.join(out, "runs.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    failures = []
+    fpath = os.path.join(out, "failures.txt")
+    if os.path.exists(fpath):
+        failures = [l.strip() for l in open(fpath) if l.strip()]
+
+    impls = [i for i in ("fanout", "go") if any(r["impl"] == i for r in rows)]
+    have_go = "go" in impls
+    scenarios = []
+    for r in rows:
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+    desc = {r["scenario"]: r["scenario_desc"] for r in rows}
+    key_conns = int(env.get("conns", "64"))
+
+    def get(sc, ep, impl, c):
+        for r in rows:
+            if r["scenario"] == sc and r["endpoint"] == ep and r["impl"] == impl and int(r["conns"]) == c:
+                return r
+        return None
+
+    def conns_of(sc):
+        cs = []
+        for r in rows:
+            if r["scenario"] == sc and int(r["conns"]) not in cs:
+                cs.append(int(r["conns"]))
+        return sorted(cs)
+
+    loads = [num(r, "loadavg1") for r in rows if num(r, "loadavg1") is not None]
+    md = []
+    w = md.append
+    w(f"# fanout benchmark: {env.get('date', '?')}" + (" (quick smoke run)" if env.get("mode") == "quick" else ""))
+    w("")
+    w("**Absolute numbers are specific to this machine and to what else ran on it at the time; only the "
+      "side-by-side ratios (fanout vs the Go/Gin original, measured alternately on the same upstreams, "
+      "with the same wrk settings) are meaningful.** On 2 cores wrk, the upstream simulator and the server "
+      "under test share the CPUs, so req/s and latency mostly show how the cores were split; "
+      "the server CPU seconds per 1000 requests are the steadier figure.")
+    w("")
+    w("## Machine")
+    w("")
+    w(f"- date: {env.get('date', '?')}; total time of the run: {env.get('elapsed_s', '?')} s")
+    w(f"- CPU: {env.get('cpu_model', '?')}, nproc {env.get('nproc', '?')} ({env.get('lscpu_summary', '')})")
+    w(f"- memory: {env.get('mem', '?')}; kernel: {env.get('uname', '?')}; CLK_TCK {env.get('clk_tck', '?')}, "
+      f"sched_autogroup {env.get('sched_autogroup', '?')}")
+    if loads:
+        w(f"- load average (1 min): {env.get('loadavg_start', '?')} at the start, {env.get('loadavg_end', '?')} at the end, "
+          f"{min(loads):.2f}–{max(loads):.2f} at the start of the runs (column `load`). The load includes the "
+          "benchmark itself (wrk + simulator + server ≈ 2–3); more than that, or a large `other` CPU column, "
+          "means another workload (e.g. a compile) competed for the cores during that run.")
+    w(f"- fanout: {env.get('fanout_version', '?')} at git {env.get('git_rev', '?')}"
+      f" ({env.get('git_dirty_files', '?')} files modified outside bench/; {env.get('build', '?')}), "
+      f"{env.get('compiler', '?')}, Release; "
+      f"`--threads {env.get('fanout_threads', '?')} {env.get('fanout_args', '')}`")
+    if have_go:
+        w(f"- Go/Gin original: `{env.get('anchors', '?')}` go-seed, {env.get('go_version', '?')}, "
+          f"GOMAXPROCS {env.get('go_maxprocs', '?')}, `-timeout {env.get('deadline_ms', '?')}ms`")
+    else:
+        w("- Go/Gin original: not available (../shared/anchors absent or not built): fanout columns only")
+    w(f"- load generator: {env.get('wrk_version', '?')}, `wrk {env.get('wrk', '')} -c<conns> -d<run>` "
+      f"after a warm-up run (see the matrix); upstreams: `fanout-sim` (one process, one thread, 3 ports) for both servers")
+    w("")
+    w("## Matrix")
+    w("")
+    w("| scenario | upstreams (fanout-sim) | connections | endpoints | implementations | run (warm-up) |")
+    w("|---|---|---|---|---|---|")
+    for sc in scenarios:
+        if sc == "c":
+            dur = f"{env.get('hung_duration_s', '?')} s (none)"
+        else:
+            dur = f"{env.get('duration_s', '?')} s ({env.get('warmup_s', '?')} s)"
+        w(f"| {sc} | {desc[sc]} | {', '.join(str(c) for c in conns_of(sc))} | all 4 | "
+          f"{', '.join(IMPL_NAME[i] for i in impls)} | {dur} |")
+    w("")
+    w(f"{len(rows)} runs. Runs alternate between the implementations "
+      "(fanout then Go for one endpoint, Go then fanout for the next) so that drift in the machine's load "
+      "affects both alike. Each scenario starts fresh processes (simulator and servers), so the peak RSS "
+      "(VmHWM, the process lifetime peak) covers that scenario's runs so far; VmRSS is taken after each run.")
+    w("")
+
+    if have_go and "a" in scenarios and key_conns in conns_of("a"):
+        w(f"## Key figures: scenario a, {key_conns} connections")
+        w("")
+        w("| endpoint | fanout req/s | Go req/s | req/s fanout/Go | fanout CPU s/1000 req | Go CPU s/1000 req | CPU fanout/Go |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for ep in ENDPOINTS:
+            f_, g_ = get("a", ep, "fanout", key_conns), get("a", ep, "go", key_conns)
+            if not f_ or not g_:
+                continue
+            w(f"| {ep} | {fmt(num(f_, 'rps'))} | {fmt(num(g_, 'rps'))} | {ratio(num(f_, 'rps'), num(g_, 'rps'))} | "
+              f"{fmt(num(f_, 'server_cpu_per_1k'), 4)} | {fmt(num(g_, 'server_cpu_per_1k'), 4)} | "
+              f"{ratio(num(f_, 'server_cpu_per_1k'), num(g_, 'server_cpu_per_1k'))} |")
+        w("")
+        w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request.")
+        w("")
+
+    w("## Results by scenario")
+    w("")
+    w("Columns: `ok req/s` counts only 2xx/3xx answers; latencies from wrk (completed requests only); "
+      "`srv`, `sim`, `other` = CPU seconds per 1000 requests of the server under test, of fanout-sim "
+      "(3 upstream requests per aggregate request) and of everything else on the machine except wrk "
+      "(near 0 when nothing competed); `opens/req` = new TCP connections opened on the machine per request "
+      "(/proc/net/snmp ActiveOpens, minus wrk's own connections; about 0 when the server reuses pooled upstream "
+      "connections, up to 3 when it opens a new one per fetch); `errors` = wrk socket errors and timeouts; "
+      "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run.")
+    w("")
+    for sc in scenarios:
+        w(f"### Scenario {sc}: {desc[sc]}")
+        w("")
+        if sc in SCENARIO_NOTE:
+            w(SCENARIO_NOTE[sc])
+            w("")
+        w("One answer per endpoint, taken with curl before the runs (`raw/sample_*`):")
+        w("")
+        w("| endpoint | " + " | ".join(IMPL_NAME[i] for i in impls) + " |")
+        w("|---|" + "---|" * len(impls))
+        for ep in ENDPOINTS:
+            cells = [sample_summary(os.path.join(out, "raw", f"sample_{sc}_{i}_{ep}.txt")) for i in impls]
+            w(f"| {ep} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        w("")
+        w("| endpoint | conns | impl | req/s | ok req/s | p50 ms | p90 ms | p99 ms | max ms | srv CPU s/1k | sim s/1k | other s/1k | opens/req | errors | non-2xx | RSS / HWM MiB | fds | load |")
+        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|")
+        for c in conns_of(sc):
+            for ep in ENDPOINTS:
+                for impl in impls:
+                    r = get(sc, ep, impl, c)
+                    if not r:
+                        continue
+                    n = num(r, "requests") or 0
+                    opens = num(r, "tcp_active_opens")
+                    opr = None if not n or opens is None else max(opens - c, 0) / n
+                    has = n > 0
+                    w(f"| {ep} | {c} | {impl} | {fmt(num(r, 'rps'))} | {fmt(num(r, 'ok_rps'))} | "
+                      f"{fmt(num(r, 'p50_ms'), 2) if has else '–'} | {fmt(num(r, 'p90_ms'), 2) if has else '–'} | "
+                      f"{fmt(num(r, 'p99_ms'), 2) if has else '–'} | {fmt(num(r, 'max_ms'), 1) if has else '–'} | "
+                      f"{fmt(num(r, 'server_cpu_per_1k'), 4)} | {fmt(num(r, 'sim_cpu_per_1k'), 4)} | "
+                      f"{fmt(num(r, 'other_cpu_per_1k'), 4)} | {fmt(opr, 2)} | {errs(r)} | {int(num(r, 'non2xx') or 0)} | "
+                      f"{(num(r, 'server_rss_kb') or 0) / 1024:.1f} / {(num(r, 'server_hwm_kb') or 0) / 1024:.1f} | "
+                      f"{int(num(r, 'server_fds') or 0)} | {r.get('loadavg1', '')} |")
+        w("")
+
+    if have_go:
+        w("## Ratios fanout / Go, all runs")
+        w("")
+        w("req/s and ok req/s: above 1 = fanout faster; CPU per 1000 requests and p99: below 1 = fanout better. "
+          "`–` where a side completed no request.")
+        w("")
+        w("| scenario | endpoint | conns | req/s | ok req/s | CPU s/1000 req | p99 |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        for sc in scenarios:
+            for c in conns_of(sc):
+                for ep in ENDPOINTS:
+                    f_, g_ = get(sc, ep, "fanout", c), get(sc, ep, "go", c)
+                    if not f_ or not g_:
+                        continue
+                    both = (num(f_, "requests") or 0) > 0 and (num(g_, "requests") or 0) > 0
+                    w(f"| {sc} | {ep} | {c} | {ratio(num(f_, 'rps'), num(g_, 'rps')) if both else '–'} | "
+                      f"{ratio(num(f_, 'ok_rps'), num(g_, 'ok_rps')) if both else '–'} | "
+                      f"{ratio(num(f_, 'server_cpu_per_1k'), num(g_, 'server_cpu_per_1k')) if both else '–'} | "
+                      f"{ratio(num(f_, 'p99_ms'), num(g_, 'p99_ms')) if both else '–'} |")
+        w("")
+
+    # ---- plots
+    plots = write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios)
+    made = run_gnuplot(out, here, plots, have_go)
+    if made:
+        w("## Plots")
+        w("")
+        titles = {
+            "throughput": f"Throughput by endpoint, scenario a, {key_conns} connections",
+            "latency": f"Latency percentiles by endpoint, scenario a, {key_conns} connections",
+            "latency-b": f"Latency percentiles by endpoint, scenario b (5 ms upstreams), {key_conns} connections",
+            "concurrency": "Throughput by number of connections, scenario a",
+        }
+        for p in made:
+            w(f"![{titles[p]}]({p}.svg)  ")
+            w(f"{titles[p]} ([SVG]({p}.svg), [PNG]({p}.png))")
+            w("")
+    elif shutil.which("gnuplot") is None:
+        w("(gnuplot not installed: no plots)")
+        w("")
+
+    w("## Files")
+    w("")
+    w("`runs.csv` (one row per run, all measurements), `machine.env` (machine and settings), "
+      "`raw/<scenario>_<impl>_<endpoint>_c<conns>.txt` (wrk output; the `WRKSUMMARY` line is exact µs "
+      "figures from wrk-summary.lua), `raw/sample_*` (one answer per endpoint, headers included), `logs/`.")
+    w("")
+    if failures:
+        w("## Failures")
+        w("")
+        for f_ in failures:
+            w(f"- {f_}")
+        w("")
+
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(md))
+    print(os.path.join(out, "report.md"))
+    return 0
+
+
+def write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios):
+    plots = []
+
+    def val(r, key):
+        if r is None or not (num(r, "requests") or 0):
+            return "NaN"
+        v = num(r, key)
+        return "NaN" if v is None else f"{v:.3f}"
+
+    def impl_cols(sc, ep, c, keys):
+        cols = []
+        for impl in ("fanout", "go"):
+            r = get(sc, ep, impl, c) if impl in impls else None
+            cols += [val(r, k) for k in keys]
+        return cols
+
+    if "a" in scenarios and key_conns in conns_of("a"):
+        with open(os.path.join(out, "throughput.dat"), "w") as f:
+            f.write("# endpoint fanout_rps go_rps   (scenario a, %d connections)\n" % key_conns)
+            for ep in ENDPOINTS:
+                f.write(" ".join([SHORT[ep]] + impl_cols("a", ep, key_conns, ["rps"])) + "\n")
+        plots.append("throughput")
+    for sc, name in (("a", "latency"), ("b", "latency-b")):
+        if sc in scenarios and key_conns in conns_of(sc):
+            with open(os.path.join(out, name + ".dat"), "w") as f:
+                f.write("# endpoint fanout_p50 fanout_p90 fanout_p99 go_p50 go_p90 go_p99 (ms; scenario %s, %d connections)\n"
+                        % (sc, key_conns))
+                for ep in ENDPOINTS:
+                    f.write(" ".join([SHORT[ep]] + impl_cols(sc, ep, key_conns, ["p50_ms", "p90_ms", "p99_ms"])) + "\n")
+            plots.append(name)
+    if "a" in scenarios and len(conns_of("a")) > 1:
+        with open(os.path.join(out, "concurrency.dat"), "w") as f:
+            f.write("# conns " + " ".join(f"{i}_{SHORT[ep]}" for i in ("fanout", "go") for ep in ENDPOINTS) + "\n")
+            for c in conns_of("a"):
+                cols = []
+                for impl in ("fanout", "go"):
+                    for ep in ENDPOINTS:
+                        cols.append(val(get("a", ep, impl, c) if impl in impls else None, "rps"))
+                f.write(" ".join([str(c)] + cols) + "\n")
+        plots.append("concurrency")
+    return plots
+
+
+def run_gnuplot(out, here, plots, have_go):
+    gp = shutil.which("gnuplot")
+    if gp is None or not plots:
+        return []
+    made = []
+    for p in plots:
+        cmd = [gp, "-e", f"outdir='{out}'; which='{p}'; have_go={1 if have_go else 0}", os.path.join(here, "plot.gp")]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            print(f"gnuplot {p}: {res.stderr.strip()}", file=sys.stderr)
+            continue
+        if os.path.exists(os.path.join(out, p + ".svg")):
+            made.append(p)
+    return made
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+#include "server/metrics.hpp"
+
+#include <charconv>
+
+namespace fanout::server {
+
+std::string_view to_string(endpoint e) noexcept {
+    switch (e) {
+        case endpoint::wg: return "wg";
+        case endpoint::channel: return "channel";
+        case endpoint::context_timeout: return "context-timeout";
+        case endpoint::errgroup: return "errgroup";
+        case endpoint::healthz: return "healthz";
+        case endpoint::metrics: return "metrics";
+        case endpoint::other: return "other";
+    }
+    return "other";
+}
+
+void histogram::observe(std::chrono::steady_clock::duration d) noexcept {
+    double const seconds = std::chrono::duration<double>(d).count();
+    std::size_t i = 0;
+    while (i < bounds.size() && seconds > bounds[i]) ++i;
+    buckets[i].add();
+    sum_ns.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+}
+
+void metrics_shard::count_request(endpoint e, unsigned status, std::chrono::steady_clock::duration took) noexcept {
+    std::size_t code = 0;
+    while (code + 1 < codes.size() && codes[code] != status) ++code;
+    auto const i = static_cast<std::size_t>(e);
+    requests[i][code].add();
+    request_duration[i].observe(took);
+}
+
+metrics_registry::metrics_registry(std::vector<std::string> service_names, std::size_t shards)
+    : service_names_(std::move(service_names)) {
+    for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<metrics_shard>(service_names_.size()));
+}
+
+namespace {
+
+class writer {
+public:
+    explicit writer(std::string& out) : out_(out) {}
+
+    void header(std::string_view name, std::string_view type, std::string_view help) {
+        out_ += "# HELP ";
+        out_ += name;
+        out_ += ' ';
+        out_ += help;
+        out_ += "\n# TYPE ";
+        out_ += name;
+        out_ += ' ';
+        out_ += type;
+        out_ += '\n';
+    }
+
+    // labels: already formatted, e.g. endpoint="wg",code="200"; may be empty.
+    template <class Number>
+    void sample(std::string_view name, std::string_view labels, Number value) {
+        out_ += name;
+        if (!labels.empty()) {
+            out_ += '{';
+            out_ += labels;
+            out_ += '}';
+        }
+        out_ += ' ';
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        out_.append(buf, ec == std::errc{} ? end : buf);
+        out_ += '\n';
+    }
+
+    void histogram_samples(std::string_view name, std::string labels, std::vector<histogram const*> const& parts) {
+        std::uint64_t cumulative = 0;
+        std::string prefix = labels.empty() ? "" : labels + ",";
+        for (std::size_t b = 0; b <= histogram::bounds.size(); ++b) {
+            for (auto const* h : parts) cumulative += h->buckets[b].value();
+            sample(std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"", cumulative);
+        }
+        std::uint64_t sum_ns = 0;
+        for (auto const* h : parts) sum_ns += h->sum_ns.value();
+        sample(std::string(name) + "_sum", labels, static_cast<double>(sum_ns) / 1e9);
+        sample(std::string(name) + "_count", labels, cumulative);
+    }
+
+private:
+    std::string& out_;
+};
+
+std::string label(std::string_view key, std::string_view value) {
+    return std::string(key) + "=\"" + std::string(value) + "\"";
+}
+
+}  // namespace
+
+std::string metrics_registry::render() const {
+    std::string out;
+    out.reserve(16 * 1024);
+    writer w{out};
+    auto sum = [&](auto get) {
+        std::uint64_t total = 0;
+        for (auto const& s : shards_) total += get(*s);
+        return total;
+    };
+
+    w.header("fanout_requests_total", "counter", "Requests answered, by endpoint and status code.");
+    for (std::size_t e = 0; e < endpoint_count; ++e) {
+        for (std::size_t c = 0; c < metrics_shard::codes.size(); ++c) {
+            auto n = sum([&](metrics_shard const& s) { return s.requests[e][c].value(); });
+            if (n == 0) continue;
+            auto code = metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
+            w.sample("fanout_requests_total",
+                     label("endpoint", to_string(endpoint(e))) + "," + label("code", code), n);
+        }
+    }
+
+    w.header("fanout_request_duration_seconds", "histogram", "Time from reading a request to having its answer.");
+    for (std::size_t e = 0; e < endpoint_count; ++e) {
+        std::vector<histogram const*> parts;
+        for (auto const& s : shards_) parts.push_back(&s->request_duration[e]);
+        w.histogram_samples("fanout_request_duration_seconds", label("endpoint", to_string(endpoint(e))), parts);
+    }
+
+    w.header("fanout_client_disconnects_total", "counter",
+             "Requests cancelled because the client went away before the answer.");
+    for (std::size_t e = 0; e < endpoint_count; ++e) {
+        if (e > static_cast<std::size_t>(endpoint::errgroup)) break;
+        w.sample("fanout_client_disconnects_total", label("endpoint", to_string(endpoint(e))),
+                 sum([&](metrics_shard const& s) { return s.client_disconnects[e].value(); }));
+    }
+
+    w.header("fanout_requests_in_flight", "gauge", "Requests being handled.");
+    std::int64_t in_flight = 0;
+    for (auto const& s : shards_) in_flight += s->in_flight.value();
+    w.sample("fanout_requests_in_flight", "", in_flight);
+
+    w.header("fanout_connections_open", "gauge", "Client connections open.");
+    w.sample("fanout_connections_open", "", open_connections.load(std::memory_order_relaxed));
+    w.header("fanout_connections_accepted_total", "counter", "Client connections accepted.");
+    w.sample("fanout_connections_accepted_total", "", sum([](auto const& s) { return s.connections_accepted.value(); }));
+    w.header("fanout_connections_rejected_total", "counter", "Client connections refused over --max-connections.");
+    w.sample("fanout_connections_rejected_total", "", sum([](auto const& s) { return s.connections_rejected.value(); }));
+    w.header("fanout_connections_timed_out_total", "counter",
+             "Client connections closed by the idle or request-head timeout.");
+    w.sample("fanout_connections_timed_out_total", "", sum([](auto const& s) { return s.connections_timed_out.value(); }));
+
+    w.header("fanout_upstream_request_duration_seconds", "histogram", "Upstream fetches, by service.");
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        std::vector<histogram const*> parts;
+        for (auto const& s : shards_) parts.push_back(&s->services[i].duration);
+        w.histogram_samples("fanout_upstream_request_duration_seconds", label("service", service_names_[i]), parts);
+    }
+
+    w.header("fanout_upstream_failures_total", "counter", "Failed upstream fetches, by service and error kind.");
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (std::size_t k = 0; k < error_kind_count; ++k) {
+            w.sample("fanout_upstream_failures_total",
+                     label("service", service_names_[i]) + "," +
+                         label("kind", upstream::to_string(static_cast<upstream::error_kind>(k))),
+                     sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); }));
+        }
+    }
+
+    struct pool_counter {
+        char const* name;
+        char const* help;
+        local_counter metrics_shard::service_metrics::*member;
+    };
+    for (auto [name, help, member] : {
+             pool_counter{"fanout_upstream_connections_opened_total", "Upstream connections opened.",
+                          &metrics_shard::service_metrics::opened},
+             pool_counter{"fanout_upstream_connections_reused_total", "Upstream requests sent on a pooled connection.",
+                          &metrics_shard::service_metrics::reused},
+             pool_counter{"fanout_upstream_retries_total",
+                          "Requests resent because a pooled connection had been closed by the upstream.",
+                          &metrics_shard::service_metrics::retried},
+         }) {
+        w.header(name, "counter", help);
+        for (std::size_t i = 0; i < service_names_.size(); ++i) {
+            w.sample(name, label("service", service_names_[i]),
+                     sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); }));
+        }
+    }
+    return out;
+}
+
+}  // namespace fanout::server

@@ -1,0 +1,104 @@
+#pragma once
+
+#include "upstream/error.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fanout::server {
+
+// What a request was routed to; a label of the request metrics.
+enum class endpoint : std::uint8_t { wg, channel, context_timeout, errgroup, healthz, metrics, other };
+inline constexpr std::size_t endpoint_count = 7;
+std::string_view to_string(endpoint e) noexcept;
+
+// Written by one thread, read by any: a relaxed load and store need no locked instruction.
+class local_counter {
+public:
+    void add(std::uint64_t n = 1) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+class local_gauge {
+public:
+    void add(std::int64_t delta) noexcept {
+        value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    }
+    std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::int64_t> value_{0};
+};
+
+// A latency histogram with fixed buckets, in seconds.
+class histogram {
+public:
+    static constexpr std::array<double, 14> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+    static constexpr std::array<char const*, 15> bound_labels{"0.0005", "0.001", "0.0025", "0.005", "0.01",
+                                                              "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
+                                                              "1",      "2.5",   "5",      "10",    "+Inf"};
+    void observe(std::chrono::steady_clock::duration d) noexcept;
+
+    std::array<local_counter, bounds.size() + 1> buckets;  // the last one is +Inf
+    local_counter sum_ns;
+};
+
+inline constexpr std::size_t error_kind_count = 7;
+
+// Every metric one event loop writes; no other thread writes it, any thread may read it.
+struct metrics_shard {
+    // Status codes fanout answers with; anything else is counted as "other".
+    static constexpr std::array<unsigned, 12> codes{200, 400, 404, 405, 408, 413, 431, 500, 502, 503, 504, 0};
+
+    struct service_metrics {
+        histogram duration;
+        std::array<local_counter, error_kind_count> failures;  // by upstream::error_kind
+        local_counter opened, reused, retried;
+    };
+
+    explicit metrics_shard(std::size_t service_count) : services(service_count) {}
+
+    void count_request(endpoint e, unsigned status, std::chrono::steady_clock::duration took) noexcept;
+
+    std::array<std::array<local_counter, codes.size()>, endpoint_count> requests;
+    std::array<histogram, endpoint_count> request_duration;
+    std::array<local_counter, endpoint_count> client_disconnects;
+    local_gauge in_flight;
+    local_counter connections_accepted;
+    local_counter connections_rejected;
+    local_counter connections_timed_out;  // idle or slow request head
+    std::vector<service_metrics> services;
+};
+
+// The metrics of every event loop of a process, summed when scraped.
+class metrics_registry {
+public:
+    metrics_registry(std::vector<std::string> service_names, std::size_t shards);
+
+    metrics_shard& shard(std::size_t i) noexcept { return *shards_[i]; }
+    std::size_t shard_count() const noexcept { return shards_.size(); }
+
+    // Prometheus text exposition format 0.0.4.
+    std::string render() const;
+
+    // Connections open across all loops, for --max-connections.
+    std::atomic<std::size_t> open_connections{0};
+
+private:
+    std::vector<std::string> service_names_;
+    std::vector<std::unique_ptr<metrics_shard>> shards_;
+};
+
+}  // namespace fanout::server
