@@ -73,7 +73,9 @@ do for [fmt in "svg png"] {
         set ylabel "requests / s"
         set xlabel "wrk connections"
         set logscale x 2
-        set xtics (16, 32, 64, 128, 256, 512)
+        set xrange [12:340]
+        set xtics (16, 32, 64, 128, 256)
+        set grid xtics ytics lc rgb "#dddddd"
         set key outside right top
         set style data linespoints
         names = "wg channel ctx-timeout errgroup"

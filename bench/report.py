@@ -18,8 +18,8 @@ IMPL_NAME = {"fanout": "fanout (C++)", "go": "Go/Gin"}
 SCENARIO_NOTE = {
     "a": "The reference case: the figures to compare.",
     "b": "5 ms of upstream latency: 64 connections allow at most 64 / 5 ms = 12.8k req/s; below that the run is CPU-bound.",
-    "c": "wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; the stuck "
-         "requests stay in the server until the scenario ends). channel-with-context-timeout answers 200 with "
+    "c": "wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; whether the "
+         "stuck requests and their upstream connections stay in the server after wrk has gone shows in `fds`). channel-with-context-timeout answers 200 with "
          "partial results at the deadline and errgroup 504, so each connection completes about one request per "
          "deadline (64 connections / 1 s = at most 64 req/s): latency ≈ the deadline.",
     "d": "wg, channel and ctx-timeout answer 200 with partial results; errgroup answers 502 whenever any of the "
@@ -212,7 +212,10 @@ def main():
       "(3 upstream requests per aggregate request) and of everything else on the machine except wrk "
       "(near 0 when nothing competed); `opens/req` = new TCP connections opened on the machine per request "
       "(/proc/net/snmp ActiveOpens, minus wrk's own connections; about 0 when the server reuses pooled upstream "
-      "connections, up to 3 when it opens a new one per fetch); `errors` = wrk socket errors and timeouts; "
+      "connections, up to 3 when it opens a new one per fetch); `errors` = wrk socket errors and timeouts "
+      "(wrk counts as a timeout only an answer that arrived later than --timeout: a request never answered is "
+      "counted nowhere by wrk, hence the `unanswered` column of scenario c: requests sent and not answered when "
+      "wrk stopped, counted by wrk-count.lua); "
       "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run.")
     w("")
     for sc in scenarios:
@@ -229,8 +232,10 @@ def main():
             cells = [sample_summary(os.path.join(out, "raw", f"sample_{sc}_{i}_{ep}.txt")) for i in impls]
             w(f"| {ep} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
         w("")
-        w("| endpoint | conns | impl | req/s | ok req/s | p50 ms | p90 ms | p99 ms | max ms | srv CPU s/1k | sim s/1k | other s/1k | opens/req | errors | non-2xx | RSS / HWM MiB | fds | load |")
-        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|")
+        counted = any(r["scenario"] == sc and r.get("unanswered", "") != "" for r in rows)
+        w("| endpoint | conns | impl | req/s | ok req/s | p50 ms | p90 ms | p99 ms | max ms | srv CPU s/1k | sim s/1k | "
+          "other s/1k | opens/req | errors | non-2xx | " + ("unanswered | " if counted else "") + "RSS / HWM MiB | fds | load |")
+        w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|" + ("---:|" if counted else "") + "---|---:|---:|")
         for c in conns_of(sc):
             for ep in ENDPOINTS:
                 for impl in impls:
@@ -246,6 +251,7 @@ def main():
                       f"{fmt(num(r, 'p99_ms'), 2) if has else '–'} | {fmt(num(r, 'max_ms'), 1) if has else '–'} | "
                       f"{fmt(num(r, 'server_cpu_per_1k'), 4)} | {fmt(num(r, 'sim_cpu_per_1k'), 4)} | "
                       f"{fmt(num(r, 'other_cpu_per_1k'), 4)} | {fmt(opr, 2)} | {errs(r)} | {int(num(r, 'non2xx') or 0)} | "
+                      + (f"{r.get('unanswered', '')} | " if counted else "") +
                       f"{(num(r, 'server_rss_kb') or 0) / 1024:.1f} / {(num(r, 'server_hwm_kb') or 0) / 1024:.1f} | "
                       f"{int(num(r, 'server_fds') or 0)} | {r.get('loadavg1', '')} |")
         w("")

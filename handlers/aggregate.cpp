@@ -5,9 +5,9 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json/serialize.hpp>
-#include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <spdlog/spdlog.h>
 
 namespace fanout::handlers {
 
@@ -126,9 +126,14 @@ void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_r
             auto& m = ctx.metrics->services[i];
             m.duration.observe(r.elapsed);
             switch (r.connection) {
-                case upstream::connection_use::none: break;
-                case upstream::connection_use::opened: m.opened.add(); break;
-                case upstream::connection_use::reused: m.reused.add(); break;
+                case upstream::connection_use::none:
+                    break;
+                case upstream::connection_use::opened:
+                    m.opened.add();
+                    break;
+                case upstream::connection_use::reused:
+                    m.reused.add();
+                    break;
                 case upstream::connection_use::retried:
                     m.retried.add();
                     m.opened.add();
@@ -138,11 +143,14 @@ void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_r
         }
         if (!r.ok() && ctx.log) {
             auto const& e = *r.error;
-            // Timeouts get their own event name: they are what an operator watches for.
-            ctx.log->warn(
+            // Cancellations follow from another event (a sibling's failure, the client leaving,
+            // shutdown) that is logged itself: they are detail. Timeouts get their own event name.
+            auto level = e.kind == error_kind::cancelled ? spdlog::level::debug : spdlog::level::warn;
+            ctx.log->log(
+                level,
                 R"("event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f})",
-                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure", pattern, services[i].name,
-                upstream::to_string(e.kind), server::json_quote(e.message), e.status,
+                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure", pattern,
+                services[i].name, upstream::to_string(e.kind), server::json_quote(e.message), e.status,
                 std::chrono::duration<double, std::milli>(r.elapsed).count()
             );
         }

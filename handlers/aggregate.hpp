@@ -34,7 +34,7 @@ struct handler_stats {
 struct context {
     upstream::client& client;
     server::metrics_shard* metrics = nullptr;  // null: not recorded
-    std::shared_ptr<spdlog::logger> log;        // null: not logged
+    std::shared_ptr<spdlog::logger> log;       // null: not logged
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
 };
 

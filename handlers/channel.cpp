@@ -21,7 +21,8 @@ using result_channel =
 
 // Shared by the handler and its detached producers, so that it lives as long as the last of them.
 struct request_state {
-    request_state(net::any_io_executor ex, std::size_t producers) : results(ex, producers), cancel(producers) {}
+    request_state(net::any_io_executor ex, std::size_t producers)
+        : results(ex, producers), cancel(producers) {}
 
     result_channel results;
     std::deque<net::cancellation_signal> cancel;  // one per producer; deque: signals do not move
@@ -58,7 +59,8 @@ net::awaitable<reply> channel(context& ctx, aggregate_request req) {
     auto state = std::make_shared<request_state>(ex, services.size());
     for (std::size_t i = 0; i < services.size(); ++i) {
         net::co_spawn(
-            ex, produce(ctx.client, i, state, ctx.stats), net::bind_cancellation_slot(state->cancel[i].slot(), net::detached)
+            ex, produce(ctx.client, i, state, ctx.stats),
+            net::bind_cancellation_slot(state->cancel[i].slot(), net::detached)
         );
     }
 

@@ -36,7 +36,9 @@ net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
     for (std::size_t i = 0; i < services.size(); ++i)
-        branches.push_back(fetch_before(ctx.client, i, req.start, service_deadline(services[i], req), results[i]));
+        branches.push_back(
+            fetch_before(ctx.client, i, req.start, service_deadline(services[i], req), results[i])
+        );
     co_await join_all(std::move(branches));
     co_return finish(ctx, "context-timeout", results, partial_status(results), req.start);
 }

@@ -45,7 +45,8 @@ net::awaitable<void> fetch_or_throw(group_state& state, std::size_t index) {
     auto result = co_await fetch_within(state, index);
     bool const failed = !result.ok();
     // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
-    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure) state.first_failure = index;
+    if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)
+        state.first_failure = index;
     state.results[index] = std::move(result);
     if (failed) throw fetch_failed{};
 }
@@ -82,8 +83,11 @@ net::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
         status = cause.error->kind == error_kind::timeout ? 504 : 502;
         auto const& name = services[*state.first_failure].name;
         for (auto& r : state.results)
-            if (!r.ok() && r.error->kind == error_kind::cancelled) r.error->message = "cancelled: " + name + " failed";
-    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) { return r.ok(); })) {
+            if (!r.ok() && r.error->kind == error_kind::cancelled)
+                r.error->message = "cancelled: " + name + " failed";
+    } else if (!std::all_of(state.results.begin(), state.results.end(), [](auto const& r) {
+                   return r.ok();
+               })) {
         status = 502;  // cancelled from outside (client gone, shutdown) before anything failed
     }
     co_return finish(ctx, "errgroup", state.results, status, req.start);

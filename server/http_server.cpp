@@ -14,10 +14,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <list>
-
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 namespace fanout::server {
@@ -73,23 +72,50 @@ net::awaitable<void> client_gone(tcp::socket& sock) {
     co_await park.async_wait(use_tuple);
 }
 
-// Completes when `deadline` (moved on by the session as it goes) has passed.
-net::awaitable<void> watchdog(clock::time_point const& deadline) {
-    net::steady_timer timer{co_await net::this_coro::executor};
-    for (auto now = clock::now(); deadline > now; now = clock::now()) {
-        timer.expires_at(deadline);
-        auto [ec] = co_await timer.async_wait(use_tuple);
-        if (ec) co_return;
-    }
-}
+// The time limit of a connection's current phase (idle, reading a request, writing an answer).
+// Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
+// re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
+class deadline {
+  public:
+    explicit deadline(net::any_io_executor ex) : timer_(std::move(ex)) {}
 
-double millis(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+    void set(clock::time_point t) {
+        at_ = t;
+        if (t < timer_.expiry()) timer_.expires_at(t);
+    }
+    void after(clock::duration d) { set(clock::now() + d); }
+    void clear() { at_ = clock::time_point::max(); }
+
+    // Completes once the deadline has passed.
+    net::awaitable<void> watch() {
+        timer_.expires_at(at_);
+        for (;;) {
+            auto [ec] = co_await timer_.async_wait(use_tuple);
+            if (ec) {
+                auto cs = co_await net::this_coro::cancellation_state;
+                if (cs.cancelled() != net::cancellation_type::none) co_return;  // the session ended
+                continue;  // moved sooner: the timer was re-armed
+            }
+            if (clock::now() >= at_) co_return;
+            timer_.expires_at(at_);
+        }
+    }
+
+  private:
+    net::steady_timer timer_;
+    clock::time_point at_ = clock::time_point::max();
+};
+
+double millis(clock::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+}
 
 }  // namespace
 
 struct session_slot {
     net::cancellation_signal cancel;
-    bool idle = true;  // waiting for the first byte of a request
+    bool idle = true;        // waiting for the first byte of a request
+    bool cancelled = false;  // by shutdown: whatever the handler returns is not sent
 };
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
@@ -127,8 +153,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
     net::awaitable<void> accept();
     net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
-    net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, clock::time_point& deadline);
-    net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, clock::time_point& deadline);
+    net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, deadline& limit);
+    net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<response> answer(route const& r);
     void begin_shutdown(std::chrono::milliseconds grace);
     void cancel_sessions(bool idle_only);
@@ -158,7 +184,8 @@ net::awaitable<void> http_server::impl::accept() {
         }
         auto slot = sessions.emplace(sessions.end());
         net::co_spawn(
-            ex, session(std::move(sock), slot), net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
+            ex, session(std::move(sock), slot),
+            net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
         );
     }
     accepting = false;
@@ -179,8 +206,9 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
 
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
-    auto deadline = clock::now() + opts.idle_timeout;
-    auto ended = co_await (serve(sock, *slot, deadline) || watchdog(deadline));
+    deadline limit{ex};
+    limit.after(opts.idle_timeout);
+    auto ended = co_await (serve(sock, *slot, limit) || limit.watch());
     if (ended.index() == 1) metrics.connections_timed_out.add();
     sock.shutdown(tcp::socket::shutdown_send, ec);
     sock.close(ec);
@@ -190,7 +218,8 @@ net::awaitable<response> http_server::impl::answer(route const& r) {
     try {
         co_return co_await run_aggregate(ctx, r);
     } catch (boost::system::system_error const& e) {
-        if (e.code() != net::error::operation_aborted) log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+        if (e.code() != net::error::operation_aborted)
+            log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
     } catch (std::exception const& e) {
         log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
     }
@@ -199,31 +228,29 @@ net::awaitable<response> http_server::impl::answer(route const& r) {
 }
 
 // Never throws: it races the watchdog with `||`, which would wait on for the other branch.
-net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, clock::time_point& deadline) {
+net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, deadline& limit) {
     try {
-        co_await serve_requests(sock, slot, deadline);
+        co_await serve_requests(sock, slot, limit);
     } catch (std::exception const&) {
         // Cancelled at shutdown between two operations, or a bug: the connection just closes.
     }
 }
 
 net::awaitable<void> http_server::impl::serve_requests(
-    tcp::socket& sock,
-    session_slot& slot,
-    clock::time_point& deadline
+    tcp::socket& sock, session_slot& slot, deadline& limit
 ) {
     beast::flat_buffer buffer;
     for (;;) {
         if (buffer.size() == 0) {
             slot.idle = true;
             if (stopping) co_return;
-            deadline = clock::now() + opts.idle_timeout;
+            limit.after(opts.idle_timeout);
             auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
             if (ec) co_return;
             slot.idle = false;
         }
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
-        deadline = clock::now() + opts.header_timeout;
+        limit.after(opts.header_timeout);
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
@@ -231,7 +258,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         if (rec && is_disconnect(rec)) co_return;
 
         auto const start = clock::now();
-        deadline = clock::time_point::max();  // a handler takes as long as its pattern takes
+        limit.clear();  // a handler takes as long as its pattern takes
         metrics.in_flight.add(1);
         struct in_flight_guard {
             metrics_shard& m;
@@ -251,7 +278,8 @@ net::awaitable<void> http_server::impl::serve_requests(
             if (r.answer) {
                 res = std::move(*r.answer);
             } else if (target == endpoint::healthz) {
-                res = stopping ? json_response(503, R"({"status":"shutting down"})") : json_response(200, R"({"status":"ok"})");
+                res = stopping ? json_response(503, R"({"status":"shutting down"})")
+                               : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
                 res = json_response(200, registry->render());
                 res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -259,8 +287,10 @@ net::awaitable<void> http_server::impl::serve_requests(
                 auto outcome = co_await (answer(r) || client_gone(sock));
                 if (outcome.index() == 1) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
-                    log->info(R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})", to_string(target),
-                              millis(clock::now() - start));
+                    log->info(
+                        R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})",
+                        to_string(target), millis(clock::now() - start)
+                    );
                     co_return;
                 }
                 res = std::move(std::get<0>(outcome));
@@ -269,9 +299,11 @@ net::awaitable<void> http_server::impl::serve_requests(
             }
             res.version(req.version());
             if (log->should_log(spdlog::level::debug)) {
-                log->debug(R"("event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f})",
-                           json_quote(req.method_string()), json_quote(req.target()), res.result_int(),
-                           to_string(target), millis(clock::now() - start));
+                log->debug(
+                    R"("event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f})",
+                    json_quote(req.method_string()), json_quote(req.target()), res.result_int(),
+                    to_string(target), millis(clock::now() - start)
+                );
             }
         }
         if (stopping) keep_alive = false;
@@ -279,15 +311,19 @@ net::awaitable<void> http_server::impl::serve_requests(
         res.prepare_payload();
         metrics.count_request(target, res.result_int(), clock::now() - start);
 
-        deadline = clock::now() + opts.header_timeout;  // a client that does not read its answer
+        if (slot.cancelled) co_return;
+        limit.after(opts.header_timeout);  // a client that does not read its answer
         auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
         if (wec || !keep_alive) co_return;
     }
 }
 
 void http_server::impl::cancel_sessions(bool idle_only) {
-    for (auto& s : sessions)
-        if (!idle_only || s.idle) s.cancel.emit(net::cancellation_type::terminal);
+    for (auto& s : sessions) {
+        if (idle_only && !s.idle) continue;
+        s.cancelled = true;
+        s.cancel.emit(net::cancellation_type::terminal);
+    }
 }
 
 void http_server::impl::begin_shutdown(std::chrono::milliseconds grace) {
@@ -336,9 +372,13 @@ http_server::http_server(
 
 http_server::~http_server() = default;
 
-http_server::executor_type http_server::get_executor() const noexcept { return impl_->ex; }
+http_server::executor_type http_server::get_executor() const noexcept {
+    return impl_->ex;
+}
 
-tcp::endpoint http_server::local_endpoint() const { return impl_->acceptor.local_endpoint(); }
+tcp::endpoint http_server::local_endpoint() const {
+    return impl_->acceptor.local_endpoint();
+}
 
 net::awaitable<void> http_server::run() {
     auto self = impl_;
@@ -361,14 +401,24 @@ void http_server::shutdown(std::chrono::milliseconds grace) {
     net::post(impl_->ex, [self = impl_, grace] { self->begin_shutdown(grace); });
 }
 
-void http_server::shutdown() { shutdown(impl_->opts.shutdown_grace); }
+void http_server::shutdown() {
+    shutdown(impl_->opts.shutdown_grace);
+}
 
-void http_server::cancel() { shutdown(std::chrono::milliseconds(0)); }
+void http_server::cancel() {
+    shutdown(std::chrono::milliseconds(0));
+}
 
-upstream::pool_stats http_server::upstream_stats() const noexcept { return impl_->client.stats(); }
+upstream::pool_stats http_server::upstream_stats() const noexcept {
+    return impl_->client.stats();
+}
 
-handlers::handler_stats const& http_server::handler_stats() const noexcept { return *impl_->ctx.stats; }
+handlers::handler_stats const& http_server::handler_stats() const noexcept {
+    return *impl_->ctx.stats;
+}
 
-metrics_registry& http_server::metrics() const noexcept { return *impl_->registry; }
+metrics_registry& http_server::metrics() const noexcept {
+    return *impl_->registry;
+}
 
 }  // namespace fanout::server

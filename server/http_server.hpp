@@ -19,7 +19,7 @@ namespace fanout::server {
 // client and pool. It owns no threads; to use several, run one http_server per single-threaded
 // event loop, all with reuse_port on the same port and sharing one metrics_registry.
 class http_server {
-public:
+  public:
     using executor_type = boost::asio::any_io_executor;
 
     // Binds and listens at once, so that local_endpoint() is known; serving starts with run().
@@ -61,7 +61,7 @@ public:
 
     metrics_registry& metrics() const noexcept;
 
-private:
+  private:
     struct impl;
     std::shared_ptr<impl> impl_;
 };

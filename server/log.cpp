@@ -1,6 +1,7 @@
 #include "server/log.hpp"
 
 #include <boost/json/serialize.hpp>
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -11,7 +12,8 @@ void use_json_lines(spdlog::logger& logger) {
 }
 
 std::shared_ptr<spdlog::logger> make_stderr_logger(std::string const& level) {
-    auto logger = std::make_shared<spdlog::logger>("fanout", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto logger =
+        std::make_shared<spdlog::logger>("fanout", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     use_json_lines(*logger);
     logger->set_level(spdlog::level::from_str(level));
     // Failures are logged as they happen; flushing each line keeps them visible when piped.
@@ -19,6 +21,8 @@ std::shared_ptr<spdlog::logger> make_stderr_logger(std::string const& level) {
     return logger;
 }
 
-std::string json_quote(std::string_view text) { return boost::json::serialize(text); }
+std::string json_quote(std::string_view text) {
+    return boost::json::serialize(text);
+}
 
 }  // namespace fanout::server

@@ -6,12 +6,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <spdlog/spdlog.h>
 #include <thread>
 
 namespace net = boost::asio;
@@ -69,9 +69,12 @@ int serve(server::options opts) {
     }
     std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
 
-    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+    std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                        int sig) {
         if (ec) return;
-        opts.logger->info(R"("event":"shutdown","signal":{},"grace_ms":{})", sig, opts.shutdown_grace.count());
+        opts.logger->info(
+            R"("event":"shutdown","signal":{},"grace_ms":{})", sig, opts.shutdown_grace.count()
+        );
         for (auto& s : servers) s->shutdown();
         // A second signal does not wait for anything.
         signals.async_wait([](boost::system::error_code ec2, int sig2) {

@@ -6,13 +6,20 @@ namespace fanout::server {
 
 std::string_view to_string(endpoint e) noexcept {
     switch (e) {
-        case endpoint::wg: return "wg";
-        case endpoint::channel: return "channel";
-        case endpoint::context_timeout: return "context-timeout";
-        case endpoint::errgroup: return "errgroup";
-        case endpoint::healthz: return "healthz";
-        case endpoint::metrics: return "metrics";
-        case endpoint::other: return "other";
+        case endpoint::wg:
+            return "wg";
+        case endpoint::channel:
+            return "channel";
+        case endpoint::context_timeout:
+            return "context-timeout";
+        case endpoint::errgroup:
+            return "errgroup";
+        case endpoint::healthz:
+            return "healthz";
+        case endpoint::metrics:
+            return "metrics";
+        case endpoint::other:
+            return "other";
     }
     return "other";
 }
@@ -25,7 +32,9 @@ void histogram::observe(std::chrono::steady_clock::duration d) noexcept {
     sum_ns.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
 }
 
-void metrics_shard::count_request(endpoint e, unsigned status, std::chrono::steady_clock::duration took) noexcept {
+void metrics_shard::count_request(
+    endpoint e, unsigned status, std::chrono::steady_clock::duration took
+) noexcept {
     std::size_t code = 0;
     while (code + 1 < codes.size() && codes[code] != status) ++code;
     auto const i = static_cast<std::size_t>(e);
@@ -35,13 +44,14 @@ void metrics_shard::count_request(endpoint e, unsigned status, std::chrono::stea
 
 metrics_registry::metrics_registry(std::vector<std::string> service_names, std::size_t shards)
     : service_names_(std::move(service_names)) {
-    for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<metrics_shard>(service_names_.size()));
+    for (std::size_t i = 0; i < shards; ++i)
+        shards_.push_back(std::make_unique<metrics_shard>(service_names_.size()));
 }
 
 namespace {
 
 class writer {
-public:
+  public:
     explicit writer(std::string& out) : out_(out) {}
 
     void header(std::string_view name, std::string_view type, std::string_view help) {
@@ -72,12 +82,17 @@ public:
         out_ += '\n';
     }
 
-    void histogram_samples(std::string_view name, std::string labels, std::vector<histogram const*> const& parts) {
+    void histogram_samples(
+        std::string_view name, std::string labels, std::vector<histogram const*> const& parts
+    ) {
         std::uint64_t cumulative = 0;
         std::string prefix = labels.empty() ? "" : labels + ",";
         for (std::size_t b = 0; b <= histogram::bounds.size(); ++b) {
             for (auto const* h : parts) cumulative += h->buckets[b].value();
-            sample(std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"", cumulative);
+            sample(
+                std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"",
+                cumulative
+            );
         }
         std::uint64_t sum_ns = 0;
         for (auto const* h : parts) sum_ns += h->sum_ns.value();
@@ -85,7 +100,7 @@ public:
         sample(std::string(name) + "_count", labels, cumulative);
     }
 
-private:
+  private:
     std::string& out_;
 };
 
@@ -110,25 +125,36 @@ std::string metrics_registry::render() const {
         for (std::size_t c = 0; c < metrics_shard::codes.size(); ++c) {
             auto n = sum([&](metrics_shard const& s) { return s.requests[e][c].value(); });
             if (n == 0) continue;
-            auto code = metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
-            w.sample("fanout_requests_total",
-                     label("endpoint", to_string(endpoint(e))) + "," + label("code", code), n);
+            auto code =
+                metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
+            w.sample(
+                "fanout_requests_total",
+                label("endpoint", to_string(endpoint(e))) + "," + label("code", code), n
+            );
         }
     }
 
-    w.header("fanout_request_duration_seconds", "histogram", "Time from reading a request to having its answer.");
+    w.header(
+        "fanout_request_duration_seconds", "histogram", "Time from reading a request to having its answer."
+    );
     for (std::size_t e = 0; e < endpoint_count; ++e) {
         std::vector<histogram const*> parts;
         for (auto const& s : shards_) parts.push_back(&s->request_duration[e]);
-        w.histogram_samples("fanout_request_duration_seconds", label("endpoint", to_string(endpoint(e))), parts);
+        w.histogram_samples(
+            "fanout_request_duration_seconds", label("endpoint", to_string(endpoint(e))), parts
+        );
     }
 
-    w.header("fanout_client_disconnects_total", "counter",
-             "Requests cancelled because the client went away before the answer.");
+    w.header(
+        "fanout_client_disconnects_total", "counter",
+        "Requests cancelled because the client went away before the answer."
+    );
     for (std::size_t e = 0; e < endpoint_count; ++e) {
         if (e > static_cast<std::size_t>(endpoint::errgroup)) break;
-        w.sample("fanout_client_disconnects_total", label("endpoint", to_string(endpoint(e))),
-                 sum([&](metrics_shard const& s) { return s.client_disconnects[e].value(); }));
+        w.sample(
+            "fanout_client_disconnects_total", label("endpoint", to_string(endpoint(e))),
+            sum([&](metrics_shard const& s) { return s.client_disconnects[e].value(); })
+        );
     }
 
     w.header("fanout_requests_in_flight", "gauge", "Requests being handled.");
@@ -139,27 +165,43 @@ std::string metrics_registry::render() const {
     w.header("fanout_connections_open", "gauge", "Client connections open.");
     w.sample("fanout_connections_open", "", open_connections.load(std::memory_order_relaxed));
     w.header("fanout_connections_accepted_total", "counter", "Client connections accepted.");
-    w.sample("fanout_connections_accepted_total", "", sum([](auto const& s) { return s.connections_accepted.value(); }));
-    w.header("fanout_connections_rejected_total", "counter", "Client connections refused over --max-connections.");
-    w.sample("fanout_connections_rejected_total", "", sum([](auto const& s) { return s.connections_rejected.value(); }));
-    w.header("fanout_connections_timed_out_total", "counter",
-             "Client connections closed by the idle or request-head timeout.");
-    w.sample("fanout_connections_timed_out_total", "", sum([](auto const& s) { return s.connections_timed_out.value(); }));
+    w.sample("fanout_connections_accepted_total", "", sum([](auto const& s) {
+                 return s.connections_accepted.value();
+             }));
+    w.header(
+        "fanout_connections_rejected_total", "counter", "Client connections refused over --max-connections."
+    );
+    w.sample("fanout_connections_rejected_total", "", sum([](auto const& s) {
+                 return s.connections_rejected.value();
+             }));
+    w.header(
+        "fanout_connections_timed_out_total", "counter",
+        "Client connections closed by the idle or request-head timeout."
+    );
+    w.sample("fanout_connections_timed_out_total", "", sum([](auto const& s) {
+                 return s.connections_timed_out.value();
+             }));
 
     w.header("fanout_upstream_request_duration_seconds", "histogram", "Upstream fetches, by service.");
     for (std::size_t i = 0; i < service_names_.size(); ++i) {
         std::vector<histogram const*> parts;
         for (auto const& s : shards_) parts.push_back(&s->services[i].duration);
-        w.histogram_samples("fanout_upstream_request_duration_seconds", label("service", service_names_[i]), parts);
+        w.histogram_samples(
+            "fanout_upstream_request_duration_seconds", label("service", service_names_[i]), parts
+        );
     }
 
-    w.header("fanout_upstream_failures_total", "counter", "Failed upstream fetches, by service and error kind.");
+    w.header(
+        "fanout_upstream_failures_total", "counter", "Failed upstream fetches, by service and error kind."
+    );
     for (std::size_t i = 0; i < service_names_.size(); ++i) {
         for (std::size_t k = 0; k < error_kind_count; ++k) {
-            w.sample("fanout_upstream_failures_total",
-                     label("service", service_names_[i]) + "," +
-                         label("kind", upstream::to_string(static_cast<upstream::error_kind>(k))),
-                     sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); }));
+            w.sample(
+                "fanout_upstream_failures_total",
+                label("service", service_names_[i]) + "," +
+                    label("kind", upstream::to_string(static_cast<upstream::error_kind>(k))),
+                sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); })
+            );
         }
     }
 
@@ -169,18 +211,22 @@ std::string metrics_registry::render() const {
         local_counter metrics_shard::service_metrics::*member;
     };
     for (auto [name, help, member] : {
-             pool_counter{"fanout_upstream_connections_opened_total", "Upstream connections opened.",
-                          &metrics_shard::service_metrics::opened},
-             pool_counter{"fanout_upstream_connections_reused_total", "Upstream requests sent on a pooled connection.",
-                          &metrics_shard::service_metrics::reused},
-             pool_counter{"fanout_upstream_retries_total",
-                          "Requests resent because a pooled connection had been closed by the upstream.",
-                          &metrics_shard::service_metrics::retried},
+             pool_counter{
+                 "fanout_upstream_connections_opened_total", "Upstream connections opened.",
+                 &metrics_shard::service_metrics::opened},
+             pool_counter{
+                 "fanout_upstream_connections_reused_total", "Upstream requests sent on a pooled connection.",
+                 &metrics_shard::service_metrics::reused},
+             pool_counter{
+                 "fanout_upstream_retries_total",
+                 "Requests resent because a pooled connection had been closed by the upstream.",
+                 &metrics_shard::service_metrics::retried},
          }) {
         w.header(name, "counter", help);
         for (std::size_t i = 0; i < service_names_.size(); ++i) {
-            w.sample(name, label("service", service_names_[i]),
-                     sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); }));
+            w.sample(name, label("service", service_names_[i]), sum([&](metrics_shard const& s) {
+                         return (s.services[i].*member).value();
+                     }));
         }
     }
     return out;

@@ -20,30 +20,30 @@ std::string_view to_string(endpoint e) noexcept;
 
 // Written by one thread, read by any: a relaxed load and store need no locked instruction.
 class local_counter {
-public:
+  public:
     void add(std::uint64_t n = 1) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<std::uint64_t> value_{0};
 };
 
 class local_gauge {
-public:
+  public:
     void add(std::int64_t delta) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
     }
     std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<std::int64_t> value_{0};
 };
 
 // A latency histogram with fixed buckets, in seconds.
 class histogram {
-public:
+  public:
     static constexpr std::array<double, 14> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
     static constexpr std::array<char const*, 15> bound_labels{"0.0005", "0.001", "0.0025", "0.005", "0.01",
@@ -84,7 +84,7 @@ struct metrics_shard {
 
 // The metrics of every event loop of a process, summed when scraped.
 class metrics_registry {
-public:
+  public:
     metrics_registry(std::vector<std::string> service_names, std::size_t shards);
 
     metrics_shard& shard(std::size_t i) noexcept { return *shards_[i]; }
@@ -96,7 +96,7 @@ public:
     // Connections open across all loops, for --max-connections.
     std::atomic<std::size_t> open_connections{0};
 
-private:
+  private:
     std::vector<std::string> service_names_;
     std::vector<std::unique_ptr<metrics_shard>> shards_;
 };

@@ -25,7 +25,10 @@ std::invalid_argument bad(std::string const& where, std::string const& what) {
 
 std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) {
-        throw bad(where, std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        throw bad(
+            where,
+            std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"
+        );
     }
     return v;
 }
@@ -49,7 +52,8 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
 
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
     static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
-    if (!levels.count(value)) throw bad(where, "expected trace|debug|info|warn|error|off, got '" + value + "'");
+    if (!levels.count(value))
+        throw bad(where, "expected trace|debug|info|warn|error|off, got '" + value + "'");
     opts.log_level = value;
 }
 
@@ -77,41 +81,88 @@ std::vector<setting> const& settings() {
         };
     };
     static std::vector<setting> const all{
-        {"listen", "listen", "HOST:PORT to serve on (port 0: pick a free port), default 127.0.0.1:8080", true, {},
+        {"listen",
+         "listen",
+         "HOST:PORT to serve on (port 0: pick a free port), default 127.0.0.1:8080",
+         true,
+         {},
          set_listen},
-        {"threads", "threads", "event loops (threads), default: number of cores", false,
+        {"threads",
+         "threads",
+         "event loops (threads), default: number of cores",
+         false,
          [](options& o, std::string const& where, std::int64_t v) {
              o.threads = static_cast<unsigned>(checked(where, v, 1, 256));
          },
          {}},
-        {"timeout-ms", "timeout_ms", "deadline of the context-timeout and errgroup endpoints (default 1000)", false,
-         ms(&options::timeout, 1), {}},
-        {"max-timeout-ms", "max_timeout_ms", "cap for ?timeout_ms= (default 10000)", false,
-         ms(&options::max_timeout, 1), {}},
-        {"max-upstream-body", "max_upstream_body", "largest upstream body accepted, bytes (default 1048576)", false,
-         size(&options::max_upstream_body, 1, std::int64_t(1) << 30), {}},
-        {"upstream-pool-size", "upstream_pool_size", "idle connections kept per service and thread (default 64)",
-         false, size(&options::upstream_pool_size, 0, 100'000), {}},
-        {"max-request-head", "max_request_head", "largest request head, bytes; over it: 431 (default 8192)", false,
-         size(&options::max_request_head, 256, 1 << 20), {}},
-        {"max-request-body", "max_request_body", "largest request body, bytes; over it: 413 (default 65536)", false,
-         size(&options::max_request_body, 0, std::int64_t(1) << 30), {}},
-        {"header-timeout-ms", "header_timeout_ms", "a started request must arrive within it (default 10000)", false,
-         ms(&options::header_timeout, 1), {}},
-        {"idle-timeout-ms", "idle_timeout_ms", "close keep-alive connections idle for longer (default 60000)",
-         false, ms(&options::idle_timeout, 1), {}},
-        {"max-connections", "max_connections", "open client connections; beyond: 503 and close (default 10000)",
-         false, size(&options::max_connections, 1, 10'000'000), {}},
-        {"shutdown-grace-ms", "shutdown_grace_ms",
-         "on SIGINT/SIGTERM, time in-flight requests get to finish (default 5000)", false,
-         ms(&options::shutdown_grace, 0), {}},
+        {"timeout-ms",
+         "timeout_ms",
+         "deadline of the context-timeout and errgroup endpoints (default 1000)",
+         false,
+         ms(&options::timeout, 1),
+         {}},
+        {"max-timeout-ms",
+         "max_timeout_ms",
+         "cap for ?timeout_ms= (default 10000)",
+         false,
+         ms(&options::max_timeout, 1),
+         {}},
+        {"max-upstream-body",
+         "max_upstream_body",
+         "largest upstream body accepted, bytes (default 1048576)",
+         false,
+         size(&options::max_upstream_body, 1, std::int64_t(1) << 30),
+         {}},
+        {"upstream-pool-size",
+         "upstream_pool_size",
+         "idle connections kept per service and thread (default 256)",
+         false,
+         size(&options::upstream_pool_size, 0, 100'000),
+         {}},
+        {"max-request-head",
+         "max_request_head",
+         "largest request head, bytes; over it: 431 (default 8192)",
+         false,
+         size(&options::max_request_head, 256, 1 << 20),
+         {}},
+        {"max-request-body",
+         "max_request_body",
+         "largest request body, bytes; over it: 413 (default 65536)",
+         false,
+         size(&options::max_request_body, 0, std::int64_t(1) << 30),
+         {}},
+        {"header-timeout-ms",
+         "header_timeout_ms",
+         "a started request must arrive within it (default 10000)",
+         false,
+         ms(&options::header_timeout, 1),
+         {}},
+        {"idle-timeout-ms",
+         "idle_timeout_ms",
+         "close keep-alive connections idle for longer (default 60000)",
+         false,
+         ms(&options::idle_timeout, 1),
+         {}},
+        {"max-connections",
+         "max_connections",
+         "open client connections; beyond: 503 and close (default 10000)",
+         false,
+         size(&options::max_connections, 1, 10'000'000),
+         {}},
+        {"shutdown-grace-ms",
+         "shutdown_grace_ms",
+         "on SIGINT/SIGTERM, time in-flight requests get to finish (default 5000)",
+         false,
+         ms(&options::shutdown_grace, 0),
+         {}},
         {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
     };
     return all;
 }
 
 void check_consistency(options const& o) {
-    if (o.timeout > o.max_timeout) throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
+    if (o.timeout > o.max_timeout)
+        throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
 }
 
 void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {

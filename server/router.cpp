@@ -27,7 +27,8 @@ struct route_entry {
 constexpr std::array<route_entry, 6> routes{{
     {"/api/aggregate/wg", endpoint::wg, &handlers::wait_group, false},
     {"/api/aggregate/channel", endpoint::channel, &handlers::channel, false},
-    {"/api/aggregate/channel-with-context-timeout", endpoint::context_timeout, &handlers::context_timeout, true},
+    {"/api/aggregate/channel-with-context-timeout", endpoint::context_timeout, &handlers::context_timeout,
+     true},
     {"/api/aggregate/errgroup", endpoint::errgroup, &handlers::errgroup, true},
     {"/healthz", endpoint::healthz, nullptr, false},
     {"/metrics", endpoint::metrics, nullptr, false},

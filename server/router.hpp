@@ -18,15 +18,16 @@ namespace fanout::server {
 using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-using aggregate_handler = boost::asio::awaitable<handlers::reply> (*)(handlers::context&, handlers::aggregate_request);
+using aggregate_handler =
+    boost::asio::awaitable<handlers::reply> (*)(handlers::context&, handlers::aggregate_request);
 
 // Where a request goes. Building it does no I/O.
 struct route {
     endpoint target = endpoint::other;
     aggregate_handler handler = nullptr;  // set for the /api/aggregate/* endpoints
     std::chrono::milliseconds timeout{};
-    bool cancel_on_disconnect = false;   // the deadline-bound patterns stop when the client goes
-    std::optional<response> answer;      // set when the router answers itself (404, 405, 400)
+    bool cancel_on_disconnect = false;  // the deadline-bound patterns stop when the client goes
+    std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
 };
 
 route match(request const& req, options const& opts);

@@ -7,10 +7,10 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
 
 namespace fanout::test {
 
@@ -25,19 +25,28 @@ unsigned test_threads() {
 }
 
 harness::harness(
-    std::vector<upstream::sim_service> services,
-    server::options opts,
-    std::vector<upstream::service> extra
+    std::vector<upstream::sim_service> services, server::options opts, std::vector<upstream::service> extra
 ) {
-    for (unsigned i = 0; i < test_threads(); ++i) loops_.push_back(std::make_unique<net::io_context>(1));
+    for (unsigned i = 0; i < test_threads(); ++i) {
+        loops_.push_back(std::make_unique<net::io_context>(1));
+        work_.push_back(net::make_work_guard(*loops_.back()));
+    }
     sim_ = std::make_unique<upstream::simulator>(loops_[0]->get_executor(), std::move(services));
     opts.listen_host = "127.0.0.1";
     opts.listen_port = 0;
-    for (std::size_t i = 0; i < sim_->size(); ++i)
-        opts.upstreams.push_back(upstream::make_service(sim_->name(i), sim_->url(i)));
+    // Services the caller configured by name (e.g. with a timeout) get the simulator's address.
+    auto configured = std::move(opts.upstreams);
+    opts.upstreams.clear();
+    for (std::size_t i = 0; i < sim_->size(); ++i) {
+        auto s = upstream::make_service(sim_->name(i), sim_->url(i));
+        for (auto const& c : configured)
+            if (c.name == s.name) s.timeout = c.timeout;
+        opts.upstreams.push_back(std::move(s));
+    }
     for (auto& s : extra) opts.upstreams.push_back(std::move(s));
     if (!opts.logger) {
-        opts.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+        opts.logger =
+            std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
         opts.logger->set_level(spdlog::level::off);
     }
     std::vector<std::string> names;
@@ -72,7 +81,9 @@ bool harness::wait_stopped(std::chrono::milliseconds timeout) {
     return stopped_.wait_for(timeout) == std::future_status::ready;
 }
 
-std::uint16_t harness::port() const { return servers_.front()->local_endpoint().port(); }
+std::uint16_t harness::port() const {
+    return servers_.front()->local_endpoint().port();
+}
 
 upstream::sim_counters const& harness::counters(std::string_view service) const {
     for (std::size_t i = 0; i < sim_->size(); ++i)
@@ -96,6 +107,42 @@ std::size_t harness::channel_producers_live() {
     for (std::size_t i = 0; i < servers_.size(); ++i)
         total += on_loop(i, [this, i] { return servers_[i]->handler_stats().channel_producers_live; });
     return total;
+}
+
+sim_runner::sim_runner(std::vector<upstream::sim_service> services)
+    : sim_(ioc_.get_executor(), std::move(services)) {
+    sim_.start();
+    thread_ = std::thread([this] { ioc_.run(); });
+}
+
+sim_runner::~sim_runner() {
+    net::post(ioc_, [this] { sim_.cancel(); });
+    ioc_.stop();
+    thread_.join();
+}
+
+std::string sim_runner::upstream_flag(std::size_t i) const {
+    return sim_.name(i) + "=" + sim_.url(i);
+}
+
+std::optional<response> fetch(
+    std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout
+) {
+    client c{port};
+    c.send_get(target);
+    return c.read(timeout);
+}
+
+double metric(std::string const& exposition, std::string const& series) {
+    std::size_t pos = 0;
+    while ((pos = exposition.find(series + " ", pos)) != std::string::npos) {
+        if (pos == 0 || exposition[pos - 1] == '\n') {
+            auto end = exposition.find('\n', pos);
+            return std::stod(exposition.substr(pos + series.size() + 1, end - pos - series.size() - 1));
+        }
+        ++pos;
+    }
+    return -1;
 }
 
 upstream::sim_service sim(std::string name, upstream::sim_behaviour b, std::chrono::milliseconds latency) {

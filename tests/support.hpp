@@ -3,6 +3,7 @@
 #include "server/http_server.hpp"
 #include "upstream/simulator.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -28,8 +29,9 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 // FANOUT_TEST_THREADS of them (default 1; CI runs the suite with 2 under TSan), the simulator on
 // the first. Teardown is graceful: the servers are cancelled and must drain.
 class harness {
-public:
+  public:
     // The server aggregates the simulated services, in order, then `extra` (e.g. unreachable ones).
+    // Services in opts.upstreams only lend their settings (timeout) to the simulated ones of that name.
     explicit harness(
         std::vector<upstream::sim_service> services,
         server::options opts = {},
@@ -56,8 +58,10 @@ public:
     // Blocks until every server's run() has completed, or the timeout passes; true if they did.
     bool wait_stopped(std::chrono::milliseconds timeout = 10s);
 
-private:
+  private:
     std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
+    // Keep every loop running after its server has stopped, so that on_loop() still works.
+    std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
     std::unique_ptr<upstream::simulator> sim_;
     std::vector<std::unique_ptr<server::http_server>> servers_;
     std::atomic<std::size_t> running_{0};
@@ -67,6 +71,28 @@ private:
 };
 
 unsigned test_threads();
+
+// Simulated upstreams alone, on a background thread (for fanout run as a separate process).
+class sim_runner {
+  public:
+    explicit sim_runner(std::vector<upstream::sim_service> services);
+    ~sim_runner();
+    std::string upstream_flag(std::size_t i) const;  // NAME=URL, for --upstream
+    upstream::sim_counters const& counters(std::size_t i) const { return sim_.counters(i); }
+
+  private:
+    boost::asio::io_context ioc_{1};
+    upstream::simulator sim_;
+    std::thread thread_;
+};
+
+// GET target and return the raw answer (any content type), or nullopt.
+std::optional<response> fetch(
+    std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 10s
+);
+
+// The value of one sample in a Prometheus exposition, e.g. metric(text, R"(fanout_x{a="b"})"); -1 if absent.
+double metric(std::string const& exposition, std::string const& series);
 
 upstream::sim_service sim(
     std::string name,
@@ -110,8 +136,11 @@ aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::m
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds timeout = 3s) {
     auto until = std::chrono::steady_clock::now() + timeout;
-    while (!pred() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
-    return pred();
+    for (;;) {
+        if (pred()) return true;
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::sleep_for(5ms);
+    }
 }
 
 }  // namespace fanout::test

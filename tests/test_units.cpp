@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <array>
+#include <unistd.h>
 
 using namespace fanout;
 using namespace std::chrono_literals;
@@ -206,6 +207,98 @@ BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
         std::string::npos
     );
     BOOST_TEST(error_of({"--max-upstream-body", "0"}).find("--max-upstream-body") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_config)
+
+std::string config_error(std::string_view text) {
+    server::options o;
+    try {
+        server::apply_config(o, text);
+    } catch (std::invalid_argument const& e) {
+        return e.what();
+    }
+    return "";
+}
+
+BOOST_AUTO_TEST_CASE(applies_every_setting) {
+    server::options o;
+    server::apply_config(o, R"({
+        "listen": "127.0.0.1:9000", "threads": 3, "timeout_ms": 250, "max_timeout_ms": 2000,
+        "max_upstream_body": 4096, "upstream_pool_size": 8, "max_request_head": 4096, "max_request_body": 100,
+        "header_timeout_ms": 3000, "idle_timeout_ms": 4000, "max_connections": 50, "shutdown_grace_ms": 700,
+        "log_level": "debug",
+        "upstreams": [{"name": "users", "url": "http://127.0.0.1:9101/users", "timeout_ms": 150},
+                      {"name": "orders", "url": "http://127.0.0.1:9102/orders"}]
+    })");
+    BOOST_TEST(o.listen_port == 9000);
+    BOOST_TEST(o.threads == 3u);
+    BOOST_TEST(o.timeout.count() == 250);
+    BOOST_TEST(o.max_timeout.count() == 2000);
+    BOOST_TEST(o.max_upstream_body == 4096u);
+    BOOST_TEST(o.upstream_pool_size == 8u);
+    BOOST_TEST(o.max_request_head == 4096u);
+    BOOST_TEST(o.max_request_body == 100u);
+    BOOST_TEST(o.header_timeout.count() == 3000);
+    BOOST_TEST(o.idle_timeout.count() == 4000);
+    BOOST_TEST(o.max_connections == 50u);
+    BOOST_TEST(o.shutdown_grace.count() == 700);
+    BOOST_TEST(o.log_level == "debug");
+    BOOST_TEST_REQUIRE(o.upstreams.size() == 2u);
+    BOOST_TEST(o.upstreams[0].timeout.value().count() == 150);
+    BOOST_TEST(!o.upstreams[1].timeout.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_key) {
+    BOOST_TEST(config_error(R"({"timeout": 5})").find("timeout") != std::string::npos);
+    BOOST_TEST(config_error(R"({"timeout": 5})").find("unknown key") != std::string::npos);
+    BOOST_TEST(config_error(R"({"threads": "2"})").find("threads") != std::string::npos);
+    BOOST_TEST(config_error(R"({"threads": 2.5})").find("threads") != std::string::npos);
+    BOOST_TEST(config_error(R"({"log_level": "loud"})").find("log_level") != std::string::npos);
+    BOOST_TEST(config_error(R"({"upstreams": {}})").find("upstreams") != std::string::npos);
+    BOOST_TEST(
+        config_error(R"({"upstreams": [{"name": "a", "url": "http://h/", "retries": 1}]})")
+            .find("upstreams[0].retries") != std::string::npos
+    );
+    BOOST_TEST(
+        config_error(R"({"upstreams": [{"name": "a"}]})").find("upstreams[0].url") != std::string::npos
+    );
+    BOOST_TEST(
+        config_error(R"({"upstreams": [{"name": "a", "url": "http://h/", "timeout_ms": "1"}]})")
+            .find("upstreams[0].timeout_ms") != std::string::npos
+    );
+    BOOST_TEST(config_error("[1]").find("object") != std::string::npos);
+    BOOST_TEST(config_error("{").find("JSON") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_documented_example_is_valid) {
+    auto cl = test_options::parse({"--config", FANOUT_SOURCE_DIR "/examples/fanout.json"});
+    BOOST_TEST(cl.opts.upstreams.size() == 3u);
+    BOOST_TEST(cl.opts.upstreams[1].timeout.value().count() == 300);
+}
+
+BOOST_AUTO_TEST_CASE(flags_win_over_the_file) {
+    char path[] = "/tmp/fanout-config-XXXXXX";
+    int fd = mkstemp(path);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    std::string text = R"({"timeout_ms": 300, "threads": 4,
+                          "upstreams": [{"name": "a", "url": "http://127.0.0.1:1/a", "timeout_ms": 50}]})";
+    BOOST_TEST_REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    auto cl = test_options::parse({"--config", path, "--timeout-ms", "700"});
+    BOOST_TEST(cl.opts.timeout.count() == 700);  // the flag
+    BOOST_TEST(cl.opts.threads == 4u);           // the file
+    BOOST_TEST_REQUIRE(cl.opts.upstreams.size() == 1u);
+    BOOST_TEST(cl.opts.upstreams[0].timeout.value().count() == 50);
+    auto replaced = test_options::parse({"--config", path, "--upstream", "b=http://127.0.0.1:2/b"});
+    BOOST_TEST_REQUIRE(replaced.opts.upstreams.size() == 1u);
+    BOOST_TEST(replaced.opts.upstreams[0].name == "b");
+    BOOST_TEST(
+        test_options::error_of({"--config", "/nonexistent/fanout.json"}).find("--config") != std::string::npos
+    );
+    unlink(path);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,8 +14,8 @@
 namespace fanout::upstream {
 
 struct client_options {
-    std::size_t max_body = 1024 * 1024;     // larger bodies fail as error_kind::too_large
-    std::size_t max_idle_per_service = 64;  // idle keep-alive connections kept per service
+    std::size_t max_body = 1024 * 1024;      // larger bodies fail as error_kind::too_large
+    std::size_t max_idle_per_service = 256;  // idle keep-alive connections kept per service
 };
 
 struct pool_stats {

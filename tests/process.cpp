@@ -1,0 +1,79 @@
+#include "tests/process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace fanout::test {
+
+child_process::child_process(std::vector<std::string> argv) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    out_ = fds[0];
+    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+}
+
+child_process::~child_process() {
+    if (!status_) {
+        ::kill(pid_, SIGKILL);
+        wait(std::chrono::seconds(5));
+    }
+    close(out_);
+}
+
+std::optional<std::string> child_process::read_line_starting(
+    std::string const& prefix, std::chrono::milliseconds timeout
+) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        for (auto nl = pending_.find('\n'); nl != std::string::npos; nl = pending_.find('\n')) {
+            auto line = pending_.substr(0, nl);
+            pending_.erase(0, nl + 1);
+            if (line.rfind(prefix, 0) == 0) return line;
+        }
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        pollfd p{out_, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[4096];
+        auto n = read(out_, buf, sizeof buf);
+        if (n <= 0) return std::nullopt;
+        pending_.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+void child_process::signal(int sig) {
+    ::kill(pid_, sig);
+}
+
+std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
+    if (status_) return status_;
+    auto until = std::chrono::steady_clock::now() + timeout;
+    do {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            status_ = status;
+            return status_;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < until);
+    return std::nullopt;
+}
+
+}  // namespace fanout::test

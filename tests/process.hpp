@@ -1,0 +1,34 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace fanout::test {
+
+// A child process with its stdout readable line by line, killed if still running at the end.
+class child_process {
+  public:
+    explicit child_process(std::vector<std::string> argv);
+    child_process(child_process const&) = delete;
+    child_process& operator=(child_process const&) = delete;
+    ~child_process();
+
+    // The first stdout line starting with prefix, or nullopt at EOF or timeout.
+    std::optional<std::string> read_line_starting(
+        std::string const& prefix, std::chrono::milliseconds timeout
+    );
+    void signal(int sig);
+    // The exit status (as from waitpid) once the process has ended, or nullopt at the timeout.
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+
+  private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::string pending_;
+    std::optional<int> status_;
+};
+
+}  // namespace fanout::test

@@ -1,0 +1,492 @@
+#include "server/log.hpp"
+#include "tests/process.hpp"
+#include "tests/support.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <regex>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
+#include <sys/wait.h>
+
+using namespace fanout;
+using namespace fanout::test;
+using upstream::sim_behaviour;
+namespace json = boost::json;
+namespace net = boost::asio;
+
+namespace {
+
+std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
+std::string const errgroup = "/api/aggregate/errgroup";
+std::string const wg = "/api/aggregate/wg";
+std::string const channel = "/api/aggregate/channel";
+
+std::string scrape(std::uint16_t port) {
+    auto res = fetch(port, "/metrics");
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    return res->body();
+}
+
+// Log lines captured from the server, one JSON object each.
+struct captured_log {
+    std::shared_ptr<std::ostringstream> out = std::make_shared<std::ostringstream>();
+    std::shared_ptr<spdlog::logger> logger;
+
+    explicit captured_log(spdlog::level::level_enum level) {
+        logger = std::make_shared<spdlog::logger>(
+            "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out)
+        );
+        server::use_json_lines(*logger);
+        logger->set_level(level);
+    }
+
+    std::vector<json::object> events(std::string_view name) {
+        logger->flush();
+        std::vector<json::object> found;
+        std::istringstream lines{out->str()};
+        for (std::string line; std::getline(lines, line);) {
+            auto v = json::parse(line).as_object();  // every line must be JSON
+            BOOST_TEST(v.contains("time"));
+            BOOST_TEST(v.contains("level"));
+            if (v.at("event").as_string() == name) found.push_back(v);
+        }
+        return found;
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_disconnect)
+
+BOOST_AUTO_TEST_CASE(deadline_patterns_stop_when_the_client_goes) {
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}};
+    std::uint64_t expected = 0;
+    for (auto const& path : {context_timeout, errgroup}) {
+        BOOST_TEST_CONTEXT(path) {
+            client c{h.port()};
+            c.send_get(path + "?timeout_ms=5000");
+            std::this_thread::sleep_for(100ms);
+            c.close();
+            ++expected;
+            // Well before the 5 s deadline, the hung upstream sees its connection closed.
+            BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == expected; }, 1500ms));
+        }
+    }
+    auto m = scrape(h.port());
+    BOOST_TEST(metric(m, R"(fanout_client_disconnects_total{endpoint="context-timeout"})") == 1);
+    BOOST_TEST(metric(m, R"(fanout_client_disconnects_total{endpoint="errgroup"})") == 1);
+    BOOST_TEST(metric(m, R"(fanout_upstream_failures_total{service="orders",kind="cancelled"})") == 2);
+}
+
+BOOST_AUTO_TEST_CASE(wait_for_all_patterns_finish_their_fetches) {
+    harness h{{sim("users"), sim("orders", sim_behaviour::ok, 400ms)}};
+    for (auto const& path : {wg, channel}) {
+        client c{h.port()};
+        c.send_get(path);
+        std::this_thread::sleep_for(100ms);
+        c.close();
+    }
+    BOOST_TEST(eventually([&] { return h.counters("orders").answered == 2; }, 2000ms));
+    BOOST_TEST(h.counters("orders").abandoned == 0u);
+    BOOST_TEST(metric(scrape(h.port()), R"(fanout_client_disconnects_total{endpoint="wg"})") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_request_is_not_a_disconnect) {
+    harness h{{sim("users", sim_behaviour::ok, 150ms), sim("orders")}};
+    client c{h.port()};
+    c.send(
+        "GET " + context_timeout + " HTTP/1.1\r\nHost: x\r\n\r\nGET " + errgroup +
+        " HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    for (auto pattern : {"context-timeout", "errgroup"}) {
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        BOOST_TEST(res->result_int() == 200u);
+        BOOST_TEST(json::parse(res->body()).at("pattern").as_string() == pattern);
+    }
+    BOOST_TEST(h.counters("users").abandoned == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_shutdown)
+
+BOOST_AUTO_TEST_CASE(in_flight_request_finishes_within_grace) {
+    harness h{{sim("users", sim_behaviour::ok, 300ms)}};
+    client c{h.port()};
+    c.send_get(wg);
+    std::this_thread::sleep_for(50ms);
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(3000ms);
+    auto res = c.read(3s);
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    BOOST_TEST(!res->keep_alive());  // no more requests on it
+    BOOST_TEST(h.wait_stopped(2s));
+    BOOST_CHECK_THROW(client{h.port()}, std::exception);  // no longer accepting
+}
+
+BOOST_AUTO_TEST_CASE(hung_requests_are_cancelled_after_grace) {
+    harness h{{sim("users", sim_behaviour::hang), sim("orders")}};
+    client a{h.port()};
+    a.send_get(wg);
+    client b{h.port()};
+    b.send_get(channel);
+    std::this_thread::sleep_for(100ms);
+    auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(300ms);
+    BOOST_TEST(!a.read(3s).has_value());
+    BOOST_TEST(!b.read(3s).has_value());
+    BOOST_TEST(h.wait_stopped(3s));
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 300ms));
+    // Their upstream fetches were cancelled too: the hung service saw both connections close.
+    BOOST_TEST(eventually([&] { return h.counters("users").abandoned == 2; }));
+    BOOST_TEST(h.channel_producers_live() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_is_closed_at_once) {
+    harness h{{sim("users")}};
+    client c{h.port()};
+    c.send_get(wg);
+    BOOST_TEST_REQUIRE(c.read().has_value());
+    auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(10s);
+    BOOST_TEST(c.closed_by_server(2s));
+    BOOST_TEST(h.wait_stopped(2s));
+    BOOST_TEST((std::chrono::steady_clock::now() - start < 2s));
+}
+
+BOOST_AUTO_TEST_CASE(healthz_turns_503_while_stopping) {
+    harness h{{sim("users", sim_behaviour::ok, 400ms)}};
+    auto ok = fetch(h.port(), "/healthz");
+    BOOST_TEST_REQUIRE(ok.has_value());
+    BOOST_TEST(ok->result_int() == 200u);
+    BOOST_TEST(json::parse(ok->body()).at("status").as_string() == "ok");
+
+    client slow{h.port()};
+    slow.send_get(wg);
+    client probe{h.port()};
+    probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");  // a request under way is in flight
+    std::this_thread::sleep_for(100ms);
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(3s);
+    std::this_thread::sleep_for(50ms);
+    probe.send("\r\n");
+    auto res = probe.read(2s);
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 503u);
+    auto done = slow.read(2s);
+    BOOST_TEST_REQUIRE(done.has_value());
+    BOOST_TEST(done->result_int() == 200u);
+    BOOST_TEST(h.wait_stopped(2s));
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
+    net::io_context ioc{1};
+    upstream::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
+    server::options opts;
+    opts.listen_port = 0;
+    opts.log_level = "off";
+    opts.upstreams.push_back(upstream::make_service("users", upstreams.url(0)));
+    server::http_server server{ioc.get_executor(), opts};
+    upstreams.start();
+    net::cancellation_signal stop;
+    bool done = false;
+    server.async_run(net::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+        BOOST_TEST(!e);
+        done = true;
+        upstreams.cancel();
+    }));
+    std::thread user([port = server.local_endpoint().port()] {
+        client c{port};
+        c.send_get(wg);
+        BOOST_TEST(!c.read(3s).has_value());  // hung, then closed by the cancellation
+    });
+    net::steady_timer later{ioc, 200ms};
+    later.async_wait([&](auto) { stop.emit(net::cancellation_type::terminal); });
+    ioc.run_for(5s);
+    user.join();
+    BOOST_TEST(done);
+    BOOST_TEST(ioc.stopped());  // nothing of the server was left running
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_signals)
+
+struct fanout_process {
+    child_process process;
+    std::uint16_t port = 0;
+
+    explicit fanout_process(std::vector<std::string> args) : process(with_binary(std::move(args))) {
+        auto line = process.read_line_starting("listening on http://127.0.0.1:", 10s);
+        BOOST_TEST_REQUIRE(line.has_value());
+        port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+    }
+
+    static std::vector<std::string> with_binary(std::vector<std::string> args) {
+        args.insert(
+            args.begin(), {FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads", "2", "--log-level", "warn"}
+        );
+        return args;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(sigterm_lets_a_slow_request_finish_then_exits_0) {
+    sim_runner upstreams{{sim("users", sim_behaviour::ok, 400ms)}};
+    fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "3000"}};
+    client c{f.port};
+    c.send_get(wg);
+    std::this_thread::sleep_for(100ms);
+    f.process.signal(SIGTERM);
+    auto res = c.read(3s);
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    auto status = f.process.wait(5s);
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST(WIFEXITED(*status));
+    BOOST_TEST(WEXITSTATUS(*status) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_cancels_a_hung_request_after_grace) {
+    sim_runner upstreams{{sim("users", sim_behaviour::hang)}};
+    fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "300"}};
+    client c{f.port};
+    c.send_get(wg);
+    std::this_thread::sleep_for(100ms);
+    auto start = std::chrono::steady_clock::now();
+    f.process.signal(SIGTERM);
+    BOOST_TEST(!c.read(3s).has_value());
+    auto status = f.process.wait(5s);
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 300ms));
+    BOOST_TEST(WIFEXITED(*status));
+    BOOST_TEST(WEXITSTATUS(*status) == 0);
+    BOOST_TEST(eventually([&] { return upstreams.counters(0).abandoned == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_second_signal_exits_at_once) {
+    sim_runner upstreams{{sim("users", sim_behaviour::hang)}};
+    fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "60000"}};
+    client c{f.port};
+    c.send_get(wg);
+    std::this_thread::sleep_for(100ms);
+    f.process.signal(SIGTERM);
+    std::this_thread::sleep_for(100ms);
+    BOOST_TEST(!f.process.wait(0ms).has_value());  // still waiting for the hung request
+    f.process.signal(SIGINT);
+    auto status = f.process.wait(3s);
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST(WIFEXITED(*status));
+    BOOST_TEST(WEXITSTATUS(*status) == 128 + SIGINT);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_metrics)
+
+BOOST_AUTO_TEST_CASE(timeout_counter_grows_with_a_timed_out_request) {
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}};
+    auto const timeouts = R"(fanout_upstream_failures_total{service="orders",kind="timeout"})";
+    auto const answered = R"(fanout_requests_total{endpoint="context-timeout",code="200"})";
+    auto before = scrape(h.port());
+    BOOST_TEST(metric(before, timeouts) == 0);
+    BOOST_TEST(metric(before, answered) == -1);  // no sample until it happens
+    BOOST_TEST(get(h.port(), context_timeout + "?timeout_ms=100").status == 200u);
+    auto after = scrape(h.port());
+    BOOST_TEST(metric(after, timeouts) == 1);
+    BOOST_TEST(metric(after, answered) == 1);
+    BOOST_TEST(metric(after, R"(fanout_request_duration_seconds_count{endpoint="context-timeout"})") == 1);
+    BOOST_TEST(
+        metric(after, R"(fanout_request_duration_seconds_bucket{endpoint="context-timeout",le="0.05"})") == 0
+    );
+    BOOST_TEST(metric(after, R"(fanout_upstream_request_duration_seconds_count{service="orders"})") == 1);
+    BOOST_TEST(metric(after, "fanout_requests_in_flight") == 1);  // the scrape itself
+}
+
+BOOST_AUTO_TEST_CASE(pool_counters_show_reuse) {
+    harness h{{sim("users"), sim("orders")}};
+    for (int i = 0; i < 10; ++i) get(h.port(), wg);
+    auto m = scrape(h.port());
+    auto opened = metric(m, R"(fanout_upstream_connections_opened_total{service="users"})");
+    auto reused = metric(m, R"(fanout_upstream_connections_reused_total{service="users"})");
+    BOOST_TEST(opened >= 1);
+    BOOST_TEST(opened <= h.threads());
+    BOOST_TEST(opened + reused == 10);
+    BOOST_TEST(metric(m, R"(fanout_requests_total{endpoint="wg",code="200"})") == 10);
+}
+
+BOOST_AUTO_TEST_CASE(exposition_format_is_well_formed) {
+    harness h{{sim("users"), sim("orders", sim_behaviour::fail)}};
+    get(h.port(), wg);
+    auto res = fetch(h.port(), "/metrics");
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST((*res)[boost::beast::http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+    std::regex const sample{R"(^fanout_[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? -?[0-9.e+-]+$)"};
+    std::regex const comment{R"(^# (HELP|TYPE) fanout_[a-z_]+ .+$)"};
+    std::istringstream lines{res->body()};
+    int samples = 0;
+    for (std::string line; std::getline(lines, line);) {
+        bool ok = std::regex_match(line, line.starts_with("#") ? comment : sample);
+        BOOST_TEST(ok, line);
+        samples += !line.starts_with("#");
+    }
+    BOOST_TEST(samples > 50);
+    BOOST_TEST(metric(res->body(), R"(fanout_upstream_failures_total{service="orders",kind="status"})") == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_logs)
+
+BOOST_AUTO_TEST_CASE(one_json_line_per_timeout) {
+    captured_log log{spdlog::level::info};
+    server::options opts;
+    opts.logger = log.logger;
+    {
+        harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
+        BOOST_TEST(get(h.port(), context_timeout + "?timeout_ms=100").status == 200u);
+    }
+    auto timeouts = log.events("upstream_timeout");
+    BOOST_TEST_REQUIRE(timeouts.size() == 1u);
+    auto const& e = timeouts.front();
+    BOOST_TEST(e.at("level").as_string() == "warning");
+    BOOST_TEST(e.at("service").as_string() == "orders");
+    BOOST_TEST(e.at("kind").as_string() == "timeout");
+    BOOST_TEST(e.at("endpoint").as_string() == "context-timeout");
+    BOOST_TEST(e.at("elapsed_ms").as_double() >= 100.0);
+    BOOST_TEST(log.events("access").empty());  // access logs are debug
+}
+
+BOOST_AUTO_TEST_CASE(one_json_line_per_upstream_failure) {
+    captured_log log{spdlog::level::info};
+    server::options opts;
+    opts.logger = log.logger;
+    {
+        harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
+        get(h.port(), wg);
+    }
+    auto failures = log.events("upstream_failure");
+    BOOST_TEST_REQUIRE(failures.size() == 1u);
+    BOOST_TEST(failures.front().at("kind").as_string() == "status");
+    BOOST_TEST(failures.front().at("status").as_int64() == 500);
+    BOOST_TEST(failures.front().at("endpoint").as_string() == "wg");
+}
+
+BOOST_AUTO_TEST_CASE(access_log_at_debug) {
+    captured_log log{spdlog::level::debug};
+    server::options opts;
+    opts.logger = log.logger;
+    {
+        harness h{{sim("users")}, opts};
+        get(h.port(), wg + "?x=%22quoted%22");
+    }
+    auto access = log.events("access");
+    BOOST_TEST_REQUIRE(access.size() == 1u);
+    BOOST_TEST(access.front().at("status").as_int64() == 200);
+    BOOST_TEST(access.front().at("target").as_string() == wg + "?x=%22quoted%22");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_limits)
+
+BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_times_out) {
+    server::options opts;
+    opts.idle_timeout = 200ms;
+    harness h{{sim("users")}, opts};
+    client c{h.port()};
+    c.send_get(wg);
+    BOOST_TEST_REQUIRE(c.read().has_value());
+    auto start = std::chrono::steady_clock::now();
+    BOOST_TEST(c.closed_by_server(3s));
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 150ms));
+    BOOST_TEST(metric(scrape(h.port()), "fanout_connections_timed_out_total") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(slow_request_head_times_out) {
+    server::options opts;
+    opts.header_timeout = 200ms;
+    harness h{{sim("users")}, opts};
+    client c{h.port()};
+    c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\n");  // and never the end of the head
+    BOOST_TEST(c.closed_by_server(3s));
+    BOOST_TEST(h.counters("users").requests == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(connections_over_the_limit_are_refused) {
+    server::options opts;
+    opts.max_connections = 2;
+    harness h{{sim("users")}, opts};
+    client a{h.port()}, b{h.port()};
+    for (auto* c : {&a, &b}) {
+        c->send_get("/healthz");
+        BOOST_TEST_REQUIRE(c->read().has_value());  // both accepted and open
+    }
+    client over{h.port()};
+    auto res = over.read(2s);
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 503u);
+    BOOST_TEST(over.closed_by_server());
+    a.close();
+    BOOST_TEST(eventually([&] {
+        auto r = fetch(h.port(), "/healthz", 1s);
+        return r && r->result_int() == 200u;
+    }));
+    b.send_get("/metrics");  // on a connection we have: a new one might be refused still
+    auto m = b.read();
+    BOOST_TEST_REQUIRE(m.has_value());
+    BOOST_TEST(metric(m->body(), "fanout_connections_rejected_total") >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(request_size_limits_have_flags) {
+    server::options opts;
+    opts.max_request_head = 1024;
+    opts.max_request_body = 10;
+    harness h{{sim("users")}, opts};
+    client head{h.port()};
+    head.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(2000, 'a') + "\r\n\r\n");
+    auto r1 = head.read();
+    BOOST_TEST_REQUIRE(r1.has_value());
+    BOOST_TEST(r1->result_int() == 431u);
+    client body{h.port()};
+    body.send("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n01234567890");
+    auto r2 = body.read();
+    BOOST_TEST_REQUIRE(r2.has_value());
+    BOOST_TEST(r2->result_int() == 413u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_service_timeout)
+
+BOOST_AUTO_TEST_CASE(per_service_timeout_bounds_its_fetch) {
+    server::options opts;
+    upstream::service orders;
+    orders.name = "orders";
+    orders.timeout = 100ms;
+    opts.upstreams.push_back(orders);
+    harness h{{sim("users"), sim("orders", sim_behaviour::ok, 600ms)}, opts};
+    auto ct = get(h.port(), context_timeout + "?timeout_ms=2000");
+    BOOST_TEST(ct.status == 200u);
+    BOOST_TEST(ct.took < 500ms);
+    BOOST_TEST(ct.body.at("errors").at("orders").at("kind").as_string() == "timeout");
+    BOOST_TEST(ct.body.at("errors").at("orders").at("message").as_string() == "no answer within 100 ms");
+    auto eg = get(h.port(), errgroup + "?timeout_ms=2000");
+    BOOST_TEST(eg.status == 504u);
+    BOOST_TEST(eg.took < 500ms);
+    BOOST_TEST(eg.body.at("errors").at("orders").at("kind").as_string() == "timeout");
+    // A request deadline sooner than the service's timeout wins.
+    auto sooner = get(h.port(), context_timeout + "?timeout_ms=50");
+    BOOST_TEST(sooner.body.at("errors").at("orders").at("message").as_string() == "no answer within 50 ms");
+    // The wait-for-all patterns have no deadline for it to bound.
+    auto w = get(h.port(), wg);
+    BOOST_TEST(w.status == 200u);
+    BOOST_TEST(w.body.at("complete").as_bool());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
