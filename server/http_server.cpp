@@ -1,6 +1,7 @@
 #include "server/http_server.hpp"
 
 #include "server/log.hpp"
+#include "server/request_parser.hpp"
 #include "server/router.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,9 +12,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <list>
 #include <spdlog/spdlog.h>
@@ -240,6 +241,7 @@ net::awaitable<void> http_server::impl::serve_requests(
     tcp::socket& sock, session_slot& slot, deadline& limit
 ) {
     beast::flat_buffer buffer;
+    std::string head;  // reused: its capacity stays
     for (;;) {
         if (buffer.size() == 0) {
             slot.idle = true;
@@ -251,7 +253,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         }
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
         limit.after(opts.header_timeout);
-        http::request_parser<http::string_body> parser;
+        request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
@@ -267,13 +269,14 @@ net::awaitable<void> http_server::impl::serve_requests(
 
         response res;
         bool keep_alive = false;
+        unsigned version = 11;
         auto target = endpoint::other;
         if (rec) {
             res = read_failure_response(rec);
         } else {
-            auto const& req = parser.get();
-            keep_alive = req.keep_alive();
-            auto r = match(req, opts);
+            keep_alive = parser.keep_alive();
+            version = parser.version();
+            auto r = match(parser.method(), parser.target(), opts);
             target = r.target;
             if (r.answer) {
                 res = std::move(*r.answer);
@@ -282,7 +285,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                                : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
                 res = json_response(200, registry->render());
-                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                res.content_type = "text/plain; version=0.0.4; charset=utf-8";
             } else if (r.cancel_on_disconnect) {
                 auto outcome = co_await (answer(r) || client_gone(sock));
                 if (outcome.index() == 1) {
@@ -297,23 +300,23 @@ net::awaitable<void> http_server::impl::serve_requests(
             } else {
                 res = co_await answer(r);
             }
-            res.version(req.version());
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
                     R"("event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f})",
-                    json_quote(req.method_string()), json_quote(req.target()), res.result_int(),
+                    json_quote(parser.method_string()), json_quote(parser.target()), res.status,
                     to_string(target), millis(clock::now() - start)
                 );
             }
         }
         if (stopping) keep_alive = false;
-        res.keep_alive(keep_alive);
-        res.prepare_payload();
-        metrics.count_request(target, res.result_int(), clock::now() - start);
+        metrics.count_request(target, res.status, clock::now() - start);
 
         if (slot.cancelled) co_return;
         limit.after(opts.header_timeout);  // a client that does not read its answer
-        auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
+        head.clear();
+        write_head(head, res, version, keep_alive);
+        std::array<net::const_buffer, 2> bytes{net::buffer(head), net::buffer(res.body)};
+        auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
         if (wec || !keep_alive) co_return;
     }
 }

@@ -2,9 +2,7 @@
 
 #include "handlers/handlers.hpp"
 
-#include <boost/beast/http/field.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
 
 #include <array>
 #include <charconv>
@@ -52,27 +50,15 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     return std::chrono::milliseconds(value);
 }
 
-response json_response(unsigned status, std::string body) {
-    response res{static_cast<http::status>(status), 11};
-    res.set(http::field::server, "fanout/" FANOUT_VERSION);
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::cache_control, "no-store");
-    res.body() = std::move(body);
-    return res;
-}
-
-response error_response(unsigned status, std::string_view message) {
-    return json_response(status, R"({"error":)" + boost::json::serialize(message) + "}");
-}
-
-route match(request const& req, options const& opts) {
+route match(http::verb method, std::string_view target, options const& opts) {
     route r;
-    auto target = urls::parse_origin_form(req.target());
-    if (!target) {
+    // Beast has checked the characters; origin-form is all that is left to require.
+    if (target.empty() || target.front() != '/') {
         r.answer = error_response(400, "malformed request target");
         return r;
     }
-    auto path = target->encoded_path();
+    auto const question = target.find('?');
+    auto const path = target.substr(0, question);
     route_entry const* entry = nullptr;
     for (auto const& e : routes)
         if (e.path == path) entry = &e;
@@ -81,16 +67,22 @@ route match(request const& req, options const& opts) {
         return r;
     }
     r.target = entry->target;
-    if (req.method() != http::verb::get) {
+    if (method != http::verb::get) {
         r.answer = error_response(405, "method not allowed; use GET");
-        r.answer->set(http::field::allow, "GET");
+        r.answer->allow_get = true;
         return r;
     }
     if (!entry->handler) return r;
 
     std::optional<std::string_view> timeout_param;
-    auto params = target->encoded_params();
-    if (auto it = params.find("timeout_ms"); it != params.end()) timeout_param = (*it).value;
+    if (question != std::string_view::npos) {
+        auto query = urls::parse_query(target.substr(question + 1));
+        if (!query) {
+            r.answer = error_response(400, "malformed query");
+            return r;
+        }
+        if (auto it = query->find("timeout_ms"); it != query->end()) timeout_param = (*it).value;
+    }
     auto timeout = parse_timeout(timeout_param, opts.timeout, opts.max_timeout);
     if (auto* message = std::get_if<std::string>(&timeout)) {
         r.answer = error_response(400, *message);
@@ -106,7 +98,7 @@ net::awaitable<response> run_aggregate(handlers::context& ctx, route const& r) {
     handlers::aggregate_request aggregate{r.timeout};
     auto reply = co_await r.handler(ctx, aggregate);
     auto res = json_response(reply.status, std::move(reply.body));
-    res.set("X-Aggregate-Complete", reply.complete ? "true" : "false");
+    res.complete = reply.complete;
     co_return res;
 }
 

@@ -3,10 +3,10 @@
 #include "handlers/aggregate.hpp"
 #include "server/metrics.hpp"
 #include "server/options.hpp"
+#include "server/response.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/verb.hpp>
 
 #include <chrono>
 #include <optional>
@@ -14,9 +14,6 @@
 #include <variant>
 
 namespace fanout::server {
-
-using request = boost::beast::http::request<boost::beast::http::string_body>;
-using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 using aggregate_handler =
     boost::asio::awaitable<handlers::reply> (*)(handlers::context&, handlers::aggregate_request);
@@ -30,7 +27,8 @@ struct route {
     std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
 };
 
-route match(request const& req, options const& opts);
+// `target` as received: origin-form ("/path?query") is the only form fanout serves.
+route match(boost::beast::http::verb method, std::string_view target, options const& opts);
 
 // The deadline asked by ?timeout_ms= (absent: the default): a positive integer, capped at the
 // maximum. Anything else is an error message for a 400.
@@ -39,11 +37,6 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::chrono::milliseconds default_timeout,
     std::chrono::milliseconds max_timeout
 );
-
-response json_response(unsigned status, std::string body);
-
-// A JSON error answer: {"error": message}.
-response error_response(unsigned status, std::string_view message);
 
 // Runs an aggregate route's handler and turns its reply into a response.
 boost::asio::awaitable<response> run_aggregate(handlers::context& ctx, route const& r);

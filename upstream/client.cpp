@@ -7,11 +7,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <string>
 
@@ -49,14 +48,61 @@ bool closed_while_idle(error_code ec) {
            ec == net::error::broken_pipe;
 }
 
+// Reads what fetch() needs of a response (status, body, whether the connection stays open) and
+// skips the header fields, which beast::http::basic_fields would allocate one by one.
+class lean_response_parser : public http::basic_parser<false> {
+  public:
+    unsigned status() const noexcept { return status_; }
+    std::string const& reason() const noexcept { return reason_; }
+    std::string& body() noexcept { return body_; }
+
+  private:
+    void on_request_impl(http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
+    void on_response_impl(int code, beast::string_view reason, int, error_code&) override {
+        status_ = static_cast<unsigned>(code);
+        reason_.assign(reason.data(), reason.size());
+    }
+    void on_field_impl(http::field, beast::string_view, beast::string_view, error_code&) override {}
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(boost::optional<std::uint64_t> const& length, error_code&) override {
+        if (length) body_.reserve(static_cast<std::size_t>(*length));  // bounded by body_limit already
+    }
+    std::size_t on_body_impl(beast::string_view data, error_code&) override {
+        body_.append(data.data(), data.size());
+        return data.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data, error_code&) override {
+        body_.append(data.data(), data.size());
+        return data.size();
+    }
+    void on_finish_impl(error_code&) override {}
+
+    unsigned status_ = 0;
+    std::string reason_;
+    std::string body_;
+};
+
+// The GET of a service never changes: its bytes are built once.
+std::string request_bytes(service const& svc) {
+    return "GET " + svc.target + " HTTP/1.1\r\nHost: " + svc.host_header +
+           "\r\nUser-Agent: fanout/" FANOUT_VERSION "\r\nAccept: application/json\r\n\r\n";
+}
+
+// A keep-alive connection with its read buffer, which keeps its capacity from one use to the next.
+struct connection {
+    tcp::socket socket;
+    beast::flat_buffer buffer;
+};
+
 }  // namespace
 
 struct client::impl {
     net::any_io_executor ex;
     std::vector<service> services;
     client_options options;
-    std::vector<http::request<http::empty_body>> requests;  // built once per service
-    std::vector<std::vector<tcp::socket>> idle;
+    std::vector<std::string> requests;  // one per service
+    std::vector<std::vector<connection>> idle;
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
@@ -85,51 +131,51 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, connection_u
     auto const& svc = services[index];
     auto& pool = idle[index];
     for (int attempt = 0;; ++attempt) {
-        tcp::socket sock{ex};
+        connection conn{tcp::socket{ex}, {}};
         bool const reused = attempt == 0 && !pool.empty();
         if (reused) {
-            sock = std::move(pool.back());
+            conn = std::move(pool.back());
             pool.pop_back();
             ++stats.reused;
             use = connection_use::reused;
         } else {
-            if (auto ec = co_await connect(sock, svc)) co_return connect_failure(ec, svc);
+            if (auto ec = co_await connect(conn.socket, svc)) co_return connect_failure(ec, svc);
             ++stats.opened;
             use = attempt == 0 ? connection_use::opened : connection_use::retried;
         }
 
-        auto [wec, wn] = co_await http::async_write(sock, requests[index], use_tuple);
+        auto [wec, wn] = co_await net::async_write(conn.socket, net::buffer(requests[index]), use_tuple);
         if (wec && reused && closed_while_idle(wec)) {
             ++stats.retried;
             continue;
         }
         if (wec) co_return exchange_failure(wec, options.max_body);
 
-        beast::flat_buffer buffer;
-        http::response_parser<http::string_body> parser;
+        lean_response_parser parser;
         parser.body_limit(options.max_body);
-        auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
+        auto [rec, rn] = co_await http::async_read(conn.socket, conn.buffer, parser, use_tuple);
         if (rec && reused && closed_while_idle(rec)) {
             ++stats.retried;
             continue;
         }
         if (rec) co_return exchange_failure(rec, options.max_body);
 
-        auto response = parser.release();
         // Only a connection left exactly between two messages goes back to the pool.
-        if (response.keep_alive() && buffer.size() == 0 && pool.size() < options.max_idle_per_service)
-            pool.push_back(std::move(sock));
+        if (parser.keep_alive() && conn.buffer.size() == 0 && pool.size() < options.max_idle_per_service)
+            pool.push_back(std::move(conn));
 
-        auto status = response.result_int();
+        auto status = parser.status();
         if (status < 200 || status > 299) {
             co_return make_failure(
-                error_kind::status,
-                "upstream answered " + std::to_string(status) + " " + std::string(response.reason()), status
+                error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(),
+                status
             );
         }
-        if (!is_valid_json(response.body()))
+        if (!is_valid_json(parser.body()))
             co_return make_failure(error_kind::invalid_json, "body is not JSON");
-        co_return fetch_result{std::move(response.body()), std::nullopt};
+        fetch_result ok;
+        ok.body = std::move(parser.body());
+        co_return ok;
     }
 }
 
@@ -138,13 +184,7 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     impl_->ex = std::move(ex);
     impl_->options = options;
     impl_->idle.resize(services.size());
-    for (auto const& svc : services) {
-        http::request<http::empty_body> req{http::verb::get, svc.target, 11};
-        req.set(http::field::host, svc.host_header);
-        req.set(http::field::user_agent, "fanout/" FANOUT_VERSION);
-        req.set(http::field::accept, "application/json");
-        impl_->requests.push_back(std::move(req));
-    }
+    for (auto const& svc : services) impl_->requests.push_back(request_bytes(svc));
     impl_->services = std::move(services);
 }
 
