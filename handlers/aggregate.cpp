@@ -30,6 +30,13 @@ void append_string(std::string& out, std::string_view s) {
     out += boost::json::serialize(s);
 }
 
+// Service names are restricted to [A-Za-z0-9_.-] when configured: nothing to escape.
+void append_name(std::string& out, std::string_view name) {
+    out += '"';
+    out += name;
+    out += '"';
+}
+
 void append_error(std::string& out, upstream::fetch_error const& e) {
     out += R"({"kind":")";
     out += upstream::to_string(e.kind);
@@ -61,7 +68,10 @@ reply render(
     reply r;
     r.status = status;
     std::size_t size = 128;
-    for (auto const& res : results) size += res.body.size() + 64;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        size += services[i].name.size() + results[i].body.size() + 8;
+        if (!results[i].ok()) size += results[i].error->message.size() + 64;
+    }
     r.body.reserve(size);
 
     auto& out = r.body;
@@ -73,7 +83,7 @@ reply render(
         if (!results[i].ok()) continue;
         if (!first) out += ',';
         first = false;
-        append_string(out, services[i].name);
+        append_name(out, services[i].name);
         out += ':';
         out += results[i].body;  // validated JSON, embedded as it came
     }
@@ -84,7 +94,7 @@ reply render(
         r.complete = false;
         if (!first) out += ',';
         first = false;
-        append_string(out, services[i].name);
+        append_name(out, services[i].name);
         out += ':';
         append_error(out, *results[i].error);
     }

@@ -103,6 +103,7 @@ struct client::impl {
     client_options options;
     std::vector<std::string> requests;  // one per service
     std::vector<std::vector<connection>> idle;
+    json_validator validator;
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
@@ -171,7 +172,7 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, connection_u
                 status
             );
         }
-        if (!is_valid_json(parser.body()))
+        if (!validator.valid(parser.body()))
             co_return make_failure(error_kind::invalid_json, "body is not JSON");
         fetch_result ok;
         ok.body = std::move(parser.body());

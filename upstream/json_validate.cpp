@@ -40,12 +40,22 @@ struct null_handler {
 
 }  // namespace
 
-bool is_valid_json(std::string_view text) noexcept {
+struct json_validator::impl {
     // Default options: strict JSON, no comments, depth limit 32 (bounds the parser's stack).
     json::basic_parser<null_handler> parser{json::parse_options{}};
+};
+
+json_validator::json_validator() : impl_(std::make_unique<impl>()) {}
+
+json_validator::~json_validator() = default;
+
+bool json_validator::valid(std::string_view text) noexcept {
+    impl_->parser.reset();
     error_code ec;
-    auto n = parser.write_some(false, text.data(), text.size(), ec);
+    auto n = impl_->parser.write_some(false, text.data(), text.size(), ec);
     return !ec && n == text.size();
 }
+
+bool is_valid_json(std::string_view text) noexcept { return json_validator{}.valid(text); }
 
 }  // namespace fanout::upstream
