@@ -3,7 +3,10 @@
 #include "server/log.hpp"
 #include "server/metrics.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
@@ -104,6 +107,17 @@ reply render(
     append_millis(out, clock::now() - start);
     out += '}';
     return r;
+}
+
+net::awaitable<upstream::fetch_result> fetch_within(
+    upstream::client& client, std::size_t index, aggregate_request const& req
+) {
+    auto const deadline = service_deadline(client.services()[index], req);
+    if (deadline == req.start + req.timeout) co_return co_await client.fetch(index);
+    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto winner = co_await (client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    if (winner.index() == 0) co_return std::move(std::get<0>(winner));
+    co_return timeout_failure(req.start, deadline);
 }
 
 net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {

@@ -9,23 +9,14 @@ namespace fanout::handlers {
 
 namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
+using upstream::error_kind;
 
 namespace {
 
-net::awaitable<void> fetch_before(
-    upstream::client& client,
-    std::size_t index,
-    clock::time_point start,
-    clock::time_point deadline,
-    upstream::fetch_result& out
+net::awaitable<void> fetch_into(
+    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
 ) {
-    net::steady_timer timer{co_await net::this_coro::executor, deadline};
-    // Neither branch throws (see NOTES: `||` waits for the first *success*); the loser is cancelled.
-    auto winner = co_await (client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
-    if (winner.index() == 0)
-        out = std::move(std::get<0>(winner));
-    else
-        out = timeout_failure(start, deadline);
+    out = co_await fetch_within(client, index, req);
 }
 
 }  // namespace
@@ -36,10 +27,18 @@ net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
     for (std::size_t i = 0; i < services.size(); ++i)
-        branches.push_back(
-            fetch_before(ctx.client, i, req.start, service_deadline(services[i], req), results[i])
-        );
-    co_await join_all(std::move(branches));
+        branches.push_back(fetch_into(ctx.client, i, req, results[i]));
+
+    // The fetches race one shared deadline. Neither side throws (NOTES: `||` waits for the first
+    // *success*); when the timer wins, the fetches still running are cancelled and say so.
+    auto const deadline = req.start + req.timeout;
+    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto winner =
+        co_await (join_all(std::move(branches)) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    if (winner.index() == 1) {
+        for (auto& r : results)
+            if (!r.ok() && r.error->kind == error_kind::cancelled) r = timeout_failure(req.start, deadline);
+    }
     co_return finish(ctx, "context-timeout", results, partial_status(results), req.start);
 }
 

@@ -29,20 +29,9 @@ struct fetch_failed : std::runtime_error {
     fetch_failed() : std::runtime_error("upstream fetch failed") {}
 };
 
-// A service whose own timeout is shorter than the request's deadline races its own timer.
-net::awaitable<upstream::fetch_result> fetch_within(group_state& state, std::size_t index) {
-    auto const& svc = state.client.services()[index];
-    auto const deadline = service_deadline(svc, state.req);
-    if (deadline == state.req.start + state.req.timeout) co_return co_await state.client.fetch(index);
-    net::steady_timer timer{co_await net::this_coro::executor, deadline};
-    auto winner = co_await (state.client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
-    if (winner.index() == 0) co_return std::move(std::get<0>(winner));
-    co_return timeout_failure(state.req.start, deadline);
-}
-
 // Throws on failure so that `&&` cancels the siblings, like errgroup's derived context.
 net::awaitable<void> fetch_or_throw(group_state& state, std::size_t index) {
-    auto result = co_await fetch_within(state, index);
+    auto result = co_await fetch_within(state.client, index, state.req);
     bool const failed = !result.ok();
     // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
     if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)

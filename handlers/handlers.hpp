@@ -16,7 +16,8 @@ boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req);
 // No deadline either.
 boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req);
 
-// Each fetch raced with `||` against one shared deadline; late ones are cancelled, reported as timeout.
+// The fetches raced with `||` against one shared deadline (a steady_timer); the late ones are
+// cancelled and reported as timeout.
 boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request req);
 
 // Fail fast under the deadline: the first failure cancels the other fetches.

@@ -62,17 +62,6 @@ void reject(tcp::socket& sock) {
     sock.close(ec);
 }
 
-// Completes when the client closes or resets the connection while its request is handled. Bytes
-// that arrive meanwhile are a pipelined request, not a disconnect: then it parks until cancelled.
-net::awaitable<void> client_gone(tcp::socket& sock) {
-    auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
-    if (ec) co_return;
-    error_code aec;
-    if (sock.available(aec) == 0 || aec) co_return;
-    net::steady_timer park{sock.get_executor(), clock::time_point::max()};
-    co_await park.async_wait(use_tuple);
-}
-
 // The time limit of a connection's current phase (idle, reading a request, writing an answer).
 // Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
 // re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
@@ -116,7 +105,36 @@ double millis(clock::duration d) {
 struct session_slot {
     net::cancellation_signal cancel;
     bool idle = true;        // waiting for the first byte of a request
-    bool cancelled = false;  // by shutdown: whatever the handler returns is not sent
+    bool cancelled = false;  // by shutdown or disconnect: whatever the handler returns is not sent
+};
+
+// Watches the connection for the client going away while a deadline-bound request is handled: one
+// wait for readability; EOF or reset then cancels the session, the handler and its fetches with it.
+// Bytes that arrive meanwhile are a pipelined request, not a disconnect: the watch just ends.
+// Shared with the wait's completion, which may run after the session has ended.
+struct disconnect_watch {
+    session_slot* slot;
+    bool armed = false;
+    bool fired = false;
+
+    void arm(tcp::socket& sock, std::shared_ptr<disconnect_watch> const& self) {
+        armed = true;
+        sock.async_wait(tcp::socket::wait_read, [self, &sock](error_code ec) {
+            if (ec || !self->armed || !self->slot) return;  // disarmed, or the socket is gone
+            self->armed = false;
+            error_code aec;
+            if (sock.available(aec) > 0 && !aec) return;
+            self->fired = true;
+            self->slot->cancelled = true;
+            self->slot->cancel.emit(net::cancellation_type::terminal);
+        });
+    }
+
+    void disarm(tcp::socket& sock) {
+        if (!std::exchange(armed, false)) return;
+        error_code ec;
+        sock.cancel(ec);  // the wait is the socket's only pending operation
+    }
 };
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
@@ -241,7 +259,14 @@ net::awaitable<void> http_server::impl::serve_requests(
     tcp::socket& sock, session_slot& slot, deadline& limit
 ) {
     beast::flat_buffer buffer;
-    std::string head;  // reused: its capacity stays
+    std::string head;                         // reused: its capacity stays
+    std::shared_ptr<disconnect_watch> watch;  // made on first use
+    struct end_watch {
+        std::shared_ptr<disconnect_watch>& watch;
+        ~end_watch() {
+            if (watch) watch->slot = nullptr;
+        }
+    } end{watch};
     for (;;) {
         if (buffer.size() == 0) {
             slot.idle = true;
@@ -287,8 +312,11 @@ net::awaitable<void> http_server::impl::serve_requests(
                 res = json_response(200, registry->render());
                 res.content_type = "text/plain; version=0.0.4; charset=utf-8";
             } else if (r.cancel_on_disconnect) {
-                auto outcome = co_await (answer(r) || client_gone(sock));
-                if (outcome.index() == 1) {
+                if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
+                watch->arm(sock, watch);
+                res = co_await answer(r);
+                watch->disarm(sock);
+                if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     log->info(
                         R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})",
@@ -296,7 +324,6 @@ net::awaitable<void> http_server::impl::serve_requests(
                     );
                     co_return;
                 }
-                res = std::move(std::get<0>(outcome));
             } else {
                 res = co_await answer(r);
             }

@@ -45,7 +45,8 @@ struct json_validator::impl {
     json::basic_parser<null_handler> parser{json::parse_options{}};
 };
 
-json_validator::json_validator() : impl_(std::make_unique<impl>()) {}
+json_validator::json_validator() : impl_(std::make_unique<impl>()) {
+}
 
 json_validator::~json_validator() = default;
 
@@ -56,6 +57,8 @@ bool json_validator::valid(std::string_view text) noexcept {
     return !ec && n == text.size();
 }
 
-bool is_valid_json(std::string_view text) noexcept { return json_validator{}.valid(text); }
+bool is_valid_json(std::string_view text) noexcept {
+    return json_validator{}.valid(text);
+}
 
 }  // namespace fanout::upstream

@@ -9,7 +9,7 @@ namespace fanout::upstream {
 // the answer embeds the upstream's text as it came, so validation is all that is needed. Keeps
 // its parser's memory from one call to the next; not thread-safe (one per event loop).
 class json_validator {
-public:
+  public:
     json_validator();
     ~json_validator();
     json_validator(json_validator const&) = delete;
@@ -17,7 +17,7 @@ public:
 
     bool valid(std::string_view text) noexcept;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };
