@@ -109,15 +109,31 @@ reply render(
     return r;
 }
 
-net::awaitable<upstream::fetch_result> fetch_within(
-    upstream::client& client, std::size_t index, aggregate_request const& req
+namespace {
+
+net::awaitable<void> fetch_racing(
+    upstream::client& client,
+    std::size_t index,
+    aggregate_request req,
+    clock::time_point deadline,
+    upstream::fetch_result& out
 ) {
-    auto const deadline = service_deadline(client.services()[index], req);
-    if (deadline == req.start + req.timeout) co_return co_await client.fetch(index);
     net::steady_timer timer{co_await net::this_coro::executor, deadline};
     auto winner = co_await (client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
-    if (winner.index() == 0) co_return std::move(std::get<0>(winner));
-    co_return timeout_failure(req.start, deadline);
+    if (winner.index() == 0)
+        out = std::move(std::get<0>(winner));
+    else
+        out = timeout_failure(req.start, deadline);
+}
+
+}  // namespace
+
+net::awaitable<void> fetch_within(
+    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
+) {
+    auto const deadline = service_deadline(client.services()[index], req);
+    if (deadline == req.start + req.timeout) return client.fetch_to(index, out);
+    return fetch_racing(client, index, req, deadline, out);
 }
 
 net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {

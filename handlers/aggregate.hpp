@@ -75,10 +75,10 @@ reply finish(
 // The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
 clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;
 
-// Fetches a service; one whose own timeout is sooner than the request deadline races a timer of
-// its own with `||` and fails as a timeout when it loses.
-boost::asio::awaitable<upstream::fetch_result> fetch_within(
-    upstream::client& client, std::size_t index, aggregate_request const& req
+// Fetches a service into `out` (which must outlive the awaitable); one whose own timeout is sooner
+// than the request deadline races a timer of its own with `||` and fails as a timeout when it loses.
+boost::asio::awaitable<void> fetch_within(
+    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
 );
 
 // Runs the branches concurrently, joined with `&&`; completes when all have (or one throws).

@@ -11,23 +11,13 @@ namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
 using upstream::error_kind;
 
-namespace {
-
-net::awaitable<void> fetch_into(
-    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
-) {
-    out = co_await fetch_within(client, index, req);
-}
-
-}  // namespace
-
 net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     auto services = ctx.client.services();
     std::vector<upstream::fetch_result> results(services.size());
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
     for (std::size_t i = 0; i < services.size(); ++i)
-        branches.push_back(fetch_into(ctx.client, i, req, results[i]));
+        branches.push_back(fetch_within(ctx.client, i, req, results[i]));
 
     // The fetches race one shared deadline. Neither side throws (NOTES: `||` waits for the first
     // *success*); when the timer wins, the fetches still running are cancelled and say so.

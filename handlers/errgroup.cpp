@@ -31,7 +31,8 @@ struct fetch_failed : std::runtime_error {
 
 // Throws on failure so that `&&` cancels the siblings, like errgroup's derived context.
 net::awaitable<void> fetch_or_throw(group_state& state, std::size_t index) {
-    auto result = co_await fetch_within(state.client, index, state.req);
+    upstream::fetch_result result;
+    co_await fetch_within(state.client, index, state.req, result);
     bool const failed = !result.ok();
     // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
     if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)

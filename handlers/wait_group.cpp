@@ -4,21 +4,12 @@ namespace fanout::handlers {
 
 namespace net = boost::asio;
 
-namespace {
-
-net::awaitable<void> fetch_into(upstream::client& client, std::size_t index, upstream::fetch_result& out) {
-    out = co_await client.fetch(index);
-}
-
-}  // namespace
-
 net::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
     auto services = ctx.client.services();
     std::vector<upstream::fetch_result> results(services.size());
     std::vector<net::awaitable<void>> branches;
     branches.reserve(services.size());
-    for (std::size_t i = 0; i < services.size(); ++i)
-        branches.push_back(fetch_into(ctx.client, i, results[i]));
+    for (std::size_t i = 0; i < services.size(); ++i) branches.push_back(ctx.client.fetch_to(i, results[i]));
     // fetch() returns failures as values, so `&&` waits for every service, like WaitGroup.Wait().
     co_await join_all(std::move(branches));
     co_return finish(ctx, "wg", results, partial_status(results), req.start);

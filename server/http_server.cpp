@@ -235,7 +235,11 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
 
 net::awaitable<response> http_server::impl::answer(route const& r) {
     try {
-        co_return co_await run_aggregate(ctx, r);
+        handlers::aggregate_request aggregate{r.timeout};
+        auto reply = co_await r.handler(ctx, aggregate);
+        auto res = json_response(reply.status, std::move(reply.body));
+        res.complete = reply.complete;
+        co_return res;
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted)
             log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));

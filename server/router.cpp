@@ -94,12 +94,4 @@ route match(http::verb method, std::string_view target, options const& opts) {
     return r;
 }
 
-net::awaitable<response> run_aggregate(handlers::context& ctx, route const& r) {
-    handlers::aggregate_request aggregate{r.timeout};
-    auto reply = co_await r.handler(ctx, aggregate);
-    auto res = json_response(reply.status, std::move(reply.body));
-    res.complete = reply.complete;
-    co_return res;
-}
-
 }  // namespace fanout::server

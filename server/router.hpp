@@ -38,7 +38,4 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::chrono::milliseconds max_timeout
 );
 
-// Runs an aggregate route's handler and turns its reply into a response.
-boost::asio::awaitable<response> run_aggregate(handlers::context& ctx, route const& r);
-
 }  // namespace fanout::server

@@ -107,7 +107,7 @@ struct client::impl {
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    net::awaitable<fetch_result> fetch(std::size_t index, connection_use& use);
+    net::awaitable<void> fetch_to(std::size_t index, fetch_result& out);
 };
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
@@ -128,56 +128,77 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
     co_return ec;
 }
 
-net::awaitable<fetch_result> client::impl::fetch(std::size_t index, connection_use& use) {
+net::awaitable<void> client::impl::fetch_to(std::size_t index, fetch_result& out) {
+    auto const start = std::chrono::steady_clock::now();
+    auto use = connection_use::none;
     auto const& svc = services[index];
     auto& pool = idle[index];
-    for (int attempt = 0;; ++attempt) {
-        connection conn{tcp::socket{ex}, {}};
-        bool const reused = attempt == 0 && !pool.empty();
-        if (reused) {
-            conn = std::move(pool.back());
-            pool.pop_back();
-            ++stats.reused;
-            use = connection_use::reused;
-        } else {
-            if (auto ec = co_await connect(conn.socket, svc)) co_return connect_failure(ec, svc);
-            ++stats.opened;
-            use = attempt == 0 ? connection_use::opened : connection_use::retried;
-        }
+    try {
+        for (int attempt = 0;; ++attempt) {
+            connection conn{tcp::socket{ex}, {}};
+            bool const reused = attempt == 0 && !pool.empty();
+            if (reused) {
+                conn = std::move(pool.back());
+                pool.pop_back();
+                ++stats.reused;
+                use = connection_use::reused;
+            } else {
+                if (auto ec = co_await connect(conn.socket, svc)) {
+                    out = connect_failure(ec, svc);
+                    break;
+                }
+                ++stats.opened;
+                use = attempt == 0 ? connection_use::opened : connection_use::retried;
+            }
 
-        auto [wec, wn] = co_await net::async_write(conn.socket, net::buffer(requests[index]), use_tuple);
-        if (wec && reused && closed_while_idle(wec)) {
-            ++stats.retried;
-            continue;
-        }
-        if (wec) co_return exchange_failure(wec, options.max_body);
+            auto [wec, wn] = co_await net::async_write(conn.socket, net::buffer(requests[index]), use_tuple);
+            if (wec && reused && closed_while_idle(wec)) {
+                ++stats.retried;
+                continue;
+            }
+            if (wec) {
+                out = exchange_failure(wec, options.max_body);
+                break;
+            }
 
-        lean_response_parser parser;
-        parser.body_limit(options.max_body);
-        auto [rec, rn] = co_await http::async_read(conn.socket, conn.buffer, parser, use_tuple);
-        if (rec && reused && closed_while_idle(rec)) {
-            ++stats.retried;
-            continue;
-        }
-        if (rec) co_return exchange_failure(rec, options.max_body);
+            lean_response_parser parser;
+            parser.body_limit(options.max_body);
+            auto [rec, rn] = co_await http::async_read(conn.socket, conn.buffer, parser, use_tuple);
+            if (rec && reused && closed_while_idle(rec)) {
+                ++stats.retried;
+                continue;
+            }
+            if (rec) {
+                out = exchange_failure(rec, options.max_body);
+                break;
+            }
 
-        // Only a connection left exactly between two messages goes back to the pool.
-        if (parser.keep_alive() && conn.buffer.size() == 0 && pool.size() < options.max_idle_per_service)
-            pool.push_back(std::move(conn));
+            // Only a connection left exactly between two messages goes back to the pool.
+            if (parser.keep_alive() && conn.buffer.size() == 0 && pool.size() < options.max_idle_per_service)
+                pool.push_back(std::move(conn));
 
-        auto status = parser.status();
-        if (status < 200 || status > 299) {
-            co_return make_failure(
-                error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(),
-                status
-            );
+            auto status = parser.status();
+            if (status < 200 || status > 299) {
+                out = make_failure(
+                    error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(),
+                    status
+                );
+            } else if (!validator.valid(parser.body())) {
+                out = make_failure(error_kind::invalid_json, "body is not JSON");
+            } else {
+                out.body = std::move(parser.body());
+                out.error.reset();
+            }
+            break;
         }
-        if (!validator.valid(parser.body()))
-            co_return make_failure(error_kind::invalid_json, "body is not JSON");
-        fetch_result ok;
-        ok.body = std::move(parser.body());
-        co_return ok;
+    } catch (boost::system::system_error const& e) {
+        // Cancelled between two operations: the next one refused to start. Upstream failures
+        // never get here; they are values.
+        if (e.code() != net::error::operation_aborted) throw;
+        out = make_failure(error_kind::cancelled, "cancelled");
     }
+    out.elapsed = std::chrono::steady_clock::now() - start;
+    out.connection = use;
 }
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
@@ -196,20 +217,13 @@ std::span<service const> client::services() const noexcept {
 }
 
 net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
-    auto const start = std::chrono::steady_clock::now();
-    auto use = connection_use::none;
     fetch_result result;
-    try {
-        result = co_await impl_->fetch(service_index, use);
-    } catch (boost::system::system_error const& e) {
-        // Cancelled between two operations: the next one refused to start. Upstream failures
-        // never get here; they are values.
-        if (e.code() != net::error::operation_aborted) throw;
-        result = make_failure(error_kind::cancelled, "cancelled");
-    }
-    result.elapsed = std::chrono::steady_clock::now() - start;
-    result.connection = use;
+    co_await impl_->fetch_to(service_index, result);
     co_return result;
+}
+
+net::awaitable<void> client::fetch_to(std::size_t service_index, fetch_result& out) {
+    return impl_->fetch_to(service_index, out);
 }
 
 void client::close_idle() noexcept {

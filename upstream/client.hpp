@@ -39,6 +39,8 @@ class client {
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
     boost::asio::awaitable<fetch_result> fetch(std::size_t service_index);
+    // The same, into `out` (which must outlive the awaitable): one coroutine frame less.
+    boost::asio::awaitable<void> fetch_to(std::size_t service_index, fetch_result& out);
 
     // Closes the idle pooled connections (at shutdown).
     void close_idle() noexcept;
