@@ -3,6 +3,7 @@
 #include "server/router.hpp"
 #include "upstream/json_validate.hpp"
 #include "upstream/service.hpp"
+#include "upstream/simulator.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -85,6 +86,54 @@ BOOST_AUTO_TEST_CASE(rejects_too_deep_nesting) {
     std::string deep(1000, '[');
     deep += std::string(1000, ']');
     BOOST_TEST(!upstream::is_valid_json(deep));
+}
+
+// Boost.JSON's parser (strict by default, depth 32) is the reference the validator must agree with.
+bool reference_valid(std::string_view text) {
+    json::error_code ec;
+    json::parse(text, ec);
+    return !ec;
+}
+
+BOOST_AUTO_TEST_CASE(agrees_with_boost_json_on_mutations) {
+    std::vector<std::string> corpus{
+        std::string(upstream::sim_body("users")),
+        std::string(upstream::sim_body("orders")),
+        R"({"a":[1,-2.5e+3,0.0,1E9,true,false,null,"x\"y\\z\/\b\f\n\r\t\u00e9\ud83d\ude00"],"b":{}})",
+        "[\"caf\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\", \"\xed\x9f\xbf\"]",
+        " [ [ ] , { } , { \"k\" : [ 0 , -0 , 12.34e-5 ] } ] ",
+    };
+    for (int depth : {30, 31, 32, 33, 34}) {
+        corpus.push_back(std::string(depth, '[') + std::string(depth, ']'));
+        std::string objects;
+        for (int i = 0; i < depth; ++i) objects += R"({"k":)";
+        objects += "1" + std::string(depth, '}');
+        corpus.push_back(objects);
+    }
+    std::string const bytes = "\"\\{}[],:0-+e.E u9\x00\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xc0\xff";
+    std::size_t checked = 0, disagreements = 0;
+    auto check = [&](std::string const& text) {
+        ++checked;
+        if (upstream::is_valid_json(text) != reference_valid(text)) {
+            ++disagreements;
+            BOOST_TEST_MESSAGE("disagree on: " << text);
+        }
+    };
+    for (auto const& doc : corpus) {
+        check(doc);
+        for (std::size_t i = 0; i <= doc.size(); ++i) {
+            check(doc.substr(0, i));
+            for (char b : bytes) {
+                if (i == doc.size()) break;
+                auto mutated = doc;
+                mutated[i] = b;
+                check(mutated);
+                check(doc.substr(0, i) + b + doc.substr(i));
+            }
+        }
+    }
+    BOOST_TEST(checked > 50000u);
+    BOOST_TEST(disagreements == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -103,7 +103,6 @@ struct client::impl {
     client_options options;
     std::vector<std::string> requests;  // one per service
     std::vector<std::vector<connection>> idle;
-    json_validator validator;
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
@@ -183,7 +182,7 @@ net::awaitable<void> client::impl::fetch_to(std::size_t index, fetch_result& out
                     error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(),
                     status
                 );
-            } else if (!validator.valid(parser.body())) {
+            } else if (!is_valid_json(parser.body())) {
                 out = make_failure(error_kind::invalid_json, "body is not JSON");
             } else {
                 out.body = std::move(parser.body());

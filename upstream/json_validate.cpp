@@ -1,64 +1,241 @@
 #include "upstream/json_validate.hpp"
 
-#include <boost/json/basic_parser_impl.hpp>
-
+#include <array>
 #include <cstdint>
 
 namespace fanout::upstream {
 
 namespace {
 
-namespace json = boost::json;
-using json::error_code;
+// RFC 8259 JSON, strictly (no comments, no trailing commas, valid UTF-8, paired \u surrogates),
+// nesting at most max_depth deep. A single pass over the bytes with an explicit stack: the
+// general parsers do much more (events, number conversion) than a yes/no answer needs.
+constexpr std::size_t max_depth = 32;
 
-// A handler that accepts everything: the parser alone decides validity.
-struct null_handler {
-    static constexpr std::size_t max_object_size = std::size_t(-1);
-    static constexpr std::size_t max_array_size = std::size_t(-1);
-    static constexpr std::size_t max_key_size = std::size_t(-1);
-    static constexpr std::size_t max_string_size = std::size_t(-1);
+class scanner {
+  public:
+    explicit scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
 
-    bool on_document_begin(error_code&) { return true; }
-    bool on_document_end(error_code&) { return true; }
-    bool on_object_begin(error_code&) { return true; }
-    bool on_object_end(std::size_t, error_code&) { return true; }
-    bool on_array_begin(error_code&) { return true; }
-    bool on_array_end(std::size_t, error_code&) { return true; }
-    bool on_key_part(json::string_view, std::size_t, error_code&) { return true; }
-    bool on_key(json::string_view, std::size_t, error_code&) { return true; }
-    bool on_string_part(json::string_view, std::size_t, error_code&) { return true; }
-    bool on_string(json::string_view, std::size_t, error_code&) { return true; }
-    bool on_number_part(json::string_view, error_code&) { return true; }
-    bool on_int64(std::int64_t, json::string_view, error_code&) { return true; }
-    bool on_uint64(std::uint64_t, json::string_view, error_code&) { return true; }
-    bool on_double(double, json::string_view, error_code&) { return true; }
-    bool on_bool(bool, error_code&) { return true; }
-    bool on_null(error_code&) { return true; }
-    bool on_comment_part(json::string_view, error_code&) { return true; }
-    bool on_comment(json::string_view, error_code&) { return true; }
+    bool document() {
+        skip_ws();
+        if (!value()) return false;
+        skip_ws();
+        return p_ == end_;
+    }
+
+  private:
+    enum class container : std::uint8_t { array, object };
+
+    bool at_end() const { return p_ == end_; }
+    unsigned char peek() const { return static_cast<unsigned char>(*p_); }
+
+    void skip_ws() {
+        while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    }
+
+    bool literal(std::string_view word) {
+        if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word)
+            return false;
+        p_ += word.size();
+        return true;
+    }
+
+    static bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+    bool digits() {
+        if (at_end() || !digit(peek())) return false;
+        while (!at_end() && digit(peek())) ++p_;
+        return true;
+    }
+
+    bool number() {
+        if (*p_ == '-') ++p_;
+        if (at_end()) return false;
+        if (*p_ == '0') {
+            ++p_;
+        } else if (!digits()) {
+            return false;
+        }
+        if (!at_end() && *p_ == '.') {
+            ++p_;
+            if (!digits()) return false;
+        }
+        if (!at_end() && (*p_ == 'e' || *p_ == 'E')) {
+            ++p_;
+            if (!at_end() && (*p_ == '+' || *p_ == '-')) ++p_;
+            if (!digits()) return false;
+        }
+        return true;
+    }
+
+    static int hex(unsigned char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+
+    // After "\u": four hex digits, into code.
+    bool hex4(unsigned& code) {
+        if (end_ - p_ < 4) return false;
+        code = 0;
+        for (int i = 0; i < 4; ++i) {
+            int h = hex(static_cast<unsigned char>(p_[i]));
+            if (h < 0) return false;
+            code = code * 16 + static_cast<unsigned>(h);
+        }
+        p_ += 4;
+        return true;
+    }
+
+    bool escape() {
+        if (at_end()) return false;
+        switch (*p_++) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                return true;
+            case 'u':
+                break;
+            default:
+                return false;
+        }
+        unsigned code;
+        if (!hex4(code)) return false;
+        if (code >= 0xDC00 && code <= 0xDFFF) return false;  // a trailing surrogate alone
+        if (code < 0xD800 || code > 0xDBFF) return true;
+        if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;  // a leading one alone
+        p_ += 2;
+        return hex4(code) && code >= 0xDC00 && code <= 0xDFFF;
+    }
+
+    // One multi-byte UTF-8 sequence starting at p_ (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
+    bool utf8() {
+        unsigned char const c = peek();
+        auto cont = [&](std::ptrdiff_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+            auto b = static_cast<unsigned char>(p_[i]);
+            return b >= lo && b <= hi;
+        };
+        std::ptrdiff_t const left = end_ - p_;
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (left < 2 || !cont(1)) return false;
+            p_ += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+            if (left < 3 || !cont(1, lo, hi) || !cont(2)) return false;
+            p_ += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+            if (left < 4 || !cont(1, lo, hi) || !cont(2) || !cont(3)) return false;
+            p_ += 4;
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    bool string() {
+        ++p_;  // the opening quote
+        for (;;) {
+            // Fast path: plain printable ASCII.
+            while (!at_end() && peek() >= 0x20 && peek() < 0x80 && *p_ != '"' && *p_ != '\\') ++p_;
+            if (at_end()) return false;
+            unsigned char const c = peek();
+            if (c == '"') {
+                ++p_;
+                return true;
+            }
+            if (c == '\\') {
+                ++p_;
+                if (!escape()) return false;
+            } else if (c < 0x20 || !utf8()) {
+                return false;
+            }
+        }
+    }
+
+    bool scalar() {
+        switch (*p_) {
+            case '"':
+                return string();
+            case 't':
+                return literal("true");
+            case 'f':
+                return literal("false");
+            case 'n':
+                return literal("null");
+            default:
+                return (*p_ == '-' || digit(peek())) && number();
+        }
+    }
+
+    // A value; containers are walked iteratively with stack_ instead of recursion.
+    bool value() {
+        std::size_t depth = 0;
+        for (;;) {
+            // Expecting a value here.
+            if (at_end()) return false;
+            if (*p_ == '[' || *p_ == '{') {
+                if (depth == max_depth) return false;
+                bool const is_object = *p_ == '{';
+                stack_[depth++] = is_object ? container::object : container::array;
+                ++p_;
+                skip_ws();
+                if (at_end()) return false;
+                if (*p_ == (is_object ? '}' : ']')) {
+                    ++p_;
+                    --depth;
+                } else {
+                    if (is_object && !key()) return false;
+                    continue;
+                }
+            } else if (!scalar()) {
+                return false;
+            }
+            // After a value: close containers or move to the next element.
+            for (;;) {
+                if (depth == 0) return true;
+                skip_ws();
+                if (at_end()) return false;
+                bool const is_object = stack_[depth - 1] == container::object;
+                if (*p_ == ',') {
+                    ++p_;
+                    skip_ws();
+                    if (is_object && !key()) return false;
+                    break;
+                }
+                if (*p_ != (is_object ? '}' : ']')) return false;
+                ++p_;
+                --depth;
+            }
+            skip_ws();
+        }
+    }
+
+    // At a key: "name", whitespace, colon, whitespace; leaves p_ at the value.
+    bool key() {
+        if (at_end() || *p_ != '"' || !string()) return false;
+        skip_ws();
+        if (at_end() || *p_ != ':') return false;
+        ++p_;
+        skip_ws();
+        return true;
+    }
+
+    char const* p_;
+    char const* end_;
+    std::array<container, max_depth> stack_{};
 };
 
 }  // namespace
 
-struct json_validator::impl {
-    // Default options: strict JSON, no comments, depth limit 32 (bounds the parser's stack).
-    json::basic_parser<null_handler> parser{json::parse_options{}};
-};
-
-json_validator::json_validator() : impl_(std::make_unique<impl>()) {
-}
-
-json_validator::~json_validator() = default;
-
-bool json_validator::valid(std::string_view text) noexcept {
-    impl_->parser.reset();
-    error_code ec;
-    auto n = impl_->parser.write_some(false, text.data(), text.size(), ec);
-    return !ec && n == text.size();
-}
-
 bool is_valid_json(std::string_view text) noexcept {
-    return json_validator{}.valid(text);
+    return scanner{text}.document();
 }
 
 }  // namespace fanout::upstream
