@@ -3,6 +3,10 @@
 #include <array>
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace fanout::upstream {
 
 namespace {
@@ -139,11 +143,39 @@ class scanner {
         return true;
     }
 
+    // Skips printable ASCII other than '"' and '\\': the bulk of a string.
+    void skip_plain() {
+#if defined(__SSE2__)
+        auto const quote = _mm_set1_epi8('"');
+        auto const backslash = _mm_set1_epi8('\\');
+        auto const space = _mm_set1_epi8(0x20);
+        while (end_ - p_ >= 16) {
+            auto const v = _mm_loadu_si128(reinterpret_cast<__m128i const*>(p_));
+            // A signed compare with 0x20 also catches bytes >= 0x80, which are negative.
+            auto const stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space)
+            );
+            auto const mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+            if (mask != 0) {
+                p_ += __builtin_ctz(mask);
+                return;
+            }
+            p_ += 16;
+        }
+#endif
+        while (!at_end() && plain_[peek()]) ++p_;
+    }
+
+    static constexpr std::array<bool, 256> plain_ = [] {
+        std::array<bool, 256> t{};
+        for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+        return t;
+    }();
+
     bool string() {
         ++p_;  // the opening quote
         for (;;) {
-            // Fast path: plain printable ASCII.
-            while (!at_end() && peek() >= 0x20 && peek() < 0x80 && *p_ != '"' && *p_ != '\\') ++p_;
+            skip_plain();
             if (at_end()) return false;
             unsigned char const c = peek();
             if (c == '"') {
