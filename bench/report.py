@@ -39,6 +39,60 @@ def read_env(path):
     return env
 
 
+def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir):
+    """The targets of the performance issue, each checked against this run's figures."""
+    rows = []
+
+    def add(target, measured, ok):
+        rows.append((target, measured, "met" if ok else "**not met**"))
+
+    if have_go and "a" in scenarios and key_conns in conns_of("a"):
+        for ep in ENDPOINTS:
+            f_, g_ = get("a", ep, "fanout", key_conns), get("a", ep, "go", key_conns)
+            if not f_ or not g_:
+                continue
+            cpu = num(f_, "server_cpu_per_1k") / num(g_, "server_cpu_per_1k")
+            rps = num(f_, "rps") / num(g_, "rps")
+            add(f"CPU per request ≤ 0.25 × Go ({ep}, a, {key_conns} conns)", f"{cpu:.2f} ×", cpu <= 0.25)
+            add(f"req/s ≥ 2.5 × Go ({ep}, a, {key_conns} conns)", f"{rps:.2f} ×", rps >= 2.5)
+    if "b" in scenarios and 16 in conns_of("b"):
+        for ep in ENDPOINTS:
+            f_ = get("b", ep, "fanout", 16)
+            if f_:
+                over = num(f_, "p99_ms") - 5.0
+                add(f"p99 − 5 ms < 1 ms ({ep}, upstreams at 5 ms, 16 conns)", f"{over:.2f} ms", over < 1.0)
+    if "a" in scenarios and 256 in conns_of("a"):
+        peak = max(num(get("a", ep, "fanout", 256), "server_hwm_kb") for ep in ENDPOINTS if get("a", ep, "fanout", 256))
+        add("peak RSS < 30 MiB at 256 conns (scenario a)", f"{peak / 1024:.1f} MiB", peak < 30 * 1024)
+    soak = os.path.join(out_dir, "soak.csv")
+    if os.path.exists(soak):
+        with open(soak) as f:
+            samples = [list(map(float, line.split(","))) for line in f.read().split("\n")[1:] if line]
+        after = [s for s in samples if s[0] >= 10]
+        if len(after) >= 2:
+            growth = (after[-1][1] - after[0][1]) / 1024
+            add(f"no RSS growth over a {int(samples[-1][0])} s run at 256 conns (from 10 s on)",
+                f"{growth:+.1f} MiB", growth <= 1.0)
+    if "c" in scenarios and "a" in scenarios and key_conns in conns_of("a"):
+        ep = "channel-with-context-timeout"
+        hung, healthy = get("c", ep, "fanout", key_conns), get("a", ep, "fanout", key_conns)
+        if hung and healthy:
+            h, k = num(hung, "server_cpu_per_1k"), num(healthy, "server_cpu_per_1k")
+            add(f"hung service: CPU per request as in the healthy case ({ep})", f"{h:.4f} vs {k:.4f} s/1000",
+                h <= 1.2 * k)
+            p99 = num(hung, "p99_ms")
+            add(f"hung service: p99 within 10% of the 1000 ms deadline ({ep})", f"{p99:.0f} ms", p99 <= 1100)
+    if not rows:
+        return
+    w("## Targets")
+    w("")
+    w("| target | measured | |")
+    w("|---|---:|---|")
+    for target, measured, verdict in rows:
+        w(f"| {target} | {measured} | {verdict} |")
+    w("")
+
+
 def num(row, key):
     v = row.get(key, "")
     try:
@@ -204,6 +258,8 @@ def main():
         w("")
         w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request.")
         w("")
+
+    targets_section(w, get, conns_of, scenarios, have_go, key_conns, out)
 
     w("## Results by scenario")
     w("")

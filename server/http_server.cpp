@@ -116,11 +116,12 @@ struct disconnect_watch {
     session_slot* slot;
     bool armed = false;
     bool fired = false;
+    std::uint64_t generation = 0;  // of the current arm(): an older wait may complete late
 
     void arm(tcp::socket& sock, std::shared_ptr<disconnect_watch> const& self) {
         armed = true;
-        sock.async_wait(tcp::socket::wait_read, [self, &sock](error_code ec) {
-            if (ec || !self->armed || !self->slot) return;  // disarmed, or the socket is gone
+        sock.async_wait(tcp::socket::wait_read, [self, &sock, g = ++generation](error_code ec) {
+            if (ec || !self->slot || !self->armed || self->generation != g) return;  // gone, or stale
             self->armed = false;
             error_code aec;
             if (sock.available(aec) > 0 && !aec) return;
@@ -130,11 +131,9 @@ struct disconnect_watch {
         });
     }
 
-    void disarm(tcp::socket& sock) {
-        if (!std::exchange(armed, false)) return;
-        error_code ec;
-        sock.cancel(ec);  // the wait is the socket's only pending operation
-    }
+    // The wait stays pending until the client sends its next request (or leaves); then, stale, it
+    // does nothing. Cancelling it would cost more than letting it be.
+    void disarm() { armed = false; }
 };
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
@@ -319,7 +318,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
                 res = co_await answer(r);
-                watch->disarm(sock);
+                watch->disarm();
                 if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     log->info(
