@@ -104,7 +104,7 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir):
       "(the one a timed-out fetch used is closed: its late answer could still arrive on it), and at one "
       "request per deadline per connection the fixed costs are spread over few requests. Go pays the same, "
       "about four times more; timers and cancellation themselves are cheap (scenario a's deadline endpoints "
-      "cost within a few percent of wg).")
+      "cost about 10% more than wg per request).")
     w("")
 
 
