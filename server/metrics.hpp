@@ -19,27 +19,19 @@ inline constexpr std::size_t endpoint_count = 7;
 std::string_view to_string(endpoint e) noexcept;
 
 // Written by one thread, read by any: a relaxed load and store need no locked instruction.
-class local_counter {
+template <class T>
+class local_value {
   public:
-    void add(std::uint64_t n = 1) noexcept {
+    void add(T n = 1) noexcept {
         value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
-    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+    T value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
   private:
-    std::atomic<std::uint64_t> value_{0};
+    std::atomic<T> value_{0};
 };
-
-class local_gauge {
-  public:
-    void add(std::int64_t delta) noexcept {
-        value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
-    }
-    std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
-
-  private:
-    std::atomic<std::int64_t> value_{0};
-};
+using local_counter = local_value<std::uint64_t>;
+using local_gauge = local_value<std::int64_t>;
 
 // A latency histogram with fixed buckets, in seconds.
 class histogram {
