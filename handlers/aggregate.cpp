@@ -118,12 +118,15 @@ net::awaitable<void> fetch_racing(
     clock::time_point deadline,
     upstream::fetch_result& out
 ) {
-    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer timer{ex, deadline};
     auto winner = co_await (client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
     if (winner.index() == 0)
         out = std::move(std::get<0>(winner));
-    else
+    else if (deadline_expired(winner))
         out = timeout_failure(req.start, deadline);
+    else
+        out = upstream::make_failure(error_kind::cancelled, "cancelled");
 }
 
 }  // namespace

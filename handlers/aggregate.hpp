@@ -11,6 +11,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <variant>
 #include <vector>
 
 namespace spdlog {
@@ -83,6 +85,13 @@ boost::asio::awaitable<void> fetch_within(
 
 // Runs the branches concurrently, joined with `&&`; completes when all have (or one throws).
 boost::asio::awaitable<void> join_all(std::vector<boost::asio::awaitable<void>> branches);
+
+// Whether the deadline timer won a `||` race (index 1, an as_tuple'd wait) by expiring: when the whole
+// request is cancelled from outside, the timer completes too, with an error, and that is no timeout.
+template <class Variant>
+bool deadline_expired(Variant const& winner) noexcept {
+    return winner.index() == 1 && !std::get<0>(std::get<1>(winner));
+}
 
 upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
 

@@ -44,7 +44,15 @@ net::awaitable<void> produce(
     } guard{stats};
     ++stats->channel_producers_live;
 
-    auto result = co_await client.fetch(index);
+    upstream::fetch_result result;
+    try {
+        co_await client.fetch_to(index, result);
+    } catch (std::exception const& e) {
+        // Not an upstream failure (those are values) but a bug or exhaustion: the handler still
+        // gets its N values, or it would wait for ever.
+        result =
+            upstream::make_failure(upstream::error_kind::cancelled, std::string("fetch failed: ") + e.what());
+    }
     guard.release();
     // Capacity is one slot per producer, so this never blocks and never fails; nothing of the
     // producer is left pending once the handler has received its value.

@@ -22,10 +22,11 @@ net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     // The fetches race one shared deadline. Neither side throws (NOTES: `||` waits for the first
     // *success*); when the timer wins, the fetches still running are cancelled and say so.
     auto const deadline = req.start + req.timeout;
-    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer timer{ex, deadline};
     auto winner =
         co_await (join_all(std::move(branches)) || timer.async_wait(net::as_tuple(net::use_awaitable)));
-    if (winner.index() == 1) {
+    if (deadline_expired(winner)) {
         for (auto& r : results)
             if (!r.ok() && r.error->kind == error_kind::cancelled) r = timeout_failure(req.start, deadline);
     }

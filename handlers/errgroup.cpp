@@ -59,11 +59,12 @@ net::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     auto services = ctx.client.services();
     group_state state{ctx.client, req, std::vector<upstream::fetch_result>(services.size()), std::nullopt};
     auto const deadline = req.start + req.timeout;
-    net::steady_timer timer{co_await net::this_coro::executor, deadline};
+    auto ex = co_await net::this_coro::executor;
+    net::steady_timer timer{ex, deadline};
     auto winner = co_await (fetch_all(state) || timer.async_wait(net::as_tuple(net::use_awaitable)));
 
     unsigned status = 200;
-    if (winner.index() == 1) {
+    if (deadline_expired(winner)) {
         // The deadline cancelled whatever was still running: those are the timeouts.
         for (auto& r : state.results)
             if (!r.ok() && r.error->kind == error_kind::cancelled) r = timeout_failure(req.start, deadline);

@@ -75,6 +75,7 @@ class deadline {
     }
     void after(clock::duration d) { set(clock::now() + d); }
     void clear() { at_ = clock::time_point::max(); }
+    bool expired() const noexcept { return expired_; }
 
     // Completes once the deadline has passed.
     net::awaitable<void> watch() {
@@ -86,7 +87,10 @@ class deadline {
                 if (cs.cancelled() != net::cancellation_type::none) co_return;  // the session ended
                 continue;  // moved sooner: the timer was re-armed
             }
-            if (clock::now() >= at_) co_return;
+            if (clock::now() >= at_) {
+                expired_ = true;
+                co_return;
+            }
             timer_.expires_at(at_);
         }
     }
@@ -94,6 +98,7 @@ class deadline {
   private:
     net::steady_timer timer_;
     clock::time_point at_ = clock::time_point::max();
+    bool expired_ = false;
 };
 
 double millis(clock::duration d) {
@@ -226,8 +231,8 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     sock.set_option(tcp::no_delay(true), ec);
     deadline limit{ex};
     limit.after(opts.idle_timeout);
-    auto ended = co_await (serve(sock, *slot, limit) || limit.watch());
-    if (ended.index() == 1) metrics.connections_timed_out.add();
+    co_await (serve(sock, *slot, limit) || limit.watch());
+    if (limit.expired()) metrics.connections_timed_out.add();
     sock.shutdown(tcp::socket::shutdown_send, ec);
     sock.close(ec);
 }
@@ -345,7 +350,9 @@ net::awaitable<void> http_server::impl::serve_requests(
         limit.after(opts.header_timeout);  // a client that does not read its answer
         head.clear();
         write_head(head, res, version, keep_alive);
-        std::array<net::const_buffer, 2> bytes{net::buffer(head), net::buffer(res.body)};
+        // A HEAD answer has the headers a GET would have, and no body.
+        auto const body = parser.method() == http::verb::head ? net::const_buffer{} : net::buffer(res.body);
+        std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
         auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
         if (wec || !keep_alive) co_return;
     }

@@ -230,7 +230,7 @@ void apply_config(options& opts, std::string_view json_text) {
             s->set_number(opts, key, value.as_int64());
         }
     }
-    check_consistency(opts);
+    // Consistency between settings (timeout vs cap) is checked by parse_command_line once flags applied.
 }
 
 command_line parse_command_line(int argc, char const* const* argv) {

@@ -49,6 +49,8 @@ command_line parse_command_line(int argc, char const* const* argv);
 
 // Applies a JSON configuration (the keys of the command line in snake_case, and "upstreams" as a
 // list of {"name", "url", "timeout_ms"}) onto opts. Throws std::invalid_argument naming the key.
+// Checks each value; checks across settings (timeout_ms <= max_timeout_ms) are the caller's, as
+// parse_command_line does after applying the flags, which win over the file.
 void apply_config(options& opts, std::string_view json_text);
 
 }  // namespace fanout::server

@@ -174,15 +174,19 @@ void client::send_get(std::string_view target, bool keep_alive) {
     http::write(stream_.socket(), req);
 }
 
-std::optional<response> client::read(std::chrono::milliseconds timeout) {
-    response res;
+std::optional<response> client::read(std::chrono::milliseconds timeout, bool to_head) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(16 * 1024 * 1024);
+    parser.skip(to_head);
     boost::system::error_code result = net::error::would_block;
     stream_.expires_after(timeout);
-    http::async_read(stream_, buffer_, res, [&](boost::system::error_code ec, std::size_t) { result = ec; });
+    http::async_read(stream_, buffer_, parser, [&](boost::system::error_code ec, std::size_t) {
+        result = ec;
+    });
     ioc_.restart();
     ioc_.run();
     if (result) return std::nullopt;
-    return res;
+    return parser.release();
 }
 
 bool client::closed_by_server(std::chrono::milliseconds timeout) {

@@ -110,8 +110,8 @@ class client {
 
     void send(std::string_view raw);
     void send_get(std::string_view target, bool keep_alive = true);
-    // nullopt: nothing complete arrived in time.
-    std::optional<response> read(std::chrono::milliseconds timeout = 10s);
+    // nullopt: nothing complete arrived in time. `to_head`: the answer to a HEAD request (no body).
+    std::optional<response> read(std::chrono::milliseconds timeout = 10s, bool to_head = false);
     // True when the server closed the connection (EOF) within the timeout.
     bool closed_by_server(std::chrono::milliseconds timeout = 5s);
     void close();

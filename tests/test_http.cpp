@@ -35,13 +35,18 @@ BOOST_AUTO_TEST_CASE(unknown_path_is_404_json) {
 
 BOOST_AUTO_TEST_CASE(other_method_is_405_with_allow) {
     harness h{healthy()};
-    for (auto method : {"POST", "DELETE", "HEAD"}) {
+    for (std::string method : {"POST", "DELETE", "HEAD"}) {
         client c{h.port()};
-        c.send(std::string(method) + " /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-        auto res = c.read();
+        c.send(method + " /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        auto res = c.read(10s, method == "HEAD");
         BOOST_TEST_REQUIRE(res.has_value());
         BOOST_TEST(res->result_int() == 405u, method);
         BOOST_TEST((*res)[boost::beast::http::field::allow] == "GET");
+        // The connection stays in step: a HEAD answer carries no body.
+        c.send_get("/healthz");
+        auto next = c.read(2s);
+        BOOST_TEST_REQUIRE(next.has_value());
+        BOOST_TEST(next->result_int() == 200u, method);
     }
     BOOST_TEST(h.counters("users").requests == 0u);
 }
