@@ -7,7 +7,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <charconv>
 #include <spdlog/spdlog.h>
@@ -29,10 +28,6 @@ unsigned partial_status(std::span<upstream::fetch_result const> results) noexcep
 
 namespace {
 
-void append_string(std::string& out, std::string_view s) {
-    out += boost::json::serialize(s);
-}
-
 // Service names are restricted to [A-Za-z0-9_.-] when configured: nothing to escape.
 void append_name(std::string& out, std::string_view name) {
     out += '"';
@@ -44,7 +39,7 @@ void append_error(std::string& out, upstream::fetch_error const& e) {
     out += R"({"kind":")";
     out += upstream::to_string(e.kind);
     out += R"(","message":)";
-    append_string(out, e.message);
+    out += server::json_quote(e.message);
     if (e.kind == error_kind::status) {
         out += R"(,"status":)";
         out += std::to_string(e.status);
