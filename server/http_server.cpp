@@ -3,6 +3,7 @@
 #include "server/log.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
+#include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include <list>
 #include <spdlog/spdlog.h>
@@ -45,6 +45,8 @@ bool is_disconnect(error_code ec) {
 response read_failure_response(error_code ec) {
     if (ec == http::error::header_limit) return error_response(431, "request head too large");
     if (ec == http::error::body_limit) return error_response(413, "request body too large");
+    if (ec == http::error::buffer_overflow)
+        return error_response(400, "chunk-size line or trailers too large");
     return error_response(400, "malformed HTTP request");
 }
 
@@ -65,9 +67,11 @@ void reject(tcp::socket& sock) {
 // The time limit of a connection's current phase (idle, reading a request, writing an answer).
 // Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
 // re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
+// When it passes, the socket is closed: a cancelled read may be lost against a peer that sends
+// without pause (every read completes at once), a closed socket fails the next one.
 class deadline {
   public:
-    explicit deadline(net::any_io_executor ex) : timer_(std::move(ex)) {}
+    explicit deadline(tcp::socket& sock) : sock_(sock), timer_(sock.get_executor()) {}
 
     void set(clock::time_point t) {
         at_ = t;
@@ -89,6 +93,8 @@ class deadline {
             }
             if (clock::now() >= at_) {
                 expired_ = true;
+                error_code ignored;
+                sock_.close(ignored);
                 co_return;
             }
             timer_.expires_at(at_);
@@ -96,6 +102,7 @@ class deadline {
     }
 
   private:
+    tcp::socket& sock_;
     net::steady_timer timer_;
     clock::time_point at_ = clock::time_point::max();
     bool expired_ = false;
@@ -108,6 +115,7 @@ double millis(clock::duration d) {
 }  // namespace
 
 struct session_slot {
+    tcp::socket* socket = nullptr;  // closed when the shutdown grace ends
     net::cancellation_signal cancel;
     bool idle = true;        // waiting for the first byte of a request
     bool cancelled = false;  // by shutdown or disconnect: whatever the handler returns is not sent
@@ -149,7 +157,13 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           metrics(registry->shard(shard)),
           log(opts.logger ? opts.logger : make_stderr_logger(opts.log_level)),
           acceptor(ex),
-          client(ex, opts.upstreams, {opts.max_upstream_body, opts.upstream_pool_size}),
+          client(
+              ex,
+              opts.upstreams,
+              {.max_body = opts.max_upstream_body,
+               .max_head = opts.max_upstream_head,
+               .max_idle_per_service = opts.upstream_pool_size}
+          ),
           ctx{client, &metrics, log},
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
@@ -227,9 +241,10 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
         }
     } guard{*this, slot};
 
+    slot->socket = &sock;
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
-    deadline limit{ex};
+    deadline limit{sock};
     limit.after(opts.idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
     if (limit.expired()) metrics.connections_timed_out.add();
@@ -289,8 +304,8 @@ net::awaitable<void> http_server::impl::serve_requests(
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
-        auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
-        if (rec && is_disconnect(rec)) co_return;
+        auto rec = co_await wire::read_message(sock, buffer, parser, opts.max_request_head);
+        if (rec && (is_disconnect(rec) || !sock.is_open())) co_return;  // gone, or closed by a deadline
 
         auto const start = clock::now();
         limit.clear();  // a handler takes as long as its pattern takes
@@ -344,8 +359,6 @@ net::awaitable<void> http_server::impl::serve_requests(
             }
         }
         if (stopping) keep_alive = false;
-        metrics.count_request(target, res.status, clock::now() - start);
-
         if (slot.cancelled) co_return;
         limit.after(opts.header_timeout);  // a client that does not read its answer
         head.clear();
@@ -354,15 +367,21 @@ net::awaitable<void> http_server::impl::serve_requests(
         auto const body = parser.method() == http::verb::head ? net::const_buffer{} : net::buffer(res.body);
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
         auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
-        if (wec || !keep_alive) co_return;
+        if (wec) co_return;
+        metrics.count_request(target, res.status, clock::now() - start);  // answers sent, only
+        if (!keep_alive) co_return;
     }
 }
 
+// Cancelling stops the handler and its fetches; closing the socket stops a read that a peer
+// sending without pause would keep going through a cancellation.
 void http_server::impl::cancel_sessions(bool idle_only) {
     for (auto& s : sessions) {
         if (idle_only && !s.idle) continue;
         s.cancelled = true;
         s.cancel.emit(net::cancellation_type::terminal);
+        error_code ec;
+        if (!idle_only && s.socket) s.socket->close(ec);
     }
 }
 

@@ -25,15 +25,16 @@ struct options {
     milliseconds timeout{1000};                // default deadline
     milliseconds max_timeout{10000};           // cap of ?timeout_ms=
     std::size_t max_upstream_body = 1024 * 1024;
-    std::size_t upstream_pool_size = 256;      // idle connections kept per service and event loop
-    std::size_t max_request_head = 8 * 1024;   // over it: 431
-    std::size_t max_request_body = 64 * 1024;  // over it: 413
-    milliseconds header_timeout{10000};        // a started request must be complete within it (slowloris)
-    milliseconds idle_timeout{60000};          // keep-alive connections with no request are closed after it
-    std::size_t max_connections = 10000;       // open client connections, whole process
-    milliseconds shutdown_grace{5000};         // in-flight requests may finish within it at shutdown
-    std::string log_level = "info";            // trace, debug, info, warn, error, off
-    std::shared_ptr<spdlog::logger> logger;    // null: JSON lines on stderr at log_level
+    std::size_t max_upstream_head = 16 * 1024;  // an answer's head, a chunk-size line, the trailers
+    std::size_t upstream_pool_size = 256;       // idle connections kept per service and event loop
+    std::size_t max_request_head = 8 * 1024;    // over it: 431; a chunk-size line or trailers: 400
+    std::size_t max_request_body = 64 * 1024;   // over it: 413
+    milliseconds header_timeout{10000};         // a started request must be complete within it (slowloris)
+    milliseconds idle_timeout{60000};           // keep-alive connections with no request are closed after it
+    std::size_t max_connections = 10000;        // open client connections, whole process
+    milliseconds shutdown_grace{5000};          // in-flight requests may finish within it at shutdown
+    std::string log_level = "info";             // trace, debug, info, warn, error, off
+    std::shared_ptr<spdlog::logger> logger;     // null: JSON lines on stderr at log_level
 };
 
 struct command_line {

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <boost/beast/http/basic_parser.hpp>
+#include "wire/guarded_parser.hpp"
 
 #include <string>
 
@@ -8,12 +8,10 @@ namespace fanout::server {
 
 // Reads what fanout needs of a request (method, target, version, keep-alive) and skips header fields
 // and body, which a general message would store (and allocate for). Limits as on any Beast parser:
-// header_limit() and body_limit().
-class request_parser : public boost::beast::http::basic_parser<true> {
+// header_limit() and body_limit(). Read it with wire::read_message().
+class request_parser : public wire::guarded_parser<true> {
   public:
     using verb = boost::beast::http::verb;
-    using error_code = boost::beast::error_code;
-    using string_view = boost::beast::string_view;
 
     verb method() const noexcept { return method_; }
     std::string const& method_string() const noexcept { return method_string_; }
@@ -33,10 +31,7 @@ class request_parser : public boost::beast::http::basic_parser<true> {
     void on_header_impl(error_code&) override {}
     void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
     std::size_t on_body_impl(string_view body, error_code&) override { return body.size(); }
-    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
-        return body.size();
-    }
+    std::size_t on_chunk_data(string_view body, error_code&) override { return body.size(); }
     void on_finish_impl(error_code&) override {}
 
     verb method_ = verb::unknown;

@@ -1,6 +1,8 @@
 #include "upstream/client.hpp"
 
 #include "upstream/json_validate.hpp"
+#include "upstream/response_parser.hpp"
+#include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -9,9 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/read.hpp>
 
+#include <optional>
 #include <string>
 
 namespace fanout::upstream {
@@ -31,10 +32,21 @@ fetch_result connect_failure(error_code ec, service const& svc) {
     return make_failure(error_kind::connect, "cannot connect to " + svc.host_header + ": " + ec.message());
 }
 
-fetch_result exchange_failure(error_code ec, std::size_t max_body) {
+fetch_result exchange_failure(error_code ec, client_options const& limits) {
     if (ec == net::error::operation_aborted) return make_failure(error_kind::cancelled, "cancelled");
     if (ec == http::error::body_limit)
-        return make_failure(error_kind::too_large, "body larger than " + std::to_string(max_body) + " bytes");
+        return make_failure(
+            error_kind::too_large, "body larger than " + std::to_string(limits.max_body) + " bytes"
+        );
+    if (ec == http::error::header_limit)
+        return make_failure(
+            error_kind::protocol, "response head larger than " + std::to_string(limits.max_head) + " bytes"
+        );
+    if (ec == http::error::buffer_overflow)
+        return make_failure(
+            error_kind::protocol,
+            "chunk-size line or trailer section larger than " + std::to_string(limits.max_head) + " bytes"
+        );
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
         ec == net::error::connection_reset || ec == net::error::broken_pipe)
         return make_failure(error_kind::protocol, "connection closed before a complete response");
@@ -48,41 +60,6 @@ bool closed_while_idle(error_code ec) {
            ec == net::error::broken_pipe;
 }
 
-// Reads what fetch() needs of a response (status, body, whether the connection stays open) and
-// skips the header fields, which beast::http::basic_fields would allocate one by one.
-class lean_response_parser : public http::basic_parser<false> {
-  public:
-    unsigned status() const noexcept { return status_; }
-    std::string const& reason() const noexcept { return reason_; }
-    std::string& body() noexcept { return body_; }
-
-  private:
-    void on_request_impl(http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
-    void on_response_impl(int code, beast::string_view reason, int, error_code&) override {
-        status_ = static_cast<unsigned>(code);
-        reason_.assign(reason.data(), reason.size());
-    }
-    void on_field_impl(http::field, beast::string_view, beast::string_view, error_code&) override {}
-    void on_header_impl(error_code&) override {}
-    void on_body_init_impl(boost::optional<std::uint64_t> const& length, error_code&) override {
-        if (length) body_.reserve(static_cast<std::size_t>(*length));  // bounded by body_limit already
-    }
-    std::size_t on_body_impl(beast::string_view data, error_code&) override {
-        body_.append(data.data(), data.size());
-        return data.size();
-    }
-    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data, error_code&) override {
-        body_.append(data.data(), data.size());
-        return data.size();
-    }
-    void on_finish_impl(error_code&) override {}
-
-    unsigned status_ = 0;
-    std::string reason_;
-    std::string body_;
-};
-
 // The GET of a service never changes: its bytes are built once.
 std::string request_bytes(service const& svc) {
     return "GET " + svc.target + " HTTP/1.1\r\nHost: " + svc.host_header +
@@ -94,6 +71,20 @@ struct connection {
     tcp::socket socket;
     beast::flat_buffer buffer;
 };
+
+// More interim answers than this before the final one is an upstream misbehaving.
+constexpr int max_interim = 8;
+
+// A pooled connection is reused only if nothing arrived on it while it was idle: an unsolicited
+// answer would be taken for the next request's, stray bytes would fail it, an EOF means closed.
+// Pooled sockets are non-blocking, so this is one recv() that finds nothing.
+bool quiet_since_pooled(connection& conn) {
+    if (conn.buffer.size() != 0) return false;
+    char byte;
+    error_code ec;
+    conn.socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
+    return ec == net::error::would_block;
+}
 
 }  // namespace
 
@@ -135,57 +126,87 @@ net::awaitable<void> client::impl::fetch_to(std::size_t index, fetch_result& out
     try {
         for (int attempt = 0;; ++attempt) {
             connection conn{tcp::socket{ex}, {}};
-            bool const reused = attempt == 0 && !pool.empty();
-            if (reused) {
+            bool reused = false;
+            if (attempt == 0 && !pool.empty()) {
                 conn = std::move(pool.back());
                 pool.pop_back();
-                ++stats.reused;
-                use = connection_use::reused;
-            } else {
+                reused = quiet_since_pooled(conn);
+                if (reused) {
+                    ++stats.reused;
+                    use = connection_use::reused;
+                } else {
+                    ++stats.retried;
+                    use = connection_use::retried;
+                    conn = connection{tcp::socket{ex}, {}};
+                }
+            }
+            if (!reused) {
                 if (auto ec = co_await connect(conn.socket, svc)) {
                     out = connect_failure(ec, svc);
                     break;
                 }
                 ++stats.opened;
-                use = attempt == 0 ? connection_use::opened : connection_use::retried;
+                if (use == connection_use::none) use = connection_use::opened;
             }
 
             auto [wec, wn] = co_await net::async_write(conn.socket, net::buffer(requests[index]), use_tuple);
             if (wec && reused && closed_while_idle(wec)) {
                 ++stats.retried;
+                use = connection_use::retried;
                 continue;
             }
             if (wec) {
-                out = exchange_failure(wec, options.max_body);
+                out = exchange_failure(wec, options);
                 break;
             }
 
-            lean_response_parser parser;
-            parser.body_limit(options.max_body);
-            auto [rec, rn] = co_await http::async_read(conn.socket, conn.buffer, parser, use_tuple);
+            // Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2).
+            std::optional<response_parser> parser;
+            error_code rec;
+            for (int interim = 0;; ++interim) {
+                parser.emplace();
+                parser->header_limit(static_cast<std::uint32_t>(options.max_head));
+                parser->body_limit(options.max_body);
+                rec = co_await wire::read_message(conn.socket, conn.buffer, *parser, options.max_head);
+                if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
+                    break;
+            }
             if (rec && reused && closed_while_idle(rec)) {
                 ++stats.retried;
+                use = connection_use::retried;
                 continue;
             }
             if (rec) {
-                out = exchange_failure(rec, options.max_body);
+                out = exchange_failure(rec, options);
+                break;
+            }
+            auto const status = parser->status();
+            if (status < 200) {
+                out = make_failure(
+                    error_kind::protocol,
+                    status == 101 ? "upstream switched protocols (101)"
+                                  : "more than " + std::to_string(max_interim) + " interim (1xx) answers"
+                );
                 break;
             }
 
             // Only a connection left exactly between two messages goes back to the pool.
-            if (parser.keep_alive() && conn.buffer.size() == 0 && pool.size() < options.max_idle_per_service)
-                pool.push_back(std::move(conn));
+            if (parser->keep_alive() && conn.buffer.size() == 0 &&
+                pool.size() < options.max_idle_per_service) {
+                error_code nec;
+                if (!conn.socket.non_blocking()) conn.socket.non_blocking(true, nec);  // for the idle check
+                if (!nec) pool.push_back(std::move(conn));
+            }
 
-            auto status = parser.status();
-            if (status < 200 || status > 299) {
+            if (status > 299) {
                 out = make_failure(
-                    error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(),
-                    status
+                    error_kind::status,
+                    "upstream answered " + std::to_string(status) + " " + parser->reason(), status
                 );
-            } else if (!is_valid_json(parser.body())) {
+            } else if (!is_valid_json(parser->body())) {
                 out = make_failure(error_kind::invalid_json, "body is not JSON");
             } else {
-                out.body = std::move(parser.body());
+                out.body = std::move(parser->body());
                 out.error.reset();
             }
             break;

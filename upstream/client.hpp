@@ -14,14 +14,18 @@
 namespace fanout::upstream {
 
 struct client_options {
-    std::size_t max_body = 1024 * 1024;      // larger bodies fail as error_kind::too_large
+    std::size_t max_body = 1024 * 1024;  // larger bodies fail as error_kind::too_large
+    // The status line and headers, and each chunk-size line and the trailer section: larger
+    // fails as error_kind::protocol.
+    std::size_t max_head = 16 * 1024;
     std::size_t max_idle_per_service = 256;  // idle keep-alive connections kept per service
 };
 
 struct pool_stats {
-    std::uint64_t opened = 0;   // connections established
-    std::uint64_t reused = 0;   // requests sent on a pooled connection
-    std::uint64_t retried = 0;  // pooled connections found closed by the upstream, request resent
+    std::uint64_t opened = 0;  // connections established
+    std::uint64_t reused = 0;  // requests sent on a pooled connection
+    // pooled connections found closed, or with bytes nobody asked for: the request went on a new one
+    std::uint64_t retried = 0;
 };
 
 // HTTP/1.1 client for the configured services with a pool of keep-alive connections per service.

@@ -64,7 +64,23 @@ constexpr std::pair<sim_behaviour, std::string_view> behaviour_names[] = {
     {sim_behaviour::garbage, "garbage"},
     {sim_behaviour::close_early, "close_early"},
     {sim_behaviour::close_after_response, "close_after_response"},
+    {sim_behaviour::early_hints, "early_hints"},
+    {sim_behaviour::unsolicited, "unsolicited"},
+    {sim_behaviour::endless_chunk_ext, "endless_chunk_ext"},
+    {sim_behaviour::endless_trailers, "endless_trailers"},
+    {sim_behaviour::endless_body, "endless_body"},
 };
+
+constexpr std::string_view chunked_head =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+// The hostile behaviours: `head`, then `piece` again and again, without pause, until the peer leaves.
+net::awaitable<void> send_forever(tcp::socket& sock, std::string head, std::string_view piece) {
+    std::string repeated;
+    while (repeated.size() < 64 * 1024) repeated += piece;
+    auto [ec, n] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+    while (!ec) std::tie(ec, n) = co_await net::async_write(sock, net::buffer(repeated), use_tuple);
+}
 
 }  // namespace
 
@@ -198,6 +214,29 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             }
         }
 
+        switch (cfg.behaviour) {
+            case sim_behaviour::endless_chunk_ext:
+                co_await send_forever(sock, std::string(chunked_head) + "2;ext=", "a");
+                co_return;
+            case sim_behaviour::endless_trailers:
+                co_await send_forever(
+                    sock, std::string(chunked_head) + "2\r\n{}\r\n0\r\n", "X-Trailer: 1\r\n"
+                );
+                co_return;
+            case sim_behaviour::endless_body:
+                co_await send_forever(sock, std::string(chunked_head) + "1\r\n[\r\n", "2\r\n1,\r\n");
+                co_return;
+            case sim_behaviour::early_hints: {
+                constexpr std::string_view hints =
+                    "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+                auto [hec, hn] = co_await net::async_write(sock, net::buffer(hints), use_tuple);
+                if (hec) co_return;
+                break;
+            }
+            default:
+                break;
+        }
+
         std::string_view raw;
         http::response<http::string_body> res;
         switch (cfg.behaviour) {
@@ -236,6 +275,14 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
         if (wec) co_return;
         ++counters.answered;
+        if (cfg.behaviour == sim_behaviour::unsolicited) {
+            // Late enough to arrive while the connection sits idle in the client's pool.
+            co_await sleep_for(std::chrono::milliseconds(5));
+            auto extra = make_response(http::status::ok, R"({"unsolicited":true})", true);
+            auto [uec, un] = co_await http::async_write(sock, extra, use_tuple);
+            if (uec) co_return;
+            ++counters.unsolicited;
+        }
         if (!keep_alive || cfg.behaviour == sim_behaviour::close_after_response) {
             sock.shutdown(tcp::socket::shutdown_both, ec);
             co_return;

@@ -23,6 +23,11 @@ enum class sim_behaviour {
     garbage,               // bytes that are not HTTP, then close
     close_early,           // headers promising more body than sent, then close
     close_after_response,  // a keep-alive answer, then close the idle connection
+    early_hints,           // 103 Early Hints, then the answer of ok
+    unsolicited,           // the answer of ok, then a moment later a second answer nobody asked for
+    endless_chunk_ext,     // a chunked 200 whose first chunk-size line never ends
+    endless_trailers,      // a chunked 200 whose trailer section never ends
+    endless_body,          // a chunked 200 whose body never ends, sent without pause
 };
 
 // Parses a behaviour name as printed by to_string; throws std::invalid_argument.
@@ -44,6 +49,7 @@ struct sim_counters {
     std::atomic<std::uint64_t> requests{0};     // request heads read
     std::atomic<std::uint64_t> answered{0};     // responses written
     std::atomic<std::uint64_t> abandoned{0};    // client closed before it was answered
+    std::atomic<std::uint64_t> unsolicited{0};  // answers sent that nobody asked for
 };
 
 // Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <cstddef>
+
+namespace fanout::wire {
+
+// Beast's http::async_read is not used, for three reasons: its buffer grows without bound while a
+// chunk-size line or the trailer section is incomplete; its loop does not look at cancellation
+// between socket reads, so against a peer that sends without pause a cancel is lost; and it would
+// hand the parser buffers that trip an assertion (see guarded_parser).
+
+// Parses what `buffer` holds into `parser`, consuming what it used. Returns http::error::need_more
+// when the message needs more bytes. Bytes that wait for the parser (the head, a chunk-size line,
+// the trailer section) are bounded by `max_unparsed`: past it, header_limit while the head is
+// incomplete, else buffer_overflow.
+template <class Parser>
+boost::beast::error_code parse_buffered(
+    Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_unparsed
+) {
+    namespace http = boost::beast::http;
+    while (buffer.size() >= parser.min_put()) {
+        boost::beast::error_code ec;
+        auto const used = parser.put(buffer.data(), ec);
+        buffer.consume(used);
+        if (ec && ec != http::error::need_more) return ec;
+        if (parser.is_done()) return {};
+        if (ec || used == 0) break;
+    }
+    if (buffer.size() > max_unparsed)
+        return parser.is_header_done() ? http::error::buffer_overflow : http::error::header_limit;
+    return http::error::need_more;
+}
+
+// Reads one whole message from `stream` into `parser` through `buffer` (which may hold bytes
+// already, and keeps those that follow the message). Errors as values: end_of_stream when the
+// peer closed before a byte of the message, operation_aborted when the calling coroutine was
+// cancelled, even if every read completed at once.
+template <class Stream, class Parser>
+boost::asio::awaitable<boost::beast::error_code> read_message(
+    Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser, std::size_t max_unparsed
+) {
+    namespace net = boost::asio;
+    namespace http = boost::beast::http;
+    constexpr std::size_t read_size = 64 * 1024;
+    for (;;) {
+        auto ec = parse_buffered(parser, buffer, max_unparsed);
+        if (ec != http::error::need_more) co_return ec;
+        auto [rec, n] =
+            co_await stream.async_read_some(buffer.prepare(read_size), net::as_tuple(net::use_awaitable));
+        buffer.commit(n);
+        if (rec == net::error::eof) {
+            if (!parser.got_some()) co_return http::error::end_of_stream;
+            boost::beast::error_code eof_ec;
+            parser.put_eof(eof_ec);  // completes a close-delimited body, or partial_message
+            co_return eof_ec;
+        }
+        if (rec) co_return rec;
+        auto state = co_await net::this_coro::cancellation_state;
+        if (state.cancelled() != net::cancellation_type::none) co_return net::error::operation_aborted;
+    }
+}
+
+}  // namespace fanout::wire
