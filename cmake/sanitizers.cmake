@@ -1,5 +1,6 @@
-# FANOUT_SANITIZE=address: ASan+UBSan, so that g++ 12's coroutine lifetime bugs (see NOTES) turn
-# into failures instead of silent corruption. FANOUT_SANITIZE=thread: TSan, for --threads > 1.
+# FANOUT_SANITIZE=address: ASan+UBSan, so that g++ 12's coroutine lifetime bugs (values destroyed
+# twice around co_await in braced initialisers, ?: and lambda captures) turn into failures instead
+# of silent corruption. FANOUT_SANITIZE=thread: TSan, for --threads > 1.
 # Applied to the whole build: library, tools and tests.
 set(FANOUT_SANITIZE "" CACHE STRING "Sanitizers: address (ASan+UBSan), thread (TSan), or empty")
 set_property(CACHE FANOUT_SANITIZE PROPERTY STRINGS "" address thread)

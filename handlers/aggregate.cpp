@@ -174,7 +174,7 @@ void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_r
                     break;
                 case upstream::connection_use::retried:
                     m.retried.add();
-                    m.opened.add();
+                    if (!r.error || r.error->kind != error_kind::connect) m.opened.add();  // reconnected
                     break;
             }
             if (!r.ok()) m.failures[static_cast<std::size_t>(r.error->kind)].add();

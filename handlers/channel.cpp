@@ -26,6 +26,12 @@ struct request_state {
 
     result_channel results;
     std::deque<net::cancellation_signal> cancel;  // one per producer; deque: signals do not move
+    std::vector<bool> sent = std::vector<bool>(cancel.size());  // by producer: done, not to be cancelled
+
+    void cancel_producers() {
+        for (std::size_t i = 0; i < cancel.size(); ++i)
+            if (!sent[i]) cancel[i].emit(net::cancellation_type::terminal);
+    }
 };
 
 net::awaitable<void> produce(
@@ -36,11 +42,7 @@ net::awaitable<void> produce(
 ) {
     struct live_guard {
         std::shared_ptr<handler_stats> stats;
-        bool live = true;
-        void release() {
-            if (std::exchange(live, false)) --stats->channel_producers_live;
-        }
-        ~live_guard() { release(); }
+        ~live_guard() { --stats->channel_producers_live; }
     } guard{stats};
     ++stats->channel_producers_live;
 
@@ -53,9 +55,9 @@ net::awaitable<void> produce(
         result =
             upstream::make_failure(upstream::error_kind::cancelled, std::string("fetch failed: ") + e.what());
     }
-    guard.release();
-    // Capacity is one slot per producer, so this never blocks and never fails; nothing of the
-    // producer is left pending once the handler has received its value.
+    // Capacity is one slot per producer, so this never blocks and never fails. The producer ends
+    // right after it (the guard counts it gone), before the handler can resume with the value.
+    state->sent[index] = true;
     state->results.try_send(boost::system::error_code{}, index, std::move(result));
 }
 
@@ -72,22 +74,24 @@ net::awaitable<reply> channel(context& ctx, aggregate_request req) {
         );
     }
 
+    // Cancelling the handler (shutdown) cancels the producers, and the handler still collects a
+    // value from each, so that none is left behind using the client. The receive itself is never
+    // cancelled: on Boost 1.81 a cancelled receive leaves the channel refusing try_send. Asio
+    // clears the coroutine's slot each time it resumes, so the handler is put back before each wait.
+    bool const throwing = co_await net::this_coro::throw_if_cancelled();
+    co_await net::this_coro::throw_if_cancelled(false);
+    auto cs = co_await net::this_coro::cancellation_state;
     std::vector<upstream::fetch_result> results(services.size());
-    bool cancelled = false;
-    for (std::size_t received = 0; received < services.size();) {
-        auto [ec, index, result] = co_await state->results.async_receive(net::as_tuple(net::use_awaitable));
-        if (ec) {
-            // The handler itself was cancelled (shutdown): cancel the producers too, then collect
-            // what they send, so that none is left behind.
-            if (cancelled) throw boost::system::system_error(ec);
-            cancelled = true;
-            co_await net::this_coro::reset_cancellation_state();
-            for (auto& signal : state->cancel) signal.emit(net::cancellation_type::terminal);
-            continue;
-        }
+    for (std::size_t received = 0; received < services.size(); ++received) {
+        if (cs.cancelled() != net::cancellation_type::none) state->cancel_producers();  // while unwatched
+        if (cs.slot().is_connected())
+            cs.slot().assign([state](net::cancellation_type) { state->cancel_producers(); });
+        auto [ec, index, result] = co_await state->results.async_receive(
+            net::bind_cancellation_slot(net::cancellation_slot(), net::as_tuple(net::use_awaitable))
+        );
         results[index] = std::move(result);
-        ++received;
     }
+    co_await net::this_coro::throw_if_cancelled(throwing);
     co_return finish(ctx, "channel", results, partial_status(results), req.start);
 }
 

@@ -19,7 +19,7 @@ net::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     for (std::size_t i = 0; i < services.size(); ++i)
         branches.push_back(fetch_within(ctx.client, i, req, results[i]));
 
-    // The fetches race one shared deadline. Neither side throws (NOTES: `||` waits for the first
+    // The fetches race one shared deadline. Neither side throws (`||` waits for the first
     // *success*); when the timer wins, the fetches still running are cancelled and say so.
     auto const deadline = req.start + req.timeout;
     auto ex = co_await net::this_coro::executor;

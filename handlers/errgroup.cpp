@@ -34,7 +34,8 @@ net::awaitable<void> fetch_or_throw(group_state& state, std::size_t index) {
     upstream::fetch_result result;
     co_await fetch_within(state.client, index, state.req, result);
     bool const failed = !result.ok();
-    // `&&` may report a sibling's cancellation instead of the cause (NOTES A5): record it here.
+    // `&&` may report a sibling's cancellation instead of the cause (it rethrows the left
+    // operand's exception): record the cause here.
     if (failed && result.error->kind != error_kind::cancelled && !state.first_failure)
         state.first_failure = index;
     state.results[index] = std::move(result);

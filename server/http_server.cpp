@@ -154,7 +154,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         : ex(std::move(executor)),
           opts(std::move(o)),
           registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
-          metrics(registry->shard(shard)),
+          shard_index(shard),
+          metrics(claim_shard(*registry, shard, opts)),
           log(opts.logger ? opts.logger : make_stderr_logger(opts.log_level)),
           acceptor(ex),
           client(
@@ -168,15 +169,25 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
+    ~impl() { registry->release(shard_index); }
+
     static std::vector<std::string> service_names(options const& o) {
         std::vector<std::string> names;
         for (auto const& s : o.upstreams) names.push_back(s.name);
         return names;
     }
 
+    // The registry must count the services this server calls, and the shard be this loop's alone.
+    static metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& o) {
+        if (reg.service_names() != service_names(o))
+            throw std::invalid_argument("the metrics registry was made for other services");
+        return reg.claim(shard);
+    }
+
     executor_type ex;
     options opts;
     std::shared_ptr<metrics_registry> registry;
+    std::size_t shard_index;
     metrics_shard& metrics;
     std::shared_ptr<spdlog::logger> log;
     tcp::acceptor acceptor;
@@ -185,6 +196,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::list<session_slot> sessions;
     bool accepting = false;
     bool stopping = false;
+    std::exception_ptr accept_failure;
     net::steady_timer grace_timer;
     net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
 
@@ -195,7 +207,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::awaitable<response> answer(route const& r);
     void begin_shutdown(std::chrono::milliseconds grace);
     void cancel_sessions(bool idle_only);
-    bool is_drained() const { return stopping && !accepting && sessions.empty(); }
+    // Channel producers end before their handler, and so before their session; counted all the same,
+    // since they use the client.
+    bool is_drained() const {
+        return stopping && !accepting && sessions.empty() && ctx.stats->channel_producers_live == 0;
+    }
     void check_drained();
 };
 
@@ -443,7 +459,21 @@ net::awaitable<void> http_server::run() {
     auto self = impl_;
     if (!self->stopping) {
         self->accepting = true;
-        net::co_spawn(self->ex, self->accept(), net::detached);
+        // The loop handles its errors itself; anything it throws is a bug: the server stops, and
+        // run() reports it once everything is closed.
+        net::co_spawn(self->ex, self->accept(), [self](std::exception_ptr e) {
+            if (!e) return;
+            self->accept_failure = e;
+            self->accepting = false;
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& x) {
+                self->log->error(R"("event":"accept_loop_failed","message":{})", json_quote(x.what()));
+            } catch (...) {
+                self->log->error(R"("event":"accept_loop_failed","message":"unknown exception")");
+            }
+            self->begin_shutdown(self->opts.shutdown_grace);
+        });
     }
     while (!self->is_drained()) {
         co_await self->drained.async_wait(use_tuple);
@@ -454,6 +484,7 @@ net::awaitable<void> http_server::run() {
             self->begin_shutdown(std::chrono::milliseconds(0));
         }
     }
+    if (self->accept_failure) std::rethrow_exception(self->accept_failure);
 }
 
 void http_server::shutdown(std::chrono::milliseconds grace) {

@@ -56,8 +56,10 @@ int serve(server::options opts) {
 
     net::signal_set signals{*loops[0], SIGINT, SIGTERM};
     std::atomic<std::size_t> running{servers.size()};
+    std::atomic<bool> failed{false};
     for (std::size_t i = 0; i < servers.size(); ++i) {
-        servers[i]->async_run([&](std::exception_ptr) {
+        servers[i]->async_run([&](std::exception_ptr e) {
+            if (e) failed = true;  // logged where it happened
             // The last server to finish ends what else runs on the first loop.
             if (--running == 0) {
                 net::post(*loops[0], [&] {
@@ -83,10 +85,23 @@ int serve(server::options opts) {
     };
     signals.async_wait(on_signal);
 
+    // An exception out of a loop is a bug: every loop stops, so that the process exits (1) instead
+    // of waiting on the others.
+    auto run = [&](net::io_context& loop) {
+        try {
+            loop.run();
+        } catch (std::exception const& e) {
+            opts.logger->critical(R"("event":"loop_failed","message":{})", server::json_quote(e.what()));
+            failed = true;
+            for (auto& l : loops) l->stop();
+        }
+    };
     std::vector<std::jthread> threads;
-    for (std::size_t i = 1; i < loops.size(); ++i) threads.emplace_back([&loop = *loops[i]] { loop.run(); });
-    loops[0]->run();
-    return 0;
+    for (std::size_t i = 1; i < loops.size(); ++i)
+        threads.emplace_back([&run, &loop = *loops[i]] { run(loop); });
+    run(*loops[0]);
+    threads.clear();  // joins
+    return failed ? 1 : 0;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/metrics.hpp"
 
 #include <charconv>
+#include <stdexcept>
 
 namespace fanout::server {
 
@@ -46,6 +47,16 @@ metrics_registry::metrics_registry(std::vector<std::string> service_names, std::
     : service_names_(std::move(service_names)) {
     for (std::size_t i = 0; i < shards; ++i)
         shards_.push_back(std::make_unique<metrics_shard>(service_names_.size()));
+}
+
+metrics_shard& metrics_registry::claim(std::size_t i) {
+    auto& s = *shards_.at(i);
+    if (s.claimed.exchange(true)) throw std::logic_error("metrics shard " + std::to_string(i) + " is in use");
+    return s;
+}
+
+void metrics_registry::release(std::size_t i) noexcept {
+    if (i < shards_.size()) shards_[i]->claimed = false;
 }
 
 namespace {
@@ -104,8 +115,20 @@ class writer {
     std::string& out_;
 };
 
+// Label values escaped as the exposition format requires: backslash, double quote, line feed.
 std::string label(std::string_view key, std::string_view value) {
-    return std::string(key) + "=\"" + std::string(value) + "\"";
+    std::string out{key};
+    out += "=\"";
+    for (char c : value) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    out += '"';
+    return out;
 }
 
 }  // namespace

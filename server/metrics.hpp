@@ -15,7 +15,8 @@ namespace fanout::server {
 
 // What a request was routed to; a label of the request metrics.
 enum class endpoint : std::uint8_t { wg, channel, context_timeout, errgroup, healthz, metrics, other };
-inline constexpr std::size_t endpoint_count = 7;
+// Arrays indexed by endpoint have this size: keep `other` the last one.
+inline constexpr std::size_t endpoint_count = static_cast<std::size_t>(endpoint::other) + 1;
 std::string_view to_string(endpoint e) noexcept;
 
 // Written by one thread, read by any: a relaxed load and store need no locked instruction.
@@ -47,7 +48,7 @@ class histogram {
     local_counter sum_ns;
 };
 
-inline constexpr std::size_t error_kind_count = 7;
+using upstream::error_kind_count;
 
 // Every metric one event loop writes; no other thread writes it, any thread may read it.
 struct metrics_shard {
@@ -72,6 +73,7 @@ struct metrics_shard {
     local_counter connections_rejected;
     local_counter connections_timed_out;  // idle or slow request head
     std::vector<service_metrics> services;
+    std::atomic<bool> claimed{false};
 };
 
 // The metrics of every event loop of a process, summed when scraped.
@@ -79,8 +81,14 @@ class metrics_registry {
   public:
     metrics_registry(std::vector<std::string> service_names, std::size_t shards);
 
-    metrics_shard& shard(std::size_t i) noexcept { return *shards_[i]; }
+    // A shard has one writer: the event loop that claims it, until it releases it. Throws
+    // std::out_of_range for an index past shard_count(), std::logic_error if already claimed.
+    metrics_shard& claim(std::size_t i);
+    void release(std::size_t i) noexcept;
+
+    metrics_shard const& shard(std::size_t i) const { return *shards_.at(i); }
     std::size_t shard_count() const noexcept { return shards_.size(); }
+    std::vector<std::string> const& service_names() const noexcept { return service_names_; }
 
     // Prometheus text exposition format 0.0.4.
     std::string render() const;

@@ -1,5 +1,7 @@
 #include "server/response.hpp"
 
+#include "server/log.hpp"
+
 #include <boost/beast/http/status.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -15,7 +17,7 @@ response json_response(unsigned status, std::string body) {
 }
 
 response error_response(unsigned status, std::string_view message) {
-    return json_response(status, R"({"error":)" + boost::json::serialize(message) + "}");
+    return json_response(status, R"({"error":)" + json_quote(message) + "}");
 }
 
 namespace {

@@ -74,16 +74,20 @@ route match(http::verb method, std::string_view target, options const& opts) {
     }
     if (!entry->handler) return r;
 
-    std::optional<std::string_view> timeout_param;
+    std::optional<std::string> timeout_param;
     if (question != std::string_view::npos) {
         auto query = urls::parse_query(target.substr(question + 1));
         if (!query) {
             r.answer = error_response(400, "malformed query");
             return r;
         }
-        if (auto it = query->find("timeout_ms"); it != query->end()) timeout_param = (*it).value;
+        // The key is compared decoded; the value is decoded here (`?timeout_ms=%32%30` is 20).
+        if (auto it = query->find("timeout_ms"); it != query->end()) timeout_param = (*it).value.decode();
     }
-    auto timeout = parse_timeout(timeout_param, opts.timeout, opts.max_timeout);
+    auto timeout = parse_timeout(
+        timeout_param ? std::optional<std::string_view>(*timeout_param) : std::nullopt, opts.timeout,
+        opts.max_timeout
+    );
     if (auto* message = std::get_if<std::string>(&timeout)) {
         r.answer = error_response(400, *message);
         return r;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@ enum class error_kind {
     protocol,      // malformed HTTP, or the connection closed early
     cancelled,     // stopped by us: a sibling failed, or the client went away
 };
+// Arrays indexed by error_kind have this size: keep `cancelled` the last kind.
+inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::cancelled) + 1;
 
 std::string_view to_string(error_kind kind) noexcept;
 

@@ -13,7 +13,25 @@ std::string service::url() const {
     return "http://" + host_header + target;
 }
 
+namespace {
+
+// Names appear unescaped in JSON keys, metric labels and log fields: keep them to a safe alphabet.
+void check_name(std::string_view name) {
+    if (name.empty()) throw std::invalid_argument("empty service name");
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-' || c == '.';
+        if (!ok)
+            throw std::invalid_argument(
+                "service name may use [A-Za-z0-9_.-] only: '" + std::string(name) + "'"
+            );
+    }
+}
+
+}  // namespace
+
 service make_service(std::string name, std::string_view url) {
+    check_name(name);
     auto parsed = urls::parse_absolute_uri(url);
     if (!parsed) throw std::invalid_argument("not an absolute URL: '" + std::string(url) + "'");
     auto const& u = *parsed;
@@ -46,16 +64,7 @@ service parse_service(std::string_view spec) {
     auto eq = spec.find('=');
     if (eq == std::string_view::npos || eq == 0)
         throw std::invalid_argument("expected NAME=URL, got '" + std::string(spec) + "'");
-    auto name = spec.substr(0, eq);
-    for (char c : name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '-' || c == '.';
-        if (!ok)
-            throw std::invalid_argument(
-                "service name may use [A-Za-z0-9_.-] only: '" + std::string(name) + "'"
-            );
-    }
-    return make_service(std::string(name), spec.substr(eq + 1));
+    return make_service(std::string(spec.substr(0, eq)), spec.substr(eq + 1));
 }
 
 }  // namespace fanout::upstream

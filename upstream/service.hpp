@@ -21,7 +21,8 @@ struct service {
     std::string url() const;
 };
 
-// Parses "http://host[:port][/path][?query]". Throws std::invalid_argument saying what is wrong.
+// Parses "http://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. Throws
+// std::invalid_argument saying what is wrong.
 service make_service(std::string name, std::string_view url);
 
 // Parses "NAME=URL", as given to --upstream. Throws std::invalid_argument.

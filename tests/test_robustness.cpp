@@ -1,0 +1,150 @@
+#include "handlers/handlers.hpp"
+#include "server/metrics.hpp"
+#include "server/router.hpp"
+#include "tests/support.hpp"
+#include "upstream/client.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+using namespace fanout;
+using namespace fanout::test;
+using upstream::sim_behaviour;
+namespace net = boost::asio;
+namespace json = boost::json;
+
+BOOST_AUTO_TEST_SUITE(test_robustness)
+
+// A channel request cancelled a second time while its producers are still finishing must keep
+// waiting for them: they use the client, which may be gone once the handler has returned.
+BOOST_AUTO_TEST_CASE(a_channel_request_cancelled_twice_outlives_its_producers) {
+    net::io_context ioc{1};
+    upstream::simulator upstreams{
+        ioc.get_executor(), {sim("users", sim_behaviour::hang), sim("orders", sim_behaviour::hang)}};
+    upstreams.start();
+    auto client = std::make_unique<upstream::client>(
+        ioc.get_executor(),
+        std::vector{
+            upstream::make_service("users", upstreams.url(0)),
+            upstream::make_service("orders", upstreams.url(1))},
+        upstream::client_options{}
+    );
+    handlers::context ctx{*client, nullptr, nullptr};
+    net::cancellation_signal cancel;
+    bool done = false;
+    std::exception_ptr error;
+    std::size_t live_at_completion = 99;
+    net::co_spawn(
+        ioc, handlers::channel(ctx, handlers::aggregate_request{1000ms}),
+        net::bind_cancellation_slot(
+            cancel.slot(),
+            [&](std::exception_ptr e, handlers::reply) {
+                done = true;
+                error = e;
+                live_at_completion = ctx.stats->channel_producers_live;
+            }
+        )
+    );
+    while (upstreams.counters(0).requests + upstreams.counters(1).requests < 2)
+        BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
+    // The second cancellation runs after the handler has resumed from the first and cancelled its
+    // producers, before they have delivered.
+    net::post(ioc, [&] {
+        cancel.emit(net::cancellation_type::terminal);
+        net::post(ioc, [&] { cancel.emit(net::cancellation_type::terminal); });
+    });
+    while (!done) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
+    BOOST_TEST(!error);
+    BOOST_TEST(live_at_completion == 0u);
+    client.reset();
+    upstreams.cancel();
+    ioc.run_for(50ms);
+}
+
+// A pooled connection found closed whose reconnection fails is still a retry.
+BOOST_AUTO_TEST_CASE(a_retry_whose_reconnection_fails_is_counted) {
+    net::io_context ioc{1};
+    upstream::simulator upstreams{ioc.get_executor(), {sim("users")}};
+    upstreams.start();
+    upstream::client client{ioc.get_executor(), {upstream::make_service("users", upstreams.url(0))}, {}};
+    auto fetch = [&] {
+        std::optional<upstream::fetch_result> r;
+        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, upstream::fetch_result x) {
+            r = std::move(x);
+        });
+        while (!r) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
+        return std::move(*r);
+    };
+    BOOST_TEST_REQUIRE(fetch().ok());
+    BOOST_TEST_REQUIRE(client.idle_connections(0) == 1u);
+    upstreams.cancel();  // closes the pooled connection and the listener
+    ioc.run_for(50ms);
+    ioc.restart();
+    auto r = fetch();
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST(to_string(r.error->kind) == "connect");
+    BOOST_TEST((r.connection == upstream::connection_use::retried));
+    BOOST_TEST(client.stats().retried == 1u);
+}
+
+// Answers that were never written (the request was cancelled by shutdown) are not counted.
+BOOST_AUTO_TEST_CASE(requests_total_counts_only_answers_sent) {
+    harness h{{sim("users", sim_behaviour::hang)}};
+    client c{h.port()};
+    c.send_get("/api/aggregate/wg");
+    BOOST_TEST_REQUIRE(eventually([&] { return h.counters("users").requests == 1; }));
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).cancel();
+    BOOST_TEST_REQUIRE(h.wait_stopped());
+    BOOST_TEST(c.closed_by_server());
+    auto text = h.server().metrics().render();
+    BOOST_TEST(metric(text, R"(fanout_requests_total{endpoint="wg",code="500"})") == -1);
+}
+
+BOOST_AUTO_TEST_CASE(a_metrics_shard_has_one_writer) {
+    server::options opts;
+    opts.listen_port = 0;
+    opts.upstreams.push_back(upstream::make_service("users", "http://127.0.0.1:1/users"));
+    net::io_context ioc{1};
+    auto registry = std::make_shared<server::metrics_registry>(std::vector<std::string>{"users"}, 2);
+    server::http_server first{ioc.get_executor(), opts, registry, 0};
+    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, registry, 0}), std::logic_error);
+    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, registry, 2}), std::out_of_range);
+    server::http_server second{ioc.get_executor(), opts, registry, 1};
+    auto other = std::make_shared<server::metrics_registry>(std::vector<std::string>{"orders"}, 1);
+    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, other, 0}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(service_names_are_checked_and_labels_escaped) {
+    for (std::string bad : {"", "a\"b", "a b", "a\\b", "n\xc3\xa4me"})
+        BOOST_CHECK_THROW(upstream::make_service(bad, "http://127.0.0.1:1/x"), std::invalid_argument);
+    server::metrics_registry registry{{"a\"b\\c\nd"}, 1};
+    auto text = registry.render();
+    BOOST_TEST(text.find(R"(service="a\"b\\c\nd")") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_ms_value_is_percent_decoded) {
+    server::options opts;
+    auto r =
+        server::match(boost::beast::http::verb::get, "/api/aggregate/errgroup?timeout_ms=%32%35%30", opts);
+    BOOST_TEST_REQUIRE(!r.answer.has_value());
+    BOOST_TEST(r.timeout.count() == 250);
+}
+
+BOOST_AUTO_TEST_CASE(a_404_for_a_target_that_is_not_utf8_is_valid_json) {
+    server::options opts;
+    auto r = server::match(boost::beast::http::verb::get, "/caf\xe9/\xff\xfe/\xed\xa0\x80", opts);
+    BOOST_TEST_REQUIRE(r.answer.has_value());
+    BOOST_TEST(r.answer->status == 404u);
+    boost::system::error_code ec;
+    auto v = json::parse(r.answer->body, ec);
+    BOOST_TEST_REQUIRE(!ec, r.answer->body);
+    BOOST_TEST(
+        v.at("error").as_string() ==
+        "no such endpoint: /caf\xef\xbf\xbd/\xef\xbf\xbd\xef\xbf\xbd/\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+    );
+}
+
+BOOST_AUTO_TEST_SUITE_END()
