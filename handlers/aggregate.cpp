@@ -1,6 +1,7 @@
 #include "handlers/aggregate.hpp"
 
 #include "server/log.hpp"
+#include "server/log_limiter.hpp"
 #include "server/metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -184,12 +185,17 @@ void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_r
             // Cancellations follow from another event (a sibling's failure, the client leaving,
             // shutdown) that is logged itself: they are detail. Timeouts get their own event name.
             auto level = e.kind == error_kind::cancelled ? spdlog::level::debug : spdlog::level::warn;
+            std::string_view const event =
+                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure";
+            bool const write = ctx.log_limit
+                                   ? ctx.log_limit->admit(*ctx.log, level, event, upstream::to_string(e.kind))
+                                   : ctx.log->should_log(level);
+            if (!write) continue;
             ctx.log->log(
                 level,
                 R"("event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f})",
-                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure", pattern,
-                services[i].name, upstream::to_string(e.kind), server::json_quote(e.message), e.status,
-                std::chrono::duration<double, std::milli>(r.elapsed).count()
+                event, pattern, services[i].name, upstream::to_string(e.kind), server::json_quote(e.message),
+                e.status, std::chrono::duration<double, std::milli>(r.elapsed).count()
             );
         }
     }

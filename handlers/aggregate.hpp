@@ -21,7 +21,8 @@ class logger;
 
 namespace fanout::server {
 struct metrics_shard;
-}
+class log_limiter;
+}  // namespace fanout::server
 
 namespace fanout::handlers {
 
@@ -38,6 +39,7 @@ struct context {
     server::metrics_shard* metrics = nullptr;  // null: not recorded
     std::shared_ptr<spdlog::logger> log;       // null: not logged
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
+    server::log_limiter* log_limit = nullptr;  // null: every failure line is written
 };
 
 struct aggregate_request {

@@ -1,6 +1,7 @@
 #include "server/http_server.hpp"
 
 #include "server/log.hpp"
+#include "server/log_limiter.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
 #include "wire/read_message.hpp"
@@ -165,7 +166,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                .max_head = opts.max_upstream_head,
                .max_idle_per_service = opts.upstream_pool_size}
           ),
-          ctx{client, &metrics, log},
+          log_limit(opts.log_rate_limit),
+          ctx{client, &metrics, log, std::make_shared<handlers::handler_stats>(), &log_limit},
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
@@ -192,6 +194,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<spdlog::logger> log;
     tcp::acceptor acceptor;
     upstream::client client;
+    log_limiter log_limit;
     handlers::context ctx;
     std::list<session_slot> sessions;
     bool accepting = false;
@@ -223,7 +226,8 @@ net::awaitable<void> http_server::impl::accept() {
         if (stopping || !acceptor.is_open() || ec == net::error::operation_aborted) break;
         if (ec) {
             // e.g. out of file descriptors: keep serving the connections we have, try again soon.
-            log->error(R"("event":"accept_failed","message":{})", json_quote(ec.message()));
+            if (log_limit.admit(*log, spdlog::level::err, "accept_failed"))
+                log->error(R"("event":"accept_failed","message":{})", json_quote(ec.message()));
             backoff.expires_after(std::chrono::milliseconds(50));
             co_await backoff.async_wait(use_tuple);
             continue;
@@ -276,10 +280,12 @@ net::awaitable<response> http_server::impl::answer(route const& r) {
         res.complete = reply.complete;
         co_return res;
     } catch (boost::system::system_error const& e) {
-        if (e.code() != net::error::operation_aborted)
+        if (e.code() != net::error::operation_aborted &&
+            log_limit.admit(*log, spdlog::level::err, "handler_failed"))
             log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
     } catch (std::exception const& e) {
-        log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+        if (log_limit.admit(*log, spdlog::level::err, "handler_failed"))
+            log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
     }
     // A bug or a cancellation: answer without disclosing anything.
     co_return error_response(500, "internal error");
@@ -357,10 +363,11 @@ net::awaitable<void> http_server::impl::serve_requests(
                 watch->disarm();
                 if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
-                    log->info(
-                        R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})",
-                        to_string(target), millis(clock::now() - start)
-                    );
+                    if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
+                        log->info(
+                            R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})",
+                            to_string(target), millis(clock::now() - start)
+                        );
                     co_return;
                 }
             } else {

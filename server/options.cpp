@@ -163,6 +163,15 @@ std::vector<setting> const& settings() {
          ms(&options::shutdown_grace, 0),
          {}},
         {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
+        {"log-rate-limit",
+         "log_rate_limit",
+         "lines per second of each kind of failure event, per thread; the rest are counted (0: no limit, "
+         "default 10)",
+         false,
+         [](options& o, std::string const& where, std::int64_t v) {
+             o.log_rate_limit = static_cast<std::uint32_t>(checked(where, v, 0, 1'000'000));
+         },
+         {}},
     };
     return all;
 }

@@ -1,4 +1,6 @@
 #include "handlers/handlers.hpp"
+#include "server/log.hpp"
+#include "server/log_limiter.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
 #include "tests/support.hpp"
@@ -9,6 +11,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
 
 using namespace fanout;
 using namespace fanout::test;
@@ -145,6 +151,67 @@ BOOST_AUTO_TEST_CASE(a_404_for_a_target_that_is_not_utf8_is_valid_json) {
         v.at("error").as_string() ==
         "no such endpoint: /caf\xef\xbf\xbd/\xef\xbf\xbd\xef\xbf\xbd/\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
     );
+}
+
+// Each kind of failure line is limited on its own; what is dropped is reported with the next line.
+BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
+    std::ostringstream out;
+    spdlog::logger log{"test", std::make_shared<spdlog::sinks::ostream_sink_st>(out)};
+    server::use_json_lines(log);
+    server::log_limiter limit{10};
+    auto const t0 = std::chrono::steady_clock::now();
+    auto emit = [&](std::string_view detail, std::chrono::steady_clock::time_point at) {
+        if (limit.admit(log, spdlog::level::warn, "upstream_failure", detail, at))
+            log.warn(R"("event":"upstream_failure","kind":"{}")", detail);
+    };
+    for (int i = 0; i < 25; ++i) emit("status", t0 + std::chrono::milliseconds(i));
+    for (int i = 0; i < 3; ++i) emit("connect", t0);
+    emit("status", t0 + 1500ms);
+    log.flush();
+    std::vector<json::value> lines;
+    std::istringstream in{out.str()};
+    for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+    auto count = [&](std::string_view event, std::string_view kind) {
+        return std::count_if(lines.begin(), lines.end(), [&](json::value const& v) {
+            auto const& o = v.as_object();
+            return o.at("event").as_string() == event && o.contains("kind") &&
+                   o.at("kind").as_string() == kind;
+        });
+    };
+    BOOST_TEST(count("upstream_failure", "status") == 11);
+    BOOST_TEST(count("upstream_failure", "connect") == 3);
+    BOOST_TEST_REQUIRE(lines.size() == 15u);
+    auto const& summary = lines[13].as_object();
+    BOOST_TEST(summary.at("event").as_string() == "log_suppressed");
+    BOOST_TEST(summary.at("of").as_string() == "upstream_failure");
+    BOOST_TEST(summary.at("detail").as_string() == "status");
+    BOOST_TEST(summary.at("count").as_int64() == 15);
+    BOOST_TEST(limit.suppressed_total() == 15u);
+}
+
+// Through the server: a flood of failures writes a bounded number of lines, metrics count them all.
+BOOST_AUTO_TEST_CASE(a_failure_flood_writes_few_lines) {
+    auto out = std::make_shared<std::ostringstream>();
+    server::options opts;
+    opts.logger =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    server::use_json_lines(*opts.logger);
+    opts.log_rate_limit = 5;
+    {
+        harness h{{sim("users", sim_behaviour::fail)}, opts};
+        for (int i = 0; i < 30; ++i) BOOST_TEST_REQUIRE(get(h.port(), "/api/aggregate/wg").status == 502u);
+        auto text = fetch(h.port(), "/metrics")->body();
+        BOOST_TEST(metric(text, R"(fanout_upstream_failures_total{service="users",kind="status"})") == 30);
+    }
+    opts.logger->flush();
+    auto text = out->str();
+    std::size_t lines = 0;
+    for (std::size_t at = 0; (at = text.find("\"event\":\"upstream_failure\"", at)) != std::string::npos;
+         ++at)
+        ++lines;
+    // 5 a second per loop: 30 failures write fewer lines unless they were spread over six seconds.
+    BOOST_TEST(lines >= 5u);
+    BOOST_TEST(lines < 30u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

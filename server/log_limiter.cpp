@@ -1,0 +1,39 @@
+#include "server/log_limiter.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace fanout::server {
+
+bool log_limiter::admit(
+    spdlog::logger& log,
+    spdlog::level::level_enum level,
+    std::string_view event,
+    std::string_view detail,
+    clock::time_point now
+) {
+    if (!log.should_log(level)) return false;
+    if (per_second_ == 0) return true;
+    kind* k = nullptr;
+    for (auto& candidate : kinds_)
+        if (candidate.event == event && candidate.detail == detail) k = &candidate;
+    if (!k) k = &kinds_.emplace_back(kind{event, detail, now});
+    if (now - k->window_start >= std::chrono::seconds(1)) {
+        k->window_start = now;
+        k->written = 0;
+    }
+    if (k->written >= per_second_) {
+        ++k->dropped;
+        ++suppressed_total_;
+        return false;
+    }
+    ++k->written;
+    if (k->dropped > 0) {
+        log.log(
+            level, R"("event":"log_suppressed","of":"{}","detail":"{}","count":{})", event, detail, k->dropped
+        );
+        k->dropped = 0;
+    }
+    return true;
+}
+
+}  // namespace fanout::server
