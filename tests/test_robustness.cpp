@@ -5,6 +5,7 @@
 #include "server/router.hpp"
 #include "tests/support.hpp"
 #include "upstream/client.hpp"
+#include "upstream/json_validate.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -129,6 +130,20 @@ BOOST_AUTO_TEST_CASE(service_names_are_checked_and_labels_escaped) {
     server::metrics_registry registry{{"a\"b\\c\nd"}, 1};
     auto text = registry.render();
     BOOST_TEST(text.find(R"(service="a\"b\\c\nd")") != std::string::npos);
+}
+
+// Found by fuzz/config: upstream URLs whose request line or host would be wrong.
+BOOST_AUTO_TEST_CASE(upstream_urls_found_by_fuzzing_are_refused) {
+    for (std::string bad : {"http://[::]:9:02/", "http://h:1:2/x", "http://%41b/x"})
+        BOOST_CHECK_THROW(upstream::make_service("a", bad), std::invalid_argument);
+    BOOST_TEST(upstream::make_service("a", "http://[::1]:9/x:y").target == "/x:y");
+}
+
+// Found by fuzz/json_validate: an exponent Boost.JSON cannot hold is refused by both validators.
+BOOST_AUTO_TEST_CASE(json_exponents_found_by_fuzzing_agree_with_boost_json) {
+    BOOST_TEST(!upstream::is_valid_json(" [0, -1.590, 1E400, -1e012334535780, 1E400] "));
+    BOOST_TEST(!upstream::is_valid_json("1e2147483648"));
+    BOOST_TEST(upstream::is_valid_json("[1e0000000000001, 1e999999999, 1E400]"));
 }
 
 BOOST_AUTO_TEST_CASE(timeout_ms_value_is_percent_decoded) {

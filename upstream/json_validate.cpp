@@ -1,5 +1,7 @@
 #include "upstream/json_validate.hpp"
 
+#include <boost/json/parse.hpp>
+
 #include <array>
 #include <cstdint>
 
@@ -26,6 +28,9 @@ class scanner {
         skip_ws();
         return p_ == end_;
     }
+
+    // Whether the answer must come from Boost.JSON (see number()).
+    bool refer() const noexcept { return refer_; }
 
   private:
     enum class container : std::uint8_t { array, object };
@@ -67,7 +72,12 @@ class scanner {
         if (!at_end() && (*p_ == 'e' || *p_ == 'E')) {
             ++p_;
             if (!at_end() && (*p_ == '+' || *p_ == '-')) ++p_;
+            char const* first = p_;
             if (!digits()) return false;
+            while (first != p_ && *first == '0') ++first;
+            // Boost.JSON refuses an exponent that, with the mantissa's scale, leaves an int: possible
+            // only from 10 significant digits on. Those rare documents are decided by Boost.JSON.
+            if (p_ - first >= 10) refer_ = true;
         }
         return true;
     }
@@ -262,12 +272,18 @@ class scanner {
     char const* p_;
     char const* end_;
     std::array<container, max_depth> stack_{};
+    bool refer_ = false;
 };
 
 }  // namespace
 
 bool is_valid_json(std::string_view text) noexcept {
-    return scanner{text}.document();
+    scanner s{text};
+    bool const valid = s.document();
+    if (!valid || !s.refer()) return valid;
+    boost::system::error_code ec;
+    boost::json::parse(text, ec);  // the default limits: depth 32, as max_depth
+    return !ec;
 }
 
 }  // namespace fanout::upstream

@@ -54,6 +54,11 @@ service make_service(std::string name, std::string_view url) {
             throw std::invalid_argument("bad port in '" + std::string(url) + "'");
         s.port = static_cast<std::uint16_t>(value);
     }
+    if (u.host_type() == urls::host_type::name && s.host.find('%') != std::string::npos)
+        throw std::invalid_argument("percent-encoded host in '" + std::string(url) + "'");
+    // Boost.URL 1.81 takes "http://[::1]:9:02/" as port 9 and path ":02/": a path must start with '/'.
+    if (!u.encoded_path().empty() && u.encoded_path().front() != '/')
+        throw std::invalid_argument("malformed URL: '" + std::string(url) + "'");
     s.host_header = std::string(u.encoded_host_and_port());
     s.target = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
     if (u.has_query()) s.target += "?" + std::string(u.encoded_query());
