@@ -71,7 +71,7 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
             status_ = status;
             return status_;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling for the exit, bounded
     } while (std::chrono::steady_clock::now() < until);
     return std::nullopt;
 }

@@ -38,6 +38,11 @@ std::string kind_of(aggregate_answer const& a, std::string_view service) {
     return e ? std::string(e->at("kind").as_string()) : std::string("(none)");
 }
 
+std::string message_of(aggregate_answer const& a, std::string_view service) {
+    auto const* e = a.body.at("errors").as_object().if_contains(service);
+    return e ? std::string(e->at("message").as_string()) : std::string("(none)");
+}
+
 bool has_result(aggregate_answer const& a, std::string_view service) {
     return a.body.at("results").as_object().contains(service);
 }
@@ -78,7 +83,22 @@ BOOST_AUTO_TEST_CASE(fetches_run_concurrently) {
             auto a = get(h.port(), e.path);
             BOOST_TEST(a.status == 200u);
             BOOST_TEST(a.took >= 300ms);
-            BOOST_TEST(a.took < 700ms);  // sequential fetches would take 900 ms
+        }
+    }
+    // Run at once, not one after the other: while the middle service hangs, the services before
+    // and after it still get their requests (fetched in either order, one at a time, one of them
+    // would wait behind the hung one for ever).
+    harness hung{{sim("users"), sim("orders", sim_behaviour::hang), sim("inventory")}};
+    std::uint64_t n = 0;
+    for (auto const& e : endpoints) {
+        BOOST_TEST_CONTEXT(e.path) {
+            client c{hung.port()};
+            c.send_get(e.path + "?timeout_ms=10000");
+            ++n;
+            BOOST_TEST(eventually([&] {
+                return hung.counters("orders").requests == n && hung.counters("users").answered == n &&
+                       hung.counters("inventory").answered == n;
+            }));
         }
     }
 }
@@ -90,16 +110,21 @@ BOOST_AUTO_TEST_CASE(one_slow_service) {
     BOOST_TEST(ct.status == 200u);
     BOOST_TEST(ct.complete_header == "false");
     BOOST_TEST(ct.took >= 150ms);
-    BOOST_TEST(ct.took < 600ms);
     BOOST_TEST(has_result(ct, "users"));
     BOOST_TEST(has_result(ct, "orders"));
     BOOST_TEST(kind_of(ct, "inventory") == "timeout");
+    BOOST_TEST(message_of(ct, "inventory") == "no answer within 150 ms");
     BOOST_TEST(ct.body.at("complete").as_bool() == false);
+    // It did not wait for the slow service: that one saw its connection closed, unanswered.
+    BOOST_TEST(eventually([&] { return h.counters("inventory").abandoned == 1; }));
+    BOOST_TEST(h.counters("inventory").answered == 0u);
 
     auto eg = get(h.port(), by_pattern("errgroup").path + "?timeout_ms=150");
     BOOST_TEST(eg.status == 504u);
-    BOOST_TEST(eg.took < 600ms);
     BOOST_TEST(kind_of(eg, "inventory") == "timeout");
+    BOOST_TEST(message_of(eg, "inventory") == "no answer within 150 ms");
+    BOOST_TEST(eventually([&] { return h.counters("inventory").abandoned == 2; }));
+    BOOST_TEST(h.counters("inventory").answered == 0u);
 
     // The wait-for-all patterns wait for it.
     for (auto pattern : {"wg", "channel"}) {
@@ -117,21 +142,26 @@ BOOST_AUTO_TEST_CASE(one_hung_service) {
     harness h{{sim("users"), sim("orders"), sim("inventory", sim_behaviour::hang)}};
     auto ct = get(h.port(), by_pattern("context-timeout").path + "?timeout_ms=200");
     BOOST_TEST(ct.status == 200u);
-    BOOST_TEST(ct.took < 1000ms);
     BOOST_TEST(has_result(ct, "users"));
     BOOST_TEST(kind_of(ct, "inventory") == "timeout");
+    BOOST_TEST(message_of(ct, "inventory") == "no answer within 200 ms");
 
     auto eg = get(h.port(), by_pattern("errgroup").path + "?timeout_ms=200");
     BOOST_TEST(eg.status == 504u);
     BOOST_TEST(kind_of(eg, "inventory") == "timeout");
+    BOOST_TEST(message_of(eg, "inventory") == "no answer within 200 ms");
     // Both gave up on the hung upstream by closing the connection.
     BOOST_TEST(eventually([&] { return h.counters("inventory").abandoned == 2; }));
 
     // The documented drawback of wait-for-all: the request hangs with the service.
+    std::uint64_t sent = 2;
     for (auto pattern : {"wg", "channel"}) {
         BOOST_TEST_CONTEXT(pattern) {
             client c{h.port()};
             c.send_get(by_pattern(pattern).path + "?timeout_ms=200");
+            ++sent;
+            BOOST_TEST(eventually([&] { return h.counters("inventory").requests == sent; }));
+            // Long past the 200 ms it was given, no answer: showing that takes time to pass.
             BOOST_TEST(!c.read(1200ms).has_value());
         }
     }
@@ -172,11 +202,13 @@ BOOST_AUTO_TEST_CASE(deadline_defaults_to_the_option_and_is_capped) {
     auto by_default = get(h.port(), by_pattern("context-timeout").path);
     BOOST_TEST(by_default.status == 200u);
     BOOST_TEST(by_default.took >= 150ms);
-    BOOST_TEST(by_default.took < 290ms);
+    BOOST_TEST(kind_of(by_default, "orders") == "timeout");
+    BOOST_TEST(message_of(by_default, "orders") == "no answer within 150 ms");
     auto capped = get(h.port(), by_pattern("errgroup").path + "?timeout_ms=600000");
     BOOST_TEST(capped.status == 504u);
     BOOST_TEST(capped.took >= 300ms);
-    BOOST_TEST(capped.took < 2000ms);
+    BOOST_TEST(kind_of(capped, "orders") == "timeout");
+    BOOST_TEST(message_of(capped, "orders") == "no answer within 300 ms");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -245,18 +277,20 @@ BOOST_AUTO_TEST_CASE(errgroup_first_failure_cancels_the_others) {
          sim("inventory", sim_behaviour::ok, 800ms)}};
     auto a = get(h.port(), by_pattern("errgroup").path + "?timeout_ms=5000");
     BOOST_TEST(a.status == 502u);
-    BOOST_TEST(a.took < 600ms);
     BOOST_TEST(kind_of(a, "orders") == "status");
     BOOST_TEST(kind_of(a, "users") == "cancelled");
+    BOOST_TEST(message_of(a, "users") == "cancelled: orders failed");
     BOOST_TEST(kind_of(a, "inventory") == "cancelled");
     // The slow upstreams see their connections closed before they answered.
     BOOST_TEST(eventually([&] { return h.counters("users").abandoned == 1; }));
     BOOST_TEST(eventually([&] { return h.counters("inventory").abandoned == 1; }));
     BOOST_TEST(h.counters("users").answered == 0u);
+    BOOST_TEST(h.counters("inventory").answered == 0u);
 
     // A cancelled connection is closed, never pooled: the next request needs a new one.
     get(h.port(), by_pattern("errgroup").path);
-    BOOST_TEST(h.counters("users").connections == 2u);
+    // Its connect starts before orders can fail it, so the simulator accepts it, maybe after get returns.
+    BOOST_TEST(eventually([&] { return h.counters("users").connections == 2; }));
     BOOST_TEST(h.counters("orders").connections <= h.threads());  // its answer left it pooled
 }
 
@@ -264,7 +298,9 @@ BOOST_AUTO_TEST_CASE(deadline_cancels_the_late_fetch) {
     harness h{{sim("users"), sim("orders", sim_behaviour::ok, 1500ms)}};
     auto a = get(h.port(), by_pattern("context-timeout").path + "?timeout_ms=100");
     BOOST_TEST(a.status == 200u);
-    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 1; }, 1000ms));
+    BOOST_TEST(kind_of(a, "orders") == "timeout");
+    // Closed, not left to answer: abandoned and answered exclude each other, no time limit needed.
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 1; }));
     BOOST_TEST(h.counters("orders").answered == 0u);
 }
 

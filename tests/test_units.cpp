@@ -110,14 +110,23 @@ BOOST_AUTO_TEST_CASE(agrees_with_boost_json_on_mutations) {
         objects += "1" + std::string(depth, '}');
         corpus.push_back(objects);
     }
-    std::string const bytes = "\"\\{}[],:0-+e.E u9\x00\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xc0\xff";
+    // Every byte of the literal, the NUL and those after it included: a std::string built from the
+    // literal alone would stop at the NUL and never mutate in control bytes, DEL or non-ASCII.
+    static constexpr char alphabet[] = "\"\\{}[],:0-+e.E u9\x00\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xc0\xff";
+    std::string const bytes(alphabet, sizeof alphabet - 1);
+    BOOST_TEST(bytes.size() == 28u);
     std::size_t checked = 0, disagreements = 0;
+    // Mutants carrying a control byte, or a byte >= 0x80, that the reference rejects: proof that
+    // the comparison covers them.
+    std::size_t control_rejected = 0, high_rejected = 0;
     auto check = [&](std::string const& text) {
         ++checked;
-        if (upstream::is_valid_json(text) != reference_valid(text)) {
+        bool const reference = reference_valid(text);
+        if (upstream::is_valid_json(text) != reference) {
             ++disagreements;
             BOOST_TEST_MESSAGE("disagree on: " << text);
         }
+        return reference;
     };
     for (auto const& doc : corpus) {
         check(doc);
@@ -125,14 +134,19 @@ BOOST_AUTO_TEST_CASE(agrees_with_boost_json_on_mutations) {
             check(doc.substr(0, i));
             for (char b : bytes) {
                 if (i == doc.size()) break;
+                auto const byte = static_cast<unsigned char>(b);
                 auto mutated = doc;
                 mutated[i] = b;
-                check(mutated);
-                check(doc.substr(0, i) + b + doc.substr(i));
+                bool const replaced_ok = check(mutated);
+                bool const inserted_ok = check(doc.substr(0, i) + b + doc.substr(i));
+                if (byte < 0x20 && !(replaced_ok && inserted_ok)) ++control_rejected;
+                if (byte >= 0x80 && !(replaced_ok && inserted_ok)) ++high_rejected;
             }
         }
     }
     BOOST_TEST(checked > 50000u);
+    BOOST_TEST(control_rejected > 0u);
+    BOOST_TEST(high_rejected > 0u);
     BOOST_TEST(disagreements == 0u);
 }
 
