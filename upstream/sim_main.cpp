@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
             "NAME of a service that accepts and never answers, repeatable")
         ("behaviour", po::value<std::vector<std::string>>()->composing(),
             "NAME=ok|hang|fail|invalid_json|huge|garbage|close_early|close_after_response|early_hints|"
-            "unsolicited|endless_chunk_ext|endless_trailers|endless_body, repeatable")
+            "unsolicited|endless_chunk_ext|endless_trailers|endless_body|trickle|chaos, repeatable")
         ("help", "show this help");
     // clang-format on
 

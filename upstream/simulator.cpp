@@ -15,6 +15,7 @@
 
 #include <random>
 #include <stdexcept>
+#include <tuple>
 #include <unordered_set>
 
 namespace fanout::upstream {
@@ -69,6 +70,8 @@ constexpr std::pair<sim_behaviour, std::string_view> behaviour_names[] = {
     {sim_behaviour::endless_chunk_ext, "endless_chunk_ext"},
     {sim_behaviour::endless_trailers, "endless_trailers"},
     {sim_behaviour::endless_body, "endless_body"},
+    {sim_behaviour::trickle, "trickle"},
+    {sim_behaviour::chaos, "chaos"},
 };
 
 constexpr std::string_view chunked_head =
@@ -120,6 +123,7 @@ struct simulator::state : std::enable_shared_from_this<state> {
     net::awaitable<void> serve(std::size_t i, tcp::socket sock);
     std::chrono::milliseconds draw_latency(sim_service const& cfg);
     bool draw_failure(sim_service const& cfg);
+    sim_behaviour draw_chaos();
 };
 
 namespace {
@@ -159,6 +163,30 @@ std::chrono::milliseconds simulator::state::draw_latency(sim_service const& cfg)
     if (cfg.jitter.count() <= 0) return cfg.latency;
     std::uniform_int_distribution<long> extra{0, static_cast<long>(cfg.jitter.count()) - 1};
     return cfg.latency + std::chrono::milliseconds(extra(random));
+}
+
+// The fault soak's mix: mostly healthy answers, and every way an upstream can fail or lie.
+sim_behaviour simulator::state::draw_chaos() {
+    static constexpr std::pair<sim_behaviour, int> mix[] = {
+        {sim_behaviour::ok, 80},
+        {sim_behaviour::fail, 4},
+        {sim_behaviour::hang, 2},
+        {sim_behaviour::close_early, 2},
+        {sim_behaviour::garbage, 2},
+        {sim_behaviour::unsolicited, 2},
+        {sim_behaviour::early_hints, 2},
+        {sim_behaviour::trickle, 2},
+        {sim_behaviour::invalid_json, 1},
+        {sim_behaviour::endless_body, 1},
+        {sim_behaviour::endless_chunk_ext, 1},
+        {sim_behaviour::close_after_response, 1},
+    };
+    int pick = std::uniform_int_distribution<int>{0, 99}(random);
+    for (auto [b, weight] : mix) {
+        if (pick < weight) return b;
+        pick -= weight;
+    }
+    return sim_behaviour::ok;
 }
 
 bool simulator::state::draw_failure(sim_service const& cfg) {
@@ -201,9 +229,17 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         ++counters.requests;
         bool const keep_alive = parser.get().keep_alive();
 
-        if (cfg.behaviour == sim_behaviour::hang) {
-            co_await peer_closed(sock);
-            ++counters.abandoned;
+        bool const chaos = cfg.behaviour == sim_behaviour::chaos;
+        auto const behaviour = chaos ? draw_chaos() : cfg.behaviour;
+        if (behaviour == sim_behaviour::hang) {
+            // In the chaos mix a hang is a long stall, so that wait-for-all requests still end.
+            if (!chaos) {
+                co_await peer_closed(sock);
+                ++counters.abandoned;
+                co_return;
+            }
+            auto which = co_await (sleep_for(std::chrono::milliseconds(2000)) || peer_closed(sock));
+            if (which.index() == 1) ++counters.abandoned;
             co_return;
         }
         if (auto delay = draw_latency(cfg); delay.count() > 0) {
@@ -214,7 +250,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             }
         }
 
-        switch (cfg.behaviour) {
+        switch (behaviour) {
             case sim_behaviour::endless_chunk_ext:
                 co_await send_forever(sock, std::string(chunked_head) + "2;ext=", "a");
                 co_return;
@@ -226,6 +262,19 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             case sim_behaviour::endless_body:
                 co_await send_forever(sock, std::string(chunked_head) + "1\r\n[\r\n", "2\r\n1,\r\n");
                 co_return;
+            case sim_behaviour::trickle: {
+                auto body = std::string(sim_body(cfg.name));
+                auto head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n";
+                auto [tec, tn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+                for (std::size_t at = 0; !tec && at < body.size(); ++at) {
+                    co_await sleep_for(std::chrono::milliseconds(2));
+                    std::tie(tec, tn) = co_await net::async_write(sock, net::buffer(&body[at], 1), use_tuple);
+                }
+                if (tec) co_return;
+                ++counters.answered;
+                continue;
+            }
             case sim_behaviour::early_hints: {
                 constexpr std::string_view hints =
                     "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
@@ -239,7 +288,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
 
         std::string_view raw;
         http::response<http::string_body> res;
-        switch (cfg.behaviour) {
+        switch (behaviour) {
             case sim_behaviour::garbage:
                 raw = "this is not HTTP\r\n\r\n";
                 break;
@@ -275,7 +324,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
         if (wec) co_return;
         ++counters.answered;
-        if (cfg.behaviour == sim_behaviour::unsolicited) {
+        if (behaviour == sim_behaviour::unsolicited) {
             // Late enough to arrive while the connection sits idle in the client's pool.
             co_await sleep_for(std::chrono::milliseconds(5));
             auto extra = make_response(http::status::ok, R"({"unsolicited":true})", true);
@@ -283,7 +332,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             if (uec) co_return;
             ++counters.unsolicited;
         }
-        if (!keep_alive || cfg.behaviour == sim_behaviour::close_after_response) {
+        if (!keep_alive || behaviour == sim_behaviour::close_after_response) {
             sock.shutdown(tcp::socket::shutdown_both, ec);
             co_return;
         }

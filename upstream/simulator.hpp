@@ -28,6 +28,8 @@ enum class sim_behaviour {
     endless_chunk_ext,     // a chunked 200 whose first chunk-size line never ends
     endless_trailers,      // a chunked 200 whose trailer section never ends
     endless_body,          // a chunked 200 whose body never ends, sent without pause
+    trickle,               // the answer of ok, its body one byte every 2 ms
+    chaos,                 // each request draws one of the above (mostly ok; a hang stalls 2 s)
 };
 
 // Parses a behaviour name as printed by to_string; throws std::invalid_argument.
