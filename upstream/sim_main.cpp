@@ -35,6 +35,7 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
         s.latency = std::chrono::milliseconds(vm["latency-ms"].as<unsigned>());
         s.jitter = std::chrono::milliseconds(vm["jitter-ms"].as<unsigned>());
         s.error_rate = vm["error-rate"].as<double>();
+        s.body_bytes = vm["body-bytes"].as<std::size_t>();
         if (s.error_rate < 0.0 || s.error_rate > 1.0)
             throw std::invalid_argument("--error-rate: must be in [0, 1]");
         services.push_back(std::move(s));
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
         ("latency-ms", po::value<unsigned>()->default_value(0), "latency of every answer")
         ("jitter-ms", po::value<unsigned>()->default_value(0), "extra uniform latency in [0, jitter)")
         ("error-rate", po::value<double>()->default_value(0.0), "fraction of requests answered 500")
+        ("body-bytes", po::value<std::size_t>()->default_value(0), "size of the healthy JSON answers (0: a few hundred bytes)")
         ("hang", po::value<std::vector<std::string>>()->composing(),
             "NAME of a service that accepts and never answers, repeatable")
         ("behaviour", po::value<std::vector<std::string>>()->composing(),

@@ -56,6 +56,18 @@ std::string const& huge_body() {
     return body;
 }
 
+// The healthy answer: the service's own, or a list of plausible records of about body_bytes.
+std::string ok_body(sim_service const& cfg) {
+    if (cfg.body_bytes == 0) return std::string(sim_body(cfg.name));
+    std::string body = R"({"service":")" + cfg.name + R"(","items":[)";
+    for (int id = 1; body.size() + 80 < cfg.body_bytes; ++id) {
+        if (id > 1) body += ',';
+        body += R"({"id":)" + std::to_string(id) + R"(,"name":"item )" + std::to_string(id) +
+                R"(","price":12.5,"in_stock":true,"tags":["a","b"]})";
+    }
+    return body + "]}";
+}
+
 constexpr std::pair<sim_behaviour, std::string_view> behaviour_names[] = {
     {sim_behaviour::ok, "ok"},
     {sim_behaviour::hang, "hang"},
@@ -263,7 +275,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
                 co_await send_forever(sock, std::string(chunked_head) + "1\r\n[\r\n", "2\r\n1,\r\n");
                 co_return;
             case sim_behaviour::trickle: {
-                auto body = std::string(sim_body(cfg.name));
+                auto body = ok_body(cfg);
                 auto head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\n\r\n";
                 auto [tec, tn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
@@ -314,7 +326,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
                         http::status::internal_server_error, R"({"error":"simulated failure"})", keep_alive
                     );
                 else
-                    res = make_response(http::status::ok, std::string(sim_body(cfg.name)), keep_alive);
+                    res = make_response(http::status::ok, ok_body(cfg), keep_alive);
         }
         if (!raw.empty()) {
             co_await net::async_write(sock, net::buffer(raw), use_tuple);

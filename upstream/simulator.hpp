@@ -42,6 +42,7 @@ struct sim_service {
     std::chrono::milliseconds latency{0};
     std::chrono::milliseconds jitter{0};  // uniform extra latency in [0, jitter)
     double error_rate = 0.0;              // fraction of requests answered 500
+    std::size_t body_bytes = 0;           // 0: sim_body(name); else a JSON body of about this size
     sim_behaviour behaviour = sim_behaviour::ok;
 };
 
