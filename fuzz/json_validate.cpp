@@ -1,4 +1,4 @@
-// fanout's single-pass JSON validator must agree with Boost.JSON's parser on every input.
+// fanout's JSON validator (Boost.JSON's parser without a DOM) must agree with json::parse on every input.
 #include "upstream/json_validate.hpp"
 
 #include <boost/json/parse.hpp>
