@@ -54,6 +54,12 @@ std::size_t send_without_pause(
 }
 
 constexpr std::size_t quarter_gib = std::size_t(256) << 20;
+constexpr std::size_t four_gib = std::size_t(4) << 30;
+
+// A request whose chunked body never ends: chunks within every size limit, sent without pause.
+std::string const chunked_post =
+    "POST /api/aggregate/wg HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+std::string const small_chunk = "1;e=" + std::string(4000, 'a') + "\r\nx\r\n";
 
 std::string error_kind_of(aggregate_answer const& a, std::string_view service) {
     auto const* e = a.body.at("errors").as_object().if_contains(service);
@@ -182,10 +188,8 @@ BOOST_AUTO_TEST_CASE(an_unsolicited_answer_discards_the_pooled_connection) {
 
 BOOST_AUTO_TEST_CASE(a_client_endless_chunk_line_or_trailers_get_400_and_close) {
     harness h{{sim("users")}};
-    std::string const head =
-        "POST /api/aggregate/wg HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-    BOOST_TEST(send_without_pause(h.port(), head + "2;e=", "a", quarter_gib) < quarter_gib);
-    BOOST_TEST(send_without_pause(h.port(), head + "0\r\n", "X-T: 1\r\n", quarter_gib) < quarter_gib);
+    BOOST_TEST(send_without_pause(h.port(), chunked_post + "2;e=", "a", quarter_gib) < quarter_gib);
+    BOOST_TEST(send_without_pause(h.port(), chunked_post + "0\r\n", "X-T: 1\r\n", quarter_gib) < quarter_gib);
     BOOST_TEST(eventually([&] {
         auto text = fetch(h.port(), "/metrics")->body();
         return metric(text, R"(fanout_requests_total{endpoint="other",code="400"})") == 2;
@@ -198,10 +202,7 @@ BOOST_AUTO_TEST_CASE(header_timeout_holds_against_a_client_that_never_stops_send
     opts.header_timeout = 200ms;
     opts.max_request_body = std::size_t(1) << 30;
     harness h{{sim("users")}, opts};
-    std::string const head =
-        "POST /api/aggregate/wg HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-    std::string const chunk = "1;e=" + std::string(4000, 'a') + "\r\nx\r\n";
-    BOOST_TEST(send_without_pause(h.port(), head, chunk, std::size_t(4) << 30) < (std::size_t(4) << 30));
+    BOOST_TEST(send_without_pause(h.port(), chunked_post, small_chunk, four_gib) < four_gib);
     // Counted as the session ends, which a scrape on another event loop may precede.
     BOOST_TEST(eventually([&] {
         return metric(fetch(h.port(), "/metrics")->body(), "fanout_connections_timed_out_total") == 1;
@@ -213,20 +214,17 @@ BOOST_AUTO_TEST_CASE(shutdown_grace_holds_against_a_client_that_never_stops_send
     opts.header_timeout = 60s;
     opts.max_request_body = std::size_t(1) << 30;
     harness h{{sim("users")}, opts};
-    std::string const head =
-        "POST /api/aggregate/wg HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
-    std::string const chunk = "1;e=" + std::string(4000, 'a') + "\r\nx\r\n";
     std::atomic<bool> connected{false};
     std::size_t sent = 0;
     std::thread sender{[&] {
         connected = true;
-        sent = send_without_pause(h.port(), head, chunk, std::size_t(4) << 30);
+        sent = send_without_pause(h.port(), chunked_post, small_chunk, four_gib);
     }};
     BOOST_TEST_REQUIRE(eventually([&] { return connected && h.server().metrics().open_connections > 0; }));
     for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(200ms);
     BOOST_TEST(h.wait_stopped(30s));
     sender.join();
-    BOOST_TEST(sent < (std::size_t(4) << 30));
+    BOOST_TEST(sent < four_gib);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
