@@ -166,7 +166,7 @@ std::vector<setting> const& settings() {
         {"log-rate-limit",
          "log_rate_limit",
          "lines per second of each kind of failure event, per thread; the rest are counted (0: no limit, "
-         "default 10)",
+         "default 5)",
          false,
          [](options& o, std::string const& where, std::int64_t v) {
              o.log_rate_limit = static_cast<std::uint32_t>(checked(where, v, 0, 1'000'000));
