@@ -420,8 +420,9 @@ def report(args, r):
         w.writeheader()
         w.writerows(rows)
 
-    # Warm-up: 10% of the run, at least one sample interval and at most 30 s.
-    warmup = max(args.interval, min(30.0, args.duration / 10))
+    # Warm-up: 30 s (half of a shorter run), at least one sample interval: in the first seconds the
+    # pools, buffers and allocator caches are still filling, which is not growth.
+    warmup = max(args.interval, min(30.0, args.duration / 2))
     during = [x for x in rows if x["phase"] == "load"]
     first = next(x for x in during if x["t_s"] >= warmup - 1)
     last = during[-1]
