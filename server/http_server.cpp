@@ -43,7 +43,18 @@ bool is_disconnect(error_code ec) {
 }
 
 // Answer to a request that could not be read; the connection is closed after it.
-response read_failure_response(error_code ec) {
+response read_failure_response(
+    error_code ec, request_parser const& parser, beast::flat_buffer const& buffer
+) {
+    if (parser.refused() == request_parser::refusal::bad_host)
+        return error_response(400, "HTTP/1.1 needs exactly one valid Host header");
+    if (parser.refused() == request_parser::refusal::unknown_encoding)
+        return error_response(501, "transfer coding not implemented; only chunked is");
+    if (ec == http::error::bad_version) {
+        auto const* data = static_cast<char const*>(buffer.data().data());
+        if (unsupported_version({data, buffer.size()}) != 0)
+            return error_response(505, "HTTP version not supported");
+    }
     if (ec == http::error::header_limit) return error_response(431, "request head too large");
     if (ec == http::error::body_limit) return error_response(413, "request body too large");
     if (ec == http::error::buffer_overflow)
@@ -195,6 +206,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     tcp::acceptor acceptor;
     upstream::client client;
     log_limiter log_limit;
+    http_date date;
     handlers::context ctx;
     std::list<session_slot> sessions;
     bool accepting = false;
@@ -342,7 +354,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         if (rec) {
-            res = read_failure_response(rec);
+            res = read_failure_response(rec, parser, buffer);
         } else {
             keep_alive = parser.keep_alive();
             version = parser.version();
@@ -385,7 +397,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         if (slot.cancelled) co_return;
         limit.after(opts.header_timeout);  // a client that does not read its answer
         head.clear();
-        write_head(head, res, version, keep_alive);
+        write_head(head, res, version, keep_alive, date.now());
         // A HEAD answer has the headers a GET would have, and no body.
         auto const body = parser.method() == http::verb::head ? net::const_buffer{} : net::buffer(res.body);
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};

@@ -53,7 +53,8 @@ using upstream::error_kind_count;
 // Every metric one event loop writes; no other thread writes it, any thread may read it.
 struct metrics_shard {
     // Status codes fanout answers with; anything else is counted as "other".
-    static constexpr std::array<unsigned, 12> codes{200, 400, 404, 405, 408, 413, 431, 500, 502, 503, 504, 0};
+    static constexpr std::array<unsigned, 14> codes{200, 400, 404, 405, 408, 413, 431,
+                                                    500, 501, 502, 503, 504, 505, 0};
 
     struct service_metrics {
         histogram duration;

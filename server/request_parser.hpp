@@ -3,6 +3,7 @@
 #include "wire/guarded_parser.hpp"
 
 #include <string>
+#include <string_view>
 
 namespace fanout::server {
 
@@ -13,10 +14,18 @@ class request_parser : public wire::guarded_parser<true> {
   public:
     using verb = boost::beast::http::verb;
 
+    // Why the head was refused, beyond what Beast checks itself (RFC 9112).
+    enum class refusal {
+        none,
+        bad_host,          // HTTP/1.1 without exactly one valid Host, or an invalid Host: 400
+        unknown_encoding,  // a Transfer-Encoding whose final coding is not chunked: 501
+    };
+
     verb method() const noexcept { return method_; }
     std::string const& method_string() const noexcept { return method_string_; }
     std::string const& target() const noexcept { return target_; }
     unsigned version() const noexcept { return version_; }
+    refusal refused() const noexcept { return refused_; }
 
   private:
     void on_request_impl(verb method, string_view method_str, string_view target, int version, error_code&)
@@ -27,17 +36,41 @@ class request_parser : public wire::guarded_parser<true> {
         version_ = static_cast<unsigned>(version);
     }
     void on_response_impl(int, string_view, int, error_code&) override {}
-    void on_field_impl(boost::beast::http::field, string_view, string_view, error_code&) override {}
-    void on_header_impl(error_code&) override {}
+    void on_field_impl(boost::beast::http::field f, string_view, string_view value, error_code&) override {
+        if (f == boost::beast::http::field::host) {
+            ++hosts_;
+            host_valid_ = host_valid_ && valid_host(value);
+        } else if (f == boost::beast::http::field::transfer_encoding) {
+            transfer_encoding_ = true;
+        }
+    }
+    // Stops the parse (any error does) before a body is framed the wrong way.
+    void on_header_impl(error_code& ec) override {
+        if (transfer_encoding_ && !chunked())
+            refused_ = refusal::unknown_encoding;
+        else if (!host_valid_ || (version_ >= 11 && hosts_ != 1))
+            refused_ = refusal::bad_host;
+        if (refused_ != refusal::none) ec = boost::beast::http::error::bad_field;
+    }
     void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
     std::size_t on_body_impl(string_view body, error_code&) override { return body.size(); }
     std::size_t on_chunk_data(string_view body, error_code&) override { return body.size(); }
     void on_finish_impl(error_code&) override {}
 
+    static bool valid_host(string_view value);  // uri-host [":" port]
+
     verb method_ = verb::unknown;
     std::string method_string_;
     std::string target_;
     unsigned version_ = 11;
+    unsigned hosts_ = 0;
+    bool host_valid_ = true;
+    bool transfer_encoding_ = false;
+    refusal refused_ = refusal::none;
 };
+
+// The version of an HTTP/2 or later request line at the start of `head` (e.g. 20), else 0: Beast
+// refuses every version but 1.0 and 1.1 alike, and these deserve 505 rather than 400.
+unsigned unsupported_version(std::string_view head) noexcept;
 
 }  // namespace fanout::server

@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
+#include <ctime>
 
 namespace fanout::server {
 
@@ -30,16 +31,31 @@ void append_number(std::string& out, std::size_t n) {
 
 }  // namespace
 
-void write_head(std::string& out, response const& res, unsigned version, bool keep_alive) {
+std::string_view http_date::now() {
+    auto const t = std::time(nullptr);
+    if (t != second_) {
+        second_ = t;
+        std::tm utc{};
+        gmtime_r(&t, &utc);
+        size_ = std::strftime(text_, sizeof text_, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    }
+    return {text_, size_};
+}
+
+void write_head(
+    std::string& out, response const& res, unsigned version, bool keep_alive, std::string_view date
+) {
     out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     append_number(out, res.status);
     out += ' ';
     auto reason = boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(res.status));
     out.append(reason.data(), reason.size());
+    out += "\r\nDate: ";
+    out += date;
     out += "\r\nServer: fanout/" FANOUT_VERSION "\r\nContent-Type: ";
     out += res.content_type;
     out += "\r\nCache-Control: no-store\r\n";
-    if (res.allow_get) out += "Allow: GET\r\n";
+    if (res.allow_get_head) out += "Allow: GET, HEAD\r\n";
     if (res.complete)
         out += *res.complete ? "X-Aggregate-Complete: true\r\n" : "X-Aggregate-Complete: false\r\n";
     out += "Content-Length: ";

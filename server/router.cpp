@@ -2,6 +2,7 @@
 
 #include "handlers/handlers.hpp"
 
+#include <boost/url/parse.hpp>
 #include <boost/url/parse_query.hpp>
 
 #include <array>
@@ -52,7 +53,19 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
 
 route match(http::verb method, std::string_view target, options const& opts) {
     route r;
-    // Beast has checked the characters; origin-form is all that is left to require.
+    // Beast has checked the characters. An absolute-form target (RFC 9112 §3.2.2, as proxies send
+    // it) is routed by its path and query; nothing else of it is used.
+    std::string origin_form;
+    if (!target.empty() && target.front() != '/') {
+        auto uri = urls::parse_absolute_uri(target);
+        if (!uri || (uri->scheme_id() != urls::scheme::http && uri->scheme_id() != urls::scheme::https)) {
+            r.answer = error_response(400, "malformed request target");
+            return r;
+        }
+        origin_form = uri->encoded_path().empty() ? "/" : std::string(uri->encoded_path());
+        if (uri->has_query()) origin_form += "?" + std::string(uri->encoded_query());
+        target = origin_form;
+    }
     if (target.empty() || target.front() != '/') {
         r.answer = error_response(400, "malformed request target");
         return r;
@@ -67,9 +80,9 @@ route match(http::verb method, std::string_view target, options const& opts) {
         return r;
     }
     r.target = entry->target;
-    if (method != http::verb::get) {
-        r.answer = error_response(405, "method not allowed; use GET");
-        r.answer->allow_get = true;
+    if (method != http::verb::get && method != http::verb::head) {
+        r.answer = error_response(405, "method not allowed; use GET or HEAD");
+        r.answer->allow_get_head = true;
         return r;
     }
     if (!entry->handler) return r;

@@ -27,7 +27,8 @@ struct route {
     std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
 };
 
-// `target` as received: origin-form ("/path?query") is the only form fanout serves.
+// `target` as received: origin-form ("/path?query"), or absolute-form, routed by its path and query.
+// HEAD is answered as GET (the server leaves the body out).
 route match(boost::beast::http::verb method, std::string_view target, options const& opts);
 
 // The deadline asked by ?timeout_ms= (absent: the default): a positive integer, capped at the

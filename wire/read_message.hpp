@@ -25,6 +25,18 @@ boost::beast::error_code parse_buffered(
     Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_unparsed
 ) {
     namespace http = boost::beast::http;
+    if constexpr (Parser::is_request::value) {
+        // RFC 9112 §2.2: empty lines before a request line are ignored.
+        while (!parser.got_some() && buffer.size() > 0) {
+            auto const* p = static_cast<char const*>(buffer.data().data());
+            if (p[0] == '\n')
+                buffer.consume(1);
+            else if (p[0] == '\r' && buffer.size() > 1 && p[1] == '\n')
+                buffer.consume(2);
+            else
+                break;
+        }
+    }
     while (buffer.size() >= parser.min_put()) {
         boost::beast::error_code ec;
         auto const used = parser.put(buffer.data(), ec);

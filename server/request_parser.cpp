@@ -1,0 +1,23 @@
+#include "server/request_parser.hpp"
+
+#include <boost/url/parse.hpp>
+
+namespace fanout::server {
+
+bool request_parser::valid_host(string_view value) {
+    if (value.empty()) return false;
+    auto authority = boost::urls::parse_authority({value.data(), value.size()});
+    return authority && !authority->has_userinfo();
+}
+
+unsigned unsupported_version(std::string_view head) noexcept {
+    auto const line = head.substr(0, head.find('\n'));
+    auto const at = line.rfind(" HTTP/");
+    if (at == std::string_view::npos) return 0;
+    auto v = line.substr(at + 6);
+    if (!v.empty() && v.back() == '\r') v.remove_suffix(1);
+    if (v.size() != 3 || v[0] < '2' || v[0] > '9' || v[1] != '.' || v[2] < '0' || v[2] > '9') return 0;
+    return static_cast<unsigned>((v[0] - '0') * 10 + (v[2] - '0'));
+}
+
+}  // namespace fanout::server
