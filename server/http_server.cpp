@@ -178,7 +178,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                .max_idle_per_service = opts.upstream_pool_size}
           ),
           log_limit(opts.log_rate_limit),
-          ctx{client, &metrics, log, std::make_shared<handlers::handler_stats>(), &log_limit},
+          ctx{.client = client, .metrics = &metrics, .log = log, .log_limit = &log_limit},
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
