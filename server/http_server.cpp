@@ -62,8 +62,9 @@ response read_failure_response(
     return error_response(400, "malformed HTTP request");
 }
 
-// Over --max-connections: a short answer written without waiting, then close.
-void reject(tcp::socket& sock) {
+// Over --max-connections: a short answer written without waiting (it fits in any socket buffer).
+// Returns false if the connection is gone already.
+bool write_rejection(tcp::socket& sock) {
     static std::string const answer = [] {
         std::string body = R"({"error":"too many connections"})";
         return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -72,8 +73,7 @@ void reject(tcp::socket& sock) {
     error_code ec;
     sock.non_blocking(true, ec);
     sock.write_some(net::buffer(answer), ec);
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    return !ec;
 }
 
 // The time limit of a connection's current phase (idle, reading a request, writing an answer).
@@ -122,6 +122,50 @@ class deadline {
 
 double millis(clock::duration d) {
     return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// Lingering close: closing a socket with unread bytes sends a reset, and a reset can destroy an
+// answer the peer has not read yet (a client still sending its body after a 413, a request that
+// crossed our last answer). So the sending side is shut down first, and what arrives is read and
+// discarded until the peer closes, nothing arrives for linger_gap, linger_time passes or
+// linger_bytes were discarded. Bounded both ways, against a slow peer and one that never pauses.
+constexpr auto linger_time = std::chrono::seconds(5);
+constexpr auto linger_gap = std::chrono::milliseconds(500);
+constexpr std::size_t linger_bytes = 16 * 1024 * 1024;
+// Rejected connections (over --max-connections) lingering at once, per event loop; more are closed.
+constexpr std::size_t max_lingering_rejects = 64;
+// At shutdown an idle connection is closed once no byte of a request arrived on it for this long,
+// not at once: a client sending requests back to back would find its next one crossing our close,
+// and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
+constexpr auto idle_close_wait = std::chrono::milliseconds(250);
+
+net::awaitable<void> discard(tcp::socket& sock, deadline& limit, clock::time_point end) {
+    thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
+    std::size_t total = 0;
+    for (;;) {
+        auto [ec, n] = co_await sock.async_read_some(net::buffer(sink), use_tuple);
+        total += n;
+        if (ec || total >= linger_bytes) co_return;
+        auto cs = co_await net::this_coro::cancellation_state;
+        if (cs.cancelled() != net::cancellation_type::none) co_return;
+        limit.set(std::min(end, clock::now() + linger_gap));
+    }
+}
+
+net::awaitable<void> linger(tcp::socket& sock) {
+    error_code ec;
+    sock.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    deadline limit{sock};
+    auto const end = clock::now() + linger_time;
+    limit.set(std::min(end, clock::now() + linger_gap));
+    co_await (discard(sock, limit, end) || limit.watch());
+}
+
+// Bytes of a request are waiting: in what was read already, or in the socket.
+bool request_bytes_pending(tcp::socket& sock, beast::flat_buffer const& buffer) {
+    error_code ec;
+    return buffer.size() > 0 || (sock.available(ec) > 0 && !ec);
 }
 
 }  // namespace
@@ -179,6 +223,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           ),
           log_limit(opts.log_rate_limit),
           ctx{.client = client, .metrics = &metrics, .log = log, .log_limit = &log_limit},
+          drain_timer(ex),
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
@@ -208,20 +253,29 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     log_limiter log_limit;
     http_date date;
     handlers::context ctx;
-    std::list<session_slot> sessions;
+    std::list<session_slot> sessions;  // served and rejected connections alike
+    std::size_t rejecting = 0;         // rejected connections lingering
     bool accepting = false;
-    bool stopping = false;
+    bool draining = false;  // the drain delay: serving on, /healthz 503, connections closed after an answer
+    bool stopping = false;  // no longer accepting; requests that reached us are still answered
     std::exception_ptr accept_failure;
+    net::steady_timer drain_timer;
     net::steady_timer grace_timer;
     net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
 
     net::awaitable<void> accept();
+    void start_session(tcp::socket sock);
     net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
+    net::awaitable<void> reject(tcp::socket sock, std::list<session_slot>::iterator slot);
     net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, deadline& limit);
+    net::awaitable<bool> request_arrives(tcp::socket& sock);
     net::awaitable<response> answer(route const& r);
-    void begin_shutdown(std::chrono::milliseconds grace);
-    void cancel_sessions(bool idle_only);
+    void begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace);
+    void stop_accepting(std::chrono::milliseconds grace);
+    void accept_queued();
+    void close_idle();
+    void cancel_sessions();
     // Channel producers end before their handler, and so before their session; counted all the same,
     // since they use the client.
     bool is_drained() const {
@@ -235,6 +289,7 @@ net::awaitable<void> http_server::impl::accept() {
     net::steady_timer backoff{ex};
     for (;;) {
         auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
+        if (!ec) start_session(std::move(sock));  // even when stopping: a request may be on it
         if (stopping || !acceptor.is_open() || ec == net::error::operation_aborted) break;
         if (ec) {
             // e.g. out of file descriptors: keep serving the connections we have, try again soon.
@@ -242,23 +297,55 @@ net::awaitable<void> http_server::impl::accept() {
                 log->error(R"("event":"accept_failed","message":{})", json_quote(ec.message()));
             backoff.expires_after(std::chrono::milliseconds(50));
             co_await backoff.async_wait(use_tuple);
-            continue;
         }
-        metrics.connections_accepted.add();
-        if (registry->open_connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections) {
-            registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
-            metrics.connections_rejected.add();
-            reject(sock);
-            continue;
-        }
-        auto slot = sessions.emplace(sessions.end());
+    }
+    accepting = false;
+    check_drained();
+}
+
+void http_server::impl::start_session(tcp::socket sock) {
+    metrics.connections_accepted.add();
+    auto slot = sessions.emplace(sessions.end());
+    auto const over =
+        registry->open_connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections;
+    if (!over) {
         net::co_spawn(
             ex, session(std::move(sock), slot),
             net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
         );
+        return;
     }
-    accepting = false;
-    check_drained();
+    registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
+    metrics.connections_rejected.add();
+    if (rejecting < max_lingering_rejects && write_rejection(sock)) {
+        ++rejecting;
+        net::co_spawn(
+            ex, reject(std::move(sock), slot), net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
+        );
+        return;
+    }
+    // Too many at once: these may see a reset instead of the 503.
+    sessions.erase(slot);
+    error_code ec;
+    sock.close(ec);
+}
+
+net::awaitable<void> http_server::impl::reject(tcp::socket sock, std::list<session_slot>::iterator slot) {
+    auto self = shared_from_this();
+    struct leave {
+        impl& server;
+        std::list<session_slot>::iterator slot;
+        ~leave() {
+            --server.rejecting;
+            server.sessions.erase(slot);
+            server.check_drained();
+        }
+    } guard{*this, slot};
+    slot->socket = &sock;
+    slot->idle = false;
+    co_await linger(sock);
+    error_code ec;
+    sock.close(ec);
 }
 
 net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<session_slot>::iterator slot) {
@@ -279,8 +366,10 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     deadline limit{sock};
     limit.after(opts.idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
-    if (limit.expired()) metrics.connections_timed_out.add();
-    sock.shutdown(tcp::socket::shutdown_send, ec);
+    if (limit.expired())
+        metrics.connections_timed_out.add();
+    else if (sock.is_open() && !slot->cancelled)
+        co_await linger(sock);
     sock.close(ec);
 }
 
@@ -327,10 +416,14 @@ net::awaitable<void> http_server::impl::serve_requests(
     for (;;) {
         if (buffer.size() == 0) {
             slot.idle = true;
-            if (stopping) co_return;
-            limit.after(opts.idle_timeout);
-            auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
-            if (ec) co_return;
+            if (!stopping) {
+                limit.after(opts.idle_timeout);
+                auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+                // Aborted by the start of a shutdown: a request may have arrived all the same.
+                if (ec && (ec != net::error::operation_aborted || !stopping)) co_return;
+            }
+            // Stopping: an idle connection is closed only once no byte of a request is waiting.
+            if (stopping && (slot.cancelled || !co_await request_arrives(sock))) co_return;
             slot.idle = false;
         }
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
@@ -338,7 +431,17 @@ net::awaitable<void> http_server::impl::serve_requests(
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
-        auto rec = co_await wire::read_message(sock, buffer, parser, opts.max_request_head);
+        auto rec =
+            co_await wire::read_message(sock, buffer, parser, opts.max_request_head, /*head_only=*/true);
+        if (!rec && !parser.is_done()) {
+            // A body follows. One that would be refused is refused by now, from its Content-Length.
+            if (parser.expects_continue() && buffer.size() == 0) {
+                static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+                auto [cec, cn] = co_await net::async_write(sock, net::buffer(go_on), use_tuple);
+                if (cec) co_return;
+            }
+            rec = co_await wire::read_message(sock, buffer, parser, opts.max_request_head);
+        }
         if (rec && (is_disconnect(rec) || !sock.is_open())) co_return;  // gone, or closed by a deadline
 
         auto const start = clock::now();
@@ -363,8 +466,8 @@ net::awaitable<void> http_server::impl::serve_requests(
             if (r.answer) {
                 res = std::move(*r.answer);
             } else if (target == endpoint::healthz) {
-                res = stopping ? json_response(503, R"({"status":"shutting down"})")
-                               : json_response(200, R"({"status":"ok"})");
+                res = draining || stopping ? json_response(503, R"({"status":"draining"})")
+                                           : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
                 res = json_response(200, registry->render());
                 res.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -393,7 +496,9 @@ net::awaitable<void> http_server::impl::serve_requests(
                 );
             }
         }
-        if (stopping) keep_alive = false;
+        // Draining or stopping, a connection ends after its answer, unless more requests are waiting
+        // on it: those are answered too, and the last answer says so.
+        if ((draining || stopping) && !request_bytes_pending(sock, buffer)) keep_alive = false;
         if (slot.cancelled) co_return;
         limit.after(opts.header_timeout);  // a client that does not read its answer
         head.clear();
@@ -408,31 +513,75 @@ net::awaitable<void> http_server::impl::serve_requests(
     }
 }
 
-// Cancelling stops the handler and its fetches; closing the socket stops a read that a peer
-// sending without pause would keep going through a cancellation.
-void http_server::impl::cancel_sessions(bool idle_only) {
+// Wakes an idle session at shutdown; it closes unless a request is arriving (see serve_requests).
+void http_server::impl::close_idle() {
     for (auto& s : sessions) {
-        if (idle_only && !s.idle) continue;
-        s.cancelled = true;
-        s.cancel.emit(net::cancellation_type::terminal);
         error_code ec;
-        if (!idle_only && s.socket) s.socket->close(ec);
+        if (s.idle && s.socket) s.socket->cancel(ec);
     }
 }
 
-void http_server::impl::begin_shutdown(std::chrono::milliseconds grace) {
+// Cancelling stops the handler and its fetches; closing the socket stops a read that a peer
+// sending without pause would keep going through a cancellation.
+void http_server::impl::cancel_sessions() {
+    for (auto& s : sessions) {
+        s.cancelled = true;
+        s.cancel.emit(net::cancellation_type::terminal);
+        error_code ec;
+        if (s.socket) s.socket->close(ec);
+    }
+}
+
+net::awaitable<bool> http_server::impl::request_arrives(tcp::socket& sock) {
+    error_code ec;
+    if (sock.available(ec) > 0 && !ec) co_return true;
+    if (ec) co_return false;
+    net::steady_timer wait{ex};
+    wait.expires_after(idle_close_wait);
+    co_await (sock.async_wait(tcp::socket::wait_read, use_tuple) || wait.async_wait(use_tuple));
+    co_return sock.available(ec) > 0 && !ec;  // 0: nothing yet, or the peer closed
+}
+
+// Connections the kernel completed but we did not accept yet may carry requests: closing the
+// listener would reset them. They are served like any connection open at shutdown.
+void http_server::impl::accept_queued() {
+    error_code ec;
+    acceptor.non_blocking(true, ec);
+    while (!ec) {
+        tcp::socket sock{ex};
+        acceptor.accept(sock, ec);
+        if (!ec) start_session(std::move(sock));
+    }
+}
+
+void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace) {
+    if (stopping || delay.count() <= 0 || draining) {
+        stop_accepting(grace);
+        return;
+    }
+    // Balancers learn from /healthz that we are going, while connections are still accepted.
+    draining = true;
+    drain_timer.expires_after(delay);
+    drain_timer.async_wait([self = shared_from_this(), grace](error_code ec) {
+        if (!ec) self->stop_accepting(grace);
+    });
+}
+
+void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
     if (!stopping) {
         stopping = true;
+        drain_timer.cancel();
+        if (accepting) accept_queued();
         error_code ec;
         acceptor.close(ec);
-        cancel_sessions(true);
+        close_idle();
     }
     if (grace.count() <= 0) {
-        cancel_sessions(false);
+        cancel_sessions();
     } else {
         grace_timer.expires_after(grace);
         grace_timer.async_wait([self = shared_from_this()](error_code ec) {
-            if (!ec) self->cancel_sessions(false);
+            if (!ec) self->cancel_sessions();
         });
     }
     check_drained();
@@ -491,7 +640,7 @@ net::awaitable<void> http_server::run() {
             } catch (...) {
                 self->log->error(R"("event":"accept_loop_failed","message":"unknown exception")");
             }
-            self->begin_shutdown(self->opts.shutdown_grace);
+            self->stop_accepting(self->opts.shutdown_grace);
         });
     }
     while (!self->is_drained()) {
@@ -500,18 +649,20 @@ net::awaitable<void> http_server::run() {
         if (cs.cancelled() != net::cancellation_type::none) {
             // Our caller cancelled the run: stop at once, and still wait until all is closed.
             co_await net::this_coro::reset_cancellation_state();
-            self->begin_shutdown(std::chrono::milliseconds(0));
+            self->stop_accepting(std::chrono::milliseconds(0));
         }
     }
     if (self->accept_failure) std::rethrow_exception(self->accept_failure);
 }
 
 void http_server::shutdown(std::chrono::milliseconds grace) {
-    net::post(impl_->ex, [self = impl_, grace] { self->begin_shutdown(grace); });
+    net::post(impl_->ex, [self = impl_, grace] { self->stop_accepting(grace); });
 }
 
 void http_server::shutdown() {
-    shutdown(impl_->opts.shutdown_grace);
+    net::post(impl_->ex, [self = impl_] {
+        self->begin_shutdown(self->opts.drain_delay, self->opts.shutdown_grace);
+    });
 }
 
 void http_server::cancel() {

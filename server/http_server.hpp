@@ -48,10 +48,15 @@ class http_server {
         return boost::asio::co_spawn(get_executor(), run(), std::forward<CompletionToken>(token));
     }
 
-    // Graceful stop: no new connections; requests in flight get `grace` to finish, then are cancelled.
-    // Idle keep-alive connections are closed at once. Safe to call from any thread.
+    // Graceful stop: no new connections; every request that reached the server is answered (the last
+    // answer on a connection says `Connection: close`), those still running after `grace` are
+    // cancelled. Idle keep-alive connections are closed at once unless a request is arriving on them.
+    // Safe to call from any thread.
     void shutdown(std::chrono::milliseconds grace);
-    void shutdown();  // with the configured --shutdown-grace-ms
+    // The same after the configured drain delay (--drain-delay-ms), during which the server accepts
+    // and serves on, but /healthz answers 503 and each connection closes after its answer; then
+    // shutdown(--shutdown-grace-ms). Calling shutdown(grace) meanwhile ends the delay.
+    void shutdown();
     // Stops at once: shutdown with no grace. Safe to call from any thread.
     void cancel();
 

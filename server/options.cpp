@@ -162,6 +162,13 @@ std::vector<setting> const& settings() {
          false,
          ms(&options::shutdown_grace, 0),
          {}},
+        {"drain-delay-ms",
+         "drain_delay_ms",
+         "on SIGINT/SIGTERM, keep accepting and serving this long first, /healthz answering 503 and every "
+         "answer closing its connection, so that a balancer stops sending (default 0)",
+         false,
+         ms(&options::drain_delay, 0),
+         {}},
         {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
         {"log-rate-limit",
          "log_rate_limit",

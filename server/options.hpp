@@ -33,6 +33,7 @@ struct options {
     milliseconds idle_timeout{60000};           // keep-alive connections with no request are closed after it
     std::size_t max_connections = 10000;        // open client connections, whole process
     milliseconds shutdown_grace{5000};          // in-flight requests may finish within it at shutdown
+    milliseconds drain_delay{0};                // at shutdown, serve on this long with /healthz 503 first
     std::string log_level = "info";             // trace, debug, info, warn, error, off
     std::uint32_t log_rate_limit = 5;           // lines a second of each kind of failure, per thread
     std::shared_ptr<spdlog::logger> logger;     // null: JSON lines on stderr at log_level

@@ -2,6 +2,8 @@
 
 #include "wire/guarded_parser.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <string>
 #include <string_view>
 
@@ -26,6 +28,8 @@ class request_parser : public wire::guarded_parser<true> {
     std::string const& target() const noexcept { return target_; }
     unsigned version() const noexcept { return version_; }
     refusal refused() const noexcept { return refused_; }
+    // The client waits for `100 Continue` before it sends the body (RFC 9110 §10.1.1; HTTP/1.1 only).
+    bool expects_continue() const noexcept { return expect_continue_ && version_ >= 11; }
 
   private:
     void on_request_impl(verb method, string_view method_str, string_view target, int version, error_code&)
@@ -42,6 +46,8 @@ class request_parser : public wire::guarded_parser<true> {
             host_valid_ = host_valid_ && valid_host(value);
         } else if (f == boost::beast::http::field::transfer_encoding) {
             transfer_encoding_ = true;
+        } else if (f == boost::beast::http::field::expect) {
+            expect_continue_ = expect_continue_ || boost::beast::iequals(value, "100-continue");
         }
     }
     // Stops the parse (any error does) before a body is framed the wrong way.
@@ -66,6 +72,7 @@ class request_parser : public wire::guarded_parser<true> {
     unsigned hosts_ = 0;
     bool host_valid_ = true;
     bool transfer_encoding_ = false;
+    bool expect_continue_ = false;
     refusal refused_ = refusal::none;
 };
 

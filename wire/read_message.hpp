@@ -19,10 +19,10 @@ namespace fanout::wire {
 // Parses what `buffer` holds into `parser`, consuming what it used. Returns http::error::need_more
 // when the message needs more bytes. Bytes that wait for the parser (the head, a chunk-size line,
 // the trailer section) are bounded by `max_unparsed`: past it, header_limit while the head is
-// incomplete, else buffer_overflow.
+// incomplete, else buffer_overflow. `head_only`: done once the head is (the body is left for a later call).
 template <class Parser>
 boost::beast::error_code parse_buffered(
-    Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_unparsed
+    Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_unparsed, bool head_only = false
 ) {
     namespace http = boost::beast::http;
     if constexpr (Parser::is_request::value) {
@@ -38,11 +38,12 @@ boost::beast::error_code parse_buffered(
         }
     }
     while (buffer.size() >= parser.min_put()) {
+        if (head_only && parser.is_header_done()) return {};
         boost::beast::error_code ec;
         auto const used = parser.put(buffer.data(), ec);
         buffer.consume(used);
         if (ec && ec != http::error::need_more) return ec;
-        if (parser.is_done()) return {};
+        if (parser.is_done() || (head_only && parser.is_header_done())) return {};
         if (ec || used == 0) break;
     }
     if (buffer.size() > max_unparsed)
@@ -53,16 +54,21 @@ boost::beast::error_code parse_buffered(
 // Reads one whole message from `stream` into `parser` through `buffer` (which may hold bytes
 // already, and keeps those that follow the message). Errors as values: end_of_stream when the
 // peer closed before a byte of the message, operation_aborted when the calling coroutine was
-// cancelled, even if every read completed at once.
+// cancelled, even if every read completed at once. `head_only`: returns once the head is read (the
+// parser must not be eager, Beast's default), so that a caller may act on it before the body.
 template <class Stream, class Parser>
 boost::asio::awaitable<boost::beast::error_code> read_message(
-    Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser, std::size_t max_unparsed
+    Stream& stream,
+    boost::beast::flat_buffer& buffer,
+    Parser& parser,
+    std::size_t max_unparsed,
+    bool head_only = false
 ) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
     constexpr std::size_t read_size = 64 * 1024;
     for (;;) {
-        auto ec = parse_buffered(parser, buffer, max_unparsed);
+        auto ec = parse_buffered(parser, buffer, max_unparsed, head_only);
         if (ec != http::error::need_more) co_return ec;
         auto [rec, n] =
             co_await stream.async_read_some(buffer.prepare(read_size), net::as_tuple(net::use_awaitable));
