@@ -1,5 +1,6 @@
 #include "server/http_server.hpp"
 
+#include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
 #include "server/request_parser.hpp"
@@ -19,7 +20,6 @@
 
 #include <list>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 namespace fanout::server {
 
@@ -34,7 +34,6 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-using reuse_port_option = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 // The peer went away or we are shutting down: nothing to answer.
 bool is_disconnect(error_code ec) {
@@ -602,15 +601,9 @@ http_server::http_server(
     bool reuse_port
 )
     : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), std::move(registry), shard)) {
-    auto& acceptor = impl_->acceptor;
-    auto address = impl_->opts.listen_host == "localhost" ? net::ip::make_address("127.0.0.1")
-                                                          : net::ip::make_address(impl_->opts.listen_host);
-    tcp::endpoint endpoint{address, impl_->opts.listen_port};
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    if (reuse_port) acceptor.set_option(reuse_port_option(true));
-    acceptor.bind(endpoint);
-    acceptor.listen(net::socket_base::max_listen_connections);
+    impl_->acceptor = open_listener(
+        impl_->ex, listen_endpoint(impl_->opts.listen_host, impl_->opts.listen_port), reuse_port
+    );
 }
 
 http_server::~http_server() = default;

@@ -24,7 +24,8 @@ class http_server {
 
     // Binds and listens at once, so that local_endpoint() is known; serving starts with run().
     // `registry` and `shard`: where this server's metrics go (null: a registry of its own).
-    // Throws boost::system::system_error when the address cannot be bound.
+    // Throws boost::system::system_error naming the address when it cannot be bound, or when another
+    // process listens there too (reuse_port is shared only among one process's own listeners).
     http_server(
         executor_type ex,
         options opts,

@@ -1,5 +1,7 @@
 #include "server/options.hpp"
 
+#include "server/listener.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
@@ -38,7 +40,8 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
     auto colon = value.rfind(':');
     if (colon == std::string::npos || colon == 0) throw fail();
     auto host = value.substr(0, colon);
-    if (host.front() == '[') {
+    bool const bracketed = host.front() == '[';
+    if (bracketed) {
         if (host.back() != ']' || host.size() < 3) throw fail();
         host = host.substr(1, host.size() - 2);
     }
@@ -46,6 +49,15 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
     unsigned p = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || p > 65535) throw fail();
+    // Checked here rather than when binding, so that it is a bad flag (exit 2), not a failure to serve.
+    auto address = parse_listen_host(host);
+    if (!address)
+        throw bad(where, "'" + host + "' is not an IP address or localhost (host names are not resolved)");
+    if (address->is_v6() != bracketed)
+        throw bad(
+            where, bracketed ? "only an IPv6 address goes in brackets, got '" + value + "'"
+                             : "an IPv6 address goes in brackets, e.g. [::1]:8080, got '" + value + "'"
+        );
     opts.listen_host = host;
     opts.listen_port = static_cast<std::uint16_t>(p);
 }
@@ -83,7 +95,9 @@ std::vector<setting> const& settings() {
     static std::vector<setting> const all{
         {"listen",
          "listen",
-         "HOST:PORT to serve on (port 0: pick a free port), default 127.0.0.1:8080",
+         "HOST:PORT to serve on, default 127.0.0.1:8080. HOST is an IP address (IPv6 in brackets: "
+         "[::1]:8080) "
+         "or localhost; host names are not resolved. Port 0: pick a free port",
          true,
          {},
          set_listen},
@@ -183,9 +197,53 @@ std::vector<setting> const& settings() {
     return all;
 }
 
-void check_consistency(options const& o) {
-    if (o.timeout > o.max_timeout)
-        throw std::invalid_argument("--timeout-ms: must not exceed --max-timeout-ms");
+// Where a setting's value came from, so that a message names it as the user wrote it.
+enum class origin { fallback, file, flag };
+
+struct given_setting {
+    char const* flag;
+    char const* key;
+    origin from;
+    std::int64_t value;
+};
+
+// The one at fault as "--timeout-ms" or "--config F: timeout_ms"; the other side as e.g.
+// "max_timeout_ms (10000, the default)", a default named the way the one at fault was given.
+std::string mismatch(
+    given_setting const& at_fault,
+    std::string_view relation,
+    given_setting const& other,
+    std::string const& path
+) {
+    auto name = [&](given_setting const& s) {
+        bool as_key = s.from == origin::file || (s.from == origin::fallback && at_fault.from == origin::file);
+        return as_key ? std::string(s.key) : std::string("--") + s.flag;
+    };
+    auto text = (at_fault.from == origin::file ? "--config " + path + ": " : std::string()) + name(at_fault) +
+                ": " + std::to_string(at_fault.value) + " " + std::string(relation) + " " + name(other) +
+                " (" + std::to_string(other.value);
+    if (other.from == origin::fallback) text += ", the default";
+    if (other.from == origin::file && at_fault.from != origin::file) text += ", from --config " + path;
+    return text + ")";
+}
+
+// The setting at fault is the one given (timeout when both were).
+void check_consistency(
+    options const& o,
+    po::variables_map const& flags,
+    std::set<std::string> const& file_keys,
+    std::string const& path
+) {
+    if (o.timeout <= o.max_timeout) return;
+    auto given = [&](char const* flag, char const* key, milliseconds value) {
+        auto from = flags.count(flag) ? origin::flag : file_keys.count(key) ? origin::file : origin::fallback;
+        return given_setting{flag, key, from, value.count()};
+    };
+    auto timeout = given("timeout-ms", "timeout_ms", o.timeout);
+    auto cap = given("max-timeout-ms", "max_timeout_ms", o.max_timeout);
+    if (timeout.from != origin::fallback || cap.from == origin::fallback)
+        throw std::invalid_argument(mismatch(timeout, "must not exceed", cap, path));
+    throw std::invalid_argument(mismatch(cap, "must not be below", timeout, path));
 }
 
 void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {
@@ -228,15 +286,16 @@ void apply_upstreams(options& o, json::value const& v) {
     }
 }
 
-}  // namespace
-
-void apply_config(options& opts, std::string_view json_text) {
+// apply_config, telling which keys the file set.
+std::set<std::string> apply_config_keys(options& opts, std::string_view json_text) {
+    std::set<std::string> keys;
     json::error_code ec;
     auto doc = json::parse(json_text, ec);
     if (ec) throw std::invalid_argument("not valid JSON: " + ec.message());
     if (!doc.is_object()) throw std::invalid_argument("expected a JSON object at the top");
     for (auto const& [k, value] : doc.as_object()) {
         std::string key(k);
+        keys.insert(key);
         if (key == "upstreams") {
             apply_upstreams(opts, value);
             continue;
@@ -254,6 +313,13 @@ void apply_config(options& opts, std::string_view json_text) {
         }
     }
     // Consistency between settings (timeout vs cap) is checked by parse_command_line once flags applied.
+    return keys;
+}
+
+}  // namespace
+
+void apply_config(options& opts, std::string_view json_text) {
+    apply_config_keys(opts, json_text);
 }
 
 command_line parse_command_line(int argc, char const* const* argv) {
@@ -292,14 +358,16 @@ command_line parse_command_line(int argc, char const* const* argv) {
 
     auto& o = cl.opts;
     o.threads = std::max(1u, std::thread::hardware_concurrency());
+    std::set<std::string> file_keys;
+    std::string path;
     if (vm.count("config")) {
-        auto path = vm["config"].as<std::string>();
+        path = vm["config"].as<std::string>();
         std::ifstream in{path};
         if (!in) throw std::invalid_argument("--config: cannot read '" + path + "'");
         std::stringstream text;
         text << in.rdbuf();
         try {
-            apply_config(o, text.str());
+            file_keys = apply_config_keys(o, text.str());
         } catch (std::invalid_argument const& e) {
             throw std::invalid_argument("--config " + path + ": " + e.what());
         }
@@ -324,7 +392,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
             }
         }
     }
-    check_consistency(o);
+    check_consistency(o, vm, file_keys, path);
     return cl;
 }
 

@@ -8,7 +8,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <array>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <unistd.h>
 
 using namespace fanout;
@@ -272,6 +276,33 @@ BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
     BOOST_TEST(error_of({"--max-upstream-body", "0"}).find("--max-upstream-body") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(listen_takes_an_ip_address_or_localhost) {
+    BOOST_TEST(parse({"--listen", "localhost:0"}).opts.listen_host == "localhost");
+    BOOST_TEST(parse({"--listen", "0.0.0.0:80"}).opts.listen_host == "0.0.0.0");
+    BOOST_TEST(parse({"--listen", "[::]:80"}).opts.listen_host == "::");
+    BOOST_TEST(
+        error_of({"--listen", "example.invalid:0"}) ==
+        "--listen: 'example.invalid' is not an IP address or localhost (host names are not resolved)"
+    );
+    for (auto bad : {"::1:80", "[127.0.0.1]:80", "[localhost]:80", "1.2.3:80", ":80", "[]:80"})
+        BOOST_TEST(error_of({"--listen", bad}).rfind("--listen: ", 0) == 0, bad);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_over_its_cap_names_both_flags) {
+    BOOST_TEST(
+        error_of({"--timeout-ms", "5000", "--max-timeout-ms", "100"}) ==
+        "--timeout-ms: 5000 must not exceed --max-timeout-ms (100)"
+    );
+    BOOST_TEST(
+        error_of({"--timeout-ms", "20000"}) ==
+        "--timeout-ms: 20000 must not exceed --max-timeout-ms (10000, the default)"
+    );
+    BOOST_TEST(
+        error_of({"--max-timeout-ms", "500"}) ==
+        "--max-timeout-ms: 500 must not be below --timeout-ms (1000, the default)"
+    );
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_config)
@@ -336,10 +367,84 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
     BOOST_TEST(config_error("{").find("JSON") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(errors_name_the_listen_key) {
+    BOOST_TEST(
+        config_error(R"({"listen": "example.invalid:0"})") ==
+        "listen: 'example.invalid' is not an IP address or localhost (host names are not resolved)"
+    );
+}
+
+std::string read_file(std::string const& path) {
+    std::ifstream in{path};
+    BOOST_TEST_REQUIRE(in.good(), "cannot read " << path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
 BOOST_AUTO_TEST_CASE(the_documented_example_is_valid) {
     auto cl = test_options::parse({"--config", FANOUT_SOURCE_DIR "/examples/fanout.json"});
     BOOST_TEST(cl.opts.upstreams.size() == 3u);
     BOOST_TEST(cl.opts.upstreams[1].timeout.value().count() == 300);
+}
+
+BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_readme_s) {
+    auto example = read_file(FANOUT_SOURCE_DIR "/examples/fanout.json");
+    std::set<std::string> shown;
+    auto const doc = json::parse(example);
+    for (auto const& [key, value] : doc.as_object()) shown.insert(std::string(key));
+    // The settings are the flags of --help, in snake_case, but for those only the command line has.
+    std::set<std::string> settings{"upstreams"};
+    auto help = test_options::parse({"--help"}).help;
+    for (auto at = help.find("  --"); at != std::string::npos; at = help.find("  --", at + 1)) {
+        auto flag = help.substr(at + 4, help.find_first_of(" \n", at + 4) - at - 4);
+        if (flag == "config" || flag == "upstream" || flag == "help" || flag == "version") continue;
+        std::replace(flag.begin(), flag.end(), '-', '_');
+        settings.insert(flag);
+    }
+    auto join = [](std::set<std::string> const& names) {
+        std::string all;
+        for (auto const& n : names) all += n + " ";
+        return all;
+    };
+    BOOST_TEST(join(shown) == join(settings));
+    auto readme = read_file(FANOUT_SOURCE_DIR "/README.md");
+    BOOST_TEST(readme.find("```json\n" + example + "```\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_over_its_cap_names_the_keys_as_written) {
+    auto with_config = [](std::string const& text, std::vector<char const*> flags = {}) {
+        char path[] = "/tmp/fanout-config-XXXXXX";
+        int fd = mkstemp(path);
+        BOOST_TEST_REQUIRE(fd >= 0);
+        BOOST_TEST_REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+        close(fd);
+        flags.insert(flags.begin(), {"--config", path});
+        auto error = test_options::error_of(flags);
+        unlink(path);
+        auto prefix = "--config " + std::string(path) + ": ";
+        return error.rfind(prefix, 0) == 0 ? error.substr(prefix.size()) : error;
+    };
+    BOOST_TEST(
+        with_config(R"({"timeout_ms": 20000})") ==
+        "timeout_ms: 20000 must not exceed max_timeout_ms (10000, the default)"
+    );
+    BOOST_TEST(
+        with_config(R"({"max_timeout_ms": 500})") ==
+        "max_timeout_ms: 500 must not be below timeout_ms (1000, the default)"
+    );
+    BOOST_TEST(
+        with_config(R"({"timeout_ms": 900, "max_timeout_ms": 500})") ==
+        "timeout_ms: 900 must not exceed max_timeout_ms (500)"
+    );
+    BOOST_TEST(
+        with_config(R"({"timeout_ms": 900})", {"--max-timeout-ms", "500"}) ==
+        "timeout_ms: 900 must not exceed --max-timeout-ms (500)"
+    );
+    auto flag_at_fault = with_config(R"({"max_timeout_ms": 500})", {"--timeout-ms", "900"});
+    BOOST_TEST(
+        flag_at_fault.rfind("--timeout-ms: 900 must not exceed max_timeout_ms (500, from --config ", 0) == 0
+    );
 }
 
 BOOST_AUTO_TEST_CASE(flags_win_over_the_file) {

@@ -94,9 +94,10 @@ int main(int argc, char** argv) {
             return 0;
         }
         services = services_from(vm);
+        auto text = vm["address"].as<std::string>();
         boost::system::error_code ec;
-        address = net::ip::make_address(vm["address"].as<std::string>(), ec);
-        if (ec) throw std::invalid_argument("--address: not an IP address");
+        address = net::ip::make_address(text, ec);
+        if (ec) throw std::invalid_argument("--address: '" + text + "' is not an IP address");
     } catch (std::exception const& e) {
         std::cerr << "fanout-sim: " << e.what() << " (see --help)\n";
         return 2;

@@ -1,5 +1,7 @@
 #include "upstream/simulator.hpp"
 
+#include "server/listener.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -358,11 +360,7 @@ simulator::simulator(net::any_io_executor ex, std::vector<sim_service> services,
     for (auto& cfg : services) {
         // entry holds atomics, so it is built in place.
         std::unique_ptr<state::entry> e{new state::entry{std::move(cfg), tcp::acceptor{ex}, {}}};
-        tcp::endpoint endpoint{address, e->config.port};
-        e->acceptor.open(endpoint.protocol());
-        e->acceptor.set_option(tcp::acceptor::reuse_address(true));
-        e->acceptor.bind(endpoint);
-        e->acceptor.listen(net::socket_base::max_listen_connections);
+        e->acceptor = server::open_listener(ex, {address, e->config.port}, /*reuse_port=*/false);
         e->config.port = e->acceptor.local_endpoint().port();
         state_->entries.push_back(std::move(e));
     }

@@ -59,7 +59,8 @@ struct sim_counters {
 // by fanout's demo mode and by the tests.
 class simulator {
   public:
-    // Binds every service at once (so ports are known); serving starts with start().
+    // Binds every service at once (so ports are known); serving starts with start(). Throws
+    // boost::system::system_error naming the address when one cannot be bound.
     simulator(
         boost::asio::any_io_executor ex,
         std::vector<sim_service> services,
