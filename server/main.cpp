@@ -75,7 +75,8 @@ int serve(server::options opts) {
                                                                         int sig) {
         if (ec) return;
         opts.logger->info(
-            R"("event":"shutdown","signal":{},"grace_ms":{})", sig, opts.shutdown_grace.count()
+            R"("event":"shutdown","signal":{},"drain_delay_ms":{},"grace_ms":{})", sig,
+            opts.drain_delay.count(), opts.shutdown_grace.count()
         );
         for (auto& s : servers) s->shutdown();
         // A second signal does not wait for anything.
