@@ -1,8 +1,7 @@
 // The configuration parsers: a --config file's JSON and an --upstream NAME=URL. Bad input must be
 // an std::invalid_argument naming what is wrong, never a crash or another exception.
-#include "server/options.hpp"
-#include "upstream/service.hpp"
-
+#include <fanout/options.hpp>
+#include <fanout/service.hpp>
 #include <stdexcept>
 #include <string>
 

@@ -2,12 +2,12 @@
 // requests, through the request parser and the router. Every answer the router builds must be
 // valid JSON, and bytes held before parsing must stay within --max-request-head.
 #include "fuzz/common.hpp"
-#include "server/options.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
 
 #include <boost/json/parse.hpp>
 
+#include <fanout/options.hpp>
 #include <optional>
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {

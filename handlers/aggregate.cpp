@@ -1,8 +1,5 @@
-#include "handlers/aggregate.hpp"
-
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
-#include "server/metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -10,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <charconv>
+#include <fanout/aggregate.hpp>
+#include <fanout/metrics.hpp>
 #include <spdlog/spdlog.h>
 
 namespace fanout::handlers {

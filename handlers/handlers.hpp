@@ -1,8 +1,8 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
-
 #include <boost/asio/awaitable.hpp>
+
+#include <fanout/aggregate.hpp>
 
 namespace fanout::handlers {
 

@@ -1,5 +1,3 @@
-#include "server/http_server.hpp"
-
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
@@ -18,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <fanout/http_server.hpp>
 #include <list>
 #include <spdlog/spdlog.h>
 

@@ -1,6 +1,4 @@
-#include "server/http_server.hpp"
 #include "server/log.hpp"
-#include "server/options.hpp"
 #include "upstream/simulator.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
+#include <fanout/http_server.hpp>
+#include <fanout/options.hpp>
 #include <iostream>
 #include <spdlog/spdlog.h>
 #include <thread>

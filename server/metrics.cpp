@@ -1,6 +1,5 @@
-#include "server/metrics.hpp"
-
 #include <charconv>
+#include <fanout/metrics.hpp>
 #include <stdexcept>
 
 namespace fanout::server {

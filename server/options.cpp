@@ -1,11 +1,10 @@
-#include "server/options.hpp"
-
 #include "server/listener.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
 #include <charconv>
+#include <fanout/options.hpp>
 #include <fstream>
 #include <functional>
 #include <limits>

@@ -1,14 +1,14 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
-#include "server/metrics.hpp"
-#include "server/options.hpp"
 #include "server/response.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/verb.hpp>
 
 #include <chrono>
+#include <fanout/aggregate.hpp>
+#include <fanout/metrics.hpp>
+#include <fanout/options.hpp>
 #include <optional>
 #include <string_view>
 #include <variant>

@@ -1,6 +1,5 @@
 #pragma once
 
-#include "server/http_server.hpp"
 #include "upstream/simulator.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -14,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fanout/http_server.hpp>
 #include <future>
 #include <optional>
 #include <string>

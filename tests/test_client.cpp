@@ -1,5 +1,4 @@
 #include "tests/support.hpp"
-#include "upstream/client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -9,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <fanout/client.hpp>
 
 using namespace fanout;
 using namespace fanout::test;

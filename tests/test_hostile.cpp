@@ -1,6 +1,5 @@
 #include "server/request_parser.hpp"
 #include "tests/support.hpp"
-#include "upstream/client.hpp"
 #include "upstream/response_parser.hpp"
 #include "wire/read_message.hpp"
 
@@ -9,6 +8,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <fanout/client.hpp>
 
 using namespace fanout;
 using namespace fanout::test;

@@ -1,10 +1,8 @@
 #include "handlers/handlers.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
-#include "server/metrics.hpp"
 #include "server/router.hpp"
 #include "tests/support.hpp"
-#include "upstream/client.hpp"
 #include "upstream/json_validate.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -13,6 +11,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fanout/client.hpp>
+#include <fanout/metrics.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sstream>

@@ -1,8 +1,5 @@
-#include "handlers/aggregate.hpp"
-#include "server/options.hpp"
 #include "server/router.hpp"
 #include "upstream/json_validate.hpp"
-#include "upstream/service.hpp"
 #include "upstream/simulator.hpp"
 
 #include <boost/json/parse.hpp>
@@ -10,6 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <fanout/aggregate.hpp>
+#include <fanout/options.hpp>
+#include <fanout/service.hpp>
 #include <fstream>
 #include <set>
 #include <sstream>

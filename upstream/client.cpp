@@ -1,5 +1,3 @@
-#include "upstream/client.hpp"
-
 #include "upstream/json_validate.hpp"
 #include "upstream/response_parser.hpp"
 #include "wire/read_message.hpp"
@@ -12,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <fanout/client.hpp>
 #include <optional>
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "upstream/error.hpp"
+#include <fanout/error.hpp>
 
 namespace fanout::upstream {
 

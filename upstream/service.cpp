@@ -1,8 +1,7 @@
-#include "upstream/service.hpp"
-
 #include <boost/url/parse.hpp>
 
 #include <charconv>
+#include <fanout/service.hpp>
 #include <stdexcept>
 
 namespace fanout::upstream {

@@ -1,9 +1,8 @@
 #pragma once
 
-#include "upstream/service.hpp"
-
 #include <chrono>
 #include <cstdint>
+#include <fanout/service.hpp>
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,11 +1,10 @@
 #pragma once
 
-#include "upstream/error.hpp"
-
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <fanout/error.hpp>
 #include <memory>
 #include <string>
 #include <string_view>

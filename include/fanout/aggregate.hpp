@@ -1,12 +1,11 @@
 #pragma once
 
-#include "upstream/client.hpp"
-#include "upstream/error.hpp"
-
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <fanout/client.hpp>
+#include <fanout/error.hpp>
 #include <memory>
 #include <span>
 #include <string>

@@ -1,12 +1,11 @@
 #pragma once
 
-#include "upstream/error.hpp"
-#include "upstream/service.hpp"
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <fanout/error.hpp>
+#include <fanout/service.hpp>
 #include <memory>
 #include <span>
 #include <vector>

@@ -1,16 +1,15 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
-#include "server/metrics.hpp"
-#include "server/options.hpp"
-#include "upstream/client.hpp"
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <fanout/aggregate.hpp>
+#include <fanout/client.hpp>
+#include <fanout/metrics.hpp>
+#include <fanout/options.hpp>
 #include <memory>
 
 namespace fanout::server {

@@ -1,0 +1,99 @@
+// An application embedding fanout: its own io_context and its own upstream service (a few lines of
+// Asio answering JSON), fanout's server beside them on the same loop. A client thread asks fanout
+// for the aggregate a few times, then the application stops the server. Exit 0 if every answer
+// was the merged JSON.
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <fanout/http_server.hpp>
+#include <fanout/options.hpp>
+#include <fanout/service.hpp>
+#include <iostream>
+#include <string>
+#include <thread>
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+std::size_t run_application_loop(net::io_context& ioc);
+
+namespace {
+
+net::awaitable<void> answer_json(tcp::socket sock) {
+    std::string const body = R"({"hello":"world"})";
+    std::string const answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string in;
+    try {
+        for (;;) {
+            auto n =
+                co_await net::async_read_until(sock, net::dynamic_buffer(in), "\r\n\r\n", net::use_awaitable);
+            in.erase(0, n);
+            co_await net::async_write(sock, net::buffer(answer), net::use_awaitable);
+        }
+    } catch (std::exception const&) {
+        // the client (fanout's pool) closed the connection
+    }
+}
+
+net::awaitable<void> serve_json(tcp::acceptor& acceptor) {
+    for (;;) {
+        auto sock = co_await acceptor.async_accept(net::use_awaitable);
+        net::co_spawn(acceptor.get_executor(), answer_json(std::move(sock)), net::detached);
+    }
+}
+
+bool ask(std::uint16_t port) {
+    net::io_context ioc;
+    tcp::socket sock{ioc};
+    sock.connect({net::ip::make_address("127.0.0.1"), port});
+    std::string const request = "GET /api/aggregate/wg HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n";
+    net::write(sock, net::buffer(request));
+    std::string answer;
+    boost::system::error_code ec;
+    net::read(sock, net::dynamic_buffer(answer), ec);  // to the end: Connection: close
+    bool ok = answer.rfind("HTTP/1.1 200", 0) == 0 &&
+              answer.find(R"("hello":{"hello":"world"})") != std::string::npos;
+    if (!ok) std::cerr << "consumer: unexpected answer:\n" << answer << "\n";
+    return ok;
+}
+
+}  // namespace
+
+int main() {
+    net::io_context ioc{1};
+    tcp::acceptor upstream{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+    net::co_spawn(ioc, serve_json(upstream), net::detached);
+
+    fanout::server::options opts;
+    opts.listen_port = 0;
+    opts.log_level = "warn";
+    opts.upstreams.push_back(fanout::upstream::make_service(
+        "hello", "http://127.0.0.1:" + std::to_string(upstream.local_endpoint().port()) + "/hello"
+    ));
+    fanout::server::http_server server{ioc.get_executor(), opts};
+    auto const port = server.local_endpoint().port();
+    server.async_run([&](std::exception_ptr e) {
+        if (e) std::cerr << "consumer: the server failed\n";
+        upstream.close();  // the server is done: so is the application
+    });
+
+    std::atomic<int> good{0};
+    std::thread client{[&] {
+        for (int i = 0; i < 20; ++i) good += ask(port) ? 1 : 0;
+        server.shutdown(std::chrono::milliseconds(1000));
+    }};
+    run_application_loop(ioc);
+    client.join();
+    std::cout << "consumer: " << good << " of 20 answers merged\n";
+    return good == 20 ? 0 : 1;
+}
