@@ -219,4 +219,20 @@ aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::m
     return a;
 }
 
+void shutdown_all(harness& h, std::chrono::milliseconds grace, bool wait) {
+    for (std::size_t i = 0; i < h.threads(); ++i) {
+        h.server(i).shutdown(grace);
+        if (wait) h.on_loop(i, [] {});
+    }
+}
+
+bool refuses_connections(std::uint16_t port) {
+    try {
+        client c{port};
+        return false;
+    } catch (std::exception const&) {
+        return true;
+    }
+}
+
 }  // namespace fanout::test

@@ -100,6 +100,13 @@ upstream::sim_service sim(
     std::chrono::milliseconds latency = 0ms
 );
 
+// Begins a graceful shutdown of every server; with `wait`, returns once each loop has begun it
+// (shutdown() posts to the server's loop, and a task posted after it waits for it).
+void shutdown_all(harness& h, std::chrono::milliseconds grace, bool wait = true);
+
+// True once nothing accepts connections on the port any more (the listeners are closed).
+bool refuses_connections(std::uint16_t port);
+
 // A port on loopback where nothing listens.
 std::uint16_t closed_port();
 

@@ -22,19 +22,6 @@ namespace {
 
 std::string const wg = "/api/aggregate/wg";
 
-void shutdown_all(harness& h, std::chrono::milliseconds grace) {
-    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(grace);
-}
-
-bool refuses_connections(std::uint16_t port) {
-    try {
-        client c{port};
-        return false;
-    } catch (std::exception const&) {
-        return true;
-    }
-}
-
 // A plain socket whose writes and reads give up after a timeout: a test that streams a large body
 // must fail, not hang, when the server stops reading.
 class raw_connection {
@@ -177,7 +164,7 @@ BOOST_AUTO_TEST_CASE(a_connection_still_in_the_listen_queue_is_answered) {
     BOOST_TEST_REQUIRE(eventually([&] { return blocked == h.threads(); }));
     client c{h.port()};
     c.send_get("/healthz");
-    shutdown_all(h, 5s);  // runs on each loop once it is free, before it looks at its listener
+    shutdown_all(h, 5s, /*wait=*/false);  // runs on each loop once it is free, before its listener
     release.set_value();
     auto res = c.read(5s);
     BOOST_TEST_REQUIRE(res.has_value());

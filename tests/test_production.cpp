@@ -34,25 +34,6 @@ std::string scrape(std::uint16_t port) {
     return res->body();
 }
 
-// Begins a graceful shutdown of every server and returns once each loop has begun it: shutdown()
-// posts to the server's loop, and on_loop() posts after it.
-void shutdown_all(harness& h, std::chrono::milliseconds grace) {
-    for (std::size_t i = 0; i < h.threads(); ++i) {
-        h.server(i).shutdown(grace);
-        h.on_loop(i, [] {});
-    }
-}
-
-// True once nothing accepts connections on the port any more (the listeners are closed).
-bool refuses_connections(std::uint16_t port) {
-    try {
-        client c{port};
-        return false;
-    } catch (std::exception const&) {
-        return true;
-    }
-}
-
 // Log lines captured from the server, one JSON object each.
 struct captured_log {
     std::shared_ptr<std::ostringstream> out = std::make_shared<std::ostringstream>();
