@@ -280,6 +280,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         return stopping && !accepting && sessions.empty() && ctx.stats->channel_producers_live == 0;
     }
     void check_drained();
+    static net::awaitable<void> serve_until_drained(std::shared_ptr<impl> self);
 };
 
 net::awaitable<void> http_server::impl::accept() {
@@ -605,7 +606,12 @@ http_server::http_server(
     );
 }
 
-http_server::~http_server() = default;
+// RAII: a server destroyed while it runs stops at once (as cancel()); whatever still runs holds
+// the state it needs, so a run() not yet started by its loop finds it too.
+http_server::~http_server() {
+    auto ex = impl_->ex;  // before impl_ is moved from: arguments are evaluated in any order
+    net::post(ex, [self = std::move(impl_)] { self->stop_accepting(std::chrono::milliseconds(0)); });
+}
 
 http_server::executor_type http_server::get_executor() const noexcept {
     return impl_->ex;
@@ -616,7 +622,10 @@ tcp::endpoint http_server::local_endpoint() const {
 }
 
 net::awaitable<void> http_server::run() {
-    auto self = impl_;
+    return impl::serve_until_drained(impl_);  // not a coroutine: the state is taken now, not when it starts
+}
+
+net::awaitable<void> http_server::impl::serve_until_drained(std::shared_ptr<impl> self) {
     if (!self->stopping) {
         self->accepting = true;
         // The loop handles its errors itself; anything it throws is a bug: the server stops, and

@@ -246,6 +246,70 @@ BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
     BOOST_TEST(ioc.stopped());  // nothing of the server was left running
 }
 
+// The run starts when the loop gets to it, which may be after the server object is gone.
+BOOST_AUTO_TEST_CASE(a_server_destroyed_before_its_run_started_stops_cleanly) {
+    net::io_context ioc{1};
+    server::options opts;
+    opts.listen_port = 0;
+    opts.log_level = "off";
+    opts.upstreams.push_back(
+        upstream::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
+    );
+    bool done = false;
+    {
+        server::http_server server{ioc.get_executor(), opts};
+        server.async_run([&](std::exception_ptr e) {
+            BOOST_TEST(!e);
+            done = true;
+        });
+    }
+    ioc.run_for(5s);
+    BOOST_TEST(done);
+    BOOST_TEST(ioc.stopped());
+}
+
+BOOST_AUTO_TEST_CASE(destroying_a_running_server_stops_it) {
+    net::io_context ioc{1};
+    upstream::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
+    server::options opts;
+    opts.listen_port = 0;
+    opts.log_level = "off";
+    opts.upstreams.push_back(upstream::make_service("users", upstreams.url(0)));
+    auto server = std::make_unique<server::http_server>(ioc.get_executor(), opts);
+    auto const port = server->local_endpoint().port();
+    upstreams.start();
+    bool done = false;
+    server->async_run([&](std::exception_ptr e) {
+        BOOST_TEST(!e);
+        done = true;
+        upstreams.cancel();
+    });
+    std::atomic<bool> answered{true};
+    std::thread user([port, &answered] {
+        client c{port};
+        c.send_get(wg);
+        answered = c.read(3s).has_value();  // hung, then closed when the server is destroyed
+    });
+    net::steady_timer poll{ioc};
+    std::function<void()> destroy_once_hung = [&] {
+        if (upstreams.counters(0).requests == 1) {
+            server.reset();
+            return;
+        }
+        poll.expires_after(5ms);
+        poll.async_wait([&](boost::system::error_code ec) {
+            if (!ec) destroy_once_hung();
+        });
+    };
+    destroy_once_hung();
+    ioc.run_for(5s);
+    user.join();
+    BOOST_TEST(!answered);
+    BOOST_TEST(done);
+    BOOST_TEST(ioc.stopped());
+    BOOST_TEST(refuses_connections(port));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_signals)

@@ -34,6 +34,8 @@ class http_server {
     );
     http_server(http_server const&) = delete;
     http_server& operator=(http_server const&) = delete;
+    // Stops the server at once, as cancel() (a run in progress completes once all is closed). Safe
+    // before, during or after a run, from any thread; the io_context must still exist.
     ~http_server();
 
     executor_type get_executor() const noexcept;
