@@ -571,6 +571,7 @@ void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
         stopping = true;
         drain_timer.cancel();
         if (accepting) accept_queued();
+        release_listener(acceptor);
         error_code ec;
         acceptor.close(ec);
         close_idle();

@@ -6,8 +6,8 @@
 #include <array>
 #include <charconv>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
@@ -120,14 +120,9 @@ struct listeners_seen {
 
 // Who listens where `endpoint` would, among the sockets of this network namespace; nullopt when
 // /proc/net cannot be read.
-std::optional<listeners_seen> who_listens(tcp::endpoint const& endpoint, std::span<int const> own_fds) {
+std::optional<listeners_seen> who_listens(tcp::endpoint const& endpoint, std::vector<ino_t> const& own) {
     std::ifstream in{endpoint.address().is_v6() ? "/proc/net/tcp6" : "/proc/net/tcp"};
     if (!in) return std::nullopt;
-    std::vector<ino_t> own;
-    for (int fd : own_fds) {
-        struct stat st {};
-        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) own.push_back(st.st_ino);
-    }
     listeners_seen seen;
     std::string line;
     std::getline(in, line);  // the column titles
@@ -147,19 +142,24 @@ std::optional<listeners_seen> who_listens(tcp::endpoint const& endpoint, std::sp
     return seen;
 }
 
-// Every open file descriptor of this process.
-std::vector<int> process_fds() {
-    std::vector<int> fds;
-    DIR* dir = opendir("/proc/self/fd");
-    if (!dir) return fds;
-    while (dirent const* entry = readdir(dir)) {
-        int fd = -1;
-        std::string_view name = entry->d_name;
-        auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), fd);
-        if (ec == std::errc{} && end == name.data() + name.size() && fd != dirfd(dir)) fds.push_back(fd);
+std::vector<ino_t> socket_inodes(std::span<int const> fds) {
+    std::vector<ino_t> inodes;
+    for (int fd : fds) {
+        struct stat st {};
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) inodes.push_back(st.st_ino);
     }
-    closedir(dir);
-    return fds;
+    return inodes;
+}
+
+// The listeners this process opened with reuse_port and has not closed: "ours". Kept here rather
+// than found by scanning the process's descriptors, which would race with other threads closing
+// theirs.
+std::mutex own_mutex;
+std::vector<ino_t> own_listeners;
+
+std::vector<ino_t> own_listener_inodes() {
+    std::lock_guard lock{own_mutex};
+    return own_listeners;
 }
 
 // With SO_REUSEPORT, a bind joins the listeners of another process of the same user; without it,
@@ -172,7 +172,7 @@ void refuse_foreign_listeners(net::any_io_executor ex, tcp::endpoint const& endp
     if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) probe.bind(endpoint, ec);
     if (ec != net::error::address_in_use) return;  // free, or a failure the real bind will report
-    auto seen = who_listens(endpoint, process_fds());
+    auto seen = who_listens(endpoint, own_listener_inodes());
     if (seen && (seen->foreign || !seen->own)) throw listen_error(endpoint, ec);
 }
 
@@ -210,14 +210,32 @@ tcp::acceptor open_listener(net::any_io_executor ex, tcp::endpoint const& endpoi
     if (reuse_port) {
         auto bound = acceptor.local_endpoint(ec);
         if (ec) throw listen_error(endpoint, ec);
-        check_own_listeners(bound, process_fds());
+        int const fd = acceptor.native_handle();
+        auto const inode = socket_inodes(std::span{&fd, 1});
+        {
+            std::lock_guard lock{own_mutex};
+            own_listeners.insert(own_listeners.end(), inode.begin(), inode.end());
+        }
+        auto seen = who_listens(bound, own_listener_inodes());
+        if (seen && seen->foreign) {
+            release_listener(acceptor);
+            throw listen_error(bound, net::error::address_in_use);
+        }
     }
     return acceptor;
 }
 
 void check_own_listeners(tcp::endpoint const& endpoint, std::span<int const> own) {
-    auto seen = who_listens(endpoint, own);
+    auto seen = who_listens(endpoint, socket_inodes(own));
     if (seen && seen->foreign) throw listen_error(endpoint, net::error::address_in_use);
+}
+
+void release_listener(tcp::acceptor& acceptor) {
+    if (!acceptor.is_open()) return;
+    int const fd = acceptor.native_handle();
+    auto const inode = socket_inodes(std::span{&fd, 1});
+    std::lock_guard lock{own_mutex};
+    for (auto i : inode) std::erase(own_listeners, i);
 }
 
 }  // namespace fanout::server
