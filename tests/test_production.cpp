@@ -3,6 +3,9 @@
 #include "tests/support.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -60,6 +63,16 @@ struct captured_log {
         return found;
     }
 };
+
+// Runs `act` on the loop once `ready()` holds, looking every 5 ms.
+net::awaitable<void> once(std::function<bool()> ready, std::function<void()> act) {
+    net::steady_timer poll{co_await net::this_coro::executor};
+    while (!ready()) {
+        poll.expires_after(5ms);
+        co_await poll.async_wait(net::use_awaitable);
+    }
+    act();
+}
 
 }  // namespace
 
@@ -226,19 +239,15 @@ BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
         c.send_get(wg);
         answered = c.read(3s).has_value();  // hung, then closed by the cancellation
     });
-    // Cancel the run once the request is hung on its upstream (checked on the loop, every 5 ms).
-    net::steady_timer poll{ioc};
-    std::function<void()> stop_once_hung = [&] {
-        if (upstreams.counters(0).requests == 1) {
-            stop.emit(net::cancellation_type::terminal);
-            return;
-        }
-        poll.expires_after(5ms);
-        poll.async_wait([&](boost::system::error_code ec) {
-            if (!ec) stop_once_hung();
-        });
-    };
-    stop_once_hung();
+    // Cancel the run once the request is hung on its upstream.
+    net::co_spawn(
+        ioc,
+        once(
+            [&] { return upstreams.counters(0).requests == 1; },
+            [&] { stop.emit(net::cancellation_type::terminal); }
+        ),
+        net::detached
+    );
     ioc.run_for(5s);
     user.join();
     BOOST_TEST(!answered);
@@ -290,18 +299,9 @@ BOOST_AUTO_TEST_CASE(destroying_a_running_server_stops_it) {
         c.send_get(wg);
         answered = c.read(3s).has_value();  // hung, then closed when the server is destroyed
     });
-    net::steady_timer poll{ioc};
-    std::function<void()> destroy_once_hung = [&] {
-        if (upstreams.counters(0).requests == 1) {
-            server.reset();
-            return;
-        }
-        poll.expires_after(5ms);
-        poll.async_wait([&](boost::system::error_code ec) {
-            if (!ec) destroy_once_hung();
-        });
-    };
-    destroy_once_hung();
+    net::co_spawn(
+        ioc, once([&] { return upstreams.counters(0).requests == 1; }, [&] { server.reset(); }), net::detached
+    );
     ioc.run_for(5s);
     user.join();
     BOOST_TEST(!answered);
