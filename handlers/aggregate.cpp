@@ -1,10 +1,6 @@
+#include "handlers/handlers.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <charconv>
 #include <fanout/aggregate.hpp>
@@ -14,7 +10,6 @@
 namespace fanout::handlers {
 
 namespace net = boost::asio;
-using namespace net::experimental::awaitable_operators;
 using upstream::error_kind;
 
 unsigned partial_status(std::span<upstream::fetch_result const> results) noexcept {
@@ -106,39 +101,57 @@ reply render(
 
 namespace {
 
-net::awaitable<void> fetch_racing(
-    upstream::client& client,
-    std::size_t index,
-    aggregate_request req,
-    clock::time_point deadline,
-    upstream::fetch_result& out
+// A service whose own timeout is sooner than the request's deadline: its fetch is bounded by it.
+net::awaitable<upstream::fetch_result> fetch_bounded(
+    upstream::client& client, std::size_t index, aggregate_request req, clock::time_point deadline
 ) {
-    auto ex = co_await net::this_coro::executor;
-    net::steady_timer timer{ex, deadline};
-    auto winner = co_await (client.fetch(index) || timer.async_wait(net::as_tuple(net::use_awaitable)));
-    if (winner.index() == 0)
-        out = std::move(std::get<0>(winner));
-    else if (deadline_expired(winner))
-        out = timeout_failure(req.start, deadline);
-    else
-        out = upstream::make_failure(error_kind::cancelled, "cancelled");
+    auto [outcome] = co_await within(deadline, client.fetch(index));
+    if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
+    co_return settled(std::move(outcome), req);
+}
+
+std::string what(std::exception_ptr const& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (std::exception const& x) {
+        return x.what();
+    } catch (...) {
+        return "unknown exception";
+    }
 }
 
 }  // namespace
 
-net::awaitable<void> fetch_within(
-    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
+std::vector<net::awaitable<upstream::fetch_result>> fetches(
+    upstream::client& client, aggregate_request const& req, bool bounded
 ) {
-    auto const deadline = service_deadline(client.services()[index], req);
-    if (deadline == req.start + req.timeout) return client.fetch_to(index, out);
-    return fetch_racing(client, index, req, deadline, out);
+    auto services = client.services();
+    std::vector<net::awaitable<upstream::fetch_result>> out;
+    out.reserve(services.size());
+    for (std::size_t i = 0; i < services.size(); ++i) {
+        auto const deadline = service_deadline(services[i], req);
+        if (bounded && deadline < req.start + req.timeout)
+            out.push_back(fetch_bounded(client, i, req, deadline));
+        else
+            out.push_back(client.fetch(i));
+    }
+    return out;
 }
 
-net::awaitable<void> join_all(std::vector<net::awaitable<void>> branches) {
-    if (branches.empty()) co_return;
-    auto all = std::move(branches.front());
-    for (std::size_t i = 1; i < branches.size(); ++i) all = std::move(all) && std::move(branches[i]);
-    co_await std::move(all);
+upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req) {
+    if (o.ok()) return std::move(*o.value);
+    if (o.error == group_error::timeout) return timeout_failure(req.start, req.start + req.timeout);
+    auto const why = o.exception ? what(o.exception) : o.error.message();
+    return upstream::make_failure(error_kind::cancelled, "fetch failed: " + why);
+}
+
+std::vector<upstream::fetch_result> settled(
+    std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req
+) {
+    std::vector<upstream::fetch_result> results;
+    results.reserve(outcomes.size());
+    for (auto& o : outcomes) results.push_back(settled(std::move(o), req));
+    return results;
 }
 
 upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline) {
@@ -177,7 +190,7 @@ void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_r
                     if (!r.error || r.error->kind != error_kind::connect) m.opened.add();  // reconnected
                     break;
             }
-            if (!r.ok()) m.failures[static_cast<std::size_t>(r.error->kind)].add();
+            if (!r.ok()) m.failures[upstream::kind_index(r.error->kind)].add();
         }
         if (!r.ok() && ctx.log) {
             auto const& e = *r.error;

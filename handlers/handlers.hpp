@@ -3,24 +3,43 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <fanout/aggregate.hpp>
+#include <fanout/combinators.hpp>
+#include <vector>
 
 namespace fanout::handlers {
 
-// The four aggregation patterns; each fetches every configured service concurrently.
-// `ctx` must outlive the returned awaitable.
+// The four aggregation patterns, each one of the combinators of <fanout/combinators.hpp> over a
+// fetch of every configured service. `ctx` must outlive the returned awaitable.
 
-// Wait for all: the fetches joined with `&&`; no deadline, a hung service hangs the request.
+// Wait for all (wait_all): no deadline, a hung service hangs the request.
 boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req);
 
-// One producer per service sends its result into a channel; the handler receives N times.
-// No deadline either.
+// As they complete (as_completed): each fetch sends its result into a channel; the handler
+// receives N times. No deadline either.
 boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req);
 
-// The fetches raced with `||` against one shared deadline (a steady_timer); the late ones are
-// cancelled and reported as timeout.
+// Partial results at the deadline (within): the late fetches are cancelled and reported as timeout.
 boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request req);
 
-// Fail fast under the deadline: the first failure cancels the other fetches.
+// Fail fast under the deadline (fail_fast): the first failure cancels the other fetches.
 boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
+
+// One fetch per configured service. `bounded`: a service with a timeout of its own sooner than
+// the request's deadline fails as a timeout at it (the deadline-bound patterns).
+std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
+    upstream::client& client, aggregate_request const& req, bool bounded
+);
+
+// A fetch's outcome as a result: late ones are timeouts at `deadline`. A fetch returns upstream
+// failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
+upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req);
+std::vector<upstream::fetch_result> settled(
+    std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req
+);
+
+// The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
+clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;
+
+upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
 
 }  // namespace fanout::handlers

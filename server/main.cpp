@@ -58,7 +58,7 @@ int serve(server::options opts) {
     std::atomic<std::size_t> running{servers.size()};
     std::atomic<bool> failed{false};
     for (std::size_t i = 0; i < servers.size(); ++i) {
-        servers[i]->async_run([&](std::exception_ptr e) {
+        servers[i]->async_run([&](boost::system::error_code e) {
             if (e) failed = true;  // logged where it happened
             // The last server to finish ends what else runs on the first loop.
             if (--running == 0) {

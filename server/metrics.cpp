@@ -221,7 +221,7 @@ std::string metrics_registry::render() const {
             w.sample(
                 "fanout_upstream_failures_total",
                 label("service", service_names_[i]) + "," +
-                    label("kind", upstream::to_string(static_cast<upstream::error_kind>(k))),
+                    label("kind", upstream::to_string(upstream::kind_at(k))),
                 sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); })
             );
         }

@@ -62,7 +62,7 @@ harness::harness(
     stopped_ = all_stopped_.get_future().share();
     running_ = servers_.size();
     for (auto& s : servers_) {
-        s->async_run([this](std::exception_ptr) {
+        s->async_run([this](boost::system::error_code) {
             if (--running_ == 0) all_stopped_.set_value();
         });
     }

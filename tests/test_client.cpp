@@ -7,9 +7,11 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/client.hpp>
+#include <future>
 
 using namespace fanout;
 using namespace fanout::test;
@@ -125,6 +127,56 @@ BOOST_AUTO_TEST_CASE(fetch_reports_cancellation_as_a_value) {
     BOOST_TEST_REQUIRE(!result->ok());
     BOOST_TEST(to_string(result->error->kind) == "cancelled");
     BOOST_TEST(d.client.idle_connections(0) == 0u);
+}
+
+// Each completion token gets (error_code, fetch_result), the code being the failure's kind.
+BOOST_AUTO_TEST_CASE(async_fetch_takes_any_completion_token) {
+    direct d{{sim("users"), sim("orders", sim_behaviour::fail)}};
+    int done = 0;
+    d.client.async_fetch(0, [&](boost::system::error_code ec, upstream::fetch_result r) {
+        BOOST_TEST(!ec);
+        BOOST_TEST(r.ok());
+        ++done;
+    });
+    auto failed = d.client.async_fetch(1, net::use_future);
+    auto deferred = d.client.async_fetch(1);  // the default token: nothing starts yet
+    net::co_spawn(
+        d.ioc,
+        [&]() -> net::awaitable<void> {
+            auto [ec, r] = co_await d.client.async_fetch(1, net::as_tuple(net::use_awaitable));
+            BOOST_TEST((ec == upstream::error_kind::status));
+            BOOST_TEST(r.error->status == 500u);
+            ++done;
+        },
+        net::detached
+    );
+    std::move(deferred)([&](boost::system::error_code ec, upstream::fetch_result) {
+        BOOST_TEST((ec == upstream::error_kind::status));
+        ++done;
+    });
+    for (int i = 0; i < 100 && (done < 3 || failed.wait_for(0s) != std::future_status::ready); ++i)
+        d.ioc.run_one_for(100ms);
+    BOOST_TEST(done == 3);
+    // use_future: the error code becomes the future's exception.
+    BOOST_CHECK_EXCEPTION(failed.get(), boost::system::system_error, [](auto const& e) {
+        return e.code() == upstream::error_kind::status;
+    });
+}
+
+// Terminal cancellation through the token's slot ends the fetch with error_kind::cancelled.
+BOOST_AUTO_TEST_CASE(async_fetch_is_cancelled_through_its_slot) {
+    direct d{{sim("users", sim_behaviour::hang)}};
+    std::optional<boost::system::error_code> code;
+    net::cancellation_signal cancel;
+    d.client.async_fetch(
+        0, net::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec, auto) { code = ec; })
+    );
+    net::steady_timer timer{d.ioc, 50ms};
+    timer.async_wait([&](auto) { cancel.emit(net::cancellation_type::terminal); });
+    d.ioc.run_for(300ms);
+    BOOST_TEST_REQUIRE(code.has_value());
+    BOOST_TEST((*code == upstream::error_kind::cancelled));
+    BOOST_TEST(d.sim.counters(0).abandoned == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

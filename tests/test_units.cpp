@@ -164,6 +164,22 @@ std::vector<upstream::service> three_services() {
         upstream::parse_service("inventory=http://h/i")};
 }
 
+BOOST_AUTO_TEST_CASE(error_kinds_are_error_codes_and_none_is_success) {
+    for (std::size_t i = 0; i < upstream::error_kind_count; ++i) {
+        auto const kind = upstream::kind_at(i);
+        boost::system::error_code ec = kind;
+        BOOST_TEST(static_cast<bool>(ec));
+        BOOST_TEST((ec == kind));
+        BOOST_TEST(upstream::kind_index(kind) == i);
+        BOOST_TEST(ec.message() == std::string(upstream::to_string(kind)));
+        BOOST_TEST(std::string(ec.category().name()) == "fanout.upstream");
+    }
+    BOOST_TEST(upstream::to_string(upstream::kind_at(upstream::error_kind_count - 1)) == "cancelled");
+    auto const failure = upstream::make_failure(upstream::error_kind::connect, "refused");
+    BOOST_TEST((failure.error->code() == upstream::error_kind::connect));
+    BOOST_TEST((failure.error->code() != upstream::error_kind::timeout));
+}
+
 BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
     auto services = three_services();
     std::vector<upstream::fetch_result> results(3);

@@ -96,7 +96,7 @@ struct client::impl {
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    net::awaitable<void> fetch_to(std::size_t index, fetch_result& out);
+    net::awaitable<fetch_result> fetch(std::size_t index);
 };
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
@@ -117,7 +117,8 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
     co_return ec;
 }
 
-net::awaitable<void> client::impl::fetch_to(std::size_t index, fetch_result& out) {
+net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
+    fetch_result out;
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
     auto const& svc = services[index];
@@ -218,6 +219,7 @@ net::awaitable<void> client::impl::fetch_to(std::size_t index, fetch_result& out
     }
     out.elapsed = std::chrono::steady_clock::now() - start;
     out.connection = use;
+    co_return out;
 }
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
@@ -231,18 +233,16 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
 
 client::~client() = default;
 
+net::any_io_executor client::executor() const noexcept {
+    return impl_->ex;
+}
+
 std::span<service const> client::services() const noexcept {
     return impl_->services;
 }
 
 net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
-    fetch_result result;
-    co_await impl_->fetch_to(service_index, result);
-    co_return result;
-}
-
-net::awaitable<void> client::fetch_to(std::size_t service_index, fetch_result& out) {
-    return impl_->fetch_to(service_index, out);
+    return impl_->fetch(service_index);
 }
 
 void client::close_idle() noexcept {

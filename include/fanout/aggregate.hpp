@@ -75,25 +75,4 @@ reply finish(
     clock::time_point start
 );
 
-// The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
-clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;
-
-// Fetches a service into `out` (which must outlive the awaitable); one whose own timeout is sooner
-// than the request deadline races a timer of its own with `||` and fails as a timeout when it loses.
-boost::asio::awaitable<void> fetch_within(
-    upstream::client& client, std::size_t index, aggregate_request const& req, upstream::fetch_result& out
-);
-
-// Runs the branches concurrently, joined with `&&`; completes when all have (or one throws).
-boost::asio::awaitable<void> join_all(std::vector<boost::asio::awaitable<void>> branches);
-
-// Whether the deadline timer won a `||` race (index 1, an as_tuple'd wait) by expiring: when the whole
-// request is cancelled from outside, the timer completes too, with an error, and that is no timeout.
-template <class Variant>
-bool deadline_expired(Variant const& winner) noexcept {
-    return winner.index() == 1 && !std::get<0>(std::get<1>(winner));
-}
-
-upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
-
 }  // namespace fanout::handlers

@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <fanout/detail/async_spawn.hpp>
 #include <fanout/error.hpp>
 #include <fanout/service.hpp>
 #include <memory>
@@ -42,8 +43,20 @@ class client {
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
     boost::asio::awaitable<fetch_result> fetch(std::size_t service_index);
-    // The same, into `out` (which must outlive the awaitable): one coroutine frame less.
-    boost::asio::awaitable<void> fetch_to(std::size_t service_index, fetch_result& out);
+
+    // fetch() as an Asio initiating function: any completion token (default: `deferred`),
+    // completing with (error_code, fetch_result) on the token's executor; the code is the
+    // failure's kind (`== error_kind::timeout`...), and the result says more. Supports terminal
+    // cancellation, as fetch().
+    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    auto async_fetch(std::size_t service_index, CompletionToken&& token = CompletionToken{}) {
+        return detail::async_spawn(
+            executor(), fetch(service_index), std::forward<CompletionToken>(token),
+            [](fetch_result const& r) { return r.ok() ? boost::system::error_code{} : r.error->code(); }
+        );
+    }
+
+    boost::asio::any_io_executor executor() const noexcept;
 
     // Closes the idle pooled connections (at shutdown).
     void close_idle() noexcept;

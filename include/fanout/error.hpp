@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/error_code.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -9,9 +11,11 @@
 
 namespace fanout::upstream {
 
-// Expected upstream failures are data (they end up in the "errors" object of an answer), not exceptions.
+// Expected upstream failures are data (they end up in the "errors" object of an answer), not
+// exceptions. They are error codes of their own category too, so that callers compare with `==`;
+// none is 0 (success).
 enum class error_kind {
-    timeout,       // the request deadline passed first
+    timeout = 1,   // the request deadline passed first
     connect,       // refused, unreachable, name resolution failed
     status,        // non-2xx answer
     invalid_json,  // 2xx answer whose body is not one JSON value
@@ -19,15 +23,38 @@ enum class error_kind {
     protocol,      // malformed HTTP, or the connection closed early
     cancelled,     // stopped by us: a sibling failed, or the client went away
 };
-// Arrays indexed by error_kind have this size: keep `cancelled` the last kind.
-inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::cancelled) + 1;
+// Arrays indexed by kind_index() have this size: keep `timeout` the first kind, `cancelled` the last.
+inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::cancelled);
+constexpr std::size_t kind_index(error_kind kind) noexcept {
+    return static_cast<std::size_t>(kind) - 1;
+}
+constexpr error_kind kind_at(std::size_t index) noexcept {
+    return static_cast<error_kind>(index + 1);
+}
 
+// The name in the "errors" object of an answer and in metrics: "timeout", "connect", ...
 std::string_view to_string(error_kind kind) noexcept;
+
+// The category "fanout.upstream"; its messages are the names of to_string().
+boost::system::error_category const& upstream_category() noexcept;
+
+inline boost::system::error_code make_error_code(error_kind kind) noexcept {
+    return {static_cast<int>(kind), upstream_category()};
+}
+
+}  // namespace fanout::upstream
+
+template <>
+struct boost::system::is_error_code_enum<fanout::upstream::error_kind> : std::true_type {};
+
+namespace fanout::upstream {
 
 struct fetch_error {
     error_kind kind;
     std::string message;
     unsigned status = 0;  // the upstream's status, for error_kind::status
+
+    boost::system::error_code code() const noexcept { return kind; }
 };
 
 // How a fetch used the connection pool.

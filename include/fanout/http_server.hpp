@@ -2,12 +2,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <fanout/aggregate.hpp>
 #include <fanout/client.hpp>
+#include <fanout/detail/async_spawn.hpp>
 #include <fanout/metrics.hpp>
 #include <fanout/options.hpp>
 #include <memory>
@@ -45,9 +45,12 @@ class http_server {
     // Cancelling the run itself (e.g. terminal cancellation of the awaitable) is cancel().
     boost::asio::awaitable<void> run();
 
-    template <class CompletionToken>
-    auto async_run(CompletionToken&& token) {
-        return boost::asio::co_spawn(get_executor(), run(), std::forward<CompletionToken>(token));
+    // run() as an Asio initiating function: any completion token (default: `deferred`), completing
+    // with (error_code) on the token's executor: success, or the code of an unexpected failure
+    // (already logged). Supports terminal cancellation, which is cancel().
+    template <class CompletionToken = detail::default_token_t<executor_type>>
+    auto async_run(CompletionToken&& token = CompletionToken{}) {
+        return detail::async_spawn(get_executor(), run(), std::forward<CompletionToken>(token));
     }
 
     // Graceful stop: no new connections; every request that reached the server is answered (the last

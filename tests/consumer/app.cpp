@@ -82,7 +82,7 @@ int main() {
     ));
     fanout::server::http_server server{ioc.get_executor(), opts};
     auto const port = server.local_endpoint().port();
-    server.async_run([&](std::exception_ptr e) {
+    server.async_run([&](boost::system::error_code e) {
         if (e) std::cerr << "consumer: the server failed\n";
         upstream.close();  // the server is done: so is the application
     });

@@ -1,0 +1,274 @@
+#pragma once
+
+// The four aggregation patterns as combinators over any awaitable: an Asio operation given
+// `boost::asio::use_awaitable`, or a coroutine of the application's own. fanout's HTTP endpoints
+// are built on these; an upstream fetch is one kind of child among others.
+//
+//   wait_all     every child runs to its end; errors are values           (WaitGroup)
+//   as_completed each child's outcome as it completes, through a channel  (buffered channel)
+//   within       partial results at a deadline; late children cancelled   (context + timeout)
+//   fail_fast    the first failure cancels the others and is reported     (errgroup)
+//
+// Each takes a fixed set (`wait_all(a, b, c)`, a tuple of outcomes) or a runtime-sized
+// `std::vector<boost::asio::awaitable<T>>` (a vector of outcomes, in the children's order). All children
+// start at once on the caller's executor. Terminal cancellation of the awaiting coroutine (e.g. a
+// `cancellation_signal` bound with `co_spawn`, or losing a `||` race) is passed on to every child
+// still running, and the combinator still completes, with each child's outcome; a combinator
+// never leaves a child running when it completes, except `as_completed` when its `completions`
+// object is destroyed early (the children are then cancelled and finish in the background).
+// Children must not need more than the executor to finish: each runs on its own.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <deque>
+#include <fanout/detail/group.hpp>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace fanout {
+
+// ---- wait for all: errors as values; a child that never completes holds the group for ever.
+
+template <class T>
+boost::asio::awaitable<std::vector<outcome<T>>> wait_all(std::vector<boost::asio::awaitable<T>> children) {
+    std::vector<outcome<T>> outcomes(children.size());
+    detail::group_control<> control;
+    co_await detail::join(std::move(children), outcomes, control);
+    co_return outcomes;
+}
+
+template <class... T>
+requires(sizeof...(T) > 0)
+    boost::asio::awaitable<std::tuple<outcome<T>...>> wait_all(boost::asio::awaitable<T>... children) {
+    std::tuple<outcome<T>...> outcomes;
+    detail::group_control<> control;
+    co_await detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...);
+    co_return outcomes;
+}
+
+// ---- partial results at a deadline: the children still running then are cancelled, and every
+// child that completes at or after the deadline is reported as group_error::timeout.
+
+template <class T>
+boost::asio::awaitable<std::vector<outcome<T>>> within(
+    deadline at, std::vector<boost::asio::awaitable<T>> children
+) {
+    std::vector<outcome<T>> outcomes(children.size());
+    detail::group_control<> control{at.when};
+    co_await detail::race_deadline(detail::join(std::move(children), outcomes, control), control);
+    co_return outcomes;
+}
+
+template <class... T>
+requires(sizeof...(T) > 0) boost::asio::awaitable<std::tuple<outcome<T>...>> within(
+    deadline at, boost::asio::awaitable<T>... children
+) {
+    std::tuple<outcome<T>...> outcomes;
+    detail::group_control<> control{at.when};
+    co_await detail::race_deadline(
+        detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...),
+        control
+    );
+    co_return outcomes;
+}
+
+// ---- fail fast: a child fails by throwing, or by completing with a value `failed` says is a
+// failure; the first failure cancels the others (whose outcomes then say how they ended) and its
+// index is `first_failure`. A failure caused by the group's own cancellation (a sibling's failure,
+// the deadline, the caller's cancellation) is never the first failure. With a deadline, as
+// `within`; `first_failure` is then empty when the deadline came first.
+
+template <class T, class Failed = never_failed>
+boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(
+    std::vector<boost::asio::awaitable<T>> children, Failed failed = {}
+) {
+    fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
+    detail::group_control<Failed> control{std::nullopt, true, std::move(failed)};
+    co_await detail::stop_quietly(detail::join(std::move(children), r.outcomes, control));
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+template <class T, class Failed = never_failed>
+boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(
+    deadline at, std::vector<boost::asio::awaitable<T>> children, Failed failed = {}
+) {
+    fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
+    detail::group_control<Failed> control{at.when, true, std::move(failed)};
+    co_await detail::race_deadline(
+        detail::stop_quietly(detail::join(std::move(children), r.outcomes, control)), control
+    );
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+template <class... T>
+requires(sizeof...(T) > 0) boost::asio::awaitable<fail_fast_result<std::tuple<outcome<T>...>>> fail_fast(
+    boost::asio::awaitable<T>... children
+) {
+    fail_fast_result<std::tuple<outcome<T>...>> r;
+    detail::group_control<> control{std::nullopt, true};
+    co_await detail::stop_quietly(
+        detail::join_fixed(control, r.outcomes, std::index_sequence_for<T...>{}, std::move(children)...)
+    );
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+template <class... T>
+requires(sizeof...(T) > 0) boost::asio::awaitable<fail_fast_result<std::tuple<outcome<T>...>>> fail_fast(
+    deadline at, boost::asio::awaitable<T>... children
+) {
+    fail_fast_result<std::tuple<outcome<T>...>> r;
+    detail::group_control<> control{at.when, true};
+    co_await detail::race_deadline(
+        detail::stop_quietly(
+            detail::join_fixed(control, r.outcomes, std::index_sequence_for<T...>{}, std::move(children)...)
+        ),
+        control
+    );
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+// ---- as they complete: each child runs detached and sends (index, outcome) into a channel with a
+// slot per child, so no child ever waits for the reader. Cancelling the coroutine that waits in
+// next() cancels every child still running; next() then keeps delivering their outcomes, to a
+// coroutine that turned `this_coro::throw_if_cancelled` off (otherwise Asio makes its next
+// co_await throw, and destroying the completions leaves the cancelled children to finish alone).
+template <class T>
+class completions {
+  public:
+    // `live`, if given, counts the children still running (e.g. for a server's drain to wait on).
+    completions(
+        boost::asio::any_io_executor ex,
+        std::vector<boost::asio::awaitable<T>> children,
+        std::shared_ptr<std::size_t> live = nullptr
+    )
+        : state_(std::make_shared<state>(ex, children.size())), remaining_(children.size()) {
+        for (std::size_t i = 0; i < children.size(); ++i) {
+            boost::asio::co_spawn(
+                ex, produce(std::move(children[i]), i, state_, live),
+                boost::asio::bind_cancellation_slot(state_->cancel[i].slot(), boost::asio::detached)
+            );
+        }
+    }
+    completions(completions&&) noexcept = default;
+    completions& operator=(completions&&) = delete;
+    ~completions() {
+        if (state_) state_->cancel_running();
+    }
+
+    std::size_t size() const noexcept { return state_->cancel.size(); }
+    std::size_t remaining() const noexcept { return remaining_; }
+
+    // The next child to complete: its index and outcome. At most size() times.
+    boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> next() {
+        namespace net = boost::asio;
+        bool const throwing = co_await net::this_coro::throw_if_cancelled();
+        co_await net::this_coro::throw_if_cancelled(false);
+        auto [ec, index, result] = co_await receive(co_await net::this_coro::cancellation_state);
+        co_await net::this_coro::throw_if_cancelled(throwing);
+        co_return std::pair{index, std::move(result)};
+    }
+
+    // Calls on_each(index, outcome) for each child still to complete, as it completes; done when
+    // all have. One coroutine for them all: cheaper than next() in a loop.
+    template <class OnEach>
+    boost::asio::awaitable<void> each(OnEach on_each) {
+        namespace net = boost::asio;
+        bool const throwing = co_await net::this_coro::throw_if_cancelled();
+        co_await net::this_coro::throw_if_cancelled(false);
+        auto cs = co_await net::this_coro::cancellation_state;
+        while (remaining_ > 0) {
+            auto [ec, index, result] = co_await receive(cs);
+            on_each(index, std::move(result));
+        }
+        co_await net::this_coro::throw_if_cancelled(throwing);
+    }
+
+    // Cancels every child still running (terminal cancellation); their outcomes still come.
+    void cancel() { state_->cancel_running(); }
+
+  private:
+    // The receive itself is never cancelled: on Boost 1.81 a cancelled receive leaves the channel
+    // refusing try_send. The reader's cancellation reaches the children instead, who then
+    // complete at once. Asio clears the coroutine's slot each time it resumes, so the handler is
+    // put back before each wait (the caller has turned throw_if_cancelled off).
+    auto receive(boost::asio::cancellation_state cs) {
+        namespace net = boost::asio;
+        if (cs.cancelled() != net::cancellation_type::none) state_->cancel_running();
+        if (cs.slot().is_connected())
+            cs.slot().assign([state = state_](net::cancellation_type) { state->cancel_running(); });
+        --remaining_;
+        return state_->channel.async_receive(
+            net::bind_cancellation_slot(net::cancellation_slot(), net::as_tuple(net::use_awaitable))
+        );
+    }
+
+    using channel_type =
+        boost::asio::experimental::channel<void(boost::system::error_code, std::size_t, outcome<T>)>;
+
+    // Shared with the detached children, so that it lives as long as the last of them.
+    struct state {
+        state(boost::asio::any_io_executor ex, std::size_t n) : channel(ex, n), cancel(n) {}
+        channel_type channel;
+        std::deque<boost::asio::cancellation_signal> cancel;  // deque: signals do not move
+        std::vector<bool> sent = std::vector<bool>(cancel.size());
+
+        void cancel_running() {
+            for (std::size_t i = 0; i < cancel.size(); ++i)
+                if (!sent[i]) cancel[i].emit(boost::asio::cancellation_type::terminal);
+        }
+    };
+
+    static boost::asio::awaitable<void> produce(
+        boost::asio::awaitable<T> child,
+        std::size_t index,
+        std::shared_ptr<state> st,
+        std::shared_ptr<std::size_t> live
+    ) {
+        detail::live_guard guard{std::move(live)};
+        outcome<T> out;
+        // As detail::run_child without deadline or fail-fast, inline: one coroutine frame less.
+        try {
+            if constexpr (std::is_void_v<T>) {
+                co_await std::move(child);
+                out.value.emplace();
+            } else {
+                out.value.emplace(co_await std::move(child));
+            }
+        } catch (...) {
+            detail::record_exception(out, std::current_exception());
+        }
+        // One slot per child: never blocks, never fails. The child ends right after it (the guard
+        // counts it gone), before the reader can resume with the value.
+        st->sent[index] = true;
+        st->channel.try_send(boost::system::error_code{}, index, std::move(out));
+    }
+
+    std::shared_ptr<state> state_;
+    std::size_t remaining_;
+};
+
+template <class T>
+completions<T> as_completed(
+    boost::asio::any_io_executor ex,
+    std::vector<boost::asio::awaitable<T>> children,
+    std::shared_ptr<std::size_t> live = nullptr
+) {
+    return completions<T>(std::move(ex), std::move(children), std::move(live));
+}
+
+}  // namespace fanout

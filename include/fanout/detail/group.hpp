@@ -1,0 +1,205 @@
+#pragma once
+
+// What the combinators of <fanout/combinators.hpp> share: how a child's end is recorded, and the
+// `&&` / `||` compositions each pattern is made of.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace fanout {
+
+// Why a child of a combinator has no value, besides the error it completed with itself.
+enum class group_error {
+    timeout = 1,  // it was still running at the group's deadline (and was cancelled)
+    exception,    // it threw an exception that is not a boost::system::system_error
+};
+
+boost::system::error_category const& group_category() noexcept;
+
+inline boost::system::error_code make_error_code(group_error e) noexcept {
+    return {static_cast<int>(e), group_category()};
+}
+
+}  // namespace fanout
+
+template <>
+struct boost::system::is_error_code_enum<fanout::group_error> : std::true_type {};
+
+namespace fanout {
+
+using deadline_clock = std::chrono::steady_clock;
+
+// A point in time on the steady clock, or a duration from now.
+struct deadline {
+    deadline(deadline_clock::time_point at) noexcept : when(at) {}
+    template <class Rep, class Period>
+    deadline(std::chrono::duration<Rep, Period> from_now)
+        : when(deadline_clock::now() + std::chrono::duration_cast<deadline_clock::duration>(from_now)) {}
+
+    deadline_clock::time_point when;
+};
+
+// How one child ended: a value, or why not. Children returning void get a std::monostate value.
+template <class T>
+struct outcome {
+    using value_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+    std::optional<value_type> value;
+    // Without a value: the code of the boost::system::system_error it threw (an Asio operation
+    // cancelled by the group throws boost::asio::error::operation_aborted), or a group_error.
+    boost::system::error_code error;
+    std::exception_ptr exception;  // what it threw, if it threw
+
+    bool ok() const noexcept { return value.has_value(); }
+};
+
+template <class Outcomes>
+struct fail_fast_result {
+    Outcomes outcomes;
+    std::optional<std::size_t> first_failure;  // the child whose failure stopped the group
+};
+
+// The default failure test of fail_fast: only a thrown exception is a failure.
+struct never_failed {
+    template <class V>
+    bool operator()(V const&) const noexcept {
+        return false;
+    }
+};
+
+namespace detail {
+
+namespace net = boost::asio;
+using namespace net::experimental::awaitable_operators;
+
+template <class Failed = never_failed>
+struct group_control {
+    group_control() = default;
+    explicit group_control(
+        std::optional<deadline_clock::time_point> at, bool stop_on_failure = false, Failed f = {}
+    )
+        : deadline(at), fail_fast(stop_on_failure), failed(std::move(f)) {}
+
+    std::optional<deadline_clock::time_point> deadline;
+    bool fail_fast = false;
+    Failed failed{};
+    std::optional<std::size_t> first_failure;
+};
+
+// Thrown by a failed child of a fail-fast group, so that `&&` cancels its siblings.
+struct stop_group {};
+
+template <class T>
+void record_exception(outcome<T>& out, std::exception_ptr e) {
+    out.exception = e;
+    try {
+        std::rethrow_exception(e);
+    } catch (boost::system::system_error const& se) {
+        out.error = se.code();
+    } catch (...) {
+        out.error = group_error::exception;
+    }
+}
+
+// Runs one child into its outcome. Throws only stop_group, and only in a fail-fast group.
+template <class T, class Control>
+net::awaitable<void> run_child(
+    net::awaitable<T> child, outcome<T>& out, Control& control, std::size_t index
+) {
+    std::exception_ptr thrown;
+    try {
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(child);
+            out.value.emplace();
+        } else {
+            out.value.emplace(co_await std::move(child));
+        }
+    } catch (...) {
+        thrown = std::current_exception();
+    }
+    if (control.deadline && deadline_clock::now() >= *control.deadline) {
+        out.value.reset();
+        out.error = group_error::timeout;
+        co_return;
+    }
+    if (thrown) record_exception(out, thrown);
+    if (!control.fail_fast || (!thrown && !control.failed(*out.value))) co_return;
+    // A failure that follows a cancellation of this child is its consequence, not a cause.
+    auto cs = co_await net::this_coro::cancellation_state;
+    if (!control.first_failure && cs.cancelled() == net::cancellation_type::none)
+        control.first_failure = index;
+    throw stop_group{};
+}
+
+// The children joined with `&&`: all run at once, and the join completes when all have, or (in
+// a fail-fast group) cancels the others when one throws.
+template <class T, class Control>
+net::awaitable<void> join(
+    std::vector<net::awaitable<T>> children, std::vector<outcome<T>>& outs, Control& control
+) {
+    if (children.empty()) co_return;
+    auto all = run_child(std::move(children[0]), outs[0], control, 0);
+    for (std::size_t i = 1; i < children.size(); ++i)
+        all = std::move(all) && run_child(std::move(children[i]), outs[i], control, i);
+    co_await std::move(all);
+}
+
+template <class Control, class Outcomes, std::size_t... I, class... T>
+net::awaitable<void> join_fixed(
+    Control& control, Outcomes& outs, std::index_sequence<I...>, net::awaitable<T>... children
+) {
+    co_await (run_child(std::move(children), std::get<I>(outs), control, I) && ...);
+}
+
+// A fail-fast join that completes normally when a child failed, so that it can race a timer
+// with `||` (which waits for the first *success*: a join that throws would always lose). When
+// both sides of an `&&` throw (the failed child, and a sibling failing as it is cancelled), `&&`
+// throws multiple_exceptions.
+inline net::awaitable<void> stop_quietly(net::awaitable<void> all) {
+    try {
+        co_await std::move(all);
+    } catch (stop_group const&) {
+    } catch (net::multiple_exceptions const&) {
+    }
+}
+
+// The join raced with `||` against the deadline's timer: when the timer wins, `||` cancels the
+// children still running. Cancelled from outside, both sides end early and no one timed out.
+template <class Control>
+net::awaitable<void> race_deadline(net::awaitable<void> all, Control const& control) {
+    net::steady_timer timer{co_await net::this_coro::executor, *control.deadline};
+    co_await (std::move(all) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+}
+
+// Counts a detached child as running for as long as it exists.
+struct live_guard {
+    explicit live_guard(std::shared_ptr<std::size_t> c) : count(std::move(c)) {
+        if (count) ++*count;
+    }
+    live_guard(live_guard const&) = delete;
+    live_guard& operator=(live_guard const&) = delete;
+    ~live_guard() {
+        if (count) --*count;
+    }
+    std::shared_ptr<std::size_t> count;
+};
+
+}  // namespace detail
+}  // namespace fanout

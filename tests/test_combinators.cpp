@@ -1,0 +1,268 @@
+// The combinators over operations that are not HTTP fetches: timers and plain coroutines.
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fanout/combinators.hpp>
+#include <stdexcept>
+#include <string>
+
+using namespace fanout;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+namespace {
+
+// What happened to the children of one test.
+struct trace {
+    int cancelled = 0;  // children whose wait was cancelled
+    int finished = 0;   // children that completed (any way)
+};
+
+// A value after `delay`; a cancelled wait throws operation_aborted (counted).
+net::awaitable<int> after(std::chrono::milliseconds delay, int value, trace& t) {
+    net::steady_timer timer{co_await net::this_coro::executor, delay};
+    try {
+        co_await timer.async_wait(net::use_awaitable);
+    } catch (boost::system::system_error const&) {
+        ++t.cancelled;
+        ++t.finished;
+        throw;
+    }
+    ++t.finished;
+    co_return value;
+}
+
+net::awaitable<int> throws_after(std::chrono::milliseconds delay, trace& t) {
+    co_await after(delay, 0, t);
+    throw std::runtime_error("broken");
+}
+
+net::awaitable<void> nothing() {
+    co_return;
+}
+
+net::awaitable<std::string> text(std::string s) {
+    co_return s;
+}
+
+// Runs `op` on a fresh loop to its end, optionally cancelling it (terminal) once `cancel_after`
+// has passed; returns its result. Fails the test if it does not complete within 10 s.
+template <class T>
+T run(net::io_context& ioc, net::awaitable<T> op, std::chrono::milliseconds cancel_after = 0ms) {
+    std::optional<T> result;
+    net::cancellation_signal cancel;
+    net::steady_timer canceller{ioc, cancel_after};
+    if (cancel_after > 0ms)
+        canceller.async_wait([&](boost::system::error_code ec) {
+            if (!ec) cancel.emit(net::cancellation_type::terminal);
+        });
+    net::co_spawn(
+        ioc, std::move(op),
+        net::bind_cancellation_slot(
+            cancel.slot(),
+            [&](std::exception_ptr e, T r) {
+                BOOST_TEST(!e);
+                result.emplace(std::move(r));
+                canceller.cancel();
+            }
+        )
+    );
+    auto const give_up = std::chrono::steady_clock::now() + 10s;
+    while (!result && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(100ms);
+    BOOST_TEST_REQUIRE(result.has_value());
+    return std::move(*result);
+}
+
+std::vector<net::awaitable<int>> children(auto&&... c) {
+    std::vector<net::awaitable<int>> v;
+    (v.push_back(std::move(c)), ...);
+    return v;
+}
+
+// Every outcome of `c` in the order they arrive, even when cancelled.
+net::awaitable<std::vector<std::pair<std::size_t, outcome<int>>>> read_all(
+    std::vector<net::awaitable<int>> c, std::shared_ptr<std::size_t> live
+) {
+    co_await net::this_coro::throw_if_cancelled(false);
+    auto arriving = as_completed(co_await net::this_coro::executor, std::move(c), live);
+    BOOST_TEST(*live == arriving.size());
+    std::vector<std::pair<std::size_t, outcome<int>>> out;
+    while (arriving.remaining() > 0) out.push_back(co_await arriving.next());
+    co_return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_combinators)
+
+BOOST_AUTO_TEST_CASE(wait_all_waits_for_every_child_and_keeps_errors_as_values) {
+    net::io_context ioc;
+    trace t;
+    auto outs = run(ioc, wait_all(children(after(30ms, 1, t), throws_after(1ms, t), after(1ms, 3, t))));
+    BOOST_TEST(t.finished == 3);  // the slowest too: nothing was cancelled
+    BOOST_TEST(t.cancelled == 0);
+    BOOST_TEST_REQUIRE(outs.size() == 3u);
+    BOOST_TEST((outs[0].ok() && *outs[0].value == 1));
+    BOOST_TEST(!outs[1].ok());
+    BOOST_TEST((outs[1].error == group_error::exception));
+    BOOST_TEST(static_cast<bool>(outs[1].exception));
+    BOOST_TEST((outs[2].ok() && *outs[2].value == 3));
+}
+
+BOOST_AUTO_TEST_CASE(wait_all_of_a_fixed_set_keeps_each_childs_type) {
+    net::io_context ioc;
+    trace t;
+    auto [a, b, c] = run(ioc, wait_all(after(5ms, 7, t), text("seven"), nothing()));
+    BOOST_TEST(*a.value == 7);
+    BOOST_TEST(*b.value == "seven");
+    BOOST_TEST(c.ok());
+}
+
+BOOST_AUTO_TEST_CASE(wait_all_is_held_by_a_hung_child_until_cancelled) {
+    net::io_context ioc;
+    trace t;
+    auto outs = run(ioc, wait_all(children(after(1ms, 1, t), after(1h, 2, t))), 50ms);
+    BOOST_TEST((outs[0].ok() && *outs[0].value == 1));
+    BOOST_TEST((outs[1].error == net::error::operation_aborted));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(within_reports_the_late_children_as_timeouts_and_cancels_them) {
+    net::io_context ioc;
+    trace t;
+    auto outs = run(ioc, within(50ms, children(after(1ms, 1, t), after(1h, 2, t), throws_after(1ms, t))));
+    BOOST_TEST((outs[0].ok() && *outs[0].value == 1));
+    BOOST_TEST((outs[1].error == group_error::timeout));
+    BOOST_TEST((outs[2].error == group_error::exception));
+    BOOST_TEST(t.cancelled == 1);
+    BOOST_TEST(t.finished == 3);  // the late one was cancelled before `within` completed
+}
+
+BOOST_AUTO_TEST_CASE(within_cancelled_before_its_deadline_reports_no_timeout) {
+    net::io_context ioc;
+    trace t;
+    auto [fast, hung] = run(ioc, within(1h, after(1ms, 1, t), after(1h, 2, t)), 50ms);
+    BOOST_TEST(*fast.value == 1);
+    BOOST_TEST((hung.error == net::error::operation_aborted));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_reports_the_first_failure_and_cancels_the_others) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, fail_fast(children(after(1h, 1, t), throws_after(5ms, t), after(1h, 3, t))));
+    BOOST_TEST_REQUIRE(r.first_failure.has_value());
+    BOOST_TEST(*r.first_failure == 1u);
+    BOOST_TEST((r.outcomes[1].error == group_error::exception));
+    BOOST_TEST((r.outcomes[0].error == net::error::operation_aborted));
+    BOOST_TEST((r.outcomes[2].error == net::error::operation_aborted));
+    BOOST_TEST(t.cancelled == 2);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_takes_a_value_as_a_failure_when_told) {
+    net::io_context ioc;
+    trace t;
+    auto negative = [](int v) { return v < 0; };
+    auto r = run(ioc, fail_fast(children(after(1h, 1, t), after(5ms, -1, t)), negative));
+    BOOST_TEST_REQUIRE(r.first_failure.has_value());
+    BOOST_TEST(*r.first_failure == 1u);
+    BOOST_TEST(*r.outcomes[1].value == -1);  // the failing value is kept
+    BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_cancelled_from_outside_has_no_first_failure) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, fail_fast(after(1h, 1, t), after(1h, 2, t)), 50ms);
+    BOOST_TEST(!r.first_failure.has_value());
+    BOOST_TEST((std::get<0>(r.outcomes).error == net::error::operation_aborted));
+    BOOST_TEST((std::get<1>(r.outcomes).error == net::error::operation_aborted));
+    BOOST_TEST(t.cancelled == 2);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_with_a_deadline_reports_the_late_as_timeouts) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, fail_fast(50ms, children(after(1ms, 1, t), after(1h, 2, t))));
+    BOOST_TEST(!r.first_failure.has_value());
+    BOOST_TEST(*r.outcomes[0].value == 1);
+    BOOST_TEST((r.outcomes[1].error == group_error::timeout));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_delivers_in_completion_order) {
+    net::io_context ioc;
+    trace t;
+    auto live = std::make_shared<std::size_t>(0);
+    auto outs = run(ioc, read_all(children(after(60ms, 0, t), after(1ms, 1, t), after(30ms, 2, t)), live));
+    std::vector<std::size_t> order;
+    for (auto& [index, outcome] : outs) {
+        BOOST_TEST(*outcome.value == static_cast<int>(index));
+        order.push_back(index);
+    }
+    BOOST_TEST(order == (std::vector<std::size_t>{1, 2, 0}), boost::test_tools::per_element());
+    BOOST_TEST(*live == 0u);
+}
+
+// each(): the same order, in one coroutine.
+net::awaitable<std::vector<std::size_t>> order_of(std::vector<net::awaitable<int>> c) {
+    auto arriving = as_completed(co_await net::this_coro::executor, std::move(c));
+    std::vector<std::size_t> order;
+    co_await arriving.each([&](std::size_t index, outcome<int> o) {
+        BOOST_TEST(*o.value == static_cast<int>(index));
+        order.push_back(index);
+    });
+    BOOST_TEST(arriving.remaining() == 0u);
+    co_return order;
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_each_delivers_in_completion_order) {
+    net::io_context ioc;
+    trace t;
+    auto order = run(ioc, order_of(children(after(60ms, 0, t), after(1ms, 1, t), after(30ms, 2, t))));
+    BOOST_TEST(order == (std::vector<std::size_t>{1, 2, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_cancelled_still_delivers_every_outcome) {
+    net::io_context ioc;
+    trace t;
+    auto live = std::make_shared<std::size_t>(0);
+    auto arrived =
+        run(ioc, read_all(children(after(1ms, 0, t), after(1h, 1, t), after(1h, 2, t)), live), 50ms);
+    BOOST_TEST_REQUIRE(arrived.size() == 3u);
+    BOOST_TEST(arrived[0].first == 0u);
+    BOOST_TEST(*arrived[0].second.value == 0);
+    BOOST_TEST((arrived[1].second.error == net::error::operation_aborted));
+    BOOST_TEST((arrived[2].second.error == net::error::operation_aborted));
+    BOOST_TEST(*live == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_destroyed_early_cancels_the_children) {
+    net::io_context ioc;
+    trace t;
+    auto live = std::make_shared<std::size_t>(0);
+    {
+        auto arriving = as_completed(ioc.get_executor(), children(after(1h, 0, t), after(1h, 1, t)), live);
+        ioc.run_for(10ms);
+        BOOST_TEST(*live == 2u);
+    }
+    for (int i = 0; i < 100 && *live > 0; ++i) ioc.run_one_for(100ms);
+    BOOST_TEST(*live == 0u);
+    BOOST_TEST(t.cancelled == 2);
+}
+
+BOOST_AUTO_TEST_CASE(group_errors_are_a_category_of_their_own) {
+    boost::system::error_code ec = group_error::timeout;
+    BOOST_TEST((ec == group_error::timeout));
+    BOOST_TEST((ec != group_error::exception));
+    BOOST_TEST(std::string(ec.category().name()) == "fanout.group");
+    BOOST_TEST(!ec.message().empty());
+    BOOST_TEST(static_cast<bool>(ec));  // a group error is never success
+}
+
+BOOST_AUTO_TEST_SUITE_END()
