@@ -26,6 +26,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -66,7 +67,9 @@ boost::asio::awaitable<std::vector<outcome<T>>> within(
 ) {
     std::vector<outcome<T>> outcomes(children.size());
     detail::group_control<> control{at.when};
-    co_await detail::race_deadline(detail::join(std::move(children), outcomes, control), control);
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (detail::join(std::move(children), outcomes, control) || detail::expiry(timer));
     co_return outcomes;
 }
 
@@ -76,9 +79,11 @@ requires(sizeof...(T) > 0) boost::asio::awaitable<std::tuple<outcome<T>...>> wit
 ) {
     std::tuple<outcome<T>...> outcomes;
     detail::group_control<> control{at.when};
-    co_await detail::race_deadline(
-        detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...),
-        control
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (
+        detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...) ||
+        detail::expiry(timer)
     );
     co_return outcomes;
 }
@@ -106,8 +111,10 @@ boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(
 ) {
     fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
     detail::group_control<Failed> control{at.when, true, std::move(failed)};
-    co_await detail::race_deadline(
-        detail::stop_quietly(detail::join(std::move(children), r.outcomes, control)), control
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (
+        detail::stop_quietly(detail::join(std::move(children), r.outcomes, control)) || detail::expiry(timer)
     );
     r.first_failure = control.first_failure;
     co_return r;
@@ -132,11 +139,13 @@ requires(sizeof...(T) > 0) boost::asio::awaitable<fail_fast_result<std::tuple<ou
 ) {
     fail_fast_result<std::tuple<outcome<T>...>> r;
     detail::group_control<> control{at.when, true};
-    co_await detail::race_deadline(
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (
         detail::stop_quietly(
             detail::join_fixed(control, r.outcomes, std::index_sequence_for<T...>{}, std::move(children)...)
-        ),
-        control
+        ) ||
+        detail::expiry(timer)
     );
     r.first_failure = control.first_failure;
     co_return r;

@@ -148,24 +148,28 @@ net::awaitable<void> run_child(
     throw stop_group{};
 }
 
+inline net::awaitable<void> nothing_to_join() {
+    co_return;
+}
+
 // The children joined with `&&`: all run at once, and the join completes when all have, or (in
-// a fail-fast group) cancels the others when one throws.
+// a fail-fast group) cancels the others when one throws. Built without a coroutine of its own.
 template <class T, class Control>
 net::awaitable<void> join(
     std::vector<net::awaitable<T>> children, std::vector<outcome<T>>& outs, Control& control
 ) {
-    if (children.empty()) co_return;
+    if (children.empty()) return nothing_to_join();
     auto all = run_child(std::move(children[0]), outs[0], control, 0);
     for (std::size_t i = 1; i < children.size(); ++i)
         all = std::move(all) && run_child(std::move(children[i]), outs[i], control, i);
-    co_await std::move(all);
+    return all;
 }
 
 template <class Control, class Outcomes, std::size_t... I, class... T>
 net::awaitable<void> join_fixed(
     Control& control, Outcomes& outs, std::index_sequence<I...>, net::awaitable<T>... children
 ) {
-    co_await (run_child(std::move(children), std::get<I>(outs), control, I) && ...);
+    return (run_child(std::move(children), std::get<I>(outs), control, I) && ...);
 }
 
 // A fail-fast join that completes normally when a child failed, so that it can race a timer
@@ -180,12 +184,10 @@ inline net::awaitable<void> stop_quietly(net::awaitable<void> all) {
     }
 }
 
-// The join raced with `||` against the deadline's timer: when the timer wins, `||` cancels the
+// The deadline's side of a `||` race against the join: when the timer wins, `||` cancels the
 // children still running. Cancelled from outside, both sides end early and no one timed out.
-template <class Control>
-net::awaitable<void> race_deadline(net::awaitable<void> all, Control const& control) {
-    net::steady_timer timer{co_await net::this_coro::executor, *control.deadline};
-    co_await (std::move(all) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+inline auto expiry(net::steady_timer& timer) {
+    return timer.async_wait(net::as_tuple(net::use_awaitable));
 }
 
 // Counts a detached child as running for as long as it exists.
