@@ -1,11 +1,8 @@
 #include "handlers/handlers.hpp"
-#include "server/log.hpp"
-#include "server/log_limiter.hpp"
+#include "wire/json_text.hpp"
 
 #include <charconv>
 #include <fanout/aggregate.hpp>
-#include <fanout/metrics.hpp>
-#include <spdlog/spdlog.h>
 
 namespace fanout::handlers {
 
@@ -34,7 +31,7 @@ void append_error(std::string& out, upstream::fetch_error const& e) {
     out += R"({"kind":")";
     out += upstream::to_string(e.kind);
     out += R"(","message":)";
-    out += server::json_quote(e.message);
+    out += wire::json_quote(e.message);
     if (e.kind == error_kind::status) {
         out += R"(,"status":)";
         out += std::to_string(e.status);
@@ -167,54 +164,6 @@ clock::time_point service_deadline(upstream::service const& svc, aggregate_reque
     return deadline;
 }
 
-namespace {
-
-void observe(context& ctx, std::string_view pattern, std::span<upstream::fetch_result const> results) {
-    auto services = ctx.client.services();
-    for (std::size_t i = 0; i < results.size(); ++i) {
-        auto const& r = results[i];
-        if (ctx.metrics) {
-            auto& m = ctx.metrics->services[i];
-            m.duration.observe(r.elapsed);
-            switch (r.connection) {
-                case upstream::connection_use::none:
-                    break;
-                case upstream::connection_use::opened:
-                    m.opened.add();
-                    break;
-                case upstream::connection_use::reused:
-                    m.reused.add();
-                    break;
-                case upstream::connection_use::retried:
-                    m.retried.add();
-                    if (!r.error || r.error->kind != error_kind::connect) m.opened.add();  // reconnected
-                    break;
-            }
-            if (!r.ok()) m.failures[upstream::kind_index(r.error->kind)].add();
-        }
-        if (!r.ok() && ctx.log) {
-            auto const& e = *r.error;
-            // Cancellations follow from another event (a sibling's failure, the client leaving,
-            // shutdown) that is logged itself: they are detail. Timeouts get their own event name.
-            auto level = e.kind == error_kind::cancelled ? spdlog::level::debug : spdlog::level::warn;
-            std::string_view const event =
-                e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure";
-            bool const write = ctx.log_limit
-                                   ? ctx.log_limit->admit(*ctx.log, level, event, upstream::to_string(e.kind))
-                                   : ctx.log->should_log(level);
-            if (!write) continue;
-            ctx.log->log(
-                level,
-                R"("event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f})",
-                event, pattern, services[i].name, upstream::to_string(e.kind), server::json_quote(e.message),
-                e.status, std::chrono::duration<double, std::milli>(r.elapsed).count()
-            );
-        }
-    }
-}
-
-}  // namespace
-
 reply finish(
     context& ctx,
     std::string_view pattern,
@@ -222,7 +171,11 @@ reply finish(
     unsigned status,
     clock::time_point start
 ) {
-    observe(ctx, pattern, results);
+    if (ctx.observer) {
+        auto services = ctx.client.services();
+        for (std::size_t i = 0; i < results.size(); ++i)
+            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[i]});
+    }
     return render(pattern, ctx.client.services(), results, status, start);
 }
 

@@ -1,3 +1,4 @@
+#include "server/fetch_recorder.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
@@ -210,7 +211,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
           shard_index(shard),
           metrics(claim_shard(*registry, shard, opts)),
-          log(opts.logger ? opts.logger : make_stderr_logger(opts.log_level)),
+          log(logger_for(opts)),
           acceptor(ex),
           client(
               ex,
@@ -220,7 +221,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                .max_idle_per_service = opts.upstream_pool_size}
           ),
           log_limit(opts.log_rate_limit),
-          ctx{.client = client, .metrics = &metrics, .log = log, .log_limit = &log_limit},
+          recorder(&metrics, log, &log_limit),
+          ctx{.client = client, .observer = &recorder},
           drain_timer(ex),
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
@@ -249,6 +251,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     tcp::acceptor acceptor;
     upstream::client client;
     log_limiter log_limit;
+    fetch_recorder recorder;
     http_date date;
     handlers::context ctx;
     std::list<session_slot> sessions;  // served and rejected connections alike
@@ -293,7 +296,7 @@ net::awaitable<void> http_server::impl::accept() {
         if (ec) {
             // e.g. out of file descriptors: keep serving the connections we have, try again soon.
             if (log_limit.admit(*log, spdlog::level::err, "accept_failed"))
-                log->error(R"("event":"accept_failed","message":{})", json_quote(ec.message()));
+                log->error(R"({{"event":"accept_failed","message":{}}})", json_quote(ec.message()));
             backoff.expires_after(std::chrono::milliseconds(50));
             co_await backoff.async_wait(use_tuple);
         }
@@ -382,10 +385,10 @@ net::awaitable<response> http_server::impl::answer(route const& r) {
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted &&
             log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
     } catch (std::exception const& e) {
         if (log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"("event":"handler_failed","message":{})", json_quote(e.what()));
+            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
     }
     // A bug or a cancellation: answer without disclosing anything.
     co_return error_response(500, "internal error");
@@ -479,7 +482,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
                         log->info(
-                            R"("event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f})",
+                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f}}})",
                             to_string(target), millis(clock::now() - start)
                         );
                     co_return;
@@ -489,7 +492,7 @@ net::awaitable<void> http_server::impl::serve_requests(
             }
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
-                    R"("event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f})",
+                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f}}})",
                     json_quote(parser.method_string()), json_quote(parser.target()), res.status,
                     to_string(target), millis(clock::now() - start)
                 );
@@ -638,9 +641,9 @@ net::awaitable<void> http_server::impl::serve_until_drained(std::shared_ptr<impl
             try {
                 std::rethrow_exception(e);
             } catch (std::exception const& x) {
-                self->log->error(R"("event":"accept_loop_failed","message":{})", json_quote(x.what()));
+                self->log->error(R"({{"event":"accept_loop_failed","message":{}}})", json_quote(x.what()));
             } catch (...) {
-                self->log->error(R"("event":"accept_loop_failed","message":"unknown exception")");
+                self->log->error(R"({"event":"accept_loop_failed","message":"unknown exception"})");
             }
             self->stop_accepting(self->opts.shutdown_grace);
         });

@@ -1,5 +1,8 @@
 #pragma once
 
+#include "wire/json_text.hpp"
+
+#include <fanout/options.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,18 +13,19 @@ class logger;
 
 namespace fanout::server {
 
-// A logger writing one JSON object per line to stderr: {"time":..,"level":..,<fields>}.
-// Callers log the fields as JSON members, e.g. R"("event":"upstream_failure","service":"users")".
+using wire::json_quote;
+
+// Every line fanout logs is one JSON object, {"event":"NAME",...}, whatever the logger's pattern.
+
+// A logger writing one JSON object per line to stderr: {"time":..,"level":..,"event":..,...},
+// the message's members after time and level.
 std::shared_ptr<spdlog::logger> make_stderr_logger(std::string const& level);
 
 // The same format into any sink (tests capture lines this way).
 void use_json_lines(spdlog::logger& logger);
 
-// A JSON string literal, quotes included, for text that did not come from us: bytes that are not
-// valid UTF-8 become U+FFFD, so the result is always valid JSON.
-std::string json_quote(std::string_view text);
-
-// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
-std::string valid_utf8(std::string_view text);
+// The server's logger for `opts`: opts.logger; else one calling opts.on_event at opts.log_level;
+// else none (an embedded server never writes to stderr on its own).
+std::shared_ptr<spdlog::logger> logger_for(options const& opts);
 
 }  // namespace fanout::server

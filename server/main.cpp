@@ -75,7 +75,7 @@ int serve(server::options opts) {
                                                                         int sig) {
         if (ec) return;
         opts.logger->info(
-            R"("event":"shutdown","signal":{},"drain_delay_ms":{},"grace_ms":{})", sig,
+            R"({{"event":"shutdown","signal":{},"drain_delay_ms":{},"grace_ms":{}}})", sig,
             opts.drain_delay.count(), opts.shutdown_grace.count()
         );
         for (auto& s : servers) s->shutdown();
@@ -92,7 +92,7 @@ int serve(server::options opts) {
         try {
             loop.run();
         } catch (std::exception const& e) {
-            opts.logger->critical(R"("event":"loop_failed","message":{})", server::json_quote(e.what()));
+            opts.logger->critical(R"({{"event":"loop_failed","message":{}}})", server::json_quote(e.what()));
             failed = true;
             for (auto& l : loops) l->stop();
         }

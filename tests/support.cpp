@@ -44,7 +44,7 @@ harness::harness(
         opts.upstreams.push_back(std::move(s));
     }
     for (auto& s : extra) opts.upstreams.push_back(std::move(s));
-    if (!opts.logger) {
+    if (!opts.logger && !opts.on_event) {
         opts.logger =
             std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
         opts.logger->set_level(spdlog::level::off);

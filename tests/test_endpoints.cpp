@@ -319,7 +319,7 @@ BOOST_AUTO_TEST_CASE(no_producer_outlives_the_handler) {
     for (std::size_t i = 0; i < upstreams.size(); ++i)
         services.push_back(upstream::make_service(upstreams.name(i), upstreams.url(i)));
     upstream::client client{ioc.get_executor(), services, {}};
-    handlers::context ctx{client, nullptr, nullptr};
+    handlers::context ctx{client};
     upstreams.start();
 
     std::optional<handlers::reply> reply;

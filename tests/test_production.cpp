@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <functional>
+#include <mutex>
 #include <regex>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -497,6 +498,53 @@ BOOST_AUTO_TEST_CASE(access_log_at_debug) {
     BOOST_TEST_REQUIRE(access.size() == 1u);
     BOOST_TEST(access.front().at("status").as_int64() == 200);
     BOOST_TEST(access.front().at("target").as_string() == wg + "?x=%22quoted%22");
+}
+
+// An application's logger with a pattern of its own gets each event as one whole JSON object.
+BOOST_AUTO_TEST_CASE(any_logger_pattern_gets_whole_json_objects) {
+    auto out = std::make_shared<std::ostringstream>();
+    server::options opts;
+    opts.logger =
+        std::make_shared<spdlog::logger>("app", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    opts.logger->set_pattern("app [%l] %v");
+    {
+        harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
+        get(h.port(), wg);
+    }
+    opts.logger->flush();
+    std::istringstream lines{out->str()};
+    std::string line;
+    BOOST_TEST_REQUIRE(static_cast<bool>(std::getline(lines, line)));
+    std::string const prefix = "app [warning] ";
+    BOOST_TEST_REQUIRE(line.starts_with(prefix), line);
+    auto event = json::parse(line.substr(prefix.size())).as_object();
+    BOOST_TEST(event.at("event").as_string() == "upstream_failure");
+    BOOST_TEST(event.at("service").as_string() == "orders");
+}
+
+// Or a callback gets each event, at log_level; nothing is written anywhere else.
+BOOST_AUTO_TEST_CASE(on_event_receives_each_event) {
+    std::mutex m;
+    std::vector<std::pair<std::string, json::object>> events;
+    server::options opts;
+    opts.log_level = "debug";
+    opts.on_event = [&](server::log_event const& e) {
+        std::lock_guard lock{m};
+        events.emplace_back(std::string(e.name), json::parse(e.json).as_object());
+        BOOST_TEST(e.level == (e.name == "access" ? "debug" : "warning"));
+    };
+    {
+        harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
+        get(h.port(), wg);
+    }
+    std::lock_guard lock{m};
+    auto named = [&](std::string_view name) {
+        return std::count_if(events.begin(), events.end(), [&](auto const& e) {
+            return e.first == name && e.second.at("event").as_string() == name;
+        });
+    };
+    BOOST_TEST(named("upstream_failure") == 1);
+    BOOST_TEST(named("access") == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -39,7 +39,7 @@ BOOST_AUTO_TEST_CASE(a_channel_request_cancelled_twice_outlives_its_producers) {
             upstream::make_service("orders", upstreams.url(1))},
         upstream::client_options{}
     );
-    handlers::context ctx{*client, nullptr, nullptr};
+    handlers::context ctx{*client};
     net::cancellation_signal cancel;
     bool done = false;
     std::exception_ptr error;
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
     auto const t0 = std::chrono::steady_clock::now();
     auto emit = [&](std::string_view detail, std::chrono::steady_clock::time_point at) {
         if (limit.admit(log, spdlog::level::warn, "upstream_failure", detail, at))
-            log.warn(R"("event":"upstream_failure","kind":"{}")", detail);
+            log.warn(R"({{"event":"upstream_failure","kind":"{}"}})", detail);
     };
     for (int i = 0; i < 25; ++i) emit("status", t0 + std::chrono::milliseconds(i));
     for (int i = 0; i < 3; ++i) emit("connect", t0);

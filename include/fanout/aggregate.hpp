@@ -14,15 +14,6 @@
 #include <variant>
 #include <vector>
 
-namespace spdlog {
-class logger;
-}
-
-namespace fanout::server {
-struct metrics_shard;
-class log_limiter;
-}  // namespace fanout::server
-
 namespace fanout::handlers {
 
 using clock = std::chrono::steady_clock;
@@ -32,13 +23,29 @@ struct handler_stats {
     std::size_t channel_producers_live = 0;  // channel producers that have not delivered yet
 };
 
+// One upstream fetch of an aggregate request, reported once the request has every result.
+struct fetch_event {
+    std::string_view endpoint;  // the pattern: "wg", "channel", "context-timeout", "errgroup"
+    std::size_t service;        // its index in the client's services
+    std::string_view service_name;
+    upstream::fetch_result const& result;
+};
+
+// Observes the aggregate handlers (fanout's server records its metrics and logs this way; an
+// application may put its own). Called on the handler's executor.
+class fetch_observer {
+  public:
+    virtual void fetched(fetch_event const& event) = 0;
+
+  protected:
+    ~fetch_observer() = default;
+};
+
 // What the aggregate handlers of one event loop share.
 struct context {
     upstream::client& client;
-    server::metrics_shard* metrics = nullptr;  // null: not recorded
-    std::shared_ptr<spdlog::logger> log;       // null: not logged
+    fetch_observer* observer = nullptr;  // null: nothing observes
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
-    server::log_limiter* log_limit = nullptr;  // null: every failure line is written
 };
 
 struct aggregate_request {

@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <fanout/service.hpp>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace spdlog {
@@ -16,6 +18,13 @@ namespace fanout::server {
 using std::chrono::milliseconds;
 
 // Everything fanout can be told, from flags or a --config file. Defaults are the documented ones.
+// One log line as an event: the application's to render or count.
+struct log_event {
+    std::string_view level;  // "trace", "debug", "info", "warning", "error", "critical"
+    std::string_view name;   // "access", "upstream_failure", "upstream_timeout", "shutdown", ...
+    std::string_view json;   // the whole event, one JSON object: {"event":"NAME",...}
+};
+
 struct options {
     std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
     std::uint16_t listen_port = 8080;          // 0: any free port
@@ -35,7 +44,11 @@ struct options {
     milliseconds drain_delay{0};                // at shutdown, serve on this long with /healthz 503 first
     std::string log_level = "info";             // trace, debug, info, warn, error, off
     std::uint32_t log_rate_limit = 5;           // lines a second of each kind of failure, per thread
-    std::shared_ptr<spdlog::logger> logger;     // null: JSON lines on stderr at log_level
+    // Where log lines go. Each line's message is one JSON object, {"event":"NAME",...}, so any
+    // pattern works (fanout's own stderr logger puts "time" and "level" first in the object).
+    // Neither set: no log (the fanout executable sets a stderr logger at log_level).
+    std::shared_ptr<spdlog::logger> logger;          // any logger; its level, not log_level, applies
+    std::function<void(log_event const&)> on_event;  // or each line handed over, at log_level
 };
 
 struct command_line {

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace fanout::wire {
+
+// A JSON string literal, quotes included, for text that did not come from us: bytes that are not
+// valid UTF-8 become U+FFFD, so the result is always valid JSON.
+std::string json_quote(std::string_view text);
+
+// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
+std::string valid_utf8(std::string_view text);
+
+}  // namespace fanout::wire
