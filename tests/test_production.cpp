@@ -17,6 +17,8 @@
 #include <spdlog/spdlog.h>
 #include <sstream>
 #include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
 using namespace fanout;
 using namespace fanout::test;
@@ -520,6 +522,40 @@ BOOST_AUTO_TEST_CASE(any_logger_pattern_gets_whole_json_objects) {
     auto event = json::parse(line.substr(prefix.size())).as_object();
     BOOST_TEST(event.at("event").as_string() == "upstream_failure");
     BOOST_TEST(event.at("service").as_string() == "orders");
+}
+
+// Embedded, with neither a logger nor on_event: not a byte on stderr, even for failures.
+BOOST_AUTO_TEST_CASE(embedded_without_a_logger_writes_nothing_to_stderr) {
+    std::fflush(stderr);
+    char path[] = "/tmp/fanout-stderr-XXXXXX";
+    int const file = mkstemp(path);
+    BOOST_TEST_REQUIRE(file >= 0);
+    int const saved = dup(2);
+    dup2(file, 2);
+    {
+        net::io_context ioc{1};
+        server::options opts;
+        opts.listen_port = 0;
+        opts.log_level = "trace";
+        opts.upstreams.push_back(
+            upstream::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
+        );
+        server::http_server server{ioc.get_executor(), opts};
+        server.async_run(net::detached);
+        std::thread user([&, port = server.local_endpoint().port()] {
+            BOOST_TEST(get(port, wg).status == 502u);  // a connect failure, logged at warning
+            server.shutdown(0ms);
+        });
+        ioc.run_for(10s);
+        user.join();
+    }
+    std::fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    auto const written = lseek(file, 0, SEEK_END);
+    close(file);
+    unlink(path);
+    BOOST_TEST(written == 0);
 }
 
 // Or a callback gets each event, at log_level; nothing is written anywhere else.
