@@ -102,7 +102,7 @@ namespace {
 net::awaitable<upstream::fetch_result> fetch_bounded(
     upstream::client& client, std::size_t index, aggregate_request req, clock::time_point deadline
 ) {
-    auto [outcome] = co_await within(deadline, client.fetch(index));
+    auto [outcome] = co_await within(deadline, client.fetch(index, req.params));
     if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
     co_return settled(std::move(outcome), req);
 }
@@ -130,7 +130,7 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         if (bounded && deadline < req.start + req.timeout)
             out.push_back(fetch_bounded(client, i, req, deadline));
         else
-            out.push_back(client.fetch(i));
+            out.push_back(client.fetch(i, req.params));
     }
     return out;
 }

@@ -378,6 +378,7 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
 net::awaitable<response> http_server::impl::answer(route const& r) {
     try {
         handlers::aggregate_request aggregate{r.timeout};
+        aggregate.params = r.params;
         auto reply = co_await r.handler(ctx, aggregate);
         auto res = json_response(reply.status, std::move(reply.body));
         res.complete = reply.complete;

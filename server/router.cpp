@@ -5,6 +5,7 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/parse_query.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -88,14 +89,36 @@ route match(http::verb method, std::string_view target, options const& opts) {
     if (!entry->handler) return r;
 
     std::optional<std::string> timeout_param;
+    std::optional<urls::params_encoded_view> query;
     if (question != std::string_view::npos) {
-        auto query = urls::parse_query(target.substr(question + 1));
-        if (!query) {
+        auto parsed = urls::parse_query(target.substr(question + 1));
+        if (!parsed) {
             r.answer = error_response(400, "malformed query");
             return r;
         }
+        query = *parsed;
         // The key is compared decoded; the value is decoded here (`?timeout_ms=%32%30` is 20).
         if (auto it = query->find("timeout_ms"); it != query->end()) timeout_param = (*it).value.decode();
+    }
+    // The values of the upstream targets' placeholders, from the query parameters of the same names.
+    for (auto const& svc : opts.upstreams) {
+        for (auto const& name : svc.params) {
+            if (std::any_of(r.params.begin(), r.params.end(), [&](auto const& p) { return p.name == name; }))
+                continue;
+            auto it = query ? query->find(name) : urls::params_encoded_view::iterator{};
+            if (!query || it == query->end() || !(*it).has_value) {
+                r.answer =
+                    error_response(400, "missing query parameter '" + name + "' (for " + svc.name + ")");
+                return r;
+            }
+            if ((*it).value.decoded_size() > max_param_size) {
+                r.answer = error_response(
+                    400, "query parameter '" + name + "' over " + std::to_string(max_param_size) + " bytes"
+                );
+                return r;
+            }
+            r.params.push_back({name, (*it).value.decode()});
+        }
     }
     auto timeout = parse_timeout(
         timeout_param ? std::optional<std::string_view>(*timeout_param) : std::nullopt, opts.timeout,

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace fanout::server {
 
@@ -23,9 +24,13 @@ struct route {
     endpoint target = endpoint::other;
     aggregate_handler handler = nullptr;  // set for the /api/aggregate/* endpoints
     std::chrono::milliseconds timeout{};
-    bool cancel_on_disconnect = false;  // the deadline-bound patterns stop when the client goes
-    std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
+    bool cancel_on_disconnect = false;    // the deadline-bound patterns stop when the client goes
+    std::optional<response> answer;       // set when the router answers itself (404, 405, 400)
+    std::vector<upstream::param> params;  // the upstream targets' placeholders, from the query
 };
+
+// The longest value of a placeholder a request may give (decoded); longer is a 400.
+inline constexpr std::size_t max_param_size = 1024;
 
 // `target` as received: origin-form ("/path?query"), or absolute-form, routed by its path and query.
 // HEAD is answered as GET (the server leaves the body out).

@@ -60,8 +60,8 @@ bool closed_while_idle(error_code ec) {
 }
 
 // The GET of a service never changes: its bytes are built once.
-std::string request_bytes(service const& svc) {
-    return "GET " + svc.target + " HTTP/1.1\r\nHost: " + svc.host_header +
+std::string request_bytes(service const& svc, std::string_view target) {
+    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: " + svc.host_header +
            "\r\nUser-Agent: fanout/" FANOUT_VERSION "\r\nAccept: application/json\r\n\r\n";
 }
 
@@ -96,7 +96,8 @@ struct client::impl {
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    net::awaitable<fetch_result> fetch(std::size_t index);
+    // `request`: the request's bytes when the service's target has placeholders; else empty.
+    net::awaitable<fetch_result> fetch(std::size_t index, std::string request);
 };
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
@@ -117,7 +118,7 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
     co_return ec;
 }
 
-net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
+net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string request) {
     fetch_result out;
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
@@ -149,7 +150,9 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index) {
                 if (use == connection_use::none) use = connection_use::opened;
             }
 
-            auto [wec, wn] = co_await net::async_write(conn.socket, net::buffer(requests[index]), use_tuple);
+            auto [wec, wn] = co_await net::async_write(
+                conn.socket, net::buffer(request.empty() ? requests[index] : request), use_tuple
+            );
             if (wec && reused && closed_while_idle(wec)) {
                 ++stats.retried;
                 use = connection_use::retried;
@@ -227,7 +230,8 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     impl_->ex = std::move(ex);
     impl_->options = options;
     impl_->idle.resize(services.size());
-    for (auto const& svc : services) impl_->requests.push_back(request_bytes(svc));
+    for (auto const& svc : services)
+        impl_->requests.push_back(svc.params.empty() ? request_bytes(svc, svc.target) : std::string());
     impl_->services = std::move(services);
 }
 
@@ -241,8 +245,11 @@ std::span<service const> client::services() const noexcept {
     return impl_->services;
 }
 
-net::awaitable<fetch_result> client::fetch(std::size_t service_index) {
-    return impl_->fetch(service_index);
+net::awaitable<fetch_result> client::fetch(std::size_t service_index, std::span<param const> values) {
+    auto const& svc = impl_->services[service_index];
+    if (svc.params.empty()) return impl_->fetch(service_index, {});
+    // Built now, so that the values need not outlive this call.
+    return impl_->fetch(service_index, request_bytes(svc, expand_target(svc, values)));
 }
 
 void client::close_idle() noexcept {

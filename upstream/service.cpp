@@ -1,5 +1,6 @@
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <fanout/service.hpp>
 #include <stdexcept>
@@ -27,10 +28,60 @@ void check_name(std::string_view name) {
     }
 }
 
+bool is_param_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+constexpr std::string_view token_prefix = "fanout-param-";
+
+// The URL with each placeholder replaced by a token Boost.URL accepts anywhere, so that the rest
+// of it is checked as any URL; the names in `names`.
+std::string without_placeholders(std::string_view url, std::vector<std::string>& names) {
+    if (url.find(token_prefix) != std::string_view::npos)
+        throw std::invalid_argument("upstream URL may not contain '" + std::string(token_prefix) + "'");
+    std::string out;
+    for (std::size_t i = 0; i < url.size(); ++i) {
+        if (url[i] == '}') throw std::invalid_argument("'}' without '{' in '" + std::string(url) + "'");
+        if (url[i] != '{') {
+            out += url[i];
+            continue;
+        }
+        auto const close = url.find('}', i);
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("'{' without '}' in '" + std::string(url) + "'");
+        auto const name = url.substr(i + 1, close - i - 1);
+        if (name.empty() || name.size() > 32 || !std::all_of(name.begin(), name.end(), is_param_char))
+            throw std::invalid_argument(
+                "placeholder '{" + std::string(name) + "}' must be 1 to 32 of [A-Za-z0-9_]"
+            );
+        out += token_prefix;
+        out += std::to_string(names.size());
+        out += '-';
+        names.emplace_back(name);
+        i = close;
+    }
+    return out;
+}
+
+// Puts the placeholders back into a target made from the tokenised URL; false when one of them is
+// not there (it was in the host or port).
+bool restore_placeholders(std::string& target, std::vector<std::string> const& names) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        auto const token = std::string(token_prefix) + std::to_string(i) + "-";
+        auto const at = target.find(token);
+        if (at == std::string::npos) return false;
+        target.replace(at, token.size(), "{" + names[i] + "}");
+    }
+    return true;
+}
+
 }  // namespace
 
-service make_service(std::string name, std::string_view url) {
+service make_service(std::string name, std::string_view template_url) {
     check_name(name);
+    std::vector<std::string> params;
+    auto const tokenised = without_placeholders(template_url, params);
+    std::string_view const url = tokenised;
     auto parsed = urls::parse_absolute_uri(url);
     if (!parsed) throw std::invalid_argument("not an absolute URL: '" + std::string(url) + "'");
     auto const& u = *parsed;
@@ -61,7 +112,46 @@ service make_service(std::string name, std::string_view url) {
     s.host_header = std::string(u.encoded_host_and_port());
     s.target = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
     if (u.has_query()) s.target += "?" + std::string(u.encoded_query());
+    if (!restore_placeholders(s.target, params))
+        throw std::invalid_argument(
+            "placeholders may only be in the path or query: '" + std::string(template_url) + "'"
+        );
+    s.params = std::move(params);
     return s;
+}
+
+std::string expand_target(service const& svc, std::span<param const> values) {
+    if (svc.params.empty()) return svc.target;
+    constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(svc.target.size() + 32);
+    for (std::size_t i = 0; i < svc.target.size(); ++i) {
+        if (svc.target[i] != '{') {
+            out += svc.target[i];
+            continue;
+        }
+        auto const close = svc.target.find('}', i);
+        std::string_view const name{svc.target.data() + i + 1, close - i - 1};
+        auto const v =
+            std::find_if(values.begin(), values.end(), [&](param const& p) { return p.name == name; });
+        if (v == values.end())
+            throw std::invalid_argument(
+                "no value for placeholder '{" + std::string(name) + "}' of " + svc.name
+            );
+        for (unsigned char c : v->value) {
+            bool const unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+            if (unreserved) {
+                out += static_cast<char>(c);
+            } else {
+                out += '%';
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+        }
+        i = close;
+    }
+    return out;
 }
 
 service parse_service(std::string_view spec) {

@@ -51,6 +51,7 @@ struct context {
 struct aggregate_request {
     std::chrono::milliseconds timeout;  // deadline of the deadline-bound patterns
     clock::time_point start = clock::now();
+    std::vector<upstream::param> params = {};  // values of the services' placeholders
 };
 
 // An answer ready to be sent: status and JSON body.

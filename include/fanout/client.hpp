@@ -42,7 +42,9 @@ class client {
     // GET the service's URL. Never throws for upstream failures, which are returned as values;
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
-    boost::asio::awaitable<fetch_result> fetch(std::size_t service_index);
+    // `values`: of the service's placeholders (see service::params), used before this returns;
+    // one without a value throws std::invalid_argument here.
+    boost::asio::awaitable<fetch_result> fetch(std::size_t service_index, std::span<param const> values = {});
 
     // fetch() as an Asio initiating function: any completion token (default: `deferred`),
     // completing with (error_code, fetch_result) on the token's executor; the code is the
@@ -50,8 +52,14 @@ class client {
     // cancellation, as fetch().
     template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
     auto async_fetch(std::size_t service_index, CompletionToken&& token = CompletionToken{}) {
+        return async_fetch(service_index, {}, std::forward<CompletionToken>(token));
+    }
+    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    auto async_fetch(
+        std::size_t service_index, std::span<param const> values, CompletionToken&& token = CompletionToken{}
+    ) {
         return detail::async_spawn(
-            executor(), fetch(service_index), std::forward<CompletionToken>(token),
+            executor(), fetch(service_index, values), std::forward<CompletionToken>(token),
             [](fetch_result const& r) { return r.ok() ? boost::system::error_code{} : r.error->code(); }
         );
     }

@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fanout::upstream {
 
@@ -13,19 +15,34 @@ struct service {
     std::string name;
     std::string host;  // connect to this (an IP literal or a name to resolve)
     std::uint16_t port = 80;
-    std::string target;       // origin-form request target: path and query
-    std::string host_header;  // value of the Host header
+    // Origin-form request target: path and query. It may hold placeholders, `{name}`, each
+    // replaced per request by a value the request gives (see params), percent-encoded.
+    std::string target;
+    std::vector<std::string> params;  // the placeholders' names, in the order they appear
+    std::string host_header;          // value of the Host header
     // Bounds this service's fetches in the deadline-bound patterns (the smaller of it and the deadline).
     std::optional<std::chrono::milliseconds> timeout;
 
     std::string url() const;
 };
 
-// Parses "http://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. Throws
-// std::invalid_argument saying what is wrong.
+// Parses "http://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. The path and
+// query may hold placeholders `{name}` ([A-Za-z0-9_], at most 32 characters), not the host or
+// port. Throws std::invalid_argument saying what is wrong.
 service make_service(std::string name, std::string_view url);
 
 // Parses "NAME=URL", as given to --upstream. Throws std::invalid_argument.
 service parse_service(std::string_view spec);
+
+// A placeholder's value for one request.
+struct param {
+    std::string name;
+    std::string value;
+};
+
+// The service's target with each placeholder replaced by its value in `values`, every byte but
+// RFC 3986's unreserved ones percent-encoded (so a value stays one path segment or query value).
+// Throws std::invalid_argument naming a placeholder without a value.
+std::string expand_target(service const& svc, std::span<param const> values);
 
 }  // namespace fanout::upstream

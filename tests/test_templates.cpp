@@ -1,0 +1,126 @@
+// Upstream targets with placeholders, filled from the incoming request's query.
+
+#include "tests/support.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fanout/service.hpp>
+#include <stdexcept>
+#include <thread>
+
+using namespace fanout;
+using namespace fanout::test;
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// An upstream answering {"target":"<the request target it got>"}, on a thread of its own.
+class echo_upstream {
+  public:
+    echo_upstream() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+        net::co_spawn(ioc_, accept(), net::detached);
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+    ~echo_upstream() {
+        net::post(ioc_, [this] { ioc_.stop(); });
+        thread_.join();
+    }
+    std::string url(std::string_view target) const {
+        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + std::string(target);
+    }
+
+  private:
+    net::awaitable<void> accept() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
+            if (ec) co_return;
+            net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
+        }
+    }
+    static net::awaitable<void> serve(tcp::socket socket) {
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::empty_body> req;
+            auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
+            if (ec) co_return;
+            // Percent-encoded targets hold no quote or backslash: safe inside a JSON string.
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = R"({"target":")" + std::string(req.target()) + R"("})";
+            res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
+            if (wec) co_return;
+        }
+    }
+
+    net::io_context ioc_;
+    tcp::acceptor acceptor_;
+    std::thread thread_;
+};
+
+std::string target_seen(aggregate_answer const& a) {
+    return std::string(a.body.at("results").at("echo").at("target").as_string());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_templates)
+
+BOOST_AUTO_TEST_CASE(placeholders_are_checked_when_configured) {
+    auto s = upstream::make_service("echo", "http://h:8/users/{id}/orders?since={since}&x=1");
+    BOOST_TEST(s.target == "/users/{id}/orders?since={since}&x=1");
+    BOOST_TEST(s.params == (std::vector<std::string>{"id", "since"}), boost::test_tools::per_element());
+    BOOST_TEST(upstream::make_service("plain", "http://h/users").params.empty());
+    for (auto bad :
+         {"http://h/users/{id", "http://h/users/id}", "http://h/users/{}", "http://h/users/{a-b}",
+          "http://h/users/{a/b}", "http://{host}/users", "http://h:{port}/users",
+          "http://h/fanout-param-0-"}) {
+        BOOST_CHECK_THROW(upstream::make_service("echo", bad), std::invalid_argument);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(values_are_percent_encoded_into_their_place) {
+    auto s = upstream::make_service("echo", "http://h/users/{id}?q={q}");
+    std::vector<upstream::param> values{{"q", "a&b=c#d"}, {"id", "../x y/é"}};
+    BOOST_TEST(upstream::expand_target(s, values) == "/users/..%2Fx%20y%2F%C3%A9?q=a%26b%3Dc%23d");
+    std::vector<upstream::param> partial{{"id", "1"}};
+    BOOST_CHECK_THROW(upstream::expand_target(s, partial), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(a_target_takes_its_values_from_the_query_on_every_endpoint) {
+    echo_upstream echo;
+    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}/orders?since={since}"))}};
+    for (auto path :
+         {"/api/aggregate/wg", "/api/aggregate/channel", "/api/aggregate/channel-with-context-timeout",
+          "/api/aggregate/errgroup"}) {
+        auto a = get(h.port(), std::string(path) + "?since=2026-01-01&id=a%2Fb%20c&other=1");
+        BOOST_TEST_REQUIRE(a.status == 200u, path);
+        BOOST_TEST(target_seen(a) == "/users/a%2Fb%20c/orders?since=2026-01-01", path);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_or_oversized_value_is_a_400) {
+    echo_upstream echo;
+    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}"))}};
+    auto missing = fetch(h.port(), "/api/aggregate/wg?other=1");
+    BOOST_TEST_REQUIRE(missing.has_value());
+    BOOST_TEST(missing->result_int() == 400);
+    BOOST_TEST(missing->body().find("'id'") != std::string::npos, missing->body());
+    auto huge = fetch(h.port(), "/api/aggregate/wg?id=" + std::string(2000, 'x'));
+    BOOST_TEST_REQUIRE(huge.has_value());
+    BOOST_TEST(huge->result_int() == 400);
+    // Endpoints that aggregate nothing need no value.
+    auto health = fetch(h.port(), "/healthz");
+    BOOST_TEST_REQUIRE(health.has_value());
+    BOOST_TEST(health->result_int() == 200);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
