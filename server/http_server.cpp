@@ -1,4 +1,4 @@
-#include "server/fetch_recorder.hpp"
+#include "server/aggregator_core.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
@@ -213,34 +213,13 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           metrics(claim_shard(*registry, shard, opts)),
           log(logger_for(opts)),
           acceptor(ex),
-          client(
-              ex,
-              opts.upstreams,
-              {.max_body = opts.max_upstream_body,
-               .max_head = opts.max_upstream_head,
-               .max_idle_per_service = opts.upstream_pool_size}
-          ),
           log_limit(opts.log_rate_limit),
-          recorder(&metrics, log, &log_limit),
-          ctx{.client = client, .observer = &recorder},
+          core(ex, opts, metrics, log, log_limit),
           drain_timer(ex),
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
     ~impl() { registry->release(shard_index); }
-
-    static std::vector<std::string> service_names(options const& o) {
-        std::vector<std::string> names;
-        for (auto const& s : o.upstreams) names.push_back(s.name);
-        return names;
-    }
-
-    // The registry must count the services this server calls, and the shard be this loop's alone.
-    static metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& o) {
-        if (reg.service_names() != service_names(o))
-            throw std::invalid_argument("the metrics registry was made for other services");
-        return reg.claim(shard);
-    }
 
     executor_type ex;
     options opts;
@@ -249,11 +228,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     metrics_shard& metrics;
     std::shared_ptr<spdlog::logger> log;
     tcp::acceptor acceptor;
-    upstream::client client;
     log_limiter log_limit;
-    fetch_recorder recorder;
     http_date date;
-    handlers::context ctx;
+    aggregator_core core;
     std::list<session_slot> sessions;  // served and rejected connections alike
     std::size_t rejecting = 0;         // rejected connections lingering
     bool accepting = false;
@@ -271,7 +248,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<bool> request_arrives(tcp::socket& sock);
-    net::awaitable<response> answer(route const& r);
     void begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace);
     void stop_accepting(std::chrono::milliseconds grace);
     void accept_queued();
@@ -280,7 +256,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     // Channel producers end before their handler, and so before their session; counted all the same,
     // since they use the client.
     bool is_drained() const {
-        return stopping && !accepting && sessions.empty() && ctx.stats->channel_producers_live == 0;
+        return stopping && !accepting && sessions.empty() && core.ctx.stats->channel_producers_live == 0;
     }
     void check_drained();
     static net::awaitable<void> serve_until_drained(std::shared_ptr<impl> self);
@@ -375,26 +351,6 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     sock.close(ec);
 }
 
-net::awaitable<response> http_server::impl::answer(route const& r) {
-    try {
-        handlers::aggregate_request aggregate{r.timeout};
-        aggregate.params = r.params;
-        auto reply = co_await r.handler(ctx, aggregate);
-        auto res = json_response(reply.status, std::move(reply.body));
-        res.complete = reply.complete;
-        co_return res;
-    } catch (boost::system::system_error const& e) {
-        if (e.code() != net::error::operation_aborted &&
-            log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
-    } catch (std::exception const& e) {
-        if (log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
-    }
-    // A bug or a cancellation: answer without disclosing anything.
-    co_return error_response(500, "internal error");
-}
-
 // Never throws: it races the watchdog with `||`, which would wait on for the other branch.
 net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, deadline& limit) {
     try {
@@ -477,7 +433,7 @@ net::awaitable<void> http_server::impl::serve_requests(
             } else if (r.cancel_on_disconnect) {
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
-                res = co_await answer(r);
+                res = co_await core.answer(r);
                 watch->disarm();
                 if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
@@ -489,7 +445,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                     co_return;
                 }
             } else {
-                res = co_await answer(r);
+                res = co_await core.answer(r);
             }
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
@@ -594,7 +550,7 @@ void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
 void http_server::impl::check_drained() {
     if (!is_drained()) return;
     grace_timer.cancel();
-    client.close_idle();
+    core.client.close_idle();
     drained.cancel();
 }
 
@@ -676,11 +632,11 @@ void http_server::cancel() {
 }
 
 upstream::pool_stats http_server::upstream_stats() const noexcept {
-    return impl_->client.stats();
+    return impl_->core.client.stats();
 }
 
 handlers::handler_stats const& http_server::handler_stats() const noexcept {
-    return *impl_->ctx.stats;
+    return *impl_->core.ctx.stats;
 }
 
 metrics_registry& http_server::metrics() const noexcept {

@@ -3,7 +3,8 @@
 //  - its own HTTP server with one route, GET /stock, which asks three warehouses at once with
 //    fanout::within: a combinator over an operation that is not HTTP (here a timer stands in for
 //    a database or cache query); the warehouse slower than the deadline is left out;
-//  - fanout's server beside it, aggregating that route as its upstream "stock";
+//  - fanout's endpoints mounted in that same server (fanout::server::aggregator), and fanout's own
+//    server beside it, both aggregating that route as their upstream "stock";
 // and stops cleanly on SIGINT or SIGTERM.
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,6 +19,7 @@
 #include <boost/beast/http.hpp>
 
 #include <chrono>
+#include <fanout/aggregator.hpp>
 #include <fanout/combinators.hpp>
 #include <fanout/http_server.hpp>
 #include <iostream>
@@ -62,12 +64,19 @@ net::awaitable<std::string> stock_json() {
     co_return body + "\"late\":[" + late + "]}";
 }
 
-// The application's own server: GET /stock, one request per connection.
-net::awaitable<void> serve(tcp::socket socket) {
+// The application's own server: GET /stock, and fanout's endpoints under /api/aggregate/; one
+// request per connection.
+net::awaitable<void> serve(tcp::socket socket, fanout::server::aggregator& mounted) {
     boost::beast::flat_buffer buffer;
     http::request<http::empty_body> req;
     auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
     if (ec) co_return;
+    if (req.target().starts_with("/api/aggregate/")) {
+        auto res = co_await mounted.handle(req);
+        res.keep_alive(false);
+        co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
+        co_return;
+    }
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
     if (req.target() == "/stock")
@@ -79,11 +88,11 @@ net::awaitable<void> serve(tcp::socket socket) {
     co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
 }
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, fanout::server::aggregator& mounted) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
         if (ec) co_return;  // closed: the application is stopping
-        net::co_spawn(acceptor.get_executor(), serve(std::move(socket)), net::detached);
+        net::co_spawn(acceptor.get_executor(), serve(std::move(socket), mounted), net::detached);
     }
 }
 
@@ -110,13 +119,16 @@ int main() {
     net::co_spawn(ioc, heartbeat(beat, beats), net::detached);
 
     tcp::acceptor own{ioc, {net::ip::make_address("127.0.0.1"), 0}};
-    net::co_spawn(ioc, accept_loop(own), net::detached);
 
     fanout::server::options opts;
     opts.listen_port = 0;  // a free port; loopback by default
     opts.log_level = "warn";
+    // fanout's log events, rendered the application's way.
+    opts.on_event = [](fanout::server::log_event const& e) { std::cerr << "app: fanout " << e.json << "\n"; };
     opts.upstreams.push_back(fanout::upstream::make_service("stock", url_of(own.local_endpoint()) + "/stock")
     );
+    fanout::server::aggregator mounted{ioc.get_executor(), opts};
+    net::co_spawn(ioc, accept_loop(own, mounted), net::detached);
     fanout::server::http_server aggregator{ioc.get_executor(), opts};
 
     net::signal_set signals{ioc, SIGINT, SIGTERM};
@@ -129,6 +141,7 @@ int main() {
         signals.cancel();
         own.close();
         beat.cancel();
+        mounted.close_idle();
     });
 
     std::cout << "stock on " << url_of(own.local_endpoint()) << "/stock" << std::endl;

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <fanout/detail/async_spawn.hpp>
+#include <fanout/metrics.hpp>
+#include <fanout/options.hpp>
+#include <memory>
+#include <string>
+
+namespace fanout::server {
+
+// fanout's endpoints without its HTTP server, mounted in an application's own: hand it a
+// request, get the complete response. It answers what fanout's server would: the
+// /api/aggregate/* endpoints (with ?timeout_ms= and the upstream targets' placeholders from the
+// query), /healthz, /metrics, and 400/404/405 for the rest. Like http_server it runs on the
+// executor it is given, owns an upstream client and pool, and is not thread-safe: one per
+// single-threaded loop (or strand), sharing a metrics_registry. It must outlive its operations.
+class aggregator {
+  public:
+    using executor_type = boost::asio::any_io_executor;
+    using response_type = boost::beast::http::response<boost::beast::http::string_body>;
+
+    // opts: the upstreams, timeouts, limits, logger or on_event; the listening settings are unused.
+    aggregator(
+        executor_type ex,
+        options opts,
+        std::shared_ptr<metrics_registry> registry = nullptr,
+        std::size_t shard = 0
+    );
+    aggregator(aggregator const&) = delete;
+    aggregator& operator=(aggregator const&) = delete;
+    ~aggregator();
+
+    executor_type get_executor() const noexcept;
+
+    // The response to `method target`: status, Content-Type, X-Aggregate-Complete (aggregate
+    // answers), Allow (405), Content-Length and body; for HEAD the length without the body.
+    // Cancelling it (terminal) cancels the fetches, as a client leaving does in fanout's server.
+    boost::asio::awaitable<response_type> handle(
+        boost::beast::http::verb method, std::string target, unsigned version = 11
+    );
+
+    template <class Body, class Fields>
+    boost::asio::awaitable<response_type> handle(boost::beast::http::request<Body, Fields> const& req) {
+        return handle(req.method(), std::string(req.target()), req.version());
+    }
+
+    // handle() as an Asio initiating function: (error_code, response_type).
+    template <class CompletionToken = detail::default_token_t<executor_type>>
+    auto async_handle(
+        boost::beast::http::verb method, std::string target, unsigned version, CompletionToken&& token = {}
+    ) {
+        return detail::async_spawn(
+            get_executor(), handle(method, std::move(target), version), std::forward<CompletionToken>(token)
+        );
+    }
+
+    metrics_registry& metrics() const noexcept;
+    void close_idle() noexcept;  // the idle pooled upstream connections (e.g. at shutdown)
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fanout::server

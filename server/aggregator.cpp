@@ -1,0 +1,81 @@
+#include "server/aggregator_core.hpp"
+#include "server/log.hpp"
+#include "server/router.hpp"
+
+#include <fanout/aggregator.hpp>
+
+namespace fanout::server {
+
+namespace http = boost::beast::http;
+
+struct aggregator::impl {
+    impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
+        : ex(std::move(executor)),
+          opts(std::move(o)),
+          registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
+          shard_index(shard),
+          metrics(claim_shard(*registry, shard, opts)),
+          log(logger_for(opts)),
+          log_limit(opts.log_rate_limit),
+          core(ex, opts, metrics, log, log_limit) {}
+    ~impl() { registry->release(shard_index); }
+
+    executor_type ex;
+    options opts;
+    std::shared_ptr<metrics_registry> registry;
+    std::size_t shard_index;
+    metrics_shard& metrics;
+    std::shared_ptr<spdlog::logger> log;
+    log_limiter log_limit;
+    aggregator_core core;
+};
+
+aggregator::aggregator(
+    executor_type ex, options opts, std::shared_ptr<metrics_registry> registry, std::size_t shard
+)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(opts), std::move(registry), shard)) {
+}
+
+aggregator::~aggregator() = default;
+
+aggregator::executor_type aggregator::get_executor() const noexcept {
+    return impl_->ex;
+}
+
+boost::asio::awaitable<aggregator::response_type> aggregator::handle(
+    http::verb method, std::string target, unsigned version
+) {
+    auto const start = std::chrono::steady_clock::now();
+    auto r = match(method, target, impl_->opts);
+    response res;
+    if (r.answer) {
+        res = std::move(*r.answer);
+    } else if (r.target == endpoint::healthz) {
+        res = json_response(200, R"({"status":"ok"})");
+    } else if (r.target == endpoint::metrics) {
+        res = json_response(200, impl_->registry->render());
+        res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+        res = co_await impl_->core.answer(r);
+    }
+    impl_->metrics.count_request(r.target, res.status, std::chrono::steady_clock::now() - start);
+
+    response_type out{static_cast<http::status>(res.status), version};
+    out.set(http::field::content_type, res.content_type);
+    if (res.complete) out.set("X-Aggregate-Complete", *res.complete ? "true" : "false");
+    if (res.allow_get_head) out.set(http::field::allow, "GET, HEAD");
+    out.body() = std::move(res.body);
+    out.prepare_payload();
+    if (method == http::verb::head) out.body().clear();  // the length stays that of the GET
+    co_return out;
+}
+
+metrics_registry& aggregator::metrics() const noexcept {
+    return *impl_->registry;
+}
+
+void aggregator::close_idle() noexcept {
+    impl_->core.client.close_idle();
+}
+
+}  // namespace fanout::server

@@ -1,0 +1,68 @@
+#include "server/aggregator_core.hpp"
+
+#include "server/log.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <fanout/metrics.hpp>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+
+namespace fanout::server {
+
+namespace net = boost::asio;
+
+std::vector<std::string> service_names(options const& opts) {
+    std::vector<std::string> names;
+    for (auto const& s : opts.upstreams) names.push_back(s.name);
+    return names;
+}
+
+metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& opts) {
+    if (reg.service_names() != service_names(opts))
+        throw std::invalid_argument("the metrics registry was made for other services");
+    return reg.claim(shard);
+}
+
+aggregator_core::aggregator_core(
+    net::any_io_executor ex,
+    options const& opts,
+    metrics_shard& metrics,
+    std::shared_ptr<spdlog::logger> log,
+    log_limiter& limit
+)
+    : client(
+          std::move(ex),
+          opts.upstreams,
+          {.max_body = opts.max_upstream_body,
+           .max_head = opts.max_upstream_head,
+           .max_idle_per_service = opts.upstream_pool_size}
+      ),
+      recorder(&metrics, log, &limit),
+      ctx{.client = client, .observer = &recorder},
+      log_(std::move(log)),
+      limit_(limit) {
+}
+
+net::awaitable<response> aggregator_core::answer(route const& r) {
+    try {
+        handlers::aggregate_request aggregate{r.timeout};
+        aggregate.params = r.params;
+        auto reply = co_await r.handler(ctx, aggregate);
+        auto res = json_response(reply.status, std::move(reply.body));
+        res.complete = reply.complete;
+        co_return res;
+    } catch (boost::system::system_error const& e) {
+        if (e.code() != net::error::operation_aborted &&
+            limit_.admit(*log_, spdlog::level::err, "handler_failed"))
+            log_->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+    } catch (std::exception const& e) {
+        if (limit_.admit(*log_, spdlog::level::err, "handler_failed"))
+            log_->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+    }
+    // A bug or a cancellation: answer without disclosing anything.
+    co_return error_response(500, "internal error");
+}
+
+}  // namespace fanout::server

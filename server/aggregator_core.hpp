@@ -1,0 +1,57 @@
+#pragma once
+
+#include "server/fetch_recorder.hpp"
+#include "server/log_limiter.hpp"
+#include "server/response.hpp"
+#include "server/router.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <fanout/aggregate.hpp>
+#include <fanout/client.hpp>
+#include <fanout/options.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fanout::server {
+
+struct metrics_shard;
+class metrics_registry;
+
+// The names of the configured services, in order: the metrics registry's labels.
+std::vector<std::string> service_names(options const& opts);
+
+// Claims shard `shard` of `reg` for one executor. Throws std::invalid_argument when the registry
+// was made for other services (as metrics_registry::claim throws for a bad or taken shard).
+metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& opts);
+
+// What answers the aggregate endpoints on one executor: the upstream client and its pool, the
+// handlers' context, and the recorder of each fetch. http_server has one, and so has aggregator
+// (the same endpoints in an application's own server).
+class aggregator_core {
+  public:
+    // `log` and `limit` must outlive it.
+    aggregator_core(
+        boost::asio::any_io_executor ex,
+        options const& opts,
+        metrics_shard& metrics,
+        std::shared_ptr<spdlog::logger> log,
+        log_limiter& limit
+    );
+
+    // The answer of an aggregate route (one with a handler). Never throws: a failure of the
+    // handler itself is logged and answered 500.
+    boost::asio::awaitable<response> answer(route const& r);
+
+    upstream::client client;
+    fetch_recorder recorder;
+    handlers::context ctx;
+
+  private:
+    std::shared_ptr<spdlog::logger> log_;
+    log_limiter& limit_;
+};
+
+}  // namespace fanout::server
