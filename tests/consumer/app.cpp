@@ -1,5 +1,6 @@
 // An application embedding fanout: its own io_context and its own upstream service (a few lines of
-// Asio answering JSON), fanout's server beside them on the same loop. A client thread asks fanout
+// Asio answering JSON), fanout's server beside them on the same loop, and one of fanout's
+// combinators over timers of its own. A client thread asks fanout
 // for the aggregate a few times, then the application stops the server. Exit 0 if every answer
 // was the merged JSON.
 #include <boost/asio/buffer.hpp>
@@ -10,10 +11,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <atomic>
+#include <fanout/combinators.hpp>
 #include <fanout/http_server.hpp>
 #include <fanout/options.hpp>
 #include <fanout/service.hpp>
@@ -67,6 +70,17 @@ bool ask(std::uint16_t port) {
     return ok;
 }
 
+// A combinator over the application's own operations (timers), compiled with its own settings.
+net::awaitable<bool> combinator_works() {
+    net::steady_timer quick{co_await net::this_coro::executor, std::chrono::milliseconds(1)};
+    net::steady_timer hung{co_await net::this_coro::executor, std::chrono::hours(1)};
+    auto [a, b] = co_await fanout::within(
+        std::chrono::milliseconds(50), quick.async_wait(net::use_awaitable),
+        hung.async_wait(net::use_awaitable)
+    );
+    co_return a.ok() && b.error == fanout::group_error::timeout;
+}
+
 }  // namespace
 
 int main() {
@@ -87,6 +101,9 @@ int main() {
         upstream.close();  // the server is done: so is the application
     });
 
+    bool combined = false;
+    net::co_spawn(ioc, combinator_works(), [&](std::exception_ptr e, bool ok) { combined = !e && ok; });
+
     std::atomic<int> good{0};
     std::thread client{[&] {
         for (int i = 0; i < 20; ++i) good += ask(port) ? 1 : 0;
@@ -94,6 +111,7 @@ int main() {
     }};
     run_application_loop(ioc);
     client.join();
-    std::cout << "consumer: " << good << " of 20 answers merged\n";
-    return good == 20 ? 0 : 1;
+    std::cout << "consumer: " << good << " of 20 answers merged; within(): " << (combined ? "ok" : "FAILED")
+              << "\n";
+    return good == 20 && combined ? 0 : 1;
 }
