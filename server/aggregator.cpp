@@ -10,23 +10,10 @@ namespace http = boost::beast::http;
 
 struct aggregator::impl {
     impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
-        : ex(std::move(executor)),
-          opts(std::move(o)),
-          registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
-          shard_index(shard),
-          metrics(claim_shard(*registry, shard, opts)),
-          log(logger_for(opts)),
-          log_limit(opts.log_rate_limit),
-          core(ex, opts, metrics, log, log_limit) {}
-    ~impl() { registry->release(shard_index); }
+        : ex(std::move(executor)), opts(std::move(o)), core(ex, opts, std::move(reg), shard) {}
 
     executor_type ex;
     options opts;
-    std::shared_ptr<metrics_registry> registry;
-    std::size_t shard_index;
-    metrics_shard& metrics;
-    std::shared_ptr<spdlog::logger> log;
-    log_limiter log_limit;
     aggregator_core core;
 };
 
@@ -53,12 +40,12 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else if (r.target == endpoint::healthz) {
         res = json_response(200, R"({"status":"ok"})");
     } else if (r.target == endpoint::metrics) {
-        res = json_response(200, impl_->registry->render());
+        res = json_response(200, impl_->core.registry->render());
         res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else {
         res = co_await impl_->core.answer(r);
     }
-    impl_->metrics.count_request(r.target, res.status, std::chrono::steady_clock::now() - start);
+    impl_->core.metrics.count_request(r.target, res.status, std::chrono::steady_clock::now() - start);
 
     response_type out{static_cast<http::status>(res.status), version};
     out.set(http::field::content_type, res.content_type);
@@ -71,7 +58,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
 }
 
 metrics_registry& aggregator::metrics() const noexcept {
-    return *impl_->registry;
+    return *impl_->core.registry;
 }
 
 void aggregator::close_idle() noexcept {

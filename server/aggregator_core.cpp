@@ -26,23 +26,26 @@ metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options con
 }
 
 aggregator_core::aggregator_core(
-    net::any_io_executor ex,
-    options const& opts,
-    metrics_shard& metrics,
-    std::shared_ptr<spdlog::logger> log,
-    log_limiter& limit
+    net::any_io_executor ex, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
 )
-    : client(
+    : registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
+      shard_index(shard),
+      metrics(claim_shard(*registry, shard, opts)),
+      log(logger_for(opts)),
+      log_limit(opts.log_rate_limit),
+      client(
           std::move(ex),
           opts.upstreams,
           {.max_body = opts.max_upstream_body,
            .max_head = opts.max_upstream_head,
            .max_idle_per_service = opts.upstream_pool_size}
       ),
-      recorder(&metrics, log, &limit),
-      ctx{.client = client, .observer = &recorder},
-      log_(std::move(log)),
-      limit_(limit) {
+      recorder(&metrics, log, &log_limit),
+      ctx{.client = client, .observer = &recorder} {
+}
+
+aggregator_core::~aggregator_core() {
+    registry->release(shard_index);
 }
 
 net::awaitable<response> aggregator_core::answer(route const& r) {
@@ -55,11 +58,11 @@ net::awaitable<response> aggregator_core::answer(route const& r) {
         co_return res;
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted &&
-            limit_.admit(*log_, spdlog::level::err, "handler_failed"))
-            log_->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+            log_limit.admit(*log, spdlog::level::err, "handler_failed"))
+            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
     } catch (std::exception const& e) {
-        if (limit_.admit(*log_, spdlog::level::err, "handler_failed"))
-            log_->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+        if (log_limit.admit(*log, spdlog::level::err, "handler_failed"))
+            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
     }
     // A bug or a cancellation: answer without disclosing anything.
     co_return error_response(500, "internal error");

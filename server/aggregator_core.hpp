@@ -27,31 +27,34 @@ std::vector<std::string> service_names(options const& opts);
 // was made for other services (as metrics_registry::claim throws for a bad or taken shard).
 metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& opts);
 
-// What answers the aggregate endpoints on one executor: the upstream client and its pool, the
-// handlers' context, and the recorder of each fetch. http_server has one, and so has aggregator
-// (the same endpoints in an application's own server).
+// What answers the aggregate endpoints on one executor: its metrics shard, logger, the upstream
+// client and its pool, the handlers' context, and the recorder of each fetch. http_server has
+// one, and so has aggregator (the same endpoints in an application's own server).
 class aggregator_core {
   public:
-    // `log` and `limit` must outlive it.
+    // `registry` null: one of its own. Throws as claim_shard.
     aggregator_core(
         boost::asio::any_io_executor ex,
         options const& opts,
-        metrics_shard& metrics,
-        std::shared_ptr<spdlog::logger> log,
-        log_limiter& limit
+        std::shared_ptr<metrics_registry> registry,
+        std::size_t shard
     );
+    aggregator_core(aggregator_core const&) = delete;
+    aggregator_core& operator=(aggregator_core const&) = delete;
+    ~aggregator_core();
 
     // The answer of an aggregate route (one with a handler). Never throws: a failure of the
     // handler itself is logged and answered 500.
     boost::asio::awaitable<response> answer(route const& r);
 
+    std::shared_ptr<metrics_registry> registry;
+    std::size_t shard_index;
+    metrics_shard& metrics;
+    std::shared_ptr<spdlog::logger> log;
+    log_limiter log_limit;  // the loop's: also for the owner's own log lines
     upstream::client client;
     fetch_recorder recorder;
     handlers::context ctx;
-
-  private:
-    std::shared_ptr<spdlog::logger> log_;
-    log_limiter& limit_;
 };
 
 }  // namespace fanout::server

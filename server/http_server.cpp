@@ -208,29 +208,22 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
         : ex(std::move(executor)),
           opts(std::move(o)),
-          registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
-          shard_index(shard),
-          metrics(claim_shard(*registry, shard, opts)),
-          log(logger_for(opts)),
+          core(ex, opts, std::move(reg), shard),
           acceptor(ex),
-          log_limit(opts.log_rate_limit),
-          core(ex, opts, metrics, log, log_limit),
           drain_timer(ex),
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
-    ~impl() { registry->release(shard_index); }
-
     executor_type ex;
     options opts;
-    std::shared_ptr<metrics_registry> registry;
-    std::size_t shard_index;
-    metrics_shard& metrics;
-    std::shared_ptr<spdlog::logger> log;
-    tcp::acceptor acceptor;
-    log_limiter log_limit;
-    http_date date;
     aggregator_core core;
+    // The core's, by their short names.
+    std::shared_ptr<metrics_registry>& registry = core.registry;
+    metrics_shard& metrics = core.metrics;
+    std::shared_ptr<spdlog::logger>& log = core.log;
+    log_limiter& log_limit = core.log_limit;
+    tcp::acceptor acceptor;
+    http_date date;
     std::list<session_slot> sessions;  // served and rejected connections alike
     std::size_t rejecting = 0;         // rejected connections lingering
     bool accepting = false;
