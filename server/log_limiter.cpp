@@ -29,7 +29,8 @@ bool log_limiter::admit(
     ++k->written;
     if (k->dropped > 0) {
         log.log(
-            level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","count":{}}})", event, detail, k->dropped
+            level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","count":{}}})", event, detail,
+            k->dropped
         );
         k->dropped = 0;
     }
