@@ -30,8 +30,8 @@ std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
     upstream::client& client, aggregate_request const& req, bool bounded
 );
 
-// A fetch's outcome as a result: late ones are timeouts at `deadline`. A fetch returns upstream
-// failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
+// A fetch's outcome as a result: a late one is a timeout at the request's deadline. A fetch
+// returns upstream failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
 upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req);
 std::vector<upstream::fetch_result> settled(
     std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req

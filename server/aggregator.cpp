@@ -40,8 +40,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else if (r.target == endpoint::healthz) {
         res = json_response(200, R"({"status":"ok"})");
     } else if (r.target == endpoint::metrics) {
-        res = json_response(200, impl_->core.registry->render());
-        res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        res = impl_->core.metrics_page();
     } else {
         res = co_await impl_->core.answer(r);
     }

@@ -48,6 +48,12 @@ aggregator_core::~aggregator_core() {
     registry->release(shard_index);
 }
 
+response aggregator_core::metrics_page() const {
+    auto res = json_response(200, registry->render());
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return res;
+}
+
 net::awaitable<response> aggregator_core::answer(route const& r) {
     try {
         handlers::aggregate_request aggregate{r.timeout};

@@ -47,6 +47,9 @@ class aggregator_core {
     // handler itself is logged and answered 500.
     boost::asio::awaitable<response> answer(route const& r);
 
+    // GET /metrics: the registry's Prometheus text (every loop sharing it, summed).
+    response metrics_page() const;
+
     std::shared_ptr<metrics_registry> registry;
     std::size_t shard_index;
     metrics_shard& metrics;

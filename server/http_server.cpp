@@ -421,8 +421,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 res = draining || stopping ? json_response(503, R"({"status":"draining"})")
                                            : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
-                res = json_response(200, registry->render());
-                res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                res = core.metrics_page();
             } else if (r.cancel_on_disconnect) {
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);

@@ -17,15 +17,13 @@ namespace {
 class json_members final : public spdlog::custom_flag_formatter {
   public:
     void format(spdlog::details::log_msg const& msg, std::tm const&, spdlog::memory_buf_t& dest) override {
-        std::string_view text{msg.payload.data(), msg.payload.size()};
+        std::string_view const text{msg.payload.data(), msg.payload.size()};
         if (!text.empty() && text.front() == '{' && text.back() == '}') {
-            text.remove_prefix(1);
-        } else {
-            std::string const member = R"("message":)" + json_quote(text) + "}";
-            dest.append(member.data(), member.data() + member.size());
+            dest.append(text.data() + 1, text.data() + text.size());
             return;
         }
-        dest.append(text.data(), text.data() + text.size());
+        std::string const member = R"("message":)" + json_quote(text) + "}";
+        dest.append(member.data(), member.data() + member.size());
     }
 
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<json_members>(); }
@@ -56,14 +54,6 @@ class event_sink final : public spdlog::sinks::base_sink<std::mutex> {
     std::function<void(log_event const&)> on_event_;
 };
 
-}  // namespace
-
-void use_json_lines(spdlog::logger& logger) {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-    formatter->add_flag<json_members>('*').set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%*)");
-    logger.set_formatter(std::move(formatter));
-}
-
 std::shared_ptr<spdlog::logger> make_event_logger(
     std::function<void(log_event const&)> on_event, std::string const& level
 ) {
@@ -77,6 +67,14 @@ std::shared_ptr<spdlog::logger> make_null_logger() {
     auto logger = std::make_shared<spdlog::logger>("fanout", std::make_shared<spdlog::sinks::null_sink_mt>());
     logger->set_level(spdlog::level::off);
     return logger;
+}
+
+}  // namespace
+
+void use_json_lines(spdlog::logger& logger) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    formatter->add_flag<json_members>('*').set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%*)");
+    logger.set_formatter(std::move(formatter));
 }
 
 std::shared_ptr<spdlog::logger> logger_for(options const& opts) {

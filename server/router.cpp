@@ -89,7 +89,7 @@ route match(http::verb method, std::string_view target, options const& opts) {
     if (!entry->handler) return r;
 
     std::optional<std::string> timeout_param;
-    std::optional<urls::params_encoded_view> query;
+    urls::params_encoded_view query;  // empty without a '?'
     if (question != std::string_view::npos) {
         auto parsed = urls::parse_query(target.substr(question + 1));
         if (!parsed) {
@@ -98,15 +98,15 @@ route match(http::verb method, std::string_view target, options const& opts) {
         }
         query = *parsed;
         // The key is compared decoded; the value is decoded here (`?timeout_ms=%32%30` is 20).
-        if (auto it = query->find("timeout_ms"); it != query->end()) timeout_param = (*it).value.decode();
+        if (auto it = query.find("timeout_ms"); it != query.end()) timeout_param = (*it).value.decode();
     }
     // The values of the upstream targets' placeholders, from the query parameters of the same names.
     for (auto const& svc : opts.upstreams) {
         for (auto const& name : svc.params) {
             if (std::any_of(r.params.begin(), r.params.end(), [&](auto const& p) { return p.name == name; }))
                 continue;
-            auto it = query ? query->find(name) : urls::params_encoded_view::iterator{};
-            if (!query || it == query->end() || !(*it).has_value) {
+            auto it = query.find(name);
+            if (it == query.end() || !(*it).has_value) {
                 r.answer =
                     error_response(400, "missing query parameter '" + name + "' (for " + svc.name + ")");
                 return r;

@@ -1,3 +1,5 @@
+#include "upstream/fixed_category.hpp"
+
 #include <fanout/error.hpp>
 
 namespace fanout::upstream {
@@ -24,25 +26,14 @@ std::string_view to_string(error_kind kind) noexcept {
 
 namespace {
 
-// Boost.System's categories are static objects never deleted through a base pointer: its
-// destructor is protected and not virtual by design.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class upstream_category_impl final : public boost::system::error_category {
-  public:
-    // A fixed identity, so that codes compare equal across shared libraries.
-    constexpr upstream_category_impl() noexcept : error_category(0x5b1e'07c4'93a2'd6f1ULL) {}
-
-    char const* name() const noexcept override { return "fanout.upstream"; }
-
-    std::string message(int ev) const override { return std::string(to_string(static_cast<error_kind>(ev))); }
-};
-#pragma GCC diagnostic pop
+std::string kind_message(int ev) {
+    return std::string(to_string(static_cast<error_kind>(ev)));
+}
 
 }  // namespace
 
 boost::system::error_category const& upstream_category() noexcept {
-    static constexpr upstream_category_impl category;
+    static constexpr fixed_category category{0x5b1e'07c4'93a2'd6f1ULL, "fanout.upstream", &kind_message};
     return category;
 }
 

@@ -1,4 +1,6 @@
+#include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -122,7 +124,6 @@ service make_service(std::string name, std::string_view template_url) {
 
 std::string expand_target(service const& svc, std::span<param const> values) {
     if (svc.params.empty()) return svc.target;
-    constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(svc.target.size() + 32);
     for (std::size_t i = 0; i < svc.target.size(); ++i) {
@@ -138,17 +139,7 @@ std::string expand_target(service const& svc, std::span<param const> values) {
             throw std::invalid_argument(
                 "no value for placeholder '{" + std::string(name) + "}' of " + svc.name
             );
-        for (unsigned char c : v->value) {
-            bool const unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-            if (unreserved) {
-                out += static_cast<char>(c);
-            } else {
-                out += '%';
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            }
-        }
+        out += urls::encode(v->value, urls::unreserved_chars);
         i = close;
     }
     return out;

@@ -187,7 +187,8 @@ class completions {
         namespace net = boost::asio;
         bool const throwing = co_await net::this_coro::throw_if_cancelled();
         co_await net::this_coro::throw_if_cancelled(false);
-        auto [ec, index, result] = co_await receive(co_await net::this_coro::cancellation_state);
+        auto cs = co_await net::this_coro::cancellation_state;
+        auto [ec, index, result] = co_await receive(cs);
         co_await net::this_coro::throw_if_cancelled(throwing);
         co_return std::pair{index, std::move(result)};
     }

@@ -26,17 +26,6 @@ using default_token_t = std::conditional_t<
     boost::asio::deferred_t,
     boost::asio::default_completion_token_t<Executor>>;
 
-inline boost::system::error_code code_of(std::exception_ptr const& e) noexcept {
-    if (!e) return {};
-    try {
-        std::rethrow_exception(e);
-    } catch (boost::system::system_error const& se) {
-        return se.code();
-    } catch (...) {
-        return group_error::exception;
-    }
-}
-
 template <class T>
 struct spawn_signature {
     using type = void(boost::system::error_code, T);

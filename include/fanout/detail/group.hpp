@@ -106,16 +106,22 @@ struct group_control {
 // Thrown by a failed child of a fail-fast group, so that `&&` cancels its siblings.
 struct stop_group {};
 
-template <class T>
-void record_exception(outcome<T>& out, std::exception_ptr e) {
-    out.exception = e;
+// The error of what an operation threw: a system_error's code, or group_error::exception.
+inline boost::system::error_code code_of(std::exception_ptr const& e) noexcept {
+    if (!e) return {};
     try {
         std::rethrow_exception(e);
     } catch (boost::system::system_error const& se) {
-        out.error = se.code();
+        return se.code();
     } catch (...) {
-        out.error = group_error::exception;
+        return group_error::exception;
     }
+}
+
+template <class T>
+void record_exception(outcome<T>& out, std::exception_ptr e) {
+    out.error = code_of(e);
+    out.exception = std::move(e);
 }
 
 // Runs one child into its outcome. Throws only stop_group, and only in a fail-fast group.
