@@ -19,6 +19,7 @@
 
 #include <fanout/http_server.hpp>
 #include <list>
+#include <tuple>
 #include <spdlog/spdlog.h>
 
 namespace fanout::server {
@@ -137,6 +138,8 @@ constexpr std::size_t max_lingering_rejects = 64;
 // not at once: a client sending requests back to back would find its next one crossing our close,
 // and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
 constexpr auto idle_close_wait = std::chrono::milliseconds(250);
+// The first read of a request, as large as wire::read_message's, so that the buffer keeps one size.
+constexpr std::size_t idle_read_size = 64 * 1024;
 
 net::awaitable<void> discard(tcp::socket& sock, deadline& limit, clock::time_point end) {
     thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
@@ -370,12 +373,25 @@ net::awaitable<void> http_server::impl::serve_requests(
             slot.idle = true;
             if (!stopping) {
                 limit.after(opts.idle_timeout);
-                auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+                // A connection that never sent a byte gets no buffer (many may be open and idle).
+                // Once it has one, a read rather than a wait for readability: under keep-alive load
+                // the next request is often there already, and a wait changes the epoll
+                // registration each time.
+                error_code ec;
+                if (buffer.capacity() == 0) {
+                    std::tie(ec) = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+                } else {
+                    std::size_t n = 0;
+                    std::tie(ec, n) =
+                        co_await sock.async_read_some(buffer.prepare(idle_read_size), use_tuple);
+                    buffer.commit(n);
+                }
                 // Aborted by the start of a shutdown: a request may have arrived all the same.
                 if (ec && (ec != net::error::operation_aborted || !stopping)) co_return;
             }
             // Stopping: an idle connection is closed only once no byte of a request is waiting.
-            if (stopping && (slot.cancelled || !co_await request_arrives(sock))) co_return;
+            if (stopping && buffer.size() == 0 && (slot.cancelled || !co_await request_arrives(sock)))
+                co_return;
             slot.idle = false;
         }
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
