@@ -102,7 +102,7 @@ namespace {
 net::awaitable<upstream::fetch_result> fetch_bounded(
     upstream::client& client, std::size_t index, aggregate_request req, clock::time_point deadline
 ) {
-    auto [outcome] = co_await within(deadline, client.fetch(index, req.params));
+    auto [outcome] = co_await within(deadline, client.fetch(index, req.params, {deadline, &req.trace}));
     if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
     co_return settled(std::move(outcome), req);
 }
@@ -129,8 +129,10 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         auto const deadline = service_deadline(services[i], req);
         if (bounded && deadline < req.start + req.timeout)
             out.push_back(fetch_bounded(client, i, req, deadline));
+        else if (bounded)
+            out.push_back(client.fetch(i, req.params, {deadline, &req.trace}));
         else
-            out.push_back(client.fetch(i, req.params));
+            out.push_back(client.fetch(i, req.params, {std::nullopt, &req.trace}));
     }
     return out;
 }
@@ -169,14 +171,14 @@ reply finish(
     std::string_view pattern,
     std::span<upstream::fetch_result const> results,
     unsigned status,
-    clock::time_point start
+    aggregate_request const& req
 ) {
     if (ctx.observer) {
         auto services = ctx.client.services();
         for (std::size_t i = 0; i < results.size(); ++i)
-            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[i]});
+            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, req.trace.id(), results[i]});
     }
-    return render(pattern, ctx.client.services(), results, status, start);
+    return render(pattern, ctx.client.services(), results, status, req.start);
 }
 
 }  // namespace fanout::handlers

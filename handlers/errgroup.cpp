@@ -26,7 +26,7 @@ boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     } else if (!std::all_of(results.begin(), results.end(), [](auto const& r) { return r.ok(); })) {
         status = 502;  // cancelled from outside (client gone, shutdown) before anything failed
     }
-    co_return finish(ctx, "errgroup", results, status, req.start);
+    co_return finish(ctx, "errgroup", results, status, req);
 }
 
 }  // namespace fanout::handlers

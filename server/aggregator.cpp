@@ -29,11 +29,15 @@ aggregator::executor_type aggregator::get_executor() const noexcept {
     return impl_->ex;
 }
 
+void aggregator::take(request_fields& fields, std::string_view name, std::string_view value) const {
+    take_field(fields, impl_->opts.deadline_header, name, value);
+}
+
 boost::asio::awaitable<aggregator::response_type> aggregator::handle(
-    http::verb method, std::string target, unsigned version
+    http::verb method, std::string target, unsigned version, request_fields fields
 ) {
     auto const start = std::chrono::steady_clock::now();
-    auto r = match(method, target, impl_->opts);
+    auto r = match(method, target, impl_->opts, fields);
     response res;
     if (r.answer) {
         res = std::move(*r.answer);

@@ -38,7 +38,8 @@ aggregator_core::aggregator_core(
           opts.upstreams,
           {.max_body = opts.max_upstream_body,
            .max_head = opts.max_upstream_head,
-           .max_idle_per_service = opts.upstream_pool_size}
+           .max_idle_per_service = opts.upstream_pool_size,
+           .deadline_header = opts.deadline_header}
       ),
       recorder(&metrics, log, &log_limit),
       ctx{.client = client, .observer = &recorder} {
@@ -58,6 +59,7 @@ net::awaitable<response> aggregator_core::answer(route const& r) {
     try {
         handlers::aggregate_request aggregate{r.timeout};
         aggregate.params = r.params;
+        aggregate.trace = r.trace;
         auto reply = co_await r.handler(ctx, aggregate);
         auto res = json_response(reply.status, std::move(reply.body));
         res.complete = reply.complete;

@@ -47,9 +47,9 @@ void fetch_recorder::log(handlers::fetch_event const& event) {
     if (!write) return;
     log_->log(
         level,
-        R"({{"event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f}}})",
+        R"({{"event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
         name, event.endpoint, event.service_name, upstream::to_string(e.kind), json_quote(e.message),
-        e.status, std::chrono::duration<double, std::milli>(event.result.elapsed).count()
+        e.status, std::chrono::duration<double, std::milli>(event.result.elapsed).count(), event.trace_id
     );
 }
 

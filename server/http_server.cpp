@@ -19,8 +19,8 @@
 
 #include <fanout/http_server.hpp>
 #include <list>
-#include <tuple>
 #include <spdlog/spdlog.h>
+#include <tuple>
 
 namespace fanout::server {
 
@@ -397,6 +397,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
         limit.after(opts.header_timeout);
         request_parser parser;
+        parser.deadline_header(opts.deadline_header);
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto rec =
@@ -429,7 +430,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         } else {
             keep_alive = parser.keep_alive();
             version = parser.version();
-            auto r = match(parser.method(), parser.target(), opts);
+            auto r = match(parser.method(), parser.target(), opts, parser.fields());
             target = r.target;
             if (r.answer) {
                 res = std::move(*r.answer);
@@ -457,9 +458,9 @@ net::awaitable<void> http_server::impl::serve_requests(
             }
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
-                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f}}})",
+                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}"}})",
                     json_quote(parser.method_string()), json_quote(parser.target()), res.status,
-                    to_string(target), millis(clock::now() - start)
+                    to_string(target), millis(clock::now() - start), r.trace.id()
                 );
             }
         }

@@ -3,6 +3,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <charconv>
 #include <fanout/options.hpp>
 #include <fstream>
@@ -69,6 +72,29 @@ void set_log_level(options& opts, std::string const& where, std::string const& v
 }
 
 constexpr std::int64_t max_ms = 24 * 3600 * 1000;
+
+// A header field name (an RFC 9110 token), not one that fanout writes itself or that frames a message.
+void set_deadline_header(options& opts, std::string const& where, std::string const& value) {
+    constexpr std::string_view tchar = "!#$%&'*+-.^_`|~";
+    bool const token = std::all_of(value.begin(), value.end(), [&](unsigned char c) {
+        return std::isalnum(c) || tchar.find(static_cast<char>(c)) != std::string_view::npos;
+    });
+    if (!token || value.size() > 64)
+        throw bad(
+            where,
+            "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got '" + value + "'"
+        );
+    static constexpr std::array<std::string_view, 8> reserved{
+        "host",           "user-agent",        "accept",      "connection",
+        "content-length", "transfer-encoding", "traceparent", "tracestate"};
+    auto lower = value;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+        return std::tolower(c);
+    });
+    if (std::find(reserved.begin(), reserved.end(), lower) != reserved.end())
+        throw bad(where, "'" + value + "' is a header fanout sets itself");
+    opts.deadline_header = value;
+}
 
 // One scalar setting, known both as a flag (--kebab-case) and a config key (snake_case).
 struct setting {
@@ -182,6 +208,13 @@ std::vector<setting> const& settings() {
          false,
          ms(&options::drain_delay, 0),
          {}},
+        {"deadline-header",
+         "deadline_header",
+         "header carrying the time left, in milliseconds, to each upstream of the deadline-bound endpoints; "
+         "an incoming one shortens the request's deadline. Empty: neither (default X-Request-Timeout-Ms)",
+         true,
+         {},
+         set_deadline_header},
         {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
         {"log-rate-limit",
          "log_rate_limit",

@@ -1,6 +1,9 @@
 #include "server/request_parser.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
+
+#include <fanout/trace.hpp>
 
 namespace fanout::server {
 
@@ -8,6 +11,24 @@ bool request_parser::valid_host(string_view value) {
     if (value.empty()) return false;
     auto authority = boost::urls::parse_authority({value.data(), value.size()});
     return authority && !authority->has_userinfo();
+}
+
+void take_field(
+    request_fields& fields, std::string_view deadline_header, std::string_view name, std::string_view value
+) {
+    using boost::beast::iequals;
+    // Bounded: a deadline over 64 bytes or a traceparent over 128 is invalid anyway; a tracestate
+    // is kept up to one byte over what is forwarded, so that a longer one is known to be.
+    auto add = [value](std::optional<std::string>& to, std::size_t max) {
+        if (!to) to.emplace();
+        add_line(*to, value, max);
+    };
+    if (!deadline_header.empty() && iequals(name, deadline_header))
+        add(fields.deadline, 64);
+    else if (iequals(name, "traceparent"))
+        add(fields.traceparent, 128);
+    else if (iequals(name, "tracestate"))
+        add_line(fields.tracestate, value, upstream::max_tracestate + 1);
 }
 
 unsigned unsupported_version(std::string_view head) noexcept {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "server/request_fields.hpp"
 #include "wire/guarded_parser.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -28,6 +29,9 @@ class request_parser : public wire::guarded_parser<true> {
     std::string const& target() const noexcept { return target_; }
     unsigned version() const noexcept { return version_; }
     refusal refused() const noexcept { return refused_; }
+    request_fields const& fields() const noexcept { return fields_; }
+    // The header whose value fields().deadline keeps; empty: none. Must outlive the parser.
+    void deadline_header(std::string_view name) noexcept { deadline_header_ = name; }
     // The client waits for `100 Continue` before it sends the body (RFC 9110 §10.1.1; HTTP/1.1 only).
     bool expects_continue() const noexcept { return expect_continue_ && version_ >= 11; }
 
@@ -40,7 +44,10 @@ class request_parser : public wire::guarded_parser<true> {
         version_ = static_cast<unsigned>(version);
     }
     void on_response_impl(int, string_view, int, error_code&) override {}
-    void on_field_impl(boost::beast::http::field f, string_view, string_view value, error_code&) override {
+    void on_field_impl(boost::beast::http::field f, string_view name, string_view value, error_code&)
+        override {
+        if (f == boost::beast::http::field::unknown || !deadline_header_.empty())
+            take_field(fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()});
         if (f == boost::beast::http::field::host) {
             ++hosts_;
             host_valid_ = host_valid_ && valid_host(value);
@@ -74,6 +81,8 @@ class request_parser : public wire::guarded_parser<true> {
     bool transfer_encoding_ = false;
     bool expect_continue_ = false;
     refusal refused_ = refusal::none;
+    std::string_view deadline_header_;
+    request_fields fields_;
 };
 
 // The version of an HTTP/2 or later request line at the start of `head` (e.g. 20), else 0: Beast

@@ -39,7 +39,8 @@ constexpr std::array<route_entry, 6> routes{{
 std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::optional<std::string_view> param,
     std::chrono::milliseconds default_timeout,
-    std::chrono::milliseconds max_timeout
+    std::chrono::milliseconds max_timeout,
+    std::string_view name
 ) {
     if (!param) return default_timeout;
     auto s = *param;
@@ -47,12 +48,12 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
     if (s.empty() || s.front() == '-' || s.front() == '+' || end != s.data() + s.size() ||
         (ec != std::errc{} && ec != std::errc::result_out_of_range) || (ec == std::errc{} && value <= 0))
-        return std::string("timeout_ms must be a positive integer (milliseconds)");
+        return std::string(name) + " must be a positive integer (milliseconds)";
     if (ec == std::errc::result_out_of_range || value > max_timeout.count()) return max_timeout;
     return std::chrono::milliseconds(value);
 }
 
-route match(http::verb method, std::string_view target, options const& opts) {
+route match(http::verb method, std::string_view target, options const& opts, request_fields const& fields) {
     route r;
     // Beast has checked the characters. An absolute-form target (RFC 9112 §3.2.2, as proxies send
     // it) is routed by its path and query; nothing else of it is used.
@@ -128,8 +129,20 @@ route match(http::verb method, std::string_view target, options const& opts) {
         r.answer = error_response(400, *message);
         return r;
     }
-    r.handler = entry->handler;
     r.timeout = std::get<std::chrono::milliseconds>(timeout);
+    // A caller's own deadline (e.g. a fanout in front of this one): what is left of it bounds ours.
+    if (fields.deadline && !opts.deadline_header.empty()) {
+        auto left = parse_timeout(*fields.deadline, opts.timeout, opts.max_timeout, opts.deadline_header);
+        if (auto* message = std::get_if<std::string>(&left)) {
+            r.answer = error_response(400, *message);
+            return r;
+        }
+        r.timeout = std::min(r.timeout, std::get<std::chrono::milliseconds>(left));
+    }
+    auto trace = fields.traceparent ? upstream::parse_trace_context(*fields.traceparent, fields.tracestate)
+                                    : std::nullopt;
+    r.trace = trace ? std::move(*trace) : upstream::new_trace();
+    r.handler = entry->handler;
     r.cancel_on_disconnect = entry->cancel_on_disconnect;
     return r;
 }

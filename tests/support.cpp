@@ -1,13 +1,20 @@
 #include "tests/support.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -205,10 +212,17 @@ void client::close() {
     stream_.close();
 }
 
-aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout) {
+aggregate_answer get(
+    std::uint16_t port,
+    std::string_view target,
+    std::chrono::milliseconds timeout,
+    std::vector<header> const& headers
+) {
     auto start = std::chrono::steady_clock::now();
     client c{port};
-    c.send_get(target);
+    std::string raw = "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    for (auto const& h : headers) raw += h.name + ": " + h.value + "\r\n";
+    c.send(raw + "\r\n");
     auto res = c.read(timeout);
     BOOST_TEST_REQUIRE(res.has_value(), "no answer to " << target << " within " << timeout.count() << " ms");
     aggregate_answer a;
@@ -217,6 +231,66 @@ aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::m
     a.complete_header = std::string((*res)["X-Aggregate-Complete"]);
     a.body = boost::json::parse(res->body());
     return a;
+}
+
+namespace {
+
+net::awaitable<void> echo_serve(tcp::socket socket) {
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request<http::empty_body> req;
+        auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
+        if (ec) co_return;
+        boost::json::object headers;
+        for (auto const& f : req) {
+            std::string name(f.name_string());
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+                return std::tolower(c);
+            });
+            headers[name] = std::string(f.value());
+        }
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = boost::json::serialize(boost::json::object{
+            {"target", std::string(req.target())}, {"headers", std::move(headers)}});
+        res.prepare_payload();
+        auto [wec, wn] = co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
+        if (wec) co_return;
+    }
+}
+
+net::awaitable<void> echo_accept(tcp::acceptor& acceptor) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+        if (ec) co_return;
+        net::co_spawn(acceptor.get_executor(), echo_serve(std::move(socket)), net::detached);
+    }
+}
+
+}  // namespace
+
+echo_upstream::echo_upstream() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+    net::co_spawn(ioc_, echo_accept(acceptor_), net::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+}
+
+echo_upstream::~echo_upstream() {
+    net::post(ioc_, [this] { ioc_.stop(); });
+    thread_.join();
+}
+
+std::string echo_upstream::url(std::string_view target) const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + std::string(target);
+}
+
+std::string echoed_target(aggregate_answer const& a, std::string_view service) {
+    return std::string(a.body.at("results").at(service).at("target").as_string());
+}
+
+std::string echoed_header(aggregate_answer const& a, std::string_view name, std::string_view service) {
+    auto const& headers = a.body.at("results").at(service).at("headers").as_object();
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : std::string(it->value().as_string());
 }
 
 void shutdown_all(harness& h, std::chrono::milliseconds grace, bool wait) {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -136,8 +137,40 @@ struct aggregate_answer {
     std::chrono::milliseconds took{};
 };
 
+// A request header for get().
+struct header {
+    std::string name;
+    std::string value;
+};
+
 // GET target on a fresh connection and parse the JSON answer; fails the test if none arrives in time.
-aggregate_answer get(std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 10s);
+aggregate_answer get(
+    std::uint16_t port,
+    std::string_view target,
+    std::chrono::milliseconds timeout = 10s,
+    std::vector<header> const& headers = {}
+);
+
+// An upstream answering {"target":"<the request target it got>","headers":{"<name, lower
+// case>":"<value>",...}}, on a thread of its own.
+class echo_upstream {
+  public:
+    echo_upstream();
+    ~echo_upstream();
+    std::string url(std::string_view target) const;
+
+  private:
+    boost::asio::io_context ioc_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::thread thread_;
+};
+
+// What the echo upstream named `service` saw, from the aggregate answer: its target, one header ("" if
+// absent).
+std::string echoed_target(aggregate_answer const& a, std::string_view service = "echo");
+std::string echoed_header(
+    aggregate_answer const& a, std::string_view name, std::string_view service = "echo"
+);
 
 // Waits until pred() holds or the timeout passes; returns pred().
 template <class Pred>

@@ -2,75 +2,13 @@
 
 #include "tests/support.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/service.hpp>
 #include <stdexcept>
-#include <thread>
 
 using namespace fanout;
 using namespace fanout::test;
-namespace net = boost::asio;
-namespace http = boost::beast::http;
-using tcp = net::ip::tcp;
-
-namespace {
-
-// An upstream answering {"target":"<the request target it got>"}, on a thread of its own.
-class echo_upstream {
-  public:
-    echo_upstream() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
-        net::co_spawn(ioc_, accept(), net::detached);
-        thread_ = std::thread([this] { ioc_.run(); });
-    }
-    ~echo_upstream() {
-        net::post(ioc_, [this] { ioc_.stop(); });
-        thread_.join();
-    }
-    std::string url(std::string_view target) const {
-        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + std::string(target);
-    }
-
-  private:
-    net::awaitable<void> accept() {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
-            if (ec) co_return;
-            net::co_spawn(ioc_, serve(std::move(socket)), net::detached);
-        }
-    }
-    static net::awaitable<void> serve(tcp::socket socket) {
-        boost::beast::flat_buffer buffer;
-        for (;;) {
-            http::request<http::empty_body> req;
-            auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
-            if (ec) co_return;
-            // Percent-encoded targets hold no quote or backslash: safe inside a JSON string.
-            http::response<http::string_body> res{http::status::ok, 11};
-            res.set(http::field::content_type, "application/json");
-            res.body() = R"({"target":")" + std::string(req.target()) + R"("})";
-            res.prepare_payload();
-            auto [wec, wn] = co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
-            if (wec) co_return;
-        }
-    }
-
-    net::io_context ioc_;
-    tcp::acceptor acceptor_;
-    std::thread thread_;
-};
-
-std::string target_seen(aggregate_answer const& a) {
-    return std::string(a.body.at("results").at("echo").at("target").as_string());
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_templates)
 
@@ -103,7 +41,7 @@ BOOST_AUTO_TEST_CASE(a_target_takes_its_values_from_the_query_on_every_endpoint)
           "/api/aggregate/errgroup"}) {
         auto a = get(h.port(), std::string(path) + "?since=2026-01-01&id=a%2Fb%20c&other=1");
         BOOST_TEST_REQUIRE(a.status == 200u, path);
-        BOOST_TEST(target_seen(a) == "/users/a%2Fb%20c/orders?since=2026-01-01", path);
+        BOOST_TEST(echoed_target(a) == "/users/a%2Fb%20c/orders?since=2026-01-01", path);
     }
 }
 

@@ -10,6 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
 #include <fanout/client.hpp>
 #include <optional>
 #include <string>
@@ -59,16 +63,80 @@ bool closed_while_idle(error_code ec) {
            ec == net::error::broken_pipe;
 }
 
-// The GET of a service never changes: its bytes are built once.
-std::string request_bytes(service const& svc, std::string_view target) {
+// The request line and the headers every GET of a service has: built once, unless the target has
+// placeholders. The headers of one fetch (fetch_headers) and the final empty line follow.
+std::string request_head(service const& svc, std::string_view target) {
     return "GET " + std::string(target) + " HTTP/1.1\r\nHost: " + svc.host_header +
-           "\r\nUser-Agent: fanout/" FANOUT_VERSION "\r\nAccept: application/json\r\n\r\n";
+           "\r\nUser-Agent: fanout/" FANOUT_VERSION "\r\nAccept: application/json\r\n";
 }
 
-// A keep-alive connection with its read buffer, which keeps its capacity from one use to the next.
+constexpr std::string_view crlf = "\r\n";
+
+// What one fetch adds to its service's request head, copied into the fetch's frame: no allocation
+// unless a tracestate is forwarded.
+struct fetch_headers {
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    trace_context trace;
+
+    // The whole request into `out`: the head, then a traceparent with a new parent id (each
+    // attempt is an upstream call of its own), the tracestate, and the time left as of now.
+    void write(std::string& out, std::string_view head, std::string_view deadline_header) const {
+        constexpr std::string_view traceparent_name = "traceparent: ", tracestate_name = "tracestate: ";
+        bool const traced = !trace.empty();
+        bool const forwards_state = traced && !trace.tracestate.empty();
+        bool const timed = deadline && !deadline_header.empty();
+        std::array<char, 55> parent{};
+        if (traced) parent = child_traceparent(trace);
+        char time_left[24];
+        std::size_t time_left_size = 0;
+        if (timed) {
+            auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                *deadline - std::chrono::steady_clock::now()
+            );
+            time_left[0] = ':';
+            time_left[1] = ' ';
+            auto end =
+                std::to_chars(time_left + 2, time_left + 22, std::max<std::int64_t>(left.count(), 1)).ptr;
+            time_left_size = static_cast<std::size_t>(end - time_left);
+        }
+        // Sized once and copied into: this runs for every upstream request.
+        out.resize(
+            head.size() + (traced ? traceparent_name.size() + parent.size() + crlf.size() : 0) +
+            (forwards_state ? tracestate_name.size() + trace.tracestate.size() + crlf.size() : 0) +
+            (timed ? deadline_header.size() + time_left_size + crlf.size() : 0) + crlf.size()
+        );
+        auto* p = out.data();
+        auto put = [&p](std::string_view part) { p = std::copy(part.begin(), part.end(), p); };
+        put(head);
+        if (traced) {
+            put(traceparent_name);
+            put({parent.data(), parent.size()});
+            put(crlf);
+        }
+        if (forwards_state) {
+            put(tracestate_name);
+            put(trace.tracestate);
+            put(crlf);
+        }
+        if (timed) {
+            put(deadline_header);
+            put({time_left, time_left_size});
+            put(crlf);
+        }
+        put(crlf);
+    }
+};
+
+// A keep-alive connection with its read buffer and the bytes of its last request, which keep their
+// capacity from one use to the next. On the heap, with the parser, so that a fetch's coroutine frame
+// stays small enough for Asio to recycle it.
 struct connection {
+    explicit connection(net::any_io_executor const& ex) : socket(ex) {}
+
     tcp::socket socket;
     beast::flat_buffer buffer;
+    std::string request;
+    std::optional<response_parser> parser;  // of the answer being read
 };
 
 // More interim answers than this before the final one is an upstream misbehaving.
@@ -91,13 +159,13 @@ struct client::impl {
     net::any_io_executor ex;
     std::vector<service> services;
     client_options options;
-    std::vector<std::string> requests;  // one per service
-    std::vector<std::vector<connection>> idle;
+    std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
+    std::vector<std::vector<std::unique_ptr<connection>>> idle;
     pool_stats stats;
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    // `request`: the request's bytes when the service's target has placeholders; else empty.
-    net::awaitable<fetch_result> fetch(std::size_t index, std::string request);
+    // `head`: the request's head when the service's target has placeholders; else empty.
+    net::awaitable<fetch_result> fetch(std::size_t index, std::string head, fetch_headers headers);
 };
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
@@ -118,7 +186,13 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
     co_return ec;
 }
 
-net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string request) {
+// g++ 12 takes Asio's frame allocation (aligned_alloc, released by free) for a mismatched new and
+// delete in this coroutine's ramp: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string head, fetch_headers headers) {
     fetch_result out;
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
@@ -126,23 +200,24 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
     auto& pool = idle[index];
     try {
         for (int attempt = 0;; ++attempt) {
-            connection conn{tcp::socket{ex}, {}};
+            std::unique_ptr<connection> conn;
             bool reused = false;
             if (attempt == 0 && !pool.empty()) {
                 conn = std::move(pool.back());
                 pool.pop_back();
-                reused = quiet_since_pooled(conn);
+                reused = quiet_since_pooled(*conn);
                 if (reused) {
                     ++stats.reused;
                     use = connection_use::reused;
                 } else {
                     ++stats.retried;
                     use = connection_use::retried;
-                    conn = connection{tcp::socket{ex}, {}};
+                    conn.reset();
                 }
             }
             if (!reused) {
-                if (auto ec = co_await connect(conn.socket, svc)) {
+                conn = std::make_unique<connection>(ex);
+                if (auto ec = co_await connect(conn->socket, svc)) {
                     out = connect_failure(ec, svc);
                     break;
                 }
@@ -150,9 +225,8 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
                 if (use == connection_use::none) use = connection_use::opened;
             }
 
-            auto [wec, wn] = co_await net::async_write(
-                conn.socket, net::buffer(request.empty() ? requests[index] : request), use_tuple
-            );
+            headers.write(conn->request, head.empty() ? requests[index] : head, options.deadline_header);
+            auto [wec, wn] = co_await net::async_write(conn->socket, net::buffer(conn->request), use_tuple);
             if (wec && reused && closed_while_idle(wec)) {
                 ++stats.retried;
                 use = connection_use::retried;
@@ -164,13 +238,13 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
             }
 
             // Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2).
-            std::optional<response_parser> parser;
+            auto& parser = conn->parser;
             error_code rec;
             for (int interim = 0;; ++interim) {
                 parser.emplace();
                 parser->header_limit(static_cast<std::uint32_t>(options.max_head));
                 parser->body_limit(options.max_body);
-                rec = co_await wire::read_message(conn.socket, conn.buffer, *parser, options.max_head);
+                rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
                 if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
                     break;
             }
@@ -193,14 +267,6 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
                 break;
             }
 
-            // Only a connection left exactly between two messages goes back to the pool.
-            if (parser->keep_alive() && conn.buffer.size() == 0 &&
-                pool.size() < options.max_idle_per_service) {
-                error_code nec;
-                if (!conn.socket.non_blocking()) conn.socket.non_blocking(true, nec);  // for the idle check
-                if (!nec) pool.push_back(std::move(conn));
-            }
-
             if (status > 299) {
                 out = make_failure(
                     error_kind::status,
@@ -211,6 +277,16 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
             } else {
                 out.body = std::move(parser->body());
                 out.error.reset();
+            }
+
+            // Only a connection left exactly between two messages goes back to the pool.
+            bool const reusable = parser->keep_alive() && conn->buffer.size() == 0 &&
+                                  pool.size() < options.max_idle_per_service;
+            parser.reset();
+            if (reusable) {
+                error_code nec;
+                if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, nec);  // for the idle check
+                if (!nec) pool.push_back(std::move(conn));
             }
             break;
         }
@@ -224,6 +300,9 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
     out.connection = use;
     co_return out;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
     : impl_(std::make_unique<impl>()) {
@@ -231,7 +310,7 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     impl_->options = options;
     impl_->idle.resize(services.size());
     for (auto const& svc : services)
-        impl_->requests.push_back(svc.params.empty() ? request_bytes(svc, svc.target) : std::string());
+        impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
 }
 
@@ -245,11 +324,15 @@ std::span<service const> client::services() const noexcept {
     return impl_->services;
 }
 
-net::awaitable<fetch_result> client::fetch(std::size_t service_index, std::span<param const> values) {
+net::awaitable<fetch_result> client::fetch(
+    std::size_t service_index, std::span<param const> values, fetch_context const& context
+) {
     auto const& svc = impl_->services[service_index];
-    if (svc.params.empty()) return impl_->fetch(service_index, {});
-    // Built now, so that the values need not outlive this call.
-    return impl_->fetch(service_index, request_bytes(svc, expand_target(svc, values)));
+    // Built now, so that the values and the context need not outlive this call.
+    return impl_->fetch(
+        service_index, svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values)),
+        fetch_headers{context.deadline, context.trace ? *context.trace : trace_context{}}
+    );
 }
 
 void client::close_idle() noexcept {

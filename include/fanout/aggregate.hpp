@@ -28,6 +28,7 @@ struct fetch_event {
     std::string_view endpoint;  // the pattern: "wg", "channel", "context-timeout", "errgroup"
     std::size_t service;        // its index in the client's services
     std::string_view service_name;
+    std::string_view trace_id;  // of the aggregate request (W3C Trace Context)
     upstream::fetch_result const& result;
 };
 
@@ -52,6 +53,7 @@ struct aggregate_request {
     std::chrono::milliseconds timeout;  // deadline of the deadline-bound patterns
     clock::time_point start = clock::now();
     std::vector<upstream::param> params = {};  // values of the services' placeholders
+    upstream::trace_context trace = {};        // forwarded on every fetch; empty: none
 };
 
 // An answer ready to be sent: status and JSON body.
@@ -80,7 +82,7 @@ reply finish(
     std::string_view pattern,
     std::span<upstream::fetch_result const> results,
     unsigned status,
-    clock::time_point start
+    aggregate_request const& req
 );
 
 }  // namespace fanout::handlers

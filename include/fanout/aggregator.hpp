@@ -9,8 +9,10 @@
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/metrics.hpp>
 #include <fanout/options.hpp>
+#include <fanout/request_fields.hpp>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace fanout::server {
 
@@ -40,14 +42,20 @@ class aggregator {
 
     // The response to `method target`: status, Content-Type, X-Aggregate-Complete (aggregate
     // answers), Allow (405), Content-Length and body; for HEAD the length without the body.
+    // `fields`: the request's deadline header and trace context, if any.
     // Cancelling it (terminal) cancels the fetches, as a client leaving does in fanout's server.
     boost::asio::awaitable<response_type> handle(
-        boost::beast::http::verb method, std::string target, unsigned version = 11
+        boost::beast::http::verb method, std::string target, unsigned version = 11, request_fields fields = {}
     );
 
     template <class Body, class Fields>
     boost::asio::awaitable<response_type> handle(boost::beast::http::request<Body, Fields> const& req) {
-        return handle(req.method(), std::string(req.target()), req.version());
+        request_fields fields;
+        for (auto const& f : req)
+            take(
+                fields, {f.name_string().data(), f.name_string().size()}, {f.value().data(), f.value().size()}
+            );
+        return handle(req.method(), std::string(req.target()), req.version(), std::move(fields));
     }
 
     // handle() as an Asio initiating function: (error_code, response_type).
@@ -64,6 +72,8 @@ class aggregator {
     void close_idle() noexcept;  // the idle pooled upstream connections (e.g. at shutdown)
 
   private:
+    void take(request_fields& fields, std::string_view name, std::string_view value) const;
+
     struct impl;
     std::unique_ptr<impl> impl_;
 };

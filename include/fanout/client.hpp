@@ -3,12 +3,16 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/error.hpp>
 #include <fanout/service.hpp>
+#include <fanout/trace.hpp>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace fanout::upstream {
@@ -19,6 +23,17 @@ struct client_options {
     // fails as error_kind::protocol.
     std::size_t max_head = 16 * 1024;
     std::size_t max_idle_per_service = 256;  // idle keep-alive connections kept per service
+    // Carries a fetch's time left (fetch_context::deadline) to the upstream; empty: never sent.
+    std::string deadline_header = "X-Request-Timeout-Ms";
+};
+
+// What one fetch tells its upstream besides the request itself.
+struct fetch_context {
+    // Sent in client_options::deadline_header: the whole milliseconds left until it when the
+    // request is written, at least 1. Not a bound of the fetch itself (the caller's, e.g. `within`).
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    // Forwarded as `traceparent` (with a new parent id for this request) and `tracestate`; null: none.
+    trace_context const* trace = nullptr;
 };
 
 struct pool_stats {
@@ -42,9 +57,11 @@ class client {
     // GET the service's URL. Never throws for upstream failures, which are returned as values;
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
-    // `values`: of the service's placeholders (see service::params), used before this returns;
-    // one without a value throws std::invalid_argument here.
-    boost::asio::awaitable<fetch_result> fetch(std::size_t service_index, std::span<param const> values = {});
+    // `values`: of the service's placeholders (see service::params), and `context`, are used
+    // before this returns; a placeholder without a value throws std::invalid_argument here.
+    boost::asio::awaitable<fetch_result> fetch(
+        std::size_t service_index, std::span<param const> values = {}, fetch_context const& context = {}
+    );
 
     // fetch() as an Asio initiating function: any completion token (default: `deferred`),
     // completing with (error_code, fetch_result) on the token's executor; the code is the
@@ -58,8 +75,17 @@ class client {
     auto async_fetch(
         std::size_t service_index, std::span<param const> values, CompletionToken&& token = CompletionToken{}
     ) {
+        return async_fetch(service_index, values, fetch_context{}, std::forward<CompletionToken>(token));
+    }
+    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    auto async_fetch(
+        std::size_t service_index,
+        std::span<param const> values,
+        fetch_context const& context,
+        CompletionToken&& token = CompletionToken{}
+    ) {
         return detail::async_spawn(
-            executor(), fetch(service_index, values), std::forward<CompletionToken>(token),
+            executor(), fetch(service_index, values, context), std::forward<CompletionToken>(token),
             [](fetch_result const& r) { return r.ok() ? boost::system::error_code{} : r.error->code(); }
         );
     }

@@ -32,6 +32,9 @@ struct options {
     std::vector<upstream::service> upstreams;  // empty on the command line: the embedded demo services
     milliseconds timeout{1000};                // default deadline
     milliseconds max_timeout{10000};           // cap of ?timeout_ms=
+    // Sent to the upstreams of the deadline-bound endpoints with the milliseconds left; an incoming
+    // request's value shortens its deadline. Empty: neither.
+    std::string deadline_header = "X-Request-Timeout-Ms";
     std::size_t max_upstream_body = 1024 * 1024;
     std::size_t max_upstream_head = 16 * 1024;  // an answer's head, a chunk-size line, the trailers
     std::size_t upstream_pool_size = 256;       // idle connections kept per service and event loop
