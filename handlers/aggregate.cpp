@@ -129,10 +129,10 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         auto const deadline = service_deadline(services[i], req);
         if (bounded && deadline < req.start + req.timeout)
             out.push_back(fetch_bounded(client, i, req, deadline));
-        else if (bounded)
-            out.push_back(client.fetch(i, req.params, {deadline, &req.trace}));
         else
-            out.push_back(client.fetch(i, req.params, {std::nullopt, &req.trace}));
+            out.push_back(
+                client.fetch(i, req.params, {bounded ? std::optional(deadline) : std::nullopt, &req.trace})
+            );
     }
     return out;
 }
@@ -176,7 +176,7 @@ reply finish(
     if (ctx.observer) {
         auto services = ctx.client.services();
         for (std::size_t i = 0; i < results.size(); ++i)
-            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, req.trace.id(), results[i]});
+            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[i], req.trace.id()});
     }
     return render(pattern, ctx.client.services(), results, status, req.start);
 }

@@ -39,10 +39,24 @@ aggregator_core::aggregator_core(
           {.max_body = opts.max_upstream_body,
            .max_head = opts.max_upstream_head,
            .max_idle_per_service = opts.upstream_pool_size,
-           .deadline_header = opts.deadline_header}
+           .deadline_header = opts.deadline_header,
+           .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); }}
       ),
       recorder(&metrics, log, &log_limit),
       ctx{.client = client, .observer = &recorder} {
+}
+
+// Transitions are few (at most two a cooldown per service and loop): each is logged.
+void aggregator_core::breaker_changed(std::size_t service, upstream::breaker_state now) {
+    auto& m = metrics.services[service];
+    m.breaker.store(static_cast<std::uint8_t>(now), std::memory_order_relaxed);
+    m.breaker_transitions[static_cast<std::size_t>(now)].add();
+    auto const& svc = client.services()[service];
+    auto const level = now == upstream::breaker_state::open ? spdlog::level::warn : spdlog::level::info;
+    log->log(
+        level, R"({{"event":"circuit_breaker","service":"{}","state":"{}","cooldown_ms":{}}})", svc.name,
+        upstream::to_string(now), svc.breaker_cooldown.count()
+    );
 }
 
 aggregator_core::~aggregator_core() {
@@ -67,10 +81,16 @@ net::awaitable<response> aggregator_core::answer(route const& r) {
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted &&
             log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+            log->error(
+                R"({{"event":"handler_failed","message":{},"trace_id":"{}"}})", json_quote(e.what()),
+                r.trace.id()
+            );
     } catch (std::exception const& e) {
         if (log_limit.admit(*log, spdlog::level::err, "handler_failed"))
-            log->error(R"({{"event":"handler_failed","message":{}}})", json_quote(e.what()));
+            log->error(
+                R"({{"event":"handler_failed","message":{},"trace_id":"{}"}})", json_quote(e.what()),
+                r.trace.id()
+            );
     }
     // A bug or a cancellation: answer without disclosing anything.
     co_return error_response(500, "internal error");

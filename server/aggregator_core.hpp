@@ -58,6 +58,9 @@ class aggregator_core {
     upstream::client client;
     fetch_recorder recorder;
     handlers::context ctx;
+
+  private:
+    void breaker_changed(std::size_t service, upstream::breaker_state now);
 };
 
 }  // namespace fanout::server

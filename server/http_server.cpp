@@ -138,8 +138,6 @@ constexpr std::size_t max_lingering_rejects = 64;
 // not at once: a client sending requests back to back would find its next one crossing our close,
 // and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
 constexpr auto idle_close_wait = std::chrono::milliseconds(250);
-// The first read of a request, as large as wire::read_message's, so that the buffer keeps one size.
-constexpr std::size_t idle_read_size = 64 * 1024;
 
 net::awaitable<void> discard(tcp::socket& sock, deadline& limit, clock::time_point end) {
     thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
@@ -383,15 +381,15 @@ net::awaitable<void> http_server::impl::serve_requests(
                 } else {
                     std::size_t n = 0;
                     std::tie(ec, n) =
-                        co_await sock.async_read_some(buffer.prepare(idle_read_size), use_tuple);
+                        co_await sock.async_read_some(buffer.prepare(wire::read_size), use_tuple);
                     buffer.commit(n);
                 }
                 // Aborted by the start of a shutdown: a request may have arrived all the same.
                 if (ec && (ec != net::error::operation_aborted || !stopping)) co_return;
             }
+            if (slot.cancelled) co_return;  // at the end of the shutdown grace
             // Stopping: an idle connection is closed only once no byte of a request is waiting.
-            if (stopping && buffer.size() == 0 && (slot.cancelled || !co_await request_arrives(sock)))
-                co_return;
+            if (stopping && buffer.size() == 0 && !co_await request_arrives(sock)) co_return;
             slot.idle = false;
         }
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
@@ -448,8 +446,8 @@ net::awaitable<void> http_server::impl::serve_requests(
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
                         log->info(
-                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f}}})",
-                            to_string(target), millis(clock::now() - start)
+                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}"}})",
+                            to_string(target), millis(clock::now() - start), r.trace.id()
                         );
                     co_return;
                 }

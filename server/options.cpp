@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <fanout/client.hpp>
 #include <fanout/options.hpp>
 #include <fstream>
 #include <functional>
@@ -75,18 +76,15 @@ constexpr std::int64_t max_ms = 24 * 3600 * 1000;
 
 // A header field name (an RFC 9110 token), not one that fanout writes itself or that frames a message.
 void set_deadline_header(options& opts, std::string const& where, std::string const& value) {
-    constexpr std::string_view tchar = "!#$%&'*+-.^_`|~";
-    bool const token = std::all_of(value.begin(), value.end(), [&](unsigned char c) {
-        return std::isalnum(c) || tchar.find(static_cast<char>(c)) != std::string_view::npos;
-    });
-    if (!token || value.size() > 64)
+    if (!value.empty() && !upstream::valid_field_name(value))
         throw bad(
             where,
             "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got '" + value + "'"
         );
-    static constexpr std::array<std::string_view, 8> reserved{
-        "host",           "user-agent",        "accept",      "connection",
-        "content-length", "transfer-encoding", "traceparent", "tracestate"};
+    static constexpr std::array<std::string_view, 14> reserved{
+        "host",        "user-agent", "accept",  "connection", "content-length", "transfer-encoding",
+        "te",          "trailer",    "upgrade", "expect",     "keep-alive",     "proxy-connection",
+        "traceparent", "tracestate"};
     auto lower = value;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
         return std::tolower(c);
@@ -293,6 +291,8 @@ void apply_upstreams(options& o, json::value const& v) {
         if (!entry.is_object()) throw bad(where, "expected an object");
         std::string name, url;
         std::optional<milliseconds> timeout;
+        unsigned breaker_failures = 0;
+        std::optional<milliseconds> breaker_cooldown;
         for (auto const& [k, value] : entry.as_object()) {
             auto key = where + "." + std::string(k);
             if (k == "name" || k == "url") {
@@ -301,6 +301,12 @@ void apply_upstreams(options& o, json::value const& v) {
             } else if (k == "timeout_ms") {
                 if (!value.is_int64()) throw bad(key, "expected an integer");
                 timeout = milliseconds(checked(key, value.as_int64(), 1, max_ms));
+            } else if (k == "breaker_failures") {
+                if (!value.is_int64()) throw bad(key, "expected an integer");
+                breaker_failures = static_cast<unsigned>(checked(key, value.as_int64(), 0, 1'000'000));
+            } else if (k == "breaker_cooldown_ms") {
+                if (!value.is_int64()) throw bad(key, "expected an integer");
+                breaker_cooldown = milliseconds(checked(key, value.as_int64(), 1, max_ms));
             } else {
                 throw bad(key, "unknown key");
             }
@@ -314,6 +320,8 @@ void apply_upstreams(options& o, json::value const& v) {
             throw bad(where, e.what());
         }
         s.timeout = timeout;
+        s.breaker_failures = breaker_failures;
+        if (breaker_cooldown) s.breaker_cooldown = *breaker_cooldown;
         add_upstream(o, names, std::move(s), where);
     }
 }

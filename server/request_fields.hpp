@@ -7,11 +7,17 @@
 
 namespace fanout::server {
 
-// Adds one line of a field that may be repeated, as RFC 9110 §5.3 combines them, keeping at most
-// `max` bytes: what is longer than what is accepted or forwarded need not be stored to be refused.
+// Adds one line of a field that may be repeated, as RFC 9110 §5.3 combines them. Past `max` bytes
+// the field is stored as just "\x7f", which no parser of it accepts: a value too long to be valid
+// need not be kept to be refused, and cut short it could read as another.
 inline void add_line(std::string& to, std::string_view value, std::size_t max) {
-    if (!to.empty() && to.size() < max) to += ',';
-    to.append(value.substr(0, max - std::min(max, to.size())));
+    if (to == "\x7f") return;
+    if (to.size() + value.size() + (to.empty() ? 0 : 1) > max) {
+        to = "\x7f";
+        return;
+    }
+    if (!to.empty()) to += ',';
+    to.append(value);
 }
 
 // Keeps the field in `fields` if it is one of theirs. `deadline_header`: empty for none.

@@ -17,8 +17,8 @@ void take_field(
     request_fields& fields, std::string_view deadline_header, std::string_view name, std::string_view value
 ) {
     using boost::beast::iequals;
-    // Bounded: a deadline over 64 bytes or a traceparent over 128 is invalid anyway; a tracestate
-    // is kept up to one byte over what is forwarded, so that a longer one is known to be.
+    // Bounded by what is accepted: a deadline of 64 bytes, a traceparent of 128, a tracestate of
+    // what is forwarded.
     auto add = [value](std::optional<std::string>& to, std::size_t max) {
         if (!to) to.emplace();
         add_line(*to, value, max);
@@ -28,7 +28,7 @@ void take_field(
     else if (iequals(name, "traceparent"))
         add(fields.traceparent, 128);
     else if (iequals(name, "tracestate"))
-        add_line(fields.tracestate, value, upstream::max_tracestate + 1);
+        add_line(fields.tracestate, value, upstream::max_tracestate);
 }
 
 unsigned unsupported_version(std::string_view head) noexcept {

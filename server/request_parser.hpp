@@ -46,7 +46,8 @@ class request_parser : public wire::guarded_parser<true> {
     void on_response_impl(int, string_view, int, error_code&) override {}
     void on_field_impl(boost::beast::http::field f, string_view name, string_view value, error_code&)
         override {
-        if (f == boost::beast::http::field::unknown || !deadline_header_.empty())
+        // Not from the trailer section (RFC 9110 §6.5.1): a proxy in front may have vetted the head only.
+        if (!is_header_done() && (f == boost::beast::http::field::unknown || !deadline_header_.empty()))
             take_field(fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()});
         if (f == boost::beast::http::field::host) {
             ++hosts_;

@@ -235,12 +235,13 @@ aggregate_answer get(
 
 namespace {
 
-net::awaitable<void> echo_serve(tcp::socket socket) {
+net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state) {
     beast::flat_buffer buffer;
     for (;;) {
         http::request<http::empty_body> req;
         auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
         if (ec) co_return;
+        ++state.requests;
         boost::json::object headers;
         for (auto const& f : req) {
             std::string name(f.name_string());
@@ -249,7 +250,7 @@ net::awaitable<void> echo_serve(tcp::socket socket) {
             });
             headers[name] = std::string(f.value());
         }
-        http::response<http::string_body> res{http::status::ok, 11};
+        http::response<http::string_body> res{static_cast<http::status>(state.status.load()), 11};
         res.set(http::field::content_type, "application/json");
         res.body() = boost::json::serialize(boost::json::object{
             {"target", std::string(req.target())}, {"headers", std::move(headers)}});
@@ -259,18 +260,19 @@ net::awaitable<void> echo_serve(tcp::socket socket) {
     }
 }
 
-net::awaitable<void> echo_accept(tcp::acceptor& acceptor) {
+net::awaitable<void> echo_accept(tcp::acceptor& acceptor, echo_upstream::state& state) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
         if (ec) co_return;
-        net::co_spawn(acceptor.get_executor(), echo_serve(std::move(socket)), net::detached);
+        ++state.connections;
+        net::co_spawn(acceptor.get_executor(), echo_serve(std::move(socket), state), net::detached);
     }
 }
 
 }  // namespace
 
 echo_upstream::echo_upstream() : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
-    net::co_spawn(ioc_, echo_accept(acceptor_), net::detached);
+    net::co_spawn(ioc_, echo_accept(acceptor_, state_), net::detached);
     thread_ = std::thread([this] { ioc_.run(); });
 }
 

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <fanout/http_server.hpp>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -152,14 +153,23 @@ aggregate_answer get(
 );
 
 // An upstream answering {"target":"<the request target it got>","headers":{"<name, lower
-// case>":"<value>",...}}, on a thread of its own.
+// case>":"<value>",...}}, on a thread of its own, with the status it is told (200 at first).
 class echo_upstream {
   public:
+    struct state {
+        std::atomic<unsigned> status{200};
+        std::atomic<std::uint64_t> connections{0};  // accepted
+        std::atomic<std::uint64_t> requests{0};     // read
+    };
+
     echo_upstream();
     ~echo_upstream();
     std::string url(std::string_view target) const;
+    state& counters() { return state_; }
+    void answer_status(unsigned status) { state_.status = status; }
 
   private:
+    state state_;
     boost::asio::io_context ioc_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::thread thread_;
@@ -171,6 +181,28 @@ std::string echoed_target(aggregate_answer const& a, std::string_view service = 
 std::string echoed_header(
     aggregate_answer const& a, std::string_view name, std::string_view service = "echo"
 );
+
+// Log lines as the application receives them (options::on_event), from the server's threads.
+struct captured_events {
+    std::mutex m;
+    std::vector<std::string> lines;
+
+    void attach(server::options& o, std::string level = "debug") {
+        o.log_level = std::move(level);
+        o.on_event = [this](server::log_event const& e) {
+            std::lock_guard lock{m};
+            lines.emplace_back(e.json);
+        };
+    }
+    // The lines containing `text`.
+    std::vector<std::string> with(std::string_view text) {
+        std::lock_guard lock{m};
+        std::vector<std::string> out;
+        for (auto const& l : lines)
+            if (l.find(text) != std::string::npos) out.push_back(l);
+        return out;
+    }
+};
 
 // Waits until pred() holds or the timeout passes; returns pred().
 template <class Pred>

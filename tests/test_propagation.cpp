@@ -11,7 +11,6 @@
 #include <array>
 #include <fanout/aggregator.hpp>
 #include <fanout/trace.hpp>
-#include <mutex>
 #include <set>
 
 using namespace fanout;
@@ -34,26 +33,6 @@ std::string sent_trace_id(std::string const& tp) {
     BOOST_TEST(tp.substr(0, 3) == "00-");
     return tp.substr(3, 32);
 }
-
-// Log lines as the application receives them, from the server's threads.
-struct captured_log {
-    std::mutex m;
-    std::vector<std::string> lines;
-    void attach(server::options& o) {
-        o.log_level = "debug";
-        o.on_event = [this](server::log_event const& e) {
-            std::lock_guard lock{m};
-            lines.emplace_back(e.json);
-        };
-    }
-    std::vector<std::string> with(std::string_view text) {
-        std::lock_guard lock{m};
-        std::vector<std::string> out;
-        for (auto const& l : lines)
-            if (l.find(text) != std::string::npos) out.push_back(l);
-        return out;
-    }
-};
 
 }  // namespace
 
@@ -149,6 +128,35 @@ BOOST_AUTO_TEST_CASE(a_bad_incoming_deadline_is_a_400_naming_the_header) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
+    echo_upstream echo;
+    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    // A chunked body whose trailer section carries them: only the head counts.
+    client c{h.port()};
+    c.send(
+        "GET /api/aggregate/errgroup?timeout_ms=900 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n"
+        "0\r\nX-Request-Timeout-Ms: 100\r\ntraceparent: " +
+        std::string(traceparent) + "\r\n\r\n"
+    );
+    auto res = c.read();
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST_REQUIRE(res->result_int() == 200);
+    aggregate_answer a;
+    a.body = boost::json::parse(res->body());
+    BOOST_TEST(header_ms(a) > 300);
+    BOOST_TEST(sent_trace_id(echoed_header(a, "traceparent")) != trace_id);
+    // 65 bytes of a valid number is not cut to 64 of another: it is refused.
+    client d{h.port()};
+    d.send(
+        "GET /api/aggregate/errgroup HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Timeout-Ms: " +
+        std::string(62, '0') + "300\r\n\r\n"
+    );
+    auto refused = d.read();
+    BOOST_TEST_REQUIRE(refused.has_value());
+    BOOST_TEST(refused->result_int() == 400);
+}
+
 BOOST_AUTO_TEST_CASE(the_header_s_name_is_configured_and_empty_turns_it_off) {
     echo_upstream echo;
     server::options o;
@@ -174,12 +182,19 @@ BOOST_AUTO_TEST_CASE(the_header_s_name_is_configured_and_empty_turns_it_off) {
         ),
         std::invalid_argument
     );
-    BOOST_CHECK_THROW(
-        server::parse_command_line(
-            3, std::array<char const*, 3>{"fanout", "--deadline-header", "host"}.data()
-        ),
-        std::invalid_argument
-    );
+    for (auto reserved : {"host", "TraceParent", "Content-Length"}) {
+        BOOST_CHECK_THROW(
+            server::parse_command_line(
+                3, std::array<char const*, 3>{"fanout", "--deadline-header", reserved}.data()
+            ),
+            std::invalid_argument
+        );
+    }
+    // An application's options are checked too, by the client.
+    boost::asio::io_context ioc;
+    upstream::client_options injected;
+    injected.deadline_header = "X-Bad\r\nInjected: 1";
+    BOOST_CHECK_THROW(upstream::client(ioc.get_executor(), {}, injected), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(traceparent_is_forwarded_with_a_new_parent_id_per_upstream_call) {
@@ -253,7 +268,7 @@ BOOST_AUTO_TEST_CASE(a_tracestate_too_long_or_not_printable_is_dropped) {
 }
 
 BOOST_AUTO_TEST_CASE(the_access_and_failure_logs_carry_the_trace_id) {
-    captured_log log;
+    captured_events log;
     server::options o;
     log.attach(o);
     harness h{{sim("users"), sim("broken", upstream::sim_behaviour::fail)}, o};
@@ -297,8 +312,17 @@ BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
     BOOST_TEST(ok->flags == 1);
     BOOST_TEST(ok->tracestate == "a=b");
     // A later version may append fields; version 00 may not.
-    BOOST_TEST(upstream::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what")
-                   .has_value());
+    // Only `sampled` is kept of the flags (version 00's only one).
+    BOOST_TEST(
+        upstream::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what")
+            .value()
+            .flags == 1
+    );
+    BOOST_TEST(
+        upstream::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe")
+            .value()
+            .flags == 0
+    );
     BOOST_TEST(!upstream::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09what")
                     .has_value());
     BOOST_TEST(
@@ -313,7 +337,7 @@ BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
     BOOST_TEST(!upstream::parse_trace_context(traceparent, "a=\x01").value().tracestate.size());
     auto fresh = upstream::new_trace();
     BOOST_TEST(fresh.id().size() == 32u);
-    BOOST_TEST(fresh.flags == 1);
+    BOOST_TEST(fresh.flags == 0);  // fanout makes no sampling decision
     auto child = upstream::child_traceparent(fresh);
     BOOST_TEST(upstream::parse_trace_context({child.data(), child.size()}).value().id() == fresh.id());
 }

@@ -72,6 +72,14 @@ std::string request_head(service const& svc, std::string_view target) {
 
 constexpr std::string_view crlf = "\r\n";
 
+// A trace context safe to write into a request: it may come from the application.
+bool well_formed(trace_context const& t) {
+    auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    auto printable = [](char c) { return c >= 0x20 && c <= 0x7e; };
+    return t.empty() || (std::all_of(t.trace_id.begin(), t.trace_id.end(), hex) &&
+                         std::all_of(t.tracestate.begin(), t.tracestate.end(), printable));
+}
+
 // What one fetch adds to its service's request head, copied into the fetch's frame: no allocation
 // unless a tracestate is forwarded.
 struct fetch_headers {
@@ -155,18 +163,122 @@ bool quiet_since_pooled(connection& conn) {
 
 }  // namespace
 
+bool valid_field_name(std::string_view name) noexcept {
+    constexpr std::string_view tchar = "!#$%&'*+-.^_`|~";
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               tchar.find(c) != std::string_view::npos;
+    });
+}
+
+std::string_view to_string(breaker_state s) noexcept {
+    switch (s) {
+        case breaker_state::closed:
+            return "closed";
+        case breaker_state::open:
+            return "open";
+        case breaker_state::half_open:
+            return "half_open";
+    }
+    return "unknown";
+}
+
+namespace {
+
+// One service's circuit breaker, in its client (so per event loop).
+struct circuit {
+    breaker_state state = breaker_state::closed;
+    unsigned failures = 0;  // consecutive, while closed
+    // Open: when a fetch may probe. Half-open: when a probe that never reported gives way.
+    std::chrono::steady_clock::time_point probe_at;
+    bool probing = false;  // half-open: the probe is under way
+};
+
+// Whether a fetch's outcome speaks against its service: nullopt when it says nothing either way
+// (cancelled by us before its deadline, or not tried).
+std::optional<bool> failed_upstream(
+    fetch_result const& r, std::optional<std::chrono::steady_clock::time_point> deadline
+) {
+    if (r.ok()) return false;
+    switch (r.error->kind) {
+        case error_kind::cancelled:
+            if (deadline && std::chrono::steady_clock::now() >= *deadline) return true;
+            return std::nullopt;
+        case error_kind::circuit_open:
+            return std::nullopt;
+        case error_kind::status:
+            return r.error->status >= 500;
+        default:
+            return true;
+    }
+}
+
+}  // namespace
+
 struct client::impl {
     net::any_io_executor ex;
     std::vector<service> services;
     client_options options;
     std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
     std::vector<std::vector<std::unique_ptr<connection>>> idle;
+    std::vector<circuit> breakers;  // one per service
     pool_stats stats;
+
+    void set_breaker(std::size_t index, breaker_state state);
+    // Whether the breaker lets a fetch through now; `probe`: it is the half-open probe.
+    bool admits(std::size_t index, bool& probe);
+    void record(
+        std::size_t index,
+        fetch_result const& r,
+        std::optional<std::chrono::steady_clock::time_point> deadline,
+        bool probe
+    );
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
     // `head`: the request's head when the service's target has placeholders; else empty.
     net::awaitable<fetch_result> fetch(std::size_t index, std::string head, fetch_headers headers);
 };
+
+void client::impl::set_breaker(std::size_t index, breaker_state state) {
+    auto& b = breakers[index];
+    b.state = state;
+    b.probing = false;
+    if (state == breaker_state::open)
+        b.probe_at = std::chrono::steady_clock::now() + services[index].breaker_cooldown;
+    if (state != breaker_state::half_open) b.failures = 0;
+    if (options.on_breaker) options.on_breaker(index, state);
+}
+
+bool client::impl::admits(std::size_t index, bool& probe) {
+    auto& b = breakers[index];
+    auto const now = std::chrono::steady_clock::now();
+    if (b.state == breaker_state::open && now >= b.probe_at) set_breaker(index, breaker_state::half_open);
+    if (b.state == breaker_state::closed) return true;
+    // A probe that never reported (its coroutine destroyed, or it threw) gives way after a cooldown.
+    if (b.state == breaker_state::open || (b.probing && now < b.probe_at)) return false;
+    b.probing = probe = true;
+    b.probe_at = now + services[index].breaker_cooldown;
+    return true;
+}
+
+void client::impl::record(
+    std::size_t index,
+    fetch_result const& r,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    bool probe
+) {
+    auto& b = breakers[index];
+    auto const failed = failed_upstream(r, deadline);
+    if (probe) {
+        if (!failed)
+            b.probing = false;  // no verdict: the next fetch probes
+        else
+            set_breaker(index, *failed ? breaker_state::open : breaker_state::closed);
+    } else if (b.state == breaker_state::closed && failed) {
+        b.failures = *failed ? b.failures + 1 : 0;
+        if (b.failures >= services[index].breaker_failures) set_breaker(index, breaker_state::open);
+    }
+}
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
     error_code ec;
@@ -198,6 +310,18 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
     auto use = connection_use::none;
     auto const& svc = services[index];
     auto& pool = idle[index];
+    bool probe = false;
+    if (svc.breaker_failures && !admits(index, probe)) {
+        auto const& b = breakers[index];
+        auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at - start).count();
+        out = make_failure(
+            error_kind::circuit_open,
+            b.state == breaker_state::open
+                ? "circuit open; next try in " + std::to_string(std::max<std::int64_t>(left, 0)) + " ms"
+                : "circuit half-open; a probe is under way"
+        );
+        co_return out;
+    }
     try {
         for (int attempt = 0;; ++attempt) {
             std::unique_ptr<connection> conn;
@@ -298,6 +422,7 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
     }
     out.elapsed = std::chrono::steady_clock::now() - start;
     out.connection = use;
+    if (svc.breaker_failures) record(index, out, headers.deadline, probe);
     co_return out;
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -306,9 +431,12 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
     : impl_(std::make_unique<impl>()) {
+    if (!options.deadline_header.empty() && !valid_field_name(options.deadline_header))
+        throw std::invalid_argument("deadline header '" + options.deadline_header + "' is not a field name");
     impl_->ex = std::move(ex);
     impl_->options = options;
     impl_->idle.resize(services.size());
+    impl_->breakers.resize(services.size());
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
@@ -331,7 +459,8 @@ net::awaitable<fetch_result> client::fetch(
     // Built now, so that the values and the context need not outlive this call.
     return impl_->fetch(
         service_index, svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values)),
-        fetch_headers{context.deadline, context.trace ? *context.trace : trace_context{}}
+        fetch_headers{
+            context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{}}
     );
 }
 
@@ -341,6 +470,10 @@ void client::close_idle() noexcept {
 
 pool_stats client::stats() const noexcept {
     return impl_->stats;
+}
+
+breaker_state client::breaker(std::size_t service_index) const noexcept {
+    return impl_->breakers[service_index].state;
 }
 
 std::size_t client::idle_connections(std::size_t service_index) const noexcept {

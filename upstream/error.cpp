@@ -18,6 +18,8 @@ std::string_view to_string(error_kind kind) noexcept {
             return "too_large";
         case error_kind::protocol:
             return "protocol";
+        case error_kind::circuit_open:
+            return "circuit_open";
         case error_kind::cancelled:
             return "cancelled";
     }

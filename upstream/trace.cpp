@@ -65,7 +65,8 @@ std::optional<trace_context> parse_trace_context(std::string_view traceparent, s
 
     trace_context t;
     std::copy(trace_id.begin(), trace_id.end(), t.trace_id.begin());
-    t.flags = static_cast<std::uint8_t>(hex_value(flags[0]) * 16 + hex_value(flags[1]));
+    // Only `sampled` is defined for version 00, which is what fanout sends: the rest must be zero.
+    t.flags = static_cast<std::uint8_t>(hex_value(flags[0]) * 16 + hex_value(flags[1])) & 0x01;
     bool const printable =
         std::all_of(tracestate.begin(), tracestate.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
     if (tracestate.size() <= max_tracestate && printable) t.tracestate = tracestate;
@@ -75,7 +76,7 @@ std::optional<trace_context> parse_trace_context(std::string_view traceparent, s
 trace_context new_trace() {
     trace_context t;
     random_hex(t.trace_id.data(), 2);
-    t.flags = 0x01;
+    t.flags = 0x00;  // fanout records no spans: the sampling decision is left to the services
     return t;
 }
 

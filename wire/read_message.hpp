@@ -56,6 +56,9 @@ boost::beast::error_code parse_buffered(
 // peer closed before a byte of the message, operation_aborted when the calling coroutine was
 // cancelled, even if every read completed at once. `head_only`: returns once the head is read (the
 // parser must not be eager, Beast's default), so that a caller may act on it before the body.
+// Bytes asked of each read: larger than most messages, so that one read usually takes a whole one.
+inline constexpr std::size_t read_size = 64 * 1024;
+
 template <class Stream, class Parser>
 boost::asio::awaitable<boost::beast::error_code> read_message(
     Stream& stream,
@@ -66,7 +69,6 @@ boost::asio::awaitable<boost::beast::error_code> read_message(
 ) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
-    constexpr std::size_t read_size = 64 * 1024;
     for (;;) {
         auto ec = parse_buffered(parser, buffer, max_unparsed, head_only);
         if (ec != http::error::need_more) co_return ec;

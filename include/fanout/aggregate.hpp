@@ -28,8 +28,8 @@ struct fetch_event {
     std::string_view endpoint;  // the pattern: "wg", "channel", "context-timeout", "errgroup"
     std::size_t service;        // its index in the client's services
     std::string_view service_name;
-    std::string_view trace_id;  // of the aggregate request (W3C Trace Context)
     upstream::fetch_result const& result;
+    std::string_view trace_id = {};  // of the aggregate request (W3C Trace Context)
 };
 
 // Observes the aggregate handlers (fanout's server records its metrics and logs this way; an

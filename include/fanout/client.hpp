@@ -9,13 +9,23 @@
 #include <fanout/error.hpp>
 #include <fanout/service.hpp>
 #include <fanout/trace.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fanout::upstream {
+
+// A service's circuit breaker (service::breaker_failures): closed lets fetches through; open fails
+// them at once; half-open lets one through, whose outcome closes or reopens it.
+enum class breaker_state : std::uint8_t { closed, open, half_open };
+std::string_view to_string(breaker_state s) noexcept;
+
+// An HTTP field name (RFC 9110 token) of at most 64 characters.
+bool valid_field_name(std::string_view name) noexcept;
 
 struct client_options {
     std::size_t max_body = 1024 * 1024;  // larger bodies fail as error_kind::too_large
@@ -24,7 +34,10 @@ struct client_options {
     std::size_t max_head = 16 * 1024;
     std::size_t max_idle_per_service = 256;  // idle keep-alive connections kept per service
     // Carries a fetch's time left (fetch_context::deadline) to the upstream; empty: never sent.
+    // Else a valid_field_name(), or the client's constructor throws std::invalid_argument.
     std::string deadline_header = "X-Request-Timeout-Ms";
+    // Called on the client's executor when a service's circuit breaker changes state.
+    std::function<void(std::size_t service_index, breaker_state now)> on_breaker;
 };
 
 // What one fetch tells its upstream besides the request itself.
@@ -32,7 +45,9 @@ struct fetch_context {
     // Sent in client_options::deadline_header: the whole milliseconds left until it when the
     // request is written, at least 1. Not a bound of the fetch itself (the caller's, e.g. `within`).
     std::optional<std::chrono::steady_clock::time_point> deadline;
-    // Forwarded as `traceparent` (with a new parent id for this request) and `tracestate`; null: none.
+    // Forwarded as `traceparent` (with a new parent id for this request) and `tracestate`; null:
+    // none. One whose id is not 32 lower-case hex digits is not sent, nor a tracestate outside
+    // printable ASCII (so nothing given here can break the request's framing).
     trace_context const* trace = nullptr;
 };
 
@@ -57,6 +72,9 @@ class client {
     // GET the service's URL. Never throws for upstream failures, which are returned as values;
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
+    // With the service's circuit breaker open: error_kind::circuit_open at once, without connecting.
+    // The breaker counts as failures every kind but cancelled, circuit_open and a status below 500,
+    // and a fetch cancelled at or after its context's deadline (a timeout of the caller's).
     // `values`: of the service's placeholders (see service::params), and `context`, are used
     // before this returns; a placeholder without a value throws std::invalid_argument here.
     boost::asio::awaitable<fetch_result> fetch(
@@ -96,6 +114,7 @@ class client {
     void close_idle() noexcept;
 
     pool_stats stats() const noexcept;
+    breaker_state breaker(std::size_t service_index) const noexcept;
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 
   private:

@@ -21,6 +21,7 @@ enum class error_kind {
     invalid_json,  // 2xx answer whose body is not one JSON value
     too_large,     // body over --max-upstream-body
     protocol,      // malformed HTTP, or the connection closed early
+    circuit_open,  // not tried: the service's circuit breaker is open (service::breaker_failures)
     cancelled,     // stopped by us: a sibling failed, or the client went away
 };
 // Arrays indexed by kind_index() have this size: keep `timeout` the first kind, `cancelled` the last.

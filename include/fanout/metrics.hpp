@@ -59,6 +59,8 @@ struct metrics_shard {
         histogram duration;
         std::array<local_counter, error_kind_count> failures;  // by upstream::error_kind
         local_counter opened, reused, retried;
+        std::atomic<std::uint8_t> breaker{0};              // this loop's upstream::breaker_state
+        std::array<local_counter, 3> breaker_transitions;  // by the state entered
     };
 
     explicit metrics_shard(std::size_t service_count) : services(service_count) {}

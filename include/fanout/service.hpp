@@ -22,6 +22,10 @@ struct service {
     std::string host_header;          // value of the Host header
     // Bounds this service's fetches in the deadline-bound patterns (the smaller of it and the deadline).
     std::optional<std::chrono::milliseconds> timeout;
+    // Circuit breaker, off at 0: after this many consecutive failures (see client), fetches fail at
+    // once as error_kind::circuit_open for breaker_cooldown; then one fetch probes the service.
+    unsigned breaker_failures = 0;
+    std::chrono::milliseconds breaker_cooldown{5000};
 
     std::string url() const;
 };

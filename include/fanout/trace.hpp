@@ -13,7 +13,7 @@ namespace fanout::upstream {
 
 struct trace_context {
     std::array<char, 32> trace_id{};  // lowercase hex; all '\0' until set
-    std::uint8_t flags = 0;           // trace-flags as received (bit 0: sampled)
+    std::uint8_t flags = 0;           // trace-flags: `sampled` (bit 0) as received; the others zero
     std::string tracestate;           // forwarded as received; empty: none
 
     bool empty() const noexcept { return trace_id[0] == '\0'; }
@@ -32,7 +32,7 @@ std::optional<trace_context> parse_trace_context(
     std::string_view traceparent, std::string_view tracestate = {}
 );
 
-// A new trace: a random trace id, flagged sampled (fanout logs it).
+// A new trace: a random trace id, not flagged sampled (fanout records no spans of its own).
 trace_context new_trace();
 
 // "00-<trace id>-<new random parent id>-<flags>", the traceparent of one upstream request.
