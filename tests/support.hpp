@@ -81,6 +81,7 @@ class sim_runner {
     ~sim_runner();
     std::string upstream_flag(std::size_t i) const;  // NAME=URL, for --upstream
     upstream::sim_counters const& counters(std::size_t i) const { return sim_.counters(i); }
+    std::uint16_t port(std::size_t i) const { return sim_.port(i); }
 
   private:
     boost::asio::io_context ioc_{1};

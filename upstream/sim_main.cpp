@@ -21,6 +21,14 @@ std::pair<std::string, std::string> split_pair(std::string const& flag, std::str
     return {value.substr(0, eq), value.substr(eq + 1)};
 }
 
+unsigned number(std::string const& flag, std::string const& text) {
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc{} || end != text.data() + text.size())
+        throw std::invalid_argument("--" + flag + ": '" + text + "' is not a number");
+    return n;
+}
+
 std::vector<sim_service> services_from(po::variables_map const& vm) {
     std::vector<sim_service> services;
     for (auto const& spec : vm["service"].as<std::vector<std::string>>()) {
@@ -38,6 +46,23 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
         s.body_bytes = vm["body-bytes"].as<std::size_t>();
         if (s.error_rate < 0.0 || s.error_rate > 1.0)
             throw std::invalid_argument("--error-rate: must be in [0, 1]");
+        if (vm.count("tail")) {
+            auto const& text = vm["tail"].as<std::string>();
+            auto colon = text.find(':');
+            try {
+                std::size_t used = 0;
+                s.tail_ratio = std::stod(text.substr(0, colon), &used);
+                if (colon == std::string::npos || used != colon) throw std::invalid_argument("");
+                s.tail_latency = std::chrono::milliseconds(number("tail", text.substr(colon + 1)));
+            } catch (std::exception const&) {
+                throw std::invalid_argument("--tail: expected RATIO:MS, got '" + text + "'");
+            }
+            if (s.tail_ratio < 0.0 || s.tail_ratio > 1.0)
+                throw std::invalid_argument("--tail: RATIO must be in [0, 1]");
+        }
+        s.deadline_header = vm["deadline-header"].as<std::string>();
+        s.honour_deadline = vm.count("honour-deadline") > 0;
+        s.default_budget = std::chrono::milliseconds(vm["budget-ms"].as<unsigned>());
         services.push_back(std::move(s));
     }
     auto find = [&](std::string const& flag, std::string const& name) -> sim_service& {
@@ -48,6 +73,24 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
     if (vm.count("hang"))
         for (auto const& name : vm["hang"].as<std::vector<std::string>>())
             find("hang", name).behaviour = sim_behaviour::hang;
+    if (vm.count("outage")) {
+        for (auto const& spec : vm["outage"].as<std::vector<std::string>>()) {
+            auto [name, when] = split_pair("outage", spec);
+            auto& s = find("outage", name);
+            auto first = when.find(':');
+            auto second = when.find(':', first == std::string::npos ? first : first + 1);
+            if (first == std::string::npos)
+                throw std::invalid_argument(
+                    "--outage: expected NAME=AFTER_S:FOR_S[:hang], got '" + spec + "'"
+                );
+            auto mode = second == std::string::npos ? std::string() : when.substr(second + 1);
+            if (!mode.empty() && mode != "hang" && mode != "refuse")
+                throw std::invalid_argument("--outage: the mode is hang or refuse, got '" + mode + "'");
+            s.outage_after = std::chrono::seconds(number("outage", when.substr(0, first)));
+            s.outage_for = std::chrono::seconds(number("outage", when.substr(first + 1, second - first - 1)));
+            s.outage_hangs = mode == "hang";
+        }
+    }
     if (vm.count("behaviour")) {
         for (auto const& spec : vm["behaviour"].as<std::vector<std::string>>()) {
             auto [name, behaviour] = split_pair("behaviour", spec);
@@ -75,6 +118,16 @@ int main(int argc, char** argv) {
         ("jitter-ms", po::value<unsigned>()->default_value(0), "extra uniform latency in [0, jitter)")
         ("error-rate", po::value<double>()->default_value(0.0), "fraction of requests answered 500")
         ("body-bytes", po::value<std::size_t>()->default_value(0), "size of the healthy JSON answers (0: a few hundred bytes)")
+        ("tail", po::value<std::string>(), "RATIO:MS, a heavy tail: that fraction of answers takes MS instead (e.g. 0.02:50)")
+        ("outage", po::value<std::vector<std::string>>()->composing(),
+            "NAME=AFTER_S:FOR_S[:hang], repeatable: from AFTER_S seconds after start, for FOR_S, the service "
+            "refuses connections (or hangs)")
+        ("deadline-header", po::value<std::string>()->default_value(""),
+            "header of the caller's time left (e.g. X-Request-Timeout-Ms): work goes on after the caller leaves, "
+            "and work past its budget is counted")
+        ("honour-deadline", "with --deadline-header: stop working when the caller's budget is spent (answer 504)")
+        ("budget-ms", po::value<unsigned>()->default_value(0), "with --deadline-header: the budget of a request without it")
+        ("counters", "print each service's counters to stdout at exit")
         ("hang", po::value<std::vector<std::string>>()->composing(),
             "NAME of a service that accepts and never answers, repeatable")
         ("behaviour", po::value<std::vector<std::string>>()->composing(),
@@ -85,6 +138,7 @@ int main(int argc, char** argv) {
 
     std::vector<sim_service> services;
     net::ip::address address;
+    bool print_counters = false;
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -94,6 +148,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         services = services_from(vm);
+        print_counters = vm.count("counters") > 0;
         auto text = vm["address"].as<std::string>();
         boost::system::error_code ec;
         address = net::ip::make_address(text, ec);
@@ -114,6 +169,15 @@ int main(int argc, char** argv) {
             if (!ec) ioc.stop();
         });
         ioc.run();
+        if (print_counters) {
+            for (std::size_t i = 0; i < sim.size(); ++i) {
+                auto const& c = sim.counters(i);
+                std::cout << sim.name(i) << ": connections " << c.connections << " requests " << c.requests
+                          << " answered " << c.answered << " abandoned " << c.abandoned << " refused "
+                          << c.refused << " late_work_ms " << c.late_work_ms << " deadline_stops "
+                          << c.deadline_stops << "\n";
+            }
+        }
     } catch (std::exception const& e) {
         std::cerr << "fanout-sim: " << e.what() << "\n";
         return 1;

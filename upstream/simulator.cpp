@@ -15,10 +15,12 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <charconv>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <tuple>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace fanout::upstream {
 
@@ -125,15 +127,19 @@ struct simulator::state : std::enable_shared_from_this<state> {
         sim_service config;
         tcp::acceptor acceptor;
         sim_counters counters;
+        bool out = false;  // in its outage
     };
 
     net::any_io_executor ex;
     net::ip::address address;
     std::vector<std::unique_ptr<entry>> entries;
-    std::unordered_set<tcp::socket*> open_sockets;
+    std::unordered_map<tcp::socket*, std::size_t> open_sockets;  // and their service
     std::minstd_rand random{std::random_device{}()};
+    bool cancelled = false;
 
     net::awaitable<void> accept(std::size_t i);
+    net::awaitable<void> outage(std::size_t i);
+    void reset_connections(std::size_t i);
     net::awaitable<void> serve(std::size_t i, tcp::socket sock);
     std::chrono::milliseconds draw_latency(sim_service const& cfg);
     bool draw_failure(sim_service const& cfg);
@@ -174,9 +180,45 @@ http::response<http::string_body> make_response(http::status status, std::string
 }  // namespace
 
 std::chrono::milliseconds simulator::state::draw_latency(sim_service const& cfg) {
-    if (cfg.jitter.count() <= 0) return cfg.latency;
+    auto base = cfg.latency;
+    if (cfg.tail_ratio > 0.0 && std::bernoulli_distribution{cfg.tail_ratio}(random)) base = cfg.tail_latency;
+    if (cfg.jitter.count() <= 0) return base;
     std::uniform_int_distribution<long> extra{0, static_cast<long>(cfg.jitter.count()) - 1};
-    return cfg.latency + std::chrono::milliseconds(extra(random));
+    return base + std::chrono::milliseconds(extra(random));
+}
+
+// Resets (RST, not FIN) every open connection of service i, as a crashed process's do.
+void simulator::state::reset_connections(std::size_t i) {
+    boost::system::error_code ec;
+    for (auto [sock, service] : open_sockets) {
+        if (service != i) continue;
+        sock->set_option(net::socket_base::linger(true, 0), ec);
+        sock->close(ec);
+    }
+}
+
+net::awaitable<void> simulator::state::outage(std::size_t i) {
+    auto self = shared_from_this();
+    auto& e = *entries[i];
+    co_await sleep_for(*e.config.outage_after);
+    if (cancelled) co_return;
+    e.out = true;
+    boost::system::error_code ec;
+    if (!e.config.outage_hangs) {
+        e.acceptor.close(ec);
+        reset_connections(i);
+    }
+    co_await sleep_for(e.config.outage_for);
+    e.out = false;
+    if (cancelled) co_return;
+    if (!e.config.outage_hangs) {
+        try {
+            e.acceptor = server::open_listener(ex, {address, e.config.port}, /*reuse_port=*/false);
+        } catch (std::exception const&) {
+            co_return;  // the port was taken meanwhile: the outage lasts
+        }
+        net::co_spawn(ex, accept(i), net::detached);
+    }
 }
 
 // The fault soak's mix: mostly healthy answers, and every way an upstream can fail or lie.
@@ -222,7 +264,7 @@ net::awaitable<void> simulator::state::accept(std::size_t i) {
 
 net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
     auto self = shared_from_this();
-    open_sockets.insert(&sock);
+    open_sockets.emplace(&sock, i);
     struct unregister {
         state& s;
         tcp::socket* p;
@@ -242,6 +284,29 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         if (rec) co_return;
         ++counters.requests;
         bool const keep_alive = parser.get().keep_alive();
+        if (entries[i]->out) {
+            if (!cfg.outage_hangs) {  // accepted just before it began
+                ++counters.refused;
+                sock.set_option(net::socket_base::linger(true, 0), ec);
+                co_return;
+            }
+            co_await peer_closed(sock);
+            ++counters.abandoned;
+            co_return;
+        }
+        // The caller's time left, when it says.
+        std::optional<std::chrono::milliseconds> budget;
+        if (!cfg.deadline_header.empty()) {
+            if (cfg.default_budget.count() > 0) budget = cfg.default_budget;
+            auto it = parser.get().find(cfg.deadline_header);
+            long ms = 0;
+            if (it != parser.get().end()) {
+                auto v = it->value();
+                auto [end, fec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+                if (fec == std::errc{} && end == v.data() + v.size() && ms > 0)
+                    budget = std::chrono::milliseconds(ms);
+            }
+        }
 
         bool const chaos = cfg.behaviour == sim_behaviour::chaos;
         auto const behaviour = chaos ? draw_chaos() : cfg.behaviour;
@@ -256,7 +321,22 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             if (which.index() == 1) ++counters.abandoned;
             co_return;
         }
-        if (auto delay = draw_latency(cfg); delay.count() > 0) {
+        if (auto delay = draw_latency(cfg); !cfg.deadline_header.empty()) {
+            // Work that goes on whether the caller waits or not, unless its budget is honoured.
+            bool const stops = cfg.honour_deadline && budget && delay > *budget;
+            auto const work = stops ? *budget : delay;
+            if (work.count() > 0) co_await sleep_for(work);
+            if (budget && work > *budget)
+                counters.late_work_ms += static_cast<std::uint64_t>((work - *budget).count());
+            if (stops) {
+                ++counters.deadline_stops;
+                auto res =
+                    make_response(http::status::gateway_timeout, R"({"error":"deadline spent"})", keep_alive);
+                auto [sec, sn] = co_await http::async_write(sock, res, use_tuple);
+                if (sec || !keep_alive) co_return;
+                continue;
+            }
+        } else if (delay.count() > 0) {
             auto which = co_await (sleep_for(delay) || peer_closed(sock));
             if (which.index() == 1) {
                 ++counters.abandoned;
@@ -369,14 +449,18 @@ simulator::simulator(net::any_io_executor ex, std::vector<sim_service> services,
 simulator::~simulator() = default;
 
 void simulator::start() {
-    for (std::size_t i = 0; i < state_->entries.size(); ++i)
+    for (std::size_t i = 0; i < state_->entries.size(); ++i) {
         net::co_spawn(state_->ex, state_->accept(i), net::detached);
+        if (state_->entries[i]->config.outage_after)
+            net::co_spawn(state_->ex, state_->outage(i), net::detached);
+    }
 }
 
 void simulator::cancel() {
+    state_->cancelled = true;
     boost::system::error_code ec;
     for (auto& e : state_->entries) e->acceptor.close(ec);
-    for (auto* sock : state_->open_sockets) sock->close(ec);
+    for (auto [sock, service] : state_->open_sockets) sock->close(ec);
 }
 
 std::size_t simulator::size() const noexcept {

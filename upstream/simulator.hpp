@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,15 +45,33 @@ struct sim_service {
     double error_rate = 0.0;              // fraction of requests answered 500
     std::size_t body_bytes = 0;           // 0: sim_body(name); else a JSON body of about this size
     sim_behaviour behaviour = sim_behaviour::ok;
+    // A heavy tail: this fraction of answers takes tail_latency (plus jitter) instead of latency.
+    double tail_ratio = 0.0;
+    std::chrono::milliseconds tail_latency{0};
+    // An outage: outage_after after start(), for outage_for, the service refuses connections (its
+    // port closed, its open connections reset) or, with outage_hangs, reads requests and answers none.
+    std::optional<std::chrono::milliseconds> outage_after{};
+    std::chrono::milliseconds outage_for{0};
+    bool outage_hangs = false;
+    // The header carrying the caller's time left (e.g. X-Request-Timeout-Ms); empty: none is read.
+    // When set, a request's work (its latency) goes on even if the caller leaves, as real work
+    // does, and work past the caller's budget is counted (sim_counters::late_work_ms); with
+    // honour_deadline the work stops when the budget is spent (answered 504).
+    std::string deadline_header{};
+    bool honour_deadline = false;
+    std::chrono::milliseconds default_budget{0};  // of a request without the header; 0: unknown
 };
 
 // What a simulated service saw; readable from any thread.
 struct sim_counters {
-    std::atomic<std::uint64_t> connections{0};  // accepted
-    std::atomic<std::uint64_t> requests{0};     // request heads read
-    std::atomic<std::uint64_t> answered{0};     // responses written
-    std::atomic<std::uint64_t> abandoned{0};    // client closed before it was answered
-    std::atomic<std::uint64_t> unsolicited{0};  // answers sent that nobody asked for
+    std::atomic<std::uint64_t> connections{0};     // accepted
+    std::atomic<std::uint64_t> requests{0};        // request heads read
+    std::atomic<std::uint64_t> answered{0};        // responses written
+    std::atomic<std::uint64_t> abandoned{0};       // client closed before it was answered
+    std::atomic<std::uint64_t> unsolicited{0};     // answers sent that nobody asked for
+    std::atomic<std::uint64_t> late_work_ms{0};    // work done after the caller's budget was spent
+    std::atomic<std::uint64_t> deadline_stops{0};  // requests whose work stopped at the budget
+    std::atomic<std::uint64_t> refused{0};         // connections reset or refused by an outage
 };
 
 // Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,

@@ -1,0 +1,106 @@
+// The simulator's bench features: a heavy tail, an outage schedule, the caller's deadline.
+
+#include "tests/support.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace fanout;
+using namespace fanout::test;
+
+namespace {
+
+// One GET on a fresh connection, with optional extra header lines; the status (0: no answer in time).
+unsigned status_of(
+    std::uint16_t port, std::string const& extra = "", std::chrono::milliseconds timeout = 5s
+) {
+    client c{port};
+    c.send("GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n");
+    auto res = c.read(timeout);
+    return res ? res->result_int() : 0;
+}
+
+std::chrono::milliseconds time_of(auto f) {
+    auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_simulator)
+
+BOOST_AUTO_TEST_CASE(a_heavy_tail_slows_that_fraction_of_answers) {
+    auto s = sim("s");
+    s.tail_ratio = 0.5;
+    s.tail_latency = 100ms;
+    sim_runner upstreams{{s}};
+    int slow = 0;
+    for (int i = 0; i < 20; ++i)
+        if (time_of([&] { BOOST_TEST(status_of(upstreams.port(0)) == 200u); }) >= 90ms) ++slow;
+    // Binomial(20, 0.5): outside [3, 17] once in 2500 runs; none or all means no tail or no other.
+    BOOST_TEST(slow >= 3);
+    BOOST_TEST(slow <= 17);
+}
+
+BOOST_AUTO_TEST_CASE(an_outage_refuses_then_recovers) {
+    auto s = sim("s");
+    s.outage_after = 300ms;
+    s.outage_for = 600ms;
+    sim_runner upstreams{{s}};
+    auto const port = upstreams.port(0);
+    client open{port};  // open before the outage, reset by it
+    BOOST_TEST(status_of(port) == 200u);
+    std::this_thread::sleep_for(450ms);
+    BOOST_TEST(refuses_connections(port));
+    bool answered = false;
+    try {
+        open.send("GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        answered = open.read(1s).has_value();
+    } catch (std::exception const&) {  // reset already
+    }
+    BOOST_TEST(!answered);
+    BOOST_TEST(eventually([&] { return !refuses_connections(port); }, 3s));
+    BOOST_TEST(status_of(port) == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(an_outage_may_hang_instead) {
+    auto s = sim("s");
+    s.outage_after = 0ms;
+    s.outage_for = 60s;
+    s.outage_hangs = true;
+    sim_runner upstreams{{s}};
+    std::this_thread::sleep_for(50ms);
+    BOOST_TEST(status_of(upstreams.port(0), "", 300ms) == 0u);
+    BOOST_TEST(!refuses_connections(upstreams.port(0)));
+}
+
+BOOST_AUTO_TEST_CASE(work_past_the_caller_s_budget_is_counted_or_stopped) {
+    auto late = sim("late", upstream::sim_behaviour::ok, 150ms);
+    late.deadline_header = "X-Request-Timeout-Ms";
+    auto honours = late;
+    honours.name = "honours";
+    honours.honour_deadline = true;
+    sim_runner upstreams{{late, honours}};
+
+    // Not honoured: all 150 ms of work are done, 100 of them past the budget.
+    BOOST_TEST(status_of(upstreams.port(0), "X-Request-Timeout-Ms: 50\r\n") == 200u);
+    BOOST_TEST(upstreams.counters(0).late_work_ms.load() >= 95u);
+    BOOST_TEST(upstreams.counters(0).late_work_ms.load() <= 150u);
+    // The work goes on when the caller leaves, and counts.
+    {
+        client c{upstreams.port(0)};
+        c.send("GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Timeout-Ms: 20\r\n\r\n");
+    }
+    BOOST_TEST(eventually([&] { return upstreams.counters(0).late_work_ms.load() >= 95u + 125u; }));
+
+    // Honoured: the work stops at the budget, answered 504, nothing late.
+    auto took =
+        time_of([&] { BOOST_TEST(status_of(upstreams.port(1), "X-Request-Timeout-Ms: 40\r\n") == 504u); });
+    BOOST_TEST(took < 140ms);
+    BOOST_TEST(upstreams.counters(1).deadline_stops.load() == 1u);
+    BOOST_TEST(upstreams.counters(1).late_work_ms.load() == 0u);
+    // A budget larger than the work changes nothing.
+    BOOST_TEST(status_of(upstreams.port(1), "X-Request-Timeout-Ms: 1000\r\n") == 200u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
