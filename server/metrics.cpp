@@ -254,37 +254,36 @@ std::string metrics_registry::render() const {
     }
 
     using upstream::breaker_state;
-    constexpr std::array states{breaker_state::closed, breaker_state::open, breaker_state::half_open};
+    // One sample per service and breaker state: `get(shard metrics of the service, state)`.
+    auto per_breaker_state = [&](char const* name, char const* state_label, auto get) {
+        for (std::size_t i = 0; i < service_names_.size(); ++i) {
+            for (auto state : {breaker_state::closed, breaker_state::open, breaker_state::half_open}) {
+                w.sample(
+                    name,
+                    label("service", service_names_[i]) + "," +
+                        label(state_label, upstream::to_string(state)),
+                    sum([&](metrics_shard const& s) -> std::uint64_t { return get(s.services[i], state); })
+                );
+            }
+        }
+    };
     w.header(
         "fanout_upstream_breaker_state", "gauge",
         "Event loops whose circuit breaker for the service is in each state (each loop has its own)."
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
-        for (auto state : states) {
-            w.sample(
-                "fanout_upstream_breaker_state",
-                label("service", service_names_[i]) + "," + label("state", upstream::to_string(state)),
-                sum([&](metrics_shard const& s) -> std::uint64_t {
-                    return s.services[i].breaker.load() == static_cast<std::uint8_t>(state);
-                })
-            );
-        }
-    }
+    per_breaker_state("fanout_upstream_breaker_state", "state", [](auto const& m, breaker_state state) {
+        return m.breaker.load() == static_cast<std::uint8_t>(state);
+    });
     w.header(
         "fanout_upstream_breaker_transitions_total", "counter",
         "Circuit breaker state changes, by service and the state entered."
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
-        for (auto state : states) {
-            w.sample(
-                "fanout_upstream_breaker_transitions_total",
-                label("service", service_names_[i]) + "," + label("to", upstream::to_string(state)),
-                sum([&](metrics_shard const& s) {
-                    return s.services[i].breaker_transitions[static_cast<std::size_t>(state)].value();
-                })
-            );
+    per_breaker_state(
+        "fanout_upstream_breaker_transitions_total", "to",
+        [](auto const& m, breaker_state state) {
+            return m.breaker_transitions[static_cast<std::size_t>(state)].value();
         }
-    }
+    );
     return out;
 }
 
