@@ -1,11 +1,11 @@
 #include "server/listener.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <charconv>
 #include <fanout/client.hpp>
 #include <fanout/options.hpp>
@@ -85,11 +85,9 @@ void set_deadline_header(options& opts, std::string const& where, std::string co
         "host",        "user-agent", "accept",  "connection", "content-length", "transfer-encoding",
         "te",          "trailer",    "upgrade", "expect",     "keep-alive",     "proxy-connection",
         "traceparent", "tracestate"};
-    auto lower = value;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
-        return std::tolower(c);
-    });
-    if (std::find(reserved.begin(), reserved.end(), lower) != reserved.end())
+    if (std::any_of(reserved.begin(), reserved.end(), [&](auto r) {
+            return boost::beast::iequals(value, r);
+        }))
         throw bad(where, "'" + value + "' is a header fanout sets itself");
     opts.deadline_header = value;
 }
@@ -281,6 +279,11 @@ void add_upstream(options& o, std::set<std::string>& names, upstream::service s,
     o.upstreams.push_back(std::move(s));
 }
 
+std::int64_t integer(std::string const& key, json::value const& v, std::int64_t lo, std::int64_t hi) {
+    if (!v.is_int64()) throw bad(key, "expected an integer");
+    return checked(key, v.as_int64(), lo, hi);
+}
+
 void apply_upstreams(options& o, json::value const& v) {
     if (!v.is_array()) throw bad("upstreams", "expected an array");
     o.upstreams.clear();
@@ -299,14 +302,11 @@ void apply_upstreams(options& o, json::value const& v) {
                 if (!value.is_string()) throw bad(key, "expected a string");
                 (k == "name" ? name : url) = std::string(value.as_string());
             } else if (k == "timeout_ms") {
-                if (!value.is_int64()) throw bad(key, "expected an integer");
-                timeout = milliseconds(checked(key, value.as_int64(), 1, max_ms));
+                timeout = milliseconds(integer(key, value, 1, max_ms));
             } else if (k == "breaker_failures") {
-                if (!value.is_int64()) throw bad(key, "expected an integer");
-                breaker_failures = static_cast<unsigned>(checked(key, value.as_int64(), 0, 1'000'000));
+                breaker_failures = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
             } else if (k == "breaker_cooldown_ms") {
-                if (!value.is_int64()) throw bad(key, "expected an integer");
-                breaker_cooldown = milliseconds(checked(key, value.as_int64(), 1, max_ms));
+                breaker_cooldown = milliseconds(integer(key, value, 1, max_ms));
             } else {
                 throw bad(key, "unknown key");
             }

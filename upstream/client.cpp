@@ -72,14 +72,6 @@ std::string request_head(service const& svc, std::string_view target) {
 
 constexpr std::string_view crlf = "\r\n";
 
-// A trace context safe to write into a request: it may come from the application.
-bool well_formed(trace_context const& t) {
-    auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-    auto printable = [](char c) { return c >= 0x20 && c <= 0x7e; };
-    return t.empty() || (std::all_of(t.trace_id.begin(), t.trace_id.end(), hex) &&
-                         std::all_of(t.tracestate.begin(), t.tracestate.end(), printable));
-}
-
 // What one fetch adds to its service's request head, copied into the fetch's frame: no allocation
 // unless a tracestate is forwarded.
 struct fetch_headers {

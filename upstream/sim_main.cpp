@@ -33,10 +33,8 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
     std::vector<sim_service> services;
     for (auto const& spec : vm["service"].as<std::vector<std::string>>()) {
         auto [name, port_text] = split_pair("service", spec);
-        unsigned port = 0;
-        auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-        if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
-            throw std::invalid_argument("--service: bad port in '" + spec + "'");
+        auto const port = number("service", port_text);
+        if (port > 65535) throw std::invalid_argument("--service: bad port in '" + spec + "'");
         sim_service s;
         s.name = name;
         s.port = static_cast<std::uint16_t>(port);

@@ -14,6 +14,10 @@ bool lower_hex(std::string_view s) {
     });
 }
 
+bool printable_ascii(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 bool all_zeros(std::string_view s) {
     return s.find_first_not_of('0') == std::string_view::npos;
 }
@@ -67,10 +71,12 @@ std::optional<trace_context> parse_trace_context(std::string_view traceparent, s
     std::copy(trace_id.begin(), trace_id.end(), t.trace_id.begin());
     // Only `sampled` is defined for version 00, which is what fanout sends: the rest must be zero.
     t.flags = static_cast<std::uint8_t>(hex_value(flags[0]) * 16 + hex_value(flags[1])) & 0x01;
-    bool const printable =
-        std::all_of(tracestate.begin(), tracestate.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
-    if (tracestate.size() <= max_tracestate && printable) t.tracestate = tracestate;
+    if (tracestate.size() <= max_tracestate && printable_ascii(tracestate)) t.tracestate = tracestate;
     return t;
+}
+
+bool well_formed(trace_context const& t) noexcept {
+    return t.empty() || (lower_hex(t.id()) && printable_ascii(t.tracestate));
 }
 
 trace_context new_trace() {

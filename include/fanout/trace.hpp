@@ -32,6 +32,10 @@ std::optional<trace_context> parse_trace_context(
     std::string_view traceparent, std::string_view tracestate = {}
 );
 
+// Safe to write into a request: empty, or an id of lower-case hex and a tracestate of printable
+// ASCII (what parse_trace_context and new_trace make; an application may fill one by hand).
+bool well_formed(trace_context const& t) noexcept;
+
 // A new trace: a random trace id, not flagged sampled (fanout records no spans of its own).
 trace_context new_trace();
 
