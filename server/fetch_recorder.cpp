@@ -34,6 +34,9 @@ void fetch_recorder::record(handlers::fetch_event const& event) {
             break;
     }
     if (!r.ok()) m.failures[upstream::kind_index(r.error->kind)].add();
+    if (r.attempts.hedged) (r.attempts.hedge_won ? m.hedges_won : m.hedges_lost).add();
+    if (r.attempts.retries) m.fetch_retries.add(r.attempts.retries);
+    if (r.attempts.over_budget) m.over_budget.add();
 }
 
 void fetch_recorder::log(handlers::fetch_event const& event) {

@@ -244,12 +244,39 @@ std::string metrics_registry::render() const {
                  "fanout_upstream_retries_total",
                  "Requests resent because a pooled connection had been closed by the upstream.",
                  &metrics_shard::service_metrics::retried},
+             pool_counter{
+                 "fanout_upstream_fetch_retries_total",
+                 "Requests sent again after a failure to connect or a connection lost before any answer "
+                 "(max_retries).",
+                 &metrics_shard::service_metrics::fetch_retries},
+             pool_counter{
+                 "fanout_upstream_over_budget_total",
+                 "Fetches whose due hedge or retry was refused: its budget was spent.",
+                 &metrics_shard::service_metrics::over_budget},
          }) {
         w.header(name, "counter", help);
         for (std::size_t i = 0; i < service_names_.size(); ++i) {
             w.sample(name, label("service", service_names_[i]), sum([&](metrics_shard const& s) {
                          return (s.services[i].*member).value();
                      }));
+        }
+    }
+
+    w.header(
+        "fanout_upstream_hedges_total", "counter",
+        "Hedged requests (second requests after hedge_after_ms or hedge_quantile), by whether their "
+        "answer was used."
+    );
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (auto [outcome, member] : {
+                 std::pair{"won", &metrics_shard::service_metrics::hedges_won},
+                 std::pair{"lost", &metrics_shard::service_metrics::hedges_lost},
+             }) {
+            w.sample(
+                "fanout_upstream_hedges_total",
+                label("service", service_names_[i]) + "," + label("outcome", outcome),
+                sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); })
+            );
         }
     }
 

@@ -284,6 +284,44 @@ std::int64_t integer(std::string const& key, json::value const& v, std::int64_t 
     return checked(key, v.as_int64(), lo, hi);
 }
 
+// A number from 0 to 1 (an integer is a number too); `strict`: neither 0 nor 1.
+double fraction(std::string const& key, json::value const& v, bool strict = false) {
+    if (!v.is_number()) throw bad(key, "expected a number");
+    auto const x = v.to_number<double>();
+    if (strict ? !(x > 0 && x < 1) : !(x >= 0 && x <= 1))
+        throw bad(key, strict ? "must be above 0 and below 1" : "must be from 0 to 1");
+    return x;
+}
+
+// The keys of one upstream entry besides its name and URL.
+void apply_upstream_key(
+    upstream::service& s, std::string const& key, std::string_view k, json::value const& value
+) {
+    if (k == "timeout_ms") {
+        s.timeout = milliseconds(integer(key, value, 1, max_ms));
+    } else if (k == "breaker_failures") {
+        s.breaker_failures = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
+    } else if (k == "breaker_cooldown_ms") {
+        s.breaker_cooldown = milliseconds(integer(key, value, 1, max_ms));
+    } else if (k == "hedge_after_ms") {
+        s.hedge_after = milliseconds(integer(key, value, 1, max_ms));
+    } else if (k == "hedge_quantile") {
+        s.hedge_quantile = fraction(key, value, true);
+    } else if (k == "hedge_budget") {
+        s.hedge_budget = fraction(key, value);
+    } else if (k == "max_retries") {
+        s.max_retries = static_cast<unsigned>(integer(key, value, 0, 10));
+    } else if (k == "retry_backoff_ms") {
+        s.retry_backoff = milliseconds(integer(key, value, 1, max_ms));
+    } else if (k == "retry_budget") {
+        s.retry_budget = fraction(key, value);
+    } else if (k == "retry_min_per_s") {
+        s.retry_min_per_s = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
+    } else {
+        throw bad(key, "unknown key");
+    }
+}
+
 void apply_upstreams(options& o, json::value const& v) {
     if (!v.is_array()) throw bad("upstreams", "expected an array");
     o.upstreams.clear();
@@ -292,36 +330,23 @@ void apply_upstreams(options& o, json::value const& v) {
     for (auto const& entry : v.as_array()) {
         auto where = "upstreams[" + std::to_string(i++) + "]";
         if (!entry.is_object()) throw bad(where, "expected an object");
-        std::string name, url;
-        std::optional<milliseconds> timeout;
-        unsigned breaker_failures = 0;
-        std::optional<milliseconds> breaker_cooldown;
-        for (auto const& [k, value] : entry.as_object()) {
-            auto key = where + "." + std::string(k);
-            if (k == "name" || k == "url") {
-                if (!value.is_string()) throw bad(key, "expected a string");
-                (k == "name" ? name : url) = std::string(value.as_string());
-            } else if (k == "timeout_ms") {
-                timeout = milliseconds(integer(key, value, 1, max_ms));
-            } else if (k == "breaker_failures") {
-                breaker_failures = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
-            } else if (k == "breaker_cooldown_ms") {
-                breaker_cooldown = milliseconds(integer(key, value, 1, max_ms));
-            } else {
-                throw bad(key, "unknown key");
-            }
-        }
-        if (name.empty()) throw bad(where + ".name", "missing");
-        if (url.empty()) throw bad(where + ".url", "missing");
+        auto const& fields = entry.as_object();
+        auto text = [&](char const* k) {
+            auto const* value = fields.if_contains(k);
+            if (!value || (value->is_string() && value->as_string().empty()))
+                throw bad(where + "." + k, "missing");
+            if (!value->is_string()) throw bad(where + "." + k, "expected a string");
+            return std::string(value->as_string());
+        };
+        auto const spec = text("name") + "=" + text("url");
         upstream::service s;
         try {
-            s = upstream::parse_service(name + "=" + url);
+            s = upstream::parse_service(spec);
         } catch (std::invalid_argument const& e) {
             throw bad(where, e.what());
         }
-        s.timeout = timeout;
-        s.breaker_failures = breaker_failures;
-        if (breaker_cooldown) s.breaker_cooldown = *breaker_cooldown;
+        for (auto const& [k, value] : fields)
+            if (k != "name" && k != "url") apply_upstream_key(s, where + "." + std::string(k), k, value);
         add_upstream(o, names, std::move(s), where);
     }
 }

@@ -235,6 +235,12 @@ aggregate_answer get(
 
 namespace {
 
+bool take_one(std::atomic<unsigned>& n) {
+    for (auto v = n.load(); v != 0;)
+        if (n.compare_exchange_weak(v, v - 1)) return true;
+    return false;
+}
+
 net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state) {
     beast::flat_buffer buffer;
     for (;;) {
@@ -242,6 +248,13 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
         auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
         if (ec) co_return;
         ++state.requests;
+        if (take_one(state.hang_next)) {
+            // Unanswered until the client gives up on it and closes the connection.
+            char byte;
+            co_await socket.async_read_some(net::buffer(&byte, 1), net::as_tuple(net::use_awaitable));
+            ++state.abandoned;
+            co_return;
+        }
         boost::json::object headers;
         for (auto const& f : req) {
             std::string name(f.name_string());
@@ -265,6 +278,7 @@ net::awaitable<void> echo_accept(tcp::acceptor& acceptor, echo_upstream::state& 
         auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
         if (ec) co_return;
         ++state.connections;
+        if (take_one(state.drop_next)) continue;  // the socket closes here, nothing read
         net::co_spawn(acceptor.get_executor(), echo_serve(std::move(socket), state), net::detached);
     }
 }

@@ -159,8 +159,11 @@ class echo_upstream {
   public:
     struct state {
         std::atomic<unsigned> status{200};
+        std::atomic<unsigned> hang_next{0};         // the next requests read get no answer
+        std::atomic<unsigned> drop_next{0};         // the next connections accepted are closed unread
         std::atomic<std::uint64_t> connections{0};  // accepted
         std::atomic<std::uint64_t> requests{0};     // read
+        std::atomic<std::uint64_t> abandoned{0};    // unanswered requests whose connection the client closed
     };
 
     echo_upstream();

@@ -361,6 +361,37 @@ BOOST_AUTO_TEST_CASE(applies_every_setting) {
     BOOST_TEST(!o.upstreams[1].timeout.has_value());
 }
 
+BOOST_AUTO_TEST_CASE(hedging_and_retries_per_upstream) {
+    server::options o;
+    server::apply_config(o, R"({"upstreams": [
+        {"name": "a", "url": "http://h/", "hedge_after_ms": 3, "hedge_quantile": 0.95, "hedge_budget": 0.05,
+         "max_retries": 2, "retry_backoff_ms": 20, "retry_budget": 0.1, "retry_min_per_s": 0},
+        {"name": "b", "url": "http://h/"}]})");
+    BOOST_TEST_REQUIRE(o.upstreams.size() == 2u);
+    auto const& a = o.upstreams[0];
+    BOOST_TEST(a.hedge_after.value().count() == 3);
+    BOOST_TEST(a.hedge_quantile.value() == 0.95);
+    BOOST_TEST(a.hedge_budget == 0.05);
+    BOOST_TEST(a.max_retries == 2u);
+    BOOST_TEST(a.retry_backoff.count() == 20);
+    BOOST_TEST(a.retry_budget == 0.1);
+    BOOST_TEST(a.retry_min_per_s == 0u);
+    auto const& b = o.upstreams[1];  // off by default
+    BOOST_TEST(!b.hedge_after.has_value());
+    BOOST_TEST(!b.hedge_quantile.has_value());
+    BOOST_TEST(b.max_retries == 0u);
+    auto error_of = [](std::string_view key_value) {
+        return config_error(
+            R"({"upstreams": [{"name": "a", "url": "http://h/", )" + std::string(key_value) + "}]}"
+        );
+    };
+    BOOST_TEST(error_of(R"("hedge_quantile": 1)").find("upstreams[0].hedge_quantile") != std::string::npos);
+    BOOST_TEST(error_of(R"("hedge_quantile": 0)").find("above 0") != std::string::npos);
+    BOOST_TEST(error_of(R"("hedge_budget": 1.5)").find("upstreams[0].hedge_budget") != std::string::npos);
+    BOOST_TEST(error_of(R"("retry_budget": "x")").find("expected a number") != std::string::npos);
+    BOOST_TEST(error_of(R"("max_retries": 11)").find("upstreams[0].max_retries") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_key) {
     BOOST_TEST(config_error(R"({"timeout": 5})").find("timeout") != std::string::npos);
     BOOST_TEST(config_error(R"({"timeout": 5})").find("unknown key") != std::string::npos);

@@ -1,10 +1,15 @@
 #include "upstream/json_validate.hpp"
+#include "upstream/latency_histogram.hpp"
 #include "upstream/response_parser.hpp"
 #include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -16,6 +21,7 @@
 #include <chrono>
 #include <fanout/client.hpp>
 #include <optional>
+#include <random>
 #include <string>
 
 namespace fanout::upstream {
@@ -205,6 +211,81 @@ std::optional<bool> failed_upstream(
     }
 }
 
+// Finagle's budget for extra requests (hedges, retries): each fetch deposits `ratio` of a token and
+// an extra request takes a whole one, so extra requests stay below `ratio` of the fetches; at most
+// 100 fetches' worth is saved, and `min_per_s` extra requests a second are allowed in any case.
+struct budget {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point window;  // of the current second, for min_per_s
+    unsigned used_in_window = 0;
+
+    void deposit(double ratio) noexcept { tokens = std::min(tokens + ratio, std::max(1.0, 100 * ratio)); }
+
+    bool take(unsigned min_per_s, std::chrono::steady_clock::time_point now) noexcept {
+        if (min_per_s) {
+            if (now - window >= std::chrono::seconds(1)) {
+                window = now;
+                used_in_window = 0;
+            }
+            if (used_in_window < min_per_s) {
+                ++used_in_window;
+                return true;
+            }
+        }
+        if (tokens < 1) return false;
+        tokens -= 1;
+        return true;
+    }
+};
+
+// One service's hedging and retry state, in its client (so per event loop).
+struct resilience {
+    latency_histogram latencies;  // of successful requests, for service::hedge_quantile
+    budget hedges, retries;
+};
+
+// An attempt run by co_spawn that threw: cancelled as it was about to start (Asio's awaitables
+// throw then), or anything else, rethrown.
+fetch_result cancelled_or_rethrow(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (boost::system::system_error const& se) {
+        if (se.code() != net::error::operation_aborted) throw;
+    }
+    return make_failure(error_kind::cancelled, "cancelled");
+}
+
+bool hedges(service const& svc) {
+    return svc.hedge_after || svc.hedge_quantile;
+}
+
+// A failure that left the upstream nothing to answer: a GET may be sent again.
+bool retryable(fetch_result const& r) {
+    return !r.ok() && !r.answer_started &&
+           (r.error->kind == error_kind::connect || r.error->kind == error_kind::protocol);
+}
+
+// Whether a hedged pair is decided by a request's completion (the parallel group's cancellation
+// condition): a success wins; a failure decides only if the second request was not sent and was
+// not declined (so the first request's failure ends the wait for the hedge delay).
+struct hedge_race {
+    bool sent = false;      // the second request was sent
+    bool declined = false;  // it was due, but over budget: the first request decides alone
+
+    int completed = 0;
+
+    struct first_success {
+        hedge_race* race;
+        net::cancellation_type_t operator()(std::exception_ptr const& e, fetch_result const& r)
+            const noexcept {
+            if (++race->completed == 2) return net::cancellation_type::none;  // nothing left to cancel
+            if (!e && r.ok()) return net::cancellation_type::terminal;
+            return race->sent || race->declined ? net::cancellation_type::none
+                                                : net::cancellation_type::terminal;
+        }
+    };
+};
+
 }  // namespace
 
 struct client::impl {
@@ -213,7 +294,9 @@ struct client::impl {
     client_options options;
     std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
     std::vector<std::vector<std::unique_ptr<connection>>> idle;
-    std::vector<circuit> breakers;  // one per service
+    std::vector<circuit> breakers;        // one per service
+    std::vector<resilience> resiliences;  // one per service
+    std::minstd_rand jitter{std::random_device{}()};
     pool_stats stats;
 
     void set_breaker(std::size_t index, breaker_state state);
@@ -227,8 +310,27 @@ struct client::impl {
     );
 
     net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
-    // `head`: the request's head when the service's target has placeholders; else empty.
-    net::awaitable<fetch_result> fetch(std::size_t index, std::string head, fetch_headers headers);
+    // One request. `head`: the request's head when the service's target has placeholders; else empty.
+    net::awaitable<fetch_result> attempt(std::size_t index, std::string head, fetch_headers headers);
+    // A fetch of a service with hedging or retries: one or more attempts.
+    net::awaitable<fetch_result> resilient_fetch(std::size_t index, std::string head, fetch_headers headers);
+    // An attempt and, after `delay`, a second one unless the first has completed: the first success.
+    net::awaitable<fetch_result> hedged(
+        std::size_t index,
+        std::string const& head,
+        fetch_headers const& headers,
+        std::chrono::steady_clock::duration delay,
+        fetch_attempts& attempts
+    );
+    // The second request of a hedged pair, sent after `delay` when the budget allows.
+    net::awaitable<fetch_result> hedge(
+        std::size_t index,
+        std::string const& head,
+        fetch_headers const& headers,
+        std::chrono::steady_clock::duration delay,
+        hedge_race& race
+    );
+    std::optional<std::chrono::steady_clock::duration> hedge_delay(std::size_t index) const;
 };
 
 void client::impl::set_breaker(std::size_t index, breaker_state state) {
@@ -296,13 +398,16 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service cons
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
-net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string head, fetch_headers headers) {
+net::awaitable<fetch_result> client::impl::attempt(
+    std::size_t index, std::string head, fetch_headers headers
+) {
     fetch_result out;
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
     auto const& svc = services[index];
     auto& pool = idle[index];
     bool probe = false;
+    bool answered = false;  // some of an answer arrived (out is replaced whole by a failure)
     if (svc.breaker_failures && !admits(index, probe)) {
         auto const& b = breakers[index];
         auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at - start).count();
@@ -361,6 +466,7 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
                 parser->header_limit(static_cast<std::uint32_t>(options.max_head));
                 parser->body_limit(options.max_body);
                 rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
+                answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
                 if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
                     break;
             }
@@ -393,6 +499,8 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
             } else {
                 out.body = std::move(parser->body());
                 out.error.reset();
+                if (svc.hedge_quantile)
+                    resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
             }
 
             // Only a connection left exactly between two messages goes back to the pool.
@@ -414,12 +522,109 @@ net::awaitable<fetch_result> client::impl::fetch(std::size_t index, std::string 
     }
     out.elapsed = std::chrono::steady_clock::now() - start;
     out.connection = use;
+    out.answer_started = answered;
     if (svc.breaker_failures) record(index, out, headers.deadline, probe);
     co_return out;
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+std::optional<std::chrono::steady_clock::duration> client::impl::hedge_delay(std::size_t index) const {
+    auto const& svc = services[index];
+    std::optional<std::chrono::steady_clock::duration> delay = svc.hedge_after;
+    if (svc.hedge_quantile)
+        if (auto q = resiliences[index].latencies.quantile()) delay = delay ? std::max(*delay, *q) : *q;
+    return delay;
+}
+
+net::awaitable<fetch_result> client::impl::resilient_fetch(
+    std::size_t index, std::string head, fetch_headers headers
+) {
+    using clock = std::chrono::steady_clock;
+    auto const& svc = services[index];
+    auto& state = resiliences[index];
+    auto const start = clock::now();
+    if (hedges(svc)) state.hedges.deposit(svc.hedge_budget);
+    if (svc.max_retries) state.retries.deposit(svc.retry_budget);
+    fetch_result out;
+    fetch_attempts attempts;
+    try {
+        for (;;) {
+            auto const delay = hedge_delay(index);
+            if (delay && (!headers.deadline || clock::now() + *delay < *headers.deadline))
+                out = co_await hedged(index, head, headers, *delay, attempts);
+            else
+                out = co_await attempt(index, head, headers);
+            if (!retryable(out) || attempts.retries >= svc.max_retries) break;
+            // Jittered (0.5 to 1.5 times), doubling: clients failed together do not retry together.
+            auto const backoff = std::chrono::duration_cast<clock::duration>(
+                svc.retry_backoff * (1 << attempts.retries) * std::uniform_real_distribution(0.5, 1.5)(jitter)
+            );
+            auto const now = clock::now();
+            if (headers.deadline && now + backoff >= *headers.deadline) break;
+            if (!state.retries.take(svc.retry_min_per_s, now)) {
+                attempts.over_budget = true;
+                break;
+            }
+            ++attempts.retries;
+            net::steady_timer timer{ex, backoff};
+            co_await timer.async_wait(net::use_awaitable);
+        }
+    } catch (boost::system::system_error const& e) {
+        if (e.code() != net::error::operation_aborted) throw;
+        out = make_failure(error_kind::cancelled, "cancelled");
+    }
+    out.elapsed = clock::now() - start;
+    out.attempts = attempts;
+    co_return out;
+}
+
+net::awaitable<fetch_result> client::impl::hedged(
+    std::size_t index,
+    std::string const& head,
+    fetch_headers const& headers,
+    std::chrono::steady_clock::duration delay,
+    fetch_attempts& attempts
+) {
+    hedge_race race;
+    auto [order, e0, first, e1, second] =
+        co_await net::experimental::make_parallel_group(
+            net::co_spawn(ex, attempt(index, head, headers), net::deferred),
+            net::co_spawn(ex, hedge(index, head, headers, delay, race), net::deferred)
+        )
+            .async_wait(hedge_race::first_success{&race}, net::use_awaitable);
+    if (e0) first = cancelled_or_rethrow(e0);
+    if (e1) second = cancelled_or_rethrow(e1);
+    attempts.hedged = attempts.hedged || race.sent;
+    attempts.over_budget = attempts.over_budget || race.declined;
+    if (race.sent && second.ok() && (order[0] == 1 || !first.ok())) {
+        attempts.hedge_won = true;
+        co_return second;
+    }
+    co_return first;
+}
+
+net::awaitable<fetch_result> client::impl::hedge(
+    std::size_t index,
+    std::string const& head,
+    fetch_headers const& headers,
+    std::chrono::steady_clock::duration delay,
+    hedge_race& race
+) {
+    net::steady_timer timer{ex, delay};
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    // The first request may have won while the timer's completion waited to run.
+    auto const cs = co_await net::this_coro::cancellation_state;
+    if (ec || cs.cancelled() != net::cancellation_type::none)
+        co_return make_failure(error_kind::cancelled, "cancelled");
+    if (!resiliences[index].hedges.take(0, std::chrono::steady_clock::now())) {
+        race.declined = true;
+        co_return make_failure(error_kind::cancelled, "hedge over budget");
+    }
+    race.sent = true;
+    co_return co_await attempt(index, head, headers);
+}
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
     : impl_(std::make_unique<impl>()) {
@@ -429,6 +634,19 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     impl_->options = options;
     impl_->idle.resize(services.size());
     impl_->breakers.resize(services.size());
+    impl_->resiliences.resize(services.size());
+    for (std::size_t i = 0; i < services.size(); ++i) {
+        auto const& svc = services[i];
+        auto bad = [&](std::string const& what) {
+            return std::invalid_argument("service '" + svc.name + "': " + what);
+        };
+        if (svc.hedge_quantile && !(*svc.hedge_quantile > 0 && *svc.hedge_quantile < 1))
+            throw bad("hedge_quantile must be above 0 and below 1");
+        if (!(svc.hedge_budget >= 0 && svc.hedge_budget <= 1)) throw bad("hedge_budget must be from 0 to 1");
+        if (!(svc.retry_budget >= 0 && svc.retry_budget <= 1)) throw bad("retry_budget must be from 0 to 1");
+        if (svc.max_retries > 10) throw bad("max_retries must be at most 10");
+        if (svc.hedge_quantile) impl_->resiliences[i].latencies.set_quantile(*svc.hedge_quantile);
+    }
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
@@ -449,11 +667,13 @@ net::awaitable<fetch_result> client::fetch(
 ) {
     auto const& svc = impl_->services[service_index];
     // Built now, so that the values and the context need not outlive this call.
-    return impl_->fetch(
-        service_index, svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values)),
-        fetch_headers{
-            context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{}}
-    );
+    auto head = svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values));
+    fetch_headers headers{
+        context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{}};
+    // A service without hedging or retries: one attempt, with no frame around it.
+    if (svc.max_retries || hedges(svc))
+        return impl_->resilient_fetch(service_index, std::move(head), std::move(headers));
+    return impl_->attempt(service_index, std::move(head), std::move(headers));
 }
 
 void client::close_idle() noexcept {

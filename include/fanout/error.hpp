@@ -66,17 +66,31 @@ enum class connection_use : std::uint8_t {
     retried,  // a pooled one had been closed by the upstream; then a new one
 };
 
+// What a service's hedging and retry settings did for one fetch.
+struct fetch_attempts {
+    std::uint8_t retries = 0;  // requests sent again after a failure (service::max_retries)
+    bool hedged = false;       // a second request was sent (service::hedge_after, hedge_quantile)
+    bool hedge_won = false;    // ... and its answer is the result
+    bool over_budget = false;  // a hedge or a retry was due, but its budget was spent
+};
+
 struct fetch_result {
     std::string body;  // the upstream's JSON text, validated, when ok()
     std::optional<fetch_error> error;
     std::chrono::steady_clock::duration elapsed{};
     connection_use connection = connection_use::none;
+    // Some of an answer arrived. A failure before any (error_kind::connect, or protocol when the
+    // connection failed first) can be sent again, for a GET (service::max_retries).
+    bool answer_started = false;
+    fetch_attempts attempts{};
 
     bool ok() const noexcept { return !error.has_value(); }
 };
 
 inline fetch_result make_failure(error_kind kind, std::string message, unsigned status = 0) {
-    return fetch_result{{}, fetch_error{kind, std::move(message), status}};
+    fetch_result r;
+    r.error = fetch_error{kind, std::move(message), status};
+    return r;
 }
 
 }  // namespace fanout::upstream

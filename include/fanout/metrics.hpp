@@ -59,6 +59,8 @@ struct metrics_shard {
         histogram duration;
         std::array<local_counter, error_kind_count> failures;  // by upstream::error_kind
         local_counter opened, reused, retried;
+        local_counter hedges_won, hedges_lost;             // hedged requests, by whose answer was used
+        local_counter fetch_retries, over_budget;          // service::max_retries; hedges and retries refused
         std::atomic<std::uint8_t> breaker{0};              // this loop's upstream::breaker_state
         std::array<local_counter, 3> breaker_transitions;  // by the state entered
     };

@@ -26,6 +26,20 @@ struct service {
     // once as error_kind::circuit_open for breaker_cooldown; then one fetch probes the service.
     unsigned breaker_failures = 0;
     std::chrono::milliseconds breaker_cooldown{5000};
+    // Hedged requests, off unless one of the two delays is set: a fetch still unanswered after the
+    // delay sends a second request, the first success wins and the other is cancelled (its
+    // connection closed). The delay is hedge_quantile of the service's recent latencies (once
+    // 100 have been seen; never below hedge_after when both are set), else hedge_after.
+    std::optional<std::chrono::milliseconds> hedge_after;
+    std::optional<double> hedge_quantile;  // in (0, 1), e.g. 0.95
+    double hedge_budget = 0.1;             // extra requests, as a fraction of fetches (see client)
+    // Retries, off at 0: a fetch that failed to connect, or whose connection failed before any
+    // byte of an answer, is sent again up to this many times, after a jittered backoff (about
+    // retry_backoff, doubling), never past its deadline, within a retry budget.
+    unsigned max_retries = 0;
+    std::chrono::milliseconds retry_backoff{10};
+    double retry_budget = 0.2;      // retries, as a fraction of fetches ...
+    unsigned retry_min_per_s = 10;  // ... plus this many per second in any case
 
     std::string url() const;
 };
