@@ -40,6 +40,7 @@ aggregator_core::aggregator_core(
            .max_head = opts.max_upstream_head,
            .max_idle_per_service = opts.upstream_pool_size,
            .deadline_header = opts.deadline_header,
+           .dns_refresh = opts.dns_refresh,
            .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); }}
       ),
       recorder(&metrics, log, &log_limit),

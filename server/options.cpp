@@ -160,6 +160,13 @@ std::vector<setting> const& settings() {
          false,
          size(&options::upstream_pool_size, 0, 100'000),
          {}},
+        {"dns-refresh-ms",
+         "dns_refresh_ms",
+         "upstream host names are resolved again, in the background, once their addresses are this old "
+         "(default 30000; 0: at start only)",
+         false,
+         ms(&options::dns_refresh, 0),
+         {}},
         {"max-request-head",
          "max_request_head",
          "largest request head, bytes; over it: 431; also bounds a chunk-size line and the trailers (default "

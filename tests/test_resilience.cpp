@@ -219,3 +219,54 @@ BOOST_AUTO_TEST_CASE(no_retry_past_the_deadline) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Host names through the client (client_options::resolve): a fetch never waits for the resolver.
+BOOST_AUTO_TEST_SUITE(test_resolve)
+
+BOOST_AUTO_TEST_CASE(a_hung_resolver_never_holds_a_fetch_to_its_deadline) {
+    net::io_context ioc{1};
+    upstream::resolve_handler held;  // never called
+    upstream::client_options o;
+    o.resolve = [&](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+        held = std::move(done);
+    };
+    upstream::client c{ioc.get_executor(), {upstream::make_service("slow", "http://dns.invalid:9/x")}, o};
+    auto f = net::co_spawn(ioc, c.fetch(0, {}, {std::chrono::steady_clock::now() + 5s}), net::use_future);
+    ioc.run();  // returns: nothing waits for the resolver
+    auto r = f.get();
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error->kind == error_kind::connect));
+    BOOST_TEST(r.error->message.find("resolving dns.invalid") != std::string::npos, r.error->message);
+    BOOST_TEST(r.elapsed < 1s);           // well before the deadline
+    BOOST_TEST(static_cast<bool>(held));  // it was asked
+}
+
+BOOST_AUTO_TEST_CASE(a_name_is_resolved_once_and_its_addresses_reused) {
+    echo_upstream echo;
+    auto const port = static_cast<std::uint16_t>(std::stoi(echo.url("").substr(echo.url("").rfind(':') + 1)));
+    net::io_context ioc{1};
+    int asked = 0;
+    upstream::client_options o;
+    o.resolve = [&](std::string const& host, std::uint16_t p, upstream::resolve_handler done) {
+        ++asked;
+        BOOST_TEST(host == "users.internal");
+        done({}, {{net::ip::make_address("127.0.0.1"), p}});
+    };
+    upstream::client c{
+        ioc.get_executor(),
+        {upstream::make_service("users", "http://users.internal:" + std::to_string(port) + "/u")},
+        o};
+    // The first resolution is under way from the start: the fetch after it finds the address.
+    ioc.poll();
+    for (int i = 0; i < 3; ++i) {
+        auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
+        ioc.restart();
+        ioc.run();
+        auto r = f.get();
+        BOOST_TEST(r.ok(), (r.ok() ? "" : r.error->message));
+    }
+    BOOST_TEST(asked == 1);
+    BOOST_TEST(echo.counters().requests == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

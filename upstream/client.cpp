@@ -1,3 +1,4 @@
+#include "upstream/address_book.hpp"
 #include "upstream/json_validate.hpp"
 #include "upstream/latency_histogram.hpp"
 #include "upstream/response_parser.hpp"
@@ -5,7 +6,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -309,7 +309,8 @@ struct client::impl {
         bool probe
     );
 
-    net::awaitable<error_code> connect(tcp::socket& sock, service const& svc);
+    std::optional<address_book> book;  // the services' addresses, names resolved in the background
+    net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
     // One request. `head`: the request's head when the service's target has placeholders; else empty.
     net::awaitable<fetch_result> attempt(std::size_t index, std::string head, fetch_headers headers);
     // A fetch of a service with hedging or retries: one or more attempts.
@@ -374,20 +375,8 @@ void client::impl::record(
     }
 }
 
-net::awaitable<error_code> client::impl::connect(tcp::socket& sock, service const& svc) {
-    error_code ec;
-    auto address = net::ip::make_address(svc.host, ec);
-    if (!ec) {
-        auto [cec] = co_await sock.async_connect(tcp::endpoint{address, svc.port}, use_tuple);
-        ec = cec;
-    } else {
-        tcp::resolver resolver{ex};
-        auto [rec, endpoints] =
-            co_await resolver.async_resolve(svc.host, std::to_string(svc.port), use_tuple);
-        if (rec) co_return rec;
-        auto [cec, endpoint] = co_await net::async_connect(sock, endpoints, use_tuple);
-        ec = cec;
-    }
+net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t index) {
+    auto ec = co_await book->connect(sock, index);
     if (!ec) sock.set_option(tcp::no_delay(true), ec);
     co_return ec;
 }
@@ -438,8 +427,10 @@ net::awaitable<fetch_result> client::impl::attempt(
             }
             if (!reused) {
                 conn = std::make_unique<connection>(ex);
-                if (auto ec = co_await connect(conn->socket, svc)) {
-                    out = connect_failure(ec, svc);
+                if (auto ec = co_await connect(conn->socket, index)) {
+                    out = book->size(index) == 0 && ec != net::error::operation_aborted
+                              ? make_failure(error_kind::connect, book->why_none(index))
+                              : connect_failure(ec, svc);
                     break;
                 }
                 ++stats.opened;
@@ -650,6 +641,9 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
+    impl_->book.emplace(
+        impl_->ex, impl_->services, options.resolve, address_book_options{.refresh = options.dns_refresh}
+    );
 }
 
 client::~client() = default;

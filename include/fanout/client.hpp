@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/error.hpp>
+#include <fanout/resolve.hpp>
 #include <fanout/service.hpp>
 #include <fanout/trace.hpp>
 #include <functional>
@@ -36,6 +37,13 @@ struct client_options {
     // Carries a fetch's time left (fetch_context::deadline) to the upstream; empty: never sent.
     // Else a valid_field_name(), or the client's constructor throws std::invalid_argument.
     std::string deadline_header = "X-Request-Timeout-Ms";
+    // Resolves the services' host names (IP literals are used as they are), in the background: at
+    // start, then when a fetch finds the addresses older than dns_refresh (0: at start only). A
+    // fetch never waits for it: without an address yet it fails at once (error_kind::connect). A
+    // failed resolution keeps the last good addresses; several are used in turn, and one that
+    // refuses connections is passed over for 2 s. Empty: Asio's resolver (getaddrinfo()).
+    resolve_function resolve{};
+    std::chrono::milliseconds dns_refresh{30000};
     // Called on the client's executor when a service's circuit breaker changes state.
     std::function<void(std::size_t service_index, breaker_state now)> on_breaker;
 };

@@ -38,6 +38,7 @@ struct options {
     std::size_t max_upstream_body = 1024 * 1024;
     std::size_t max_upstream_head = 16 * 1024;  // an answer's head, a chunk-size line, the trailers
     std::size_t upstream_pool_size = 256;       // idle connections kept per service and event loop
+    milliseconds dns_refresh{30000};            // upstream names resolved again once this old (0: never)
     std::size_t max_request_head = 8 * 1024;    // over it: 431; a chunk-size line or trailers: 400
     std::size_t max_request_body = 64 * 1024;   // over it: 413
     milliseconds header_timeout{10000};         // a started request must be complete within it (slowloris)
