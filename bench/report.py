@@ -2,7 +2,8 @@
 """report.py OUTDIR - turn bench/run's runs.csv + machine.env into report.md and gnuplot plots.
 
 Standard library only. Writes OUTDIR/report.md, OUTDIR/*.dat and, when gnuplot is installed,
-OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp).
+OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp). When bench/resilience
+ran (scenarios e-g: resilience.csv, outage.csv), report_resilience.py adds their section and plots.
 """
 import csv
 import json
@@ -14,14 +15,18 @@ import sys
 
 ENDPOINTS = ["wg", "channel", "channel-with-context-timeout", "errgroup"]
 SHORT = {"wg": "wg", "channel": "channel", "channel-with-context-timeout": "ctx-timeout", "errgroup": "errgroup"}
-IMPL_NAME = {"fanout": "fanout (C++)", "go": "Go/Gin"}
+IMPL_NAME = {"fanout": "fanout (C++)", "go": "Go/Gin", "nginx": "nginx + Lua"}
+PEERS = ("go", "nginx")  # the implementations fanout is compared with
+PEER_SHORT = {"go": "Go", "nginx": "nginx-Lua"}
 SCENARIO_NOTE = {
     "a": "The reference case: the figures to compare.",
     "b": "5 ms of upstream latency: 64 connections allow at most 64 / 5 ms = 12.8k req/s; below that the run is CPU-bound.",
     "c": "wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; whether the "
          "stuck requests and their upstream connections stay in the server after wrk has gone shows in `fds`). channel-with-context-timeout answers 200 with "
          "partial results at the deadline and errgroup 504, so each connection completes about one request per "
-         "deadline (64 connections / 1 s = at most 64 req/s): latency ≈ the deadline.",
+         "deadline (64 connections / 1 s = at most 64 req/s): latency ≈ the deadline. nginx + Lua: its deadline "
+         "endpoints' 1 s proxy timeouts turn the hung subrequest into a 504 (`status` in `errors`), so its errgroup "
+         "answers 502; its wait-for-all endpoints wait up to nginx's proxy_read_timeout (60 s).",
     "d": "wg, channel and ctx-timeout answer 200 with partial results; errgroup answers 502 whenever any of the "
          "three upstreams failed (1 - 0.9³ ≈ 27% of requests), counted in non-2xx.",
 }
@@ -39,12 +44,12 @@ def read_env(path):
     return env
 
 
-def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir):
+def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, have_nginx=False):
     """The targets of the performance issue, each checked against this run's figures."""
     rows = []
 
     def add(target, measured, ok):
-        rows.append((target, measured, "met" if ok else "**not met**"))
+        rows.append((target, measured, "PASS" if ok else "**MISS**"))
 
     if have_go and "a" in scenarios and key_conns in conns_of("a"):
         for ep in ENDPOINTS:
@@ -55,6 +60,13 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir):
             rps = num(f_, "rps") / num(g_, "rps")
             add(f"CPU per request ≤ 0.25 × Go ({ep}, a, {key_conns} conns)", f"{cpu:.2f} ×", cpu <= 0.25)
             add(f"req/s ≥ 2.5 × Go ({ep}, a, {key_conns} conns)", f"{rps:.2f} ×", rps >= 2.5)
+    if have_nginx and "a" in scenarios and key_conns in conns_of("a"):
+        for ep in ENDPOINTS:
+            f_, n_ = get("a", ep, "fanout", key_conns), get("a", ep, "nginx", key_conns)
+            if not f_ or not n_ or not num(n_, "server_cpu_per_1k"):
+                continue
+            cpu = num(f_, "server_cpu_per_1k") / num(n_, "server_cpu_per_1k")
+            add(f"CPU per request ≤ 0.75 × nginx-Lua ({ep}, a, {key_conns} conns)", f"{cpu:.2f} ×", cpu <= 0.75)
     if "b" in scenarios and 16 in conns_of("b"):
         for ep in ENDPOINTS:
             f_ = get("b", ep, "fanout", 16)
@@ -93,6 +105,10 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir):
     w("")
     w("How to read the ones that tend to miss:")
     w("")
+    if have_nginx:
+        w("- **CPU vs nginx-Lua**: nginx's CPU is its master's plus its worker's (utime+stime of both; the master "
+          "is idle). nginx-Lua does less per request than fanout: it concatenates the upstream bodies without "
+          "validating them as JSON, and its wait-for-all endpoints have no deadline of their own.")
     w("- **CPU ratio near 0.25**: Go's own CPU per request varies by about ±5% from run to run on this "
       "machine, so a ratio of 0.25-0.26 is at the target within the noise; the instruction counts of "
       "`bench/callgrind` are the steadier measure of fanout's own cost.")
@@ -170,6 +186,26 @@ def sample_summary(path):
     return status + detail
 
 
+def matrix_section(w, env, rows, scenarios, desc, conns_of, impls):
+    w("## Matrix")
+    w("")
+    w("| scenario | upstreams (fanout-sim) | connections | endpoints | implementations | run (warm-up) |")
+    w("|---|---|---|---|---|---|")
+    for sc in scenarios:
+        if sc == "c":
+            dur = f"{env.get('hung_duration_s', '?')} s (none)"
+        else:
+            dur = f"{env.get('duration_s', '?')} s ({env.get('warmup_s', '?')} s)"
+        w(f"| {sc} | {desc[sc]} | {', '.join(str(c) for c in conns_of(sc))} | all 4 | "
+          f"{', '.join(IMPL_NAME[i] for i in impls)} | {dur} |")
+    w("")
+    w(f"{len(rows)} runs. Runs alternate between the implementations "
+      "(their order rotates from one endpoint to the next: fanout, Go, nginx; then Go, nginx, fanout; ...) "
+      "so that drift in the machine's load affects all alike. Each scenario starts fresh processes (simulator and servers), so the peak RSS "
+      "(VmHWM, the process lifetime peak) covers that scenario's runs so far; VmRSS is taken after each run.")
+    w("")
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -177,15 +213,19 @@ def main():
     out = sys.argv[1]
     here = os.path.dirname(os.path.abspath(__file__))
     env = read_env(os.path.join(out, "machine.env"))
-    with open(os.path.join(out, "runs.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    if os.path.exists(os.path.join(out, "runs.csv")):  # absent when bench/resilience ran alone
+        with open(os.path.join(out, "runs.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
     failures = []
     fpath = os.path.join(out, "failures.txt")
     if os.path.exists(fpath):
         failures = [l.strip() for l in open(fpath) if l.strip()]
 
-    impls = [i for i in ("fanout", "go") if any(r["impl"] == i for r in rows)]
+    impls = [i for i in ("fanout", "go", "nginx") if any(r["impl"] == i for r in rows)]
     have_go = "go" in impls
+    have_nginx = "nginx" in impls
+    peers = [p for p in PEERS if p in impls]
     scenarios = []
     for r in rows:
         if r["scenario"] not in scenarios:
@@ -212,8 +252,8 @@ def main():
     w(f"# fanout benchmark: {env.get('date', '?')}" + (" (quick smoke run)" if env.get("mode") == "quick" else ""))
     w("")
     w("**Absolute numbers are specific to this machine and to what else ran on it at the time; only the "
-      "side-by-side ratios (fanout vs the Go/Gin original, measured alternately on the same upstreams, "
-      "with the same wrk settings) are meaningful.** On 2 cores wrk, the upstream simulator and the server "
+      "side-by-side ratios (fanout vs the Go/Gin original and nginx + Lua, measured alternately on the same "
+      "upstreams, with the same wrk settings) are meaningful.** On 2 cores wrk, the upstream simulator and the server "
       "under test share the CPUs, so req/s and latency mostly show how the cores were split; "
       "the server CPU seconds per 1000 requests are the steadier figure.")
     w("")
@@ -232,63 +272,66 @@ def main():
       f" ({env.get('git_dirty_files', '?')} files modified outside bench/; {env.get('build', '?')}), "
       f"{env.get('compiler', '?')}, Release; "
       f"`--threads {env.get('fanout_threads', '?')} {env.get('fanout_args', '')}`")
-    if have_go:
+    if not rows:
+        pass  # bench/resilience alone: fanout only
+    elif have_go:
         w(f"- Go/Gin original: `{env.get('anchors', '?')}` go-seed, {env.get('go_version', '?')}, "
           f"GOMAXPROCS {env.get('go_maxprocs', '?')}, `-timeout {env.get('deadline_ms', '?')}ms`")
     else:
-        w("- Go/Gin original: not available (../shared/anchors absent or not built): fanout columns only")
-    w(f"- load generator: {env.get('wrk_version', '?')}, `wrk {env.get('wrk', '')} -c<conns> -d<run>` "
-      f"after a warm-up run (see the matrix); upstreams: `fanout-sim` (one process, one thread, 3 ports) for both servers")
+        w("- Go/Gin original: not available (../shared/anchors absent or not built): no Go columns")
+    if not rows:
+        pass
+    elif have_nginx:
+        w(f"- nginx + Lua: `{env.get('nginx_lua', '?')}/run.sh` (one worker, `ngx.location.capture_multi` over "
+          f"keep-alive upstream pools, bodies concatenated without JSON validation, 1 s proxy timeouts on the "
+          f"deadline endpoints), {env.get('nginx_version', '?')}; CPU = master + worker")
+    else:
+        w(f"- nginx + Lua: {env.get('nginx_version', 'not available')}: no nginx columns")
+    if rows:
+        w(f"- load generator: {env.get('wrk_version', '?')}, `wrk {env.get('wrk', '')} -c<conns> -d<run>` "
+          f"after a warm-up run (see the matrix); upstreams: `fanout-sim` (one process, one thread, 3 ports) for all servers")
+    else:
+        w(f"- load generator: {env.get('wrk_version', '?')}")
     w("")
-    w("## Matrix")
-    w("")
-    w("| scenario | upstreams (fanout-sim) | connections | endpoints | implementations | run (warm-up) |")
-    w("|---|---|---|---|---|---|")
-    for sc in scenarios:
-        if sc == "c":
-            dur = f"{env.get('hung_duration_s', '?')} s (none)"
-        else:
-            dur = f"{env.get('duration_s', '?')} s ({env.get('warmup_s', '?')} s)"
-        w(f"| {sc} | {desc[sc]} | {', '.join(str(c) for c in conns_of(sc))} | all 4 | "
-          f"{', '.join(IMPL_NAME[i] for i in impls)} | {dur} |")
-    w("")
-    w(f"{len(rows)} runs. Runs alternate between the implementations "
-      "(fanout then Go for one endpoint, Go then fanout for the next) so that drift in the machine's load "
-      "affects both alike. Each scenario starts fresh processes (simulator and servers), so the peak RSS "
-      "(VmHWM, the process lifetime peak) covers that scenario's runs so far; VmRSS is taken after each run.")
-    w("")
-
-    if have_go and "a" in scenarios and key_conns in conns_of("a"):
+    if rows:
+        matrix_section(w, env, rows, scenarios, desc, conns_of, impls)
+    if peers and "a" in scenarios and key_conns in conns_of("a"):
         w(f"## Key figures: scenario a, {key_conns} connections")
         w("")
-        w("| endpoint | fanout req/s | Go req/s | req/s fanout/Go | fanout CPU s/1000 req | Go CPU s/1000 req | CPU fanout/Go |")
-        w("|---|---:|---:|---:|---:|---:|---:|")
+        w("| endpoint | " + " | ".join(f"{PEER_SHORT.get(i, i)} req/s" for i in impls) + " | "
+          + " | ".join(f"req/s fanout/{PEER_SHORT[p]}" for p in peers) + " | "
+          + " | ".join(f"{PEER_SHORT.get(i, i)} CPU s/1000 req" for i in impls) + " | "
+          + " | ".join(f"CPU fanout/{PEER_SHORT[p]}" for p in peers) + " |")
+        w("|---|" + "---:|" * (2 * len(impls) + 2 * len(peers)))
         for ep in ENDPOINTS:
-            f_, g_ = get("a", ep, "fanout", key_conns), get("a", ep, "go", key_conns)
-            if not f_ or not g_:
+            r = {i: get("a", ep, i, key_conns) for i in impls}
+            if not r["fanout"]:
                 continue
-            w(f"| {ep} | {fmt(num(f_, 'rps'))} | {fmt(num(g_, 'rps'))} | {ratio(num(f_, 'rps'), num(g_, 'rps'))} | "
-              f"{fmt(num(f_, 'server_cpu_per_1k'), 4)} | {fmt(num(g_, 'server_cpu_per_1k'), 4)} | "
-              f"{ratio(num(f_, 'server_cpu_per_1k'), num(g_, 'server_cpu_per_1k'))} |")
+            v = {i: (num(r[i], "rps"), num(r[i], "server_cpu_per_1k")) if r[i] else (None, None) for i in impls}
+            w(f"| {ep} | " + " | ".join(fmt(v[i][0]) for i in impls) + " | "
+              + " | ".join(ratio(v["fanout"][0], v[p][0]) for p in peers) + " | "
+              + " | ".join(fmt(v[i][1], 4) for i in impls) + " | "
+              + " | ".join(ratio(v["fanout"][1], v[p][1]) for p in peers) + " |")
         w("")
         w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request.")
         w("")
 
-    targets_section(w, get, conns_of, scenarios, have_go, key_conns, out)
+    targets_section(w, get, conns_of, scenarios, have_go, key_conns, out, have_nginx)
 
-    w("## Results by scenario")
-    w("")
-    w("Columns: `ok req/s` counts only 2xx/3xx answers; latencies from wrk (completed requests only); "
-      "`srv`, `sim`, `other` = CPU seconds per 1000 requests of the server under test, of fanout-sim "
-      "(3 upstream requests per aggregate request) and of everything else on the machine except wrk "
-      "(near 0 when nothing competed); `opens/req` = new TCP connections opened on the machine per request "
-      "(/proc/net/snmp ActiveOpens, minus wrk's own connections; about 0 when the server reuses pooled upstream "
-      "connections, up to 3 when it opens a new one per fetch); `errors` = wrk socket errors and timeouts "
-      "(wrk counts as a timeout only an answer that arrived later than --timeout: a request never answered is "
-      "counted nowhere by wrk, hence the `unanswered` column of scenario c: requests sent and not answered when "
-      "wrk stopped, counted by wrk-count.lua); "
-      "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run.")
-    w("")
+    if rows:
+        w("## Results by scenario")
+        w("")
+        w("Columns: `ok req/s` counts only 2xx/3xx answers; latencies from wrk (completed requests only); "
+          "`srv`, `sim`, `other` = CPU seconds per 1000 requests of the server under test, of fanout-sim "
+          "(3 upstream requests per aggregate request) and of everything else on the machine except wrk "
+          "(near 0 when nothing competed); `opens/req` = new TCP connections opened on the machine per request "
+          "(/proc/net/snmp ActiveOpens, minus wrk's own connections; about 0 when the server reuses pooled upstream "
+          "connections, up to 3 when it opens a new one per fetch); `errors` = wrk socket errors and timeouts "
+          "(wrk counts as a timeout only an answer that arrived later than --timeout: a request never answered is "
+          "counted nowhere by wrk, hence the `unanswered` column of scenario c: requests sent and not answered when "
+          "wrk stopped, counted by wrk-count.lua); "
+          "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run.")
+        w("")
     for sc in scenarios:
         w(f"### Scenario {sc}: {desc[sc]}")
         w("")
@@ -327,30 +370,34 @@ def main():
                       f"{int(num(r, 'server_fds') or 0)} | {r.get('loadavg1', '')} |")
         w("")
 
-    if have_go:
-        w("## Ratios fanout / Go, all runs")
+    if peers:
+        names = " and ".join(f"fanout / {PEER_SHORT[p]}" for p in peers)
+        w(f"## Ratios {names}, all runs")
         w("")
         w("req/s and ok req/s: above 1 = fanout faster; CPU per 1000 requests and p99: below 1 = fanout better. "
           "`–` where a side completed no request.")
         w("")
-        w("| scenario | endpoint | conns | req/s | ok req/s | CPU s/1000 req | p99 |")
-        w("|---|---|---:|---:|---:|---:|---:|")
+        cols = [("req/s", "rps"), ("ok req/s", "ok_rps"), ("CPU s/1000 req", "server_cpu_per_1k"), ("p99", "p99_ms")]
+        w("| scenario | endpoint | conns | " + " | ".join(f"{label} /{PEER_SHORT[p]}" for label, _ in cols for p in peers) + " |")
+        w("|---|---|---:|" + "---:|" * (len(cols) * len(peers)))
         for sc in scenarios:
             for c in conns_of(sc):
                 for ep in ENDPOINTS:
-                    f_, g_ = get(sc, ep, "fanout", c), get(sc, ep, "go", c)
-                    if not f_ or not g_:
+                    f_ = get(sc, ep, "fanout", c)
+                    if not f_:
                         continue
-                    both = (num(f_, "requests") or 0) > 0 and (num(g_, "requests") or 0) > 0
-                    w(f"| {sc} | {ep} | {c} | {ratio(num(f_, 'rps'), num(g_, 'rps')) if both else '–'} | "
-                      f"{ratio(num(f_, 'ok_rps'), num(g_, 'ok_rps')) if both else '–'} | "
-                      f"{ratio(num(f_, 'server_cpu_per_1k'), num(g_, 'server_cpu_per_1k')) if both else '–'} | "
-                      f"{ratio(num(f_, 'p99_ms'), num(g_, 'p99_ms')) if both else '–'} |")
+                    cells = []
+                    for _, key in cols:
+                        for p in peers:
+                            g_ = get(sc, ep, p, c)
+                            both = g_ is not None and (num(f_, "requests") or 0) > 0 and (num(g_, "requests") or 0) > 0
+                            cells.append(ratio(num(f_, key), num(g_, key)) if both else "–")
+                    w(f"| {sc} | {ep} | {c} | " + " | ".join(cells) + " |")
         w("")
 
     # ---- plots
     plots = write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios)
-    made = run_gnuplot(out, here, plots, have_go)
+    made = run_gnuplot(out, here, plots, impls)
     if made:
         w("## Plots")
         w("")
@@ -368,12 +415,16 @@ def main():
         w("(gnuplot not installed: no plots)")
         w("")
 
-    w("## Files")
-    w("")
-    w("`runs.csv` (one row per run, all measurements), `machine.env` (machine and settings), "
-      "`raw/<scenario>_<impl>_<endpoint>_c<conns>.txt` (wrk output; the `WRKSUMMARY` line is exact µs "
-      "figures from wrk-summary.lua), `raw/sample_*` (one answer per endpoint, headers included), `logs/`.")
-    w("")
+    res_md = resilience_section(out, here)
+    md.extend(res_md)
+
+    if rows:
+        w("## Files")
+        w("")
+        w("`runs.csv` (one row per run, all measurements), `machine.env` (machine and settings), "
+          "`raw/<scenario>_<impl>_<endpoint>_c<conns>.txt` (wrk output; the `WRKSUMMARY` line is exact µs "
+          "figures from wrk-summary.lua), `raw/sample_*` (one answer per endpoint, headers included), `logs/`.")
+        w("")
     if failures:
         w("## Failures")
         w("")
@@ -398,31 +449,32 @@ def write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios):
 
     def impl_cols(sc, ep, c, keys):
         cols = []
-        for impl in ("fanout", "go"):
+        for impl in ("fanout", "go", "nginx"):
             r = get(sc, ep, impl, c) if impl in impls else None
             cols += [val(r, k) for k in keys]
         return cols
 
     if "a" in scenarios and key_conns in conns_of("a"):
         with open(os.path.join(out, "throughput.dat"), "w") as f:
-            f.write("# endpoint fanout_rps go_rps   (scenario a, %d connections)\n" % key_conns)
+            f.write("# endpoint fanout_rps go_rps nginx_rps   (scenario a, %d connections)\n" % key_conns)
             for ep in ENDPOINTS:
                 f.write(" ".join([SHORT[ep]] + impl_cols("a", ep, key_conns, ["rps"])) + "\n")
         plots.append("throughput")
     for sc, name in (("a", "latency"), ("b", "latency-b")):
         if sc in scenarios and key_conns in conns_of(sc):
             with open(os.path.join(out, name + ".dat"), "w") as f:
-                f.write("# endpoint fanout_p50 fanout_p90 fanout_p99 go_p50 go_p90 go_p99 (ms; scenario %s, %d connections)\n"
+                f.write("# endpoint fanout_p50 fanout_p90 fanout_p99 go_p50 go_p90 go_p99 nginx_p50 nginx_p90 nginx_p99"
+                        " (ms; scenario %s, %d connections)\n"
                         % (sc, key_conns))
                 for ep in ENDPOINTS:
                     f.write(" ".join([SHORT[ep]] + impl_cols(sc, ep, key_conns, ["p50_ms", "p90_ms", "p99_ms"])) + "\n")
             plots.append(name)
     if "a" in scenarios and len(conns_of("a")) > 1:
         with open(os.path.join(out, "concurrency.dat"), "w") as f:
-            f.write("# conns " + " ".join(f"{i}_{SHORT[ep]}" for i in ("fanout", "go") for ep in ENDPOINTS) + "\n")
+            f.write("# conns " + " ".join(f"{i}_{SHORT[ep]}" for i in ("fanout", "go", "nginx") for ep in ENDPOINTS) + "\n")
             for c in conns_of("a"):
                 cols = []
-                for impl in ("fanout", "go"):
+                for impl in ("fanout", "go", "nginx"):
                     for ep in ENDPOINTS:
                         cols.append(val(get("a", ep, impl, c) if impl in impls else None, "rps"))
                 f.write(" ".join([str(c)] + cols) + "\n")
@@ -430,13 +482,13 @@ def write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios):
     return plots
 
 
-def run_gnuplot(out, here, plots, have_go):
+def run_gnuplot(out, here, plots, impls):
     gp = shutil.which("gnuplot")
     if gp is None or not plots:
         return []
     made = []
     for p in plots:
-        cmd = [gp, "-e", f"outdir='{out}'; which='{p}'; have_go={1 if have_go else 0}", os.path.join(here, "plot.gp")]
+        cmd = [gp, "-e", f"outdir='{out}'; which='{p}'; impls='{' '.join(impls)}'", os.path.join(here, "plot.gp")]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if res.returncode != 0:
             print(f"gnuplot {p}: {res.stderr.strip()}", file=sys.stderr)
@@ -444,6 +496,16 @@ def run_gnuplot(out, here, plots, have_go):
         if os.path.exists(os.path.join(out, p + ".svg")):
             made.append(p)
     return made
+
+
+def resilience_section(out, here):
+    """Scenarios e-g (bench/resilience), when they ran: report_resilience.py beside this file."""
+    if not any(os.path.exists(os.path.join(out, f)) for f in ("resilience.csv", "outage.csv")):
+        return []
+    sys.path.insert(0, here)
+    sys.dont_write_bytecode = True  # no __pycache__ in bench/
+    import report_resilience
+    return report_resilience.section(out, here)
 
 
 if __name__ == "__main__":
