@@ -41,6 +41,11 @@ aggregator_core::aggregator_core(
            .max_idle_per_service = opts.upstream_pool_size,
            .deadline_header = opts.deadline_header,
            .dns_refresh = opts.dns_refresh,
+           .on_cancelled_connection =
+               [this](std::size_t i, bool kept) {
+                   auto& m = metrics.services[i];
+                   (kept ? m.settled_kept : m.settled_closed).add();
+               },
            .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); }}
       ),
       recorder(&metrics, log, &log_limit),

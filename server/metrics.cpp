@@ -280,6 +280,24 @@ std::string metrics_registry::render() const {
         }
     }
 
+    w.header(
+        "fanout_upstream_cancelled_connections_total", "counter",
+        "Connections of fetches cancelled after their request was written: kept (the answer was read "
+        "in the background and the connection pooled) or closed."
+    );
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (auto [outcome, member] : {
+                 std::pair{"kept", &metrics_shard::service_metrics::settled_kept},
+                 std::pair{"closed", &metrics_shard::service_metrics::settled_closed},
+             }) {
+            w.sample(
+                "fanout_upstream_cancelled_connections_total",
+                label("service", service_names_[i]) + "," + label("outcome", outcome),
+                sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); })
+            );
+        }
+    }
+
     using upstream::breaker_state;
     // One sample per service and breaker state: `get(shard metrics of the service, state)`.
     auto per_breaker_state = [&](char const* name, char const* state_label, auto get) {

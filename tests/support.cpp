@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -254,6 +255,10 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
             co_await socket.async_read_some(net::buffer(&byte, 1), net::as_tuple(net::use_awaitable));
             ++state.abandoned;
             co_return;
+        }
+        if (take_one(state.slow_next)) {
+            net::steady_timer delay{socket.get_executor(), std::chrono::milliseconds(150)};
+            co_await delay.async_wait(net::as_tuple(net::use_awaitable));
         }
         boost::json::object headers;
         for (auto const& f : req) {

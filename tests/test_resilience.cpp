@@ -36,7 +36,8 @@ struct loop {
     net::io_context ioc{1};
     upstream::client client;
 
-    explicit loop(upstream::service s) : client(ioc.get_executor(), {std::move(s)}, {}) {}
+    explicit loop(upstream::service s, upstream::client_options o = {})
+        : client(ioc.get_executor(), {std::move(s)}, std::move(o)) {}
 
     template <class T>
     T run(net::awaitable<T> op) {
@@ -93,6 +94,19 @@ BOOST_AUTO_TEST_CASE(hedge_is_sent_after_the_delay_and_the_loser_is_closed) {
     // The first request's connection was closed, not pooled; the winner's was pooled.
     BOOST_TEST(eventually([&] { return echo.counters().abandoned == 1u; }));
     BOOST_TEST(l.client.idle_connections(0) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hedge_that_wins_closes_a_first_request_whose_answer_is_coming) {
+    echo_upstream echo;
+    echo.counters().slow_next = 1;  // the first request is answered after 150 ms
+    upstream::client_options o;
+    o.settle_time = 1000ms;  // long enough for that answer, were the loser left to settle
+    loop l{hedging(echo.url("/h"), 20ms), o};
+    auto r = l.fetch();  // returns once nothing is left to run
+    BOOST_TEST_REQUIRE(r.ok());
+    BOOST_TEST(r.attempts.hedge_won);
+    BOOST_TEST(l.client.idle_connections(0) == 1u);  // only the winner's
+    BOOST_TEST(l.client.stats().settled_kept == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(no_hedge_for_an_answer_within_the_delay) {
@@ -216,6 +230,35 @@ BOOST_AUTO_TEST_CASE(no_retry_past_the_deadline) {
     BOOST_TEST(r.attempts.retries == 0u);
     BOOST_TEST(!r.attempts.over_budget);
     BOOST_TEST(r.elapsed < 500ms);  // it did not wait
+}
+
+// A fetch given up after its request was written: the answer is read in the background and the
+// connection pooled (client_options::settle_time), or closed when it does not come in time.
+BOOST_AUTO_TEST_CASE(a_cancelled_fetch_whose_answer_comes_keeps_its_connection) {
+    echo_upstream echo;
+    echo.counters().slow_next = 1;
+    upstream::client_options o;
+    o.settle_time = 1000ms;
+    loop l{upstream::make_service("echo", echo.url("/s")), o};
+    auto& c = l.client;
+    BOOST_TEST(!l.run(fetch_within(c, 20ms)).has_value());  // given up; the answer comes at 150 ms
+    BOOST_TEST(c.idle_connections(0) == 1u);                // run() returned once the answer was read
+    BOOST_TEST(c.stats().settled_kept == 1u);
+    BOOST_TEST(l.run(c.fetch(0)).ok());
+    BOOST_TEST(echo.counters().connections == 1u);  // the same connection served both
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_fetch_whose_answer_is_late_closes_its_connection) {
+    echo_upstream echo;
+    echo.counters().hang_next = 1;
+    upstream::client_options o;
+    o.settle_time = 50ms;
+    loop l{upstream::make_service("echo", echo.url("/s")), o};
+    auto& c = l.client;
+    BOOST_TEST(!l.run(fetch_within(c, 20ms)).has_value());
+    BOOST_TEST(c.idle_connections(0) == 0u);
+    BOOST_TEST(c.stats().settled_closed == 1u);
+    BOOST_TEST(eventually([&] { return echo.counters().abandoned == 1u; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

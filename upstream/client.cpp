@@ -7,6 +7,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -31,6 +33,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using boost::system::error_code;
+using namespace net::experimental::awaitable_operators;
 
 namespace {
 
@@ -312,7 +315,23 @@ struct client::impl {
     std::optional<address_book> book;  // the services' addresses, names resolved in the background
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
     // One request. `head`: the request's head when the service's target has placeholders; else empty.
-    net::awaitable<fetch_result> attempt(std::size_t index, std::string head, fetch_headers headers);
+    // `settle`: a cancellation after the request was written leaves the connection to settle().
+    net::awaitable<fetch_result> attempt(
+        std::size_t index, std::string head, fetch_headers headers, bool settle = true
+    );
+    // A cancelled fetch's connection, its request written: read the rest of the answer in the
+    // background within options.settle_time and settle_bytes, then pool it; else close it.
+    void settle(std::size_t index, std::unique_ptr<connection> conn);
+    void settled(std::size_t index, std::unique_ptr<connection> conn, bool kept);
+    net::awaitable<void> settle_in_background(
+        std::shared_ptr<bool> client_alive,
+        std::size_t index,
+        std::unique_ptr<connection> conn,
+        std::chrono::milliseconds time,
+        std::size_t max_head,
+        std::uint64_t max_body
+    );
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // false once the client is gone
     // A fetch of a service with hedging or retries: one or more attempts.
     net::awaitable<fetch_result> resilient_fetch(std::size_t index, std::string head, fetch_headers headers);
     // An attempt and, after `delay`, a second one unless the first has completed: the first success.
@@ -388,7 +407,7 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 net::awaitable<fetch_result> client::impl::attempt(
-    std::size_t index, std::string head, fetch_headers headers
+    std::size_t index, std::string head, fetch_headers headers, bool settle_if_cancelled
 ) {
     fetch_result out;
     auto const start = std::chrono::steady_clock::now();
@@ -452,14 +471,27 @@ net::awaitable<fetch_result> client::impl::attempt(
             // Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2).
             auto& parser = conn->parser;
             error_code rec;
-            for (int interim = 0;; ++interim) {
-                parser.emplace();
-                parser->header_limit(static_cast<std::uint32_t>(options.max_head));
-                parser->body_limit(options.max_body);
-                rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
-                answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
-                if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
-                    break;
+            try {
+                for (int interim = 0;; ++interim) {
+                    parser.emplace();
+                    parser->header_limit(static_cast<std::uint32_t>(options.max_head));
+                    parser->body_limit(options.max_body);
+                    rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
+                    answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
+                    if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
+                        break;
+                }
+            } catch (boost::system::system_error const& e) {
+                if (e.code() != net::error::operation_aborted) throw;
+                rec = net::error::operation_aborted;  // cancelled before a read could start
+            }
+            if (rec == net::error::operation_aborted) {
+                if (settle_if_cancelled)
+                    settle(index, std::move(conn));
+                else
+                    settled(index, std::move(conn), false);
+                out = exchange_failure(rec, options);
+                break;
             }
             if (rec && reused && closed_while_idle(rec)) {
                 ++stats.retried;
@@ -521,6 +553,75 @@ net::awaitable<fetch_result> client::impl::attempt(
 #pragma GCC diagnostic pop
 #endif
 
+namespace {
+
+// The final answer on `conn` (interim ones skipped), read whole into its parser.
+net::awaitable<error_code> read_final(connection& conn, std::size_t max_head, std::uint64_t max_body) {
+    for (int interim = 0;; ++interim) {
+        auto ec = co_await wire::read_message(conn.socket, conn.buffer, *conn.parser, max_head);
+        if (ec || conn.parser->status() >= 200) co_return ec;
+        if (conn.parser->status() == 101 || interim == max_interim) co_return http::error::bad_status;
+        conn.parser.emplace();
+        conn.parser->header_limit(static_cast<std::uint32_t>(max_head));
+        conn.parser->body_limit(max_body);
+    }
+}
+
+}  // namespace
+
+void client::impl::settle(std::size_t index, std::unique_ptr<connection> conn) {
+    auto& parser = conn->parser;
+    auto const max_body = std::min<std::uint64_t>(options.max_body, options.settle_bytes);
+    bool may = options.settle_time.count() > 0 && parser.has_value();
+    if (may && !parser->is_header_done()) {
+        parser->body_limit(max_body);
+    } else if (may) {
+        auto const left = parser->content_length_remaining();
+        may = left && *left <= options.settle_bytes;
+    }
+    if (!may) return settled(index, std::move(conn), false);
+    net::co_spawn(
+        ex,
+        settle_in_background(alive, index, std::move(conn), options.settle_time, options.max_head, max_body),
+        net::detached
+    );
+}
+
+// Touches the client only if it still exists (`alive`): the timer bounds how long it outlives it.
+net::awaitable<void> client::impl::settle_in_background(
+    std::shared_ptr<bool> client_alive,
+    std::size_t index,
+    std::unique_ptr<connection> conn,
+    std::chrono::milliseconds time,
+    std::size_t max_head,
+    std::uint64_t max_body
+) {
+    net::steady_timer timer{conn->socket.get_executor(), time};
+    auto done = co_await (read_final(*conn, max_head, max_body) || timer.async_wait(use_tuple));
+    bool const kept =
+        done.index() == 0 && !std::get<0>(done) && conn->parser->keep_alive() && conn->buffer.size() == 0;
+    conn->parser.reset();
+    if (*client_alive) settled(index, std::move(conn), kept);
+}
+
+void client::impl::settled(std::size_t index, std::unique_ptr<connection> conn, bool kept) {
+    auto& pool = idle[index];
+    if (kept && pool.size() < options.max_idle_per_service) {
+        error_code ec;
+        if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, ec);
+        if (!ec) {
+            pool.push_back(std::move(conn));
+            ++stats.settled_kept;
+        } else {
+            kept = false;
+        }
+    } else {
+        kept = false;
+    }
+    if (!kept) ++stats.settled_closed;
+    if (options.on_cancelled_connection) options.on_cancelled_connection(index, kept);
+}
+
 std::optional<std::chrono::steady_clock::duration> client::impl::hedge_delay(std::size_t index) const {
     auto const& svc = services[index];
     std::optional<std::chrono::steady_clock::duration> delay = svc.hedge_after;
@@ -581,7 +682,7 @@ net::awaitable<fetch_result> client::impl::hedged(
     hedge_race race;
     auto [order, e0, first, e1, second] =
         co_await net::experimental::make_parallel_group(
-            net::co_spawn(ex, attempt(index, head, headers), net::deferred),
+            net::co_spawn(ex, attempt(index, head, headers, false), net::deferred),
             net::co_spawn(ex, hedge(index, head, headers, delay, race), net::deferred)
         )
             .async_wait(hedge_race::first_success{&race}, net::use_awaitable);
@@ -614,7 +715,7 @@ net::awaitable<fetch_result> client::impl::hedge(
         co_return make_failure(error_kind::cancelled, "hedge over budget");
     }
     race.sent = true;
-    co_return co_await attempt(index, head, headers);
+    co_return co_await attempt(index, head, headers, false);
 }
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
@@ -646,7 +747,9 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     );
 }
 
-client::~client() = default;
+client::~client() {
+    *impl_->alive = false;  // connections still settling are closed, not pooled
+}
 
 net::any_io_executor client::executor() const noexcept {
     return impl_->ex;

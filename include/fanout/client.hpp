@@ -44,6 +44,14 @@ struct client_options {
     // refuses connections is passed over for 2 s. Empty: Asio's resolver (getaddrinfo()).
     resolve_function resolve{};
     std::chrono::milliseconds dns_refresh{30000};
+    // A fetch cancelled after its request was written (errgroup's siblings, the deadline, the
+    // client leaving) leaves its connection to finish in the background: an answer complete within
+    // settle_time and settle_bytes puts it back in the pool; else it is closed. 0: closed at once.
+    // A hedge's loser is always closed.
+    std::chrono::milliseconds settle_time{100};
+    std::size_t settle_bytes = 64 * 1024;
+    // Called on the client's executor with how each cancelled fetch's connection ended.
+    std::function<void(std::size_t service_index, bool kept)> on_cancelled_connection;
     // Called on the client's executor when a service's circuit breaker changes state.
     std::function<void(std::size_t service_index, breaker_state now)> on_breaker;
 };
@@ -64,6 +72,9 @@ struct pool_stats {
     std::uint64_t reused = 0;  // requests sent on a pooled connection
     // pooled connections found closed, or with bytes nobody asked for: the request went on a new one
     std::uint64_t retried = 0;
+    // connections of cancelled fetches (client_options::settle_time): pooled again, or closed
+    std::uint64_t settled_kept = 0;
+    std::uint64_t settled_closed = 0;
 };
 
 // HTTP/1.1 client for the configured services with a pool of keep-alive connections per service.
