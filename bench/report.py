@@ -125,10 +125,9 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, ha
 
 
 def num(row, key):
-    v = row.get(key, "")
     try:
-        return float(v)
-    except ValueError:
+        return float(row.get(key, ""))
+    except (TypeError, ValueError):
         return None
 
 

@@ -12,6 +12,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import fmt, num  # noqa: E402  (the same number formats as the main report)
+
 SHORT = {"wg": "wg", "channel": "channel", "channel-with-context-timeout": "ctx-timeout", "errgroup": "errgroup"}
 
 
@@ -31,21 +34,6 @@ def read_csv(path):
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def num(row, key):
-    try:
-        return float(row.get(key, ""))
-    except (TypeError, ValueError):
-        return None
-
-
-def fmt(v, digits=0, empty="–"):
-    if v is None:
-        return empty
-    if digits == 0:
-        return f"{v:,.0f}".replace(",", " ")
-    return f"{v:.{digits}f}"
 
 
 def pct(v, digits=1):

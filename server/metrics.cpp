@@ -262,41 +262,34 @@ std::string metrics_registry::render() const {
         }
     }
 
-    w.header(
-        "fanout_upstream_hedges_total", "counter",
+    // Two counters of a service as one series with an `outcome` label.
+    using member = local_counter metrics_shard::service_metrics::*;
+    auto by_outcome = [&](char const* name, char const* help, std::pair<char const*, member> a,
+                          std::pair<char const*, member> b) {
+        w.header(name, "counter", help);
+        for (std::size_t i = 0; i < service_names_.size(); ++i) {
+            for (auto [outcome, m] : {a, b}) {
+                w.sample(
+                    name, label("service", service_names_[i]) + "," + label("outcome", outcome),
+                    sum([&](metrics_shard const& s) { return (s.services[i].*m).value(); })
+                );
+            }
+        }
+    };
+    by_outcome(
+        "fanout_upstream_hedges_total",
         "Hedged requests (second requests after hedge_after_ms or hedge_quantile), by whether their "
-        "answer was used."
+        "answer was used.",
+        {"won", &metrics_shard::service_metrics::hedges_won},
+        {"lost", &metrics_shard::service_metrics::hedges_lost}
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
-        for (auto [outcome, member] : {
-                 std::pair{"won", &metrics_shard::service_metrics::hedges_won},
-                 std::pair{"lost", &metrics_shard::service_metrics::hedges_lost},
-             }) {
-            w.sample(
-                "fanout_upstream_hedges_total",
-                label("service", service_names_[i]) + "," + label("outcome", outcome),
-                sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); })
-            );
-        }
-    }
-
-    w.header(
-        "fanout_upstream_cancelled_connections_total", "counter",
+    by_outcome(
+        "fanout_upstream_cancelled_connections_total",
         "Connections of fetches cancelled after their request was written: kept (the answer was read "
-        "in the background and the connection pooled) or closed."
+        "in the background and the connection pooled) or closed.",
+        {"kept", &metrics_shard::service_metrics::settled_kept},
+        {"closed", &metrics_shard::service_metrics::settled_closed}
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
-        for (auto [outcome, member] : {
-                 std::pair{"kept", &metrics_shard::service_metrics::settled_kept},
-                 std::pair{"closed", &metrics_shard::service_metrics::settled_closed},
-             }) {
-            w.sample(
-                "fanout_upstream_cancelled_connections_total",
-                label("service", service_names_[i]) + "," + label("outcome", outcome),
-                sum([&](metrics_shard const& s) { return (s.services[i].*member).value(); })
-            );
-        }
-    }
 
     using upstream::breaker_state;
     // One sample per service and breaker state: `get(shard metrics of the service, state)`.
