@@ -108,7 +108,8 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, ha
     if have_nginx:
         w("- **CPU vs nginx-Lua**: nginx's CPU is its master's plus its worker's (utime+stime of both; the master "
           "is idle). nginx-Lua does less per request than fanout: it concatenates the upstream bodies without "
-          "validating them as JSON, and its wait-for-all endpoints have no deadline of their own.")
+          "validating them as JSON, and its wait-for-all endpoints have no deadline of their own. Both make "
+          "about 11 system calls per request: the difference is in user space (`nginx-gap.md`).")
     w("- **CPU ratio near 0.25**: Go's own CPU per request varies by about ±5% from run to run on this "
       "machine, so a ratio of 0.25-0.26 is at the target within the noise; the instruction counts of "
       "`bench/callgrind` are the steadier measure of fanout's own cost.")
