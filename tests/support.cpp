@@ -257,7 +257,7 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
             co_return;
         }
         if (take_one(state.slow_next)) {
-            net::steady_timer delay{socket.get_executor(), std::chrono::milliseconds(150)};
+            net::steady_timer delay{socket.get_executor(), std::chrono::seconds(1)};
             co_await delay.async_wait(net::as_tuple(net::use_awaitable));
         }
         boost::json::object headers;

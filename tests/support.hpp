@@ -160,7 +160,7 @@ class echo_upstream {
     struct state {
         std::atomic<unsigned> status{200};
         std::atomic<unsigned> hang_next{0};         // the next requests read get no answer
-        std::atomic<unsigned> slow_next{0};         // the next requests read are answered after 150 ms
+        std::atomic<unsigned> slow_next{0};         // the next requests read are answered after 1 s
         std::atomic<unsigned> drop_next{0};         // the next connections accepted are closed unread
         std::atomic<std::uint64_t> connections{0};  // accepted
         std::atomic<std::uint64_t> requests{0};     // read

@@ -274,7 +274,9 @@ bool retryable(fetch_result const& r) {
 struct hedge_race {
     bool sent = false;      // the second request was sent
     bool declined = false;  // it was due, but over budget: the first request decides alone
-
+    // The pair is decided and the other request is cancelled as the loser: its connection is
+    // closed, not settled (a cancellation from outside the pair settles as any other).
+    bool decided = false;
     int completed = 0;
 
     struct first_success {
@@ -282,9 +284,8 @@ struct hedge_race {
         net::cancellation_type_t operator()(std::exception_ptr const& e, fetch_result const& r)
             const noexcept {
             if (++race->completed == 2) return net::cancellation_type::none;  // nothing left to cancel
-            if (!e && r.ok()) return net::cancellation_type::terminal;
-            return race->sent || race->declined ? net::cancellation_type::none
-                                                : net::cancellation_type::terminal;
+            race->decided = (!e && r.ok()) || !(race->sent || race->declined);
+            return race->decided ? net::cancellation_type::terminal : net::cancellation_type::none;
         }
     };
 };
@@ -316,8 +317,9 @@ struct client::impl {
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
     // One request. `head`: the request's head when the service's target has placeholders; else empty.
     // `settle`: a cancellation after the request was written leaves the connection to settle().
+    // `lost_race`: of a hedged pair (see hedge_race::decided); null: a fetch of its own.
     net::awaitable<fetch_result> attempt(
-        std::size_t index, std::string head, fetch_headers headers, bool settle = true
+        std::size_t index, std::string head, fetch_headers headers, bool const* lost_race = nullptr
     );
     // A cancelled fetch's connection, its request written: read the rest of the answer in the
     // background within options.settle_time and settle_bytes, then pool it; else close it.
@@ -407,7 +409,7 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 net::awaitable<fetch_result> client::impl::attempt(
-    std::size_t index, std::string head, fetch_headers headers, bool settle_if_cancelled
+    std::size_t index, std::string head, fetch_headers headers, bool const* lost_race
 ) {
     fetch_result out;
     auto const start = std::chrono::steady_clock::now();
@@ -486,10 +488,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 rec = net::error::operation_aborted;  // cancelled before a read could start
             }
             if (rec == net::error::operation_aborted) {
-                if (settle_if_cancelled)
-                    settle(index, std::move(conn));
-                else
-                    settled(index, std::move(conn), false);
+                if (!lost_race || !*lost_race) settle(index, std::move(conn));
                 out = exchange_failure(rec, options);
                 break;
             }
@@ -644,7 +643,9 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
     try {
         for (;;) {
             auto const delay = hedge_delay(index);
-            if (delay && (!headers.deadline || clock::now() + *delay < *headers.deadline))
+            // Half-open, the one probe is the request: a hedge would only meet circuit_open.
+            bool const closed = !svc.breaker_failures || breakers[index].state == breaker_state::closed;
+            if (delay && closed && (!headers.deadline || clock::now() + *delay < *headers.deadline))
                 out = co_await hedged(index, head, headers, *delay, attempts);
             else
                 out = co_await attempt(index, head, headers);
@@ -655,6 +656,8 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
             );
             auto const now = clock::now();
             if (headers.deadline && now + backoff >= *headers.deadline) break;
+            if ((co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none)
+                throw boost::system::system_error(net::error::operation_aborted);
             if (!state.retries.take(svc.retry_min_per_s, now)) {
                 attempts.over_budget = true;
                 break;
@@ -680,9 +683,10 @@ net::awaitable<fetch_result> client::impl::hedged(
     fetch_attempts& attempts
 ) {
     hedge_race race;
+    auto const pair_start = std::chrono::steady_clock::now();
     auto [order, e0, first, e1, second] =
         co_await net::experimental::make_parallel_group(
-            net::co_spawn(ex, attempt(index, head, headers, false), net::deferred),
+            net::co_spawn(ex, attempt(index, head, headers, &race.decided), net::deferred),
             net::co_spawn(ex, hedge(index, head, headers, delay, race), net::deferred)
         )
             .async_wait(hedge_race::first_success{&race}, net::use_awaitable);
@@ -692,6 +696,10 @@ net::awaitable<fetch_result> client::impl::hedged(
     attempts.over_budget = attempts.over_budget || race.declined;
     if (race.sent && second.ok() && (order[0] == 1 || !first.ok())) {
         attempts.hedge_won = true;
+        // The first request took at least this long: without it the slow answers the hedge cut
+        // short would leave the histogram, and the quantile would drift down.
+        if (!first.ok() && services[index].hedge_quantile)
+            resiliences[index].latencies.add(std::chrono::steady_clock::now() - pair_start);
         co_return second;
     }
     co_return first;
@@ -715,7 +723,7 @@ net::awaitable<fetch_result> client::impl::hedge(
         co_return make_failure(error_kind::cancelled, "hedge over budget");
     }
     race.sent = true;
-    co_return co_await attempt(index, head, headers, false);
+    co_return co_await attempt(index, head, headers, &race.decided);
 }
 
 client::client(net::any_io_executor ex, std::vector<service> services, client_options options)

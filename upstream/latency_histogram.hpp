@@ -9,8 +9,8 @@
 namespace fanout::upstream {
 
 // A service's recent latencies, for a quantile (service::hedge_quantile): buckets 10% wide from
-// 50 µs to about 40 s, in two halves of a sliding window, so that a sample counts for between
-// `half` and 2 × `half` samples. One per service and client (event loop): no locking.
+// 50 µs to about 9 s (longer ones count in the last), in two halves of a sliding window, so that a sample
+// counts for between `half` and 2 × `half` samples. One per service and client (event loop): no locking.
 class latency_histogram {
   public:
     using duration = std::chrono::steady_clock::duration;
@@ -28,7 +28,7 @@ class latency_histogram {
             current_count_ = 0;
         }
         // A quantile moves slowly: computed again every few samples, not for each hedge decision.
-        if (++since_computed_ >= 16) compute();
+        if (++since_computed_ >= 16 || current_count_ + previous_count_ == min_samples) compute();
     }
 
     // The upper bound of the bucket holding quantile q of the window (so slightly above the true
