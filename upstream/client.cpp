@@ -39,13 +39,17 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
+fetch_result cancelled_result() {
+    return make_failure(error_kind::cancelled, "cancelled");
+}
+
 fetch_result connect_failure(error_code ec, service const& svc) {
-    if (ec == net::error::operation_aborted) return make_failure(error_kind::cancelled, "cancelled");
+    if (ec == net::error::operation_aborted) return cancelled_result();
     return make_failure(error_kind::connect, "cannot connect to " + svc.host_header + ": " + ec.message());
 }
 
 fetch_result exchange_failure(error_code ec, client_options const& limits) {
-    if (ec == net::error::operation_aborted) return make_failure(error_kind::cancelled, "cancelled");
+    if (ec == net::error::operation_aborted) return cancelled_result();
     if (ec == http::error::body_limit)
         return make_failure(
             error_kind::too_large, "body larger than " + std::to_string(limits.max_body) + " bytes"
@@ -147,6 +151,13 @@ struct connection {
     std::string request;
     std::optional<response_parser> parser;  // of the answer being read
 };
+
+// A fresh parser for the next answer on `conn`, within the client's limits.
+void expect_answer(connection& conn, std::size_t max_head, std::uint64_t max_body) {
+    conn.parser.emplace();
+    conn.parser->header_limit(static_cast<std::uint32_t>(max_head));
+    conn.parser->body_limit(max_body);
+}
 
 // More interim answers than this before the final one is an upstream misbehaving.
 constexpr int max_interim = 8;
@@ -255,7 +266,7 @@ fetch_result cancelled_or_rethrow(std::exception_ptr e) {
     } catch (boost::system::system_error const& se) {
         if (se.code() != net::error::operation_aborted) throw;
     }
-    return make_failure(error_kind::cancelled, "cancelled");
+    return cancelled_result();
 }
 
 bool hedges(service const& svc) {
@@ -325,6 +336,8 @@ struct client::impl {
     // background within options.settle_time and settle_bytes, then pool it; else close it.
     void settle(std::size_t index, std::unique_ptr<connection> conn);
     void settled(std::size_t index, std::unique_ptr<connection> conn, bool kept);
+    // Into the service's pool of idle connections, unless it is full; false: left to the caller.
+    bool to_pool(std::size_t index, std::unique_ptr<connection>& conn);
     net::awaitable<void> settle_in_background(
         std::shared_ptr<bool> client_alive,
         std::size_t index,
@@ -475,9 +488,7 @@ net::awaitable<fetch_result> client::impl::attempt(
             error_code rec;
             try {
                 for (int interim = 0;; ++interim) {
-                    parser.emplace();
-                    parser->header_limit(static_cast<std::uint32_t>(options.max_head));
-                    parser->body_limit(options.max_body);
+                    expect_answer(*conn, options.max_head, options.max_body);
                     rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
                     answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
                     if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
@@ -526,21 +537,16 @@ net::awaitable<fetch_result> client::impl::attempt(
             }
 
             // Only a connection left exactly between two messages goes back to the pool.
-            bool const reusable = parser->keep_alive() && conn->buffer.size() == 0 &&
-                                  pool.size() < options.max_idle_per_service;
+            bool const reusable = parser->keep_alive() && conn->buffer.size() == 0;
             parser.reset();
-            if (reusable) {
-                error_code nec;
-                if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, nec);  // for the idle check
-                if (!nec) pool.push_back(std::move(conn));
-            }
+            if (reusable) to_pool(index, conn);
             break;
         }
     } catch (boost::system::system_error const& e) {
         // Cancelled between two operations: the next one refused to start. Upstream failures
         // never get here; they are values.
         if (e.code() != net::error::operation_aborted) throw;
-        out = make_failure(error_kind::cancelled, "cancelled");
+        out = cancelled_result();
     }
     out.elapsed = std::chrono::steady_clock::now() - start;
     out.connection = use;
@@ -560,9 +566,7 @@ net::awaitable<error_code> read_final(connection& conn, std::size_t max_head, st
         auto ec = co_await wire::read_message(conn.socket, conn.buffer, *conn.parser, max_head);
         if (ec || conn.parser->status() >= 200) co_return ec;
         if (conn.parser->status() == 101 || interim == max_interim) co_return http::error::bad_status;
-        conn.parser.emplace();
-        conn.parser->header_limit(static_cast<std::uint32_t>(max_head));
-        conn.parser->body_limit(max_body);
+        expect_answer(conn, max_head, max_body);
     }
 }
 
@@ -604,21 +608,19 @@ net::awaitable<void> client::impl::settle_in_background(
 }
 
 void client::impl::settled(std::size_t index, std::unique_ptr<connection> conn, bool kept) {
-    auto& pool = idle[index];
-    if (kept && pool.size() < options.max_idle_per_service) {
-        error_code ec;
-        if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, ec);
-        if (!ec) {
-            pool.push_back(std::move(conn));
-            ++stats.settled_kept;
-        } else {
-            kept = false;
-        }
-    } else {
-        kept = false;
-    }
-    if (!kept) ++stats.settled_closed;
+    kept = kept && to_pool(index, conn);
+    ++(kept ? stats.settled_kept : stats.settled_closed);
     if (options.on_cancelled_connection) options.on_cancelled_connection(index, kept);
+}
+
+bool client::impl::to_pool(std::size_t index, std::unique_ptr<connection>& conn) {
+    auto& pool = idle[index];
+    if (pool.size() >= options.max_idle_per_service) return false;
+    error_code ec;
+    if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, ec);  // for the idle check
+    if (ec) return false;
+    pool.push_back(std::move(conn));
+    return true;
 }
 
 std::optional<std::chrono::steady_clock::duration> client::impl::hedge_delay(std::size_t index) const {
@@ -668,7 +670,7 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
         }
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted) throw;
-        out = make_failure(error_kind::cancelled, "cancelled");
+        out = cancelled_result();
     }
     out.elapsed = clock::now() - start;
     out.attempts = attempts;
@@ -716,8 +718,7 @@ net::awaitable<fetch_result> client::impl::hedge(
     auto [ec] = co_await timer.async_wait(use_tuple);
     // The first request may have won while the timer's completion waited to run.
     auto const cs = co_await net::this_coro::cancellation_state;
-    if (ec || cs.cancelled() != net::cancellation_type::none)
-        co_return make_failure(error_kind::cancelled, "cancelled");
+    if (ec || cs.cancelled() != net::cancellation_type::none) co_return cancelled_result();
     if (!resiliences[index].hedges.take(0, std::chrono::steady_clock::now())) {
         race.declined = true;
         co_return make_failure(error_kind::cancelled, "hedge over budget");
