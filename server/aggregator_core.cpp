@@ -46,10 +46,24 @@ aggregator_core::aggregator_core(
                    auto& m = metrics.services[i];
                    (kept ? m.settled_kept : m.settled_closed).add();
                },
-           .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); }}
+           .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); },
+           .on_tls_handshake =
+               [this](std::size_t i, bool resumed) {
+                   auto& m = metrics.services[i];
+                   (resumed ? m.tls_resumed : m.tls_full).add();
+               }}
       ),
       recorder(&metrics, log, &log_limit),
       ctx{.client = client, .observer = &recorder} {
+    // Said once per process (the first loop's core), at start, for every service it concerns.
+    if (shard_index != 0) return;
+    for (auto const& svc : opts.upstreams)
+        if (svc.tls && svc.tls->insecure_skip_verify)
+            log->warn(
+                R"({{"event":"tls_verification_off","service":{},"message":"insecure_skip_verify: the )"
+                R"(certificate and name of {} are not checked"}})",
+                json_quote(svc.name), svc.host_header
+            );
 }
 
 // Transitions are few (at most two a cooldown per service and loop): each is logged.

@@ -290,6 +290,13 @@ std::string metrics_registry::render() const {
         {"kept", &metrics_shard::service_metrics::settled_kept},
         {"closed", &metrics_shard::service_metrics::settled_closed}
     );
+    by_outcome(
+        "fanout_upstream_tls_handshakes_total",
+        "TLS handshakes of new connections to https:// services: full, or resumed (a session the "
+        "service issued before; far cheaper).",
+        {"full", &metrics_shard::service_metrics::tls_full},
+        {"resumed", &metrics_shard::service_metrics::tls_resumed}
+    );
 
     using upstream::breaker_state;
     // One sample per service and breaker state: `get(shard metrics of the service, state)`.

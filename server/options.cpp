@@ -301,6 +301,36 @@ double fraction(std::string const& key, json::value const& v, bool strict = fals
 }
 
 // The keys of one upstream entry besides its name and URL.
+// A file named in the config must be readable now: a typo fails at start, naming its key.
+std::string readable_file(std::string const& key, json::value const& value) {
+    if (!value.is_string() || value.as_string().empty()) throw bad(key, "expected a file name");
+    std::string path(value.as_string());
+    if (!std::ifstream(path)) throw bad(key, "cannot read '" + path + "'");
+    return path;
+}
+
+void apply_tls_key(
+    upstream::service& s, std::string const& key, std::string_view k, json::value const& value
+) {
+    if (!s.tls) throw bad(key, "only for https:// upstreams");
+    auto& tls = *s.tls;
+    if (k == "ca_file") {
+        tls.ca_file = readable_file(key, value);
+    } else if (k == "client_cert") {
+        tls.client_cert = readable_file(key, value);
+    } else if (k == "client_key") {
+        tls.client_key = readable_file(key, value);
+    } else if (k == "server_name") {
+        if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 253)
+            throw bad(key, "expected a host name");
+        tls.server_name = value.as_string();
+    } else if (!value.is_bool()) {
+        throw bad(key, "expected true or false");
+    } else {
+        tls.insecure_skip_verify = value.as_bool();
+    }
+}
+
 void apply_upstream_key(
     upstream::service& s, std::string const& key, std::string_view k, json::value const& value
 ) {
@@ -324,6 +354,8 @@ void apply_upstream_key(
         s.retry_budget = fraction(key, value);
     } else if (k == "retry_min_per_s") {
         s.retry_min_per_s = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
+    } else if (k == "ca_file" || k == "client_cert" || k == "client_key" || k == "server_name" || k == "insecure_skip_verify") {
+        apply_tls_key(s, key, k, value);
     } else {
         throw bad(key, "unknown key");
     }
@@ -354,6 +386,8 @@ void apply_upstreams(options& o, json::value const& v) {
         }
         for (auto const& [k, value] : fields)
             if (k != "name" && k != "url") apply_upstream_key(s, where + "." + std::string(k), k, value);
+        if (s.tls && s.tls->client_cert.empty() != s.tls->client_key.empty())
+            throw bad(where, "client_cert and client_key go together");
         add_upstream(o, names, std::move(s), where);
     }
 }

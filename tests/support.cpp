@@ -48,7 +48,10 @@ harness::harness(
     for (std::size_t i = 0; i < sim_->size(); ++i) {
         auto s = upstream::make_service(sim_->name(i), sim_->url(i));
         for (auto const& c : configured)
-            if (c.name == s.name) s.timeout = c.timeout;
+            if (c.name == s.name) {
+                s.timeout = c.timeout;
+                if (s.tls && c.tls) s.tls = c.tls;
+            }
         opts.upstreams.push_back(std::move(s));
     }
     for (auto& s : extra) opts.upstreams.push_back(std::move(s));

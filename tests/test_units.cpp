@@ -37,11 +37,17 @@ BOOST_AUTO_TEST_CASE(defaults_port_and_path) {
     auto v6 = upstream::parse_service("b=http://[::1]:81/x");
     BOOST_TEST(v6.host == "::1");
     BOOST_TEST(v6.host_header == "[::1]:81");
+    BOOST_TEST(!v6.tls.has_value());
+    auto const secure = upstream::parse_service("s=https://api.example/v1");
+    BOOST_TEST(secure.tls.has_value());
+    BOOST_TEST(secure.port == 443);
+    BOOST_TEST(secure.host_header == "api.example");
+    BOOST_TEST(secure.url() == "https://api.example/v1");
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bad_specs) {
     for (auto spec :
-         {"nourl", "=http://h/", "a=ftp://h/", "a=https://h/", "a=http://u:p@h/", "a=http://h:0/",
+         {"nourl", "=http://h/", "a=ftp://h/", "a=https://u:p@h/", "a=http://u:p@h/", "a=http://h:0/",
           "a=http://h:99999/", "a=/relative", "bad name=http://h/"}) {
         BOOST_CHECK_THROW(upstream::parse_service(spec), std::invalid_argument);
     }

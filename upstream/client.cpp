@@ -2,6 +2,7 @@
 #include "upstream/json_validate.hpp"
 #include "upstream/latency_histogram.hpp"
 #include "upstream/response_parser.hpp"
+#include "upstream/tls.hpp"
 #include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -48,8 +50,11 @@ fetch_result connect_failure(error_code ec, service const& svc) {
     return make_failure(error_kind::connect, "cannot connect to " + svc.host_header + ": " + ec.message());
 }
 
-fetch_result exchange_failure(error_code ec, client_options const& limits) {
+fetch_result exchange_failure(error_code ec, client_options const& limits, service const& svc) {
     if (ec == net::error::operation_aborted) return cancelled_result();
+    // An alert after the handshake: with TLS 1.3 a server rejects a client certificate only then.
+    if (ec.category() == net::error::get_ssl_category())
+        return make_failure(error_kind::tls, "TLS with " + svc.host_header + ": " + ec.message());
     if (ec == http::error::body_limit)
         return make_failure(
             error_kind::too_large, "body larger than " + std::to_string(limits.max_body) + " bytes"
@@ -64,7 +69,8 @@ fetch_result exchange_failure(error_code ec, client_options const& limits) {
             "chunk-size line or trailer section larger than " + std::to_string(limits.max_head) + " bytes"
         );
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
-        ec == net::error::connection_reset || ec == net::error::broken_pipe)
+        ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+        ec == net::ssl::error::stream_truncated)
         return make_failure(error_kind::protocol, "connection closed before a complete response");
     return make_failure(error_kind::protocol, "malformed response: " + ec.message());
 }
@@ -73,7 +79,7 @@ fetch_result exchange_failure(error_code ec, client_options const& limits) {
 // then fails this way before any byte of a response, and a GET can safely be sent again.
 bool closed_while_idle(error_code ec) {
     return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::broken_pipe;
+           ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
 }
 
 // The request line and the headers every GET of a service has: built once, unless the target has
@@ -145,8 +151,18 @@ struct fetch_headers {
 // stays small enough for Asio to recycle it.
 struct connection {
     explicit connection(net::any_io_executor const& ex) : socket(ex) {}
+    ~connection() {
+        // Closed without a close_notify exchange, which OpenSSL would take for a broken session and
+        // make unresumable: it is not.
+        if (tls) SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
+    connection(connection const&) = delete;
+    connection& operator=(connection const&) = delete;
 
     tcp::socket socket;
+    // https:// services: TLS over the socket, set up by the handshake. Never shut down with a
+    // close_notify exchange: closing a connection must not wait on its peer.
+    std::unique_ptr<tls_stream> tls;
     beast::flat_buffer buffer;
     std::string request;
     std::optional<response_parser> parser;  // of the answer being read
@@ -166,7 +182,7 @@ constexpr int max_interim = 8;
 // answer would be taken for the next request's, stray bytes would fail it, an EOF means closed.
 // Pooled sockets are non-blocking, so this is one recv() that finds nothing.
 bool quiet_since_pooled(connection& conn) {
-    if (conn.buffer.size() != 0) return false;
+    if (conn.buffer.size() != 0 || (conn.tls && tls_client::has_buffered(*conn.tls))) return false;
     char byte;
     error_code ec;
     conn.socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
@@ -308,6 +324,8 @@ struct client::impl {
     std::vector<service> services;
     client_options options;
     std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
+    // One per service, null for http:// ones; before the pools, whose connections use them.
+    std::vector<std::unique_ptr<tls_client>> tls;
     std::vector<std::vector<std::unique_ptr<connection>>> idle;
     std::vector<circuit> breakers;        // one per service
     std::vector<resilience> resiliences;  // one per service
@@ -326,6 +344,8 @@ struct client::impl {
 
     std::optional<address_book> book;  // the services' addresses, names resolved in the background
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
+    // The TLS handshake of a new connection to an https:// service; its failure, if any.
+    net::awaitable<std::optional<fetch_result>> handshake(std::size_t index, connection& conn);
     // One request. `head`: the request's head when the service's target has placeholders; else empty.
     // `settle`: a cancellation after the request was written leaves the connection to settle().
     // `lost_race`: of a hedged pair (see hedge_race::decided); null: a fetch of its own.
@@ -415,6 +435,21 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
     co_return ec;
 }
 
+net::awaitable<std::optional<fetch_result>> client::impl::handshake(std::size_t index, connection& conn) {
+    auto& side = *tls[index];
+    conn.tls = side.wrap(conn.socket);
+    auto [ec] = co_await conn.tls->async_handshake(net::ssl::stream_base::client, use_tuple);
+    if (ec == net::error::operation_aborted) co_return cancelled_result();
+    if (ec)
+        co_return make_failure(
+            error_kind::tls, "TLS with " + services[index].host_header + ": " + side.why_failed(*conn.tls, ec)
+        );
+    bool const resumed = tls_client::resumed(*conn.tls);
+    ++(resumed ? stats.tls_resumed : stats.tls_full);
+    if (options.on_tls_handshake) options.on_tls_handshake(index, resumed);
+    co_return std::nullopt;
+}
+
 // g++ 12 takes Asio's frame allocation (aligned_alloc, released by free) for a mismatched new and
 // delete in this coroutine's ramp: a false positive.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -469,17 +504,29 @@ net::awaitable<fetch_result> client::impl::attempt(
                 }
                 ++stats.opened;
                 if (use == connection_use::none) use = connection_use::opened;
+                if (tls[index]) {
+                    if (auto failure = co_await handshake(index, *conn)) {
+                        out = std::move(*failure);
+                        break;
+                    }
+                }
             }
 
             headers.write(conn->request, head.empty() ? requests[index] : head, options.deadline_header);
-            auto [wec, wn] = co_await net::async_write(conn->socket, net::buffer(conn->request), use_tuple);
+            error_code wec;
+            if (conn->tls)
+                std::tie(wec, std::ignore) =
+                    co_await net::async_write(*conn->tls, net::buffer(conn->request), use_tuple);
+            else
+                std::tie(wec, std::ignore) =
+                    co_await net::async_write(conn->socket, net::buffer(conn->request), use_tuple);
             if (wec && reused && closed_while_idle(wec)) {
                 ++stats.retried;
                 use = connection_use::retried;
                 continue;
             }
             if (wec) {
-                out = exchange_failure(wec, options);
+                out = exchange_failure(wec, options, svc);
                 break;
             }
 
@@ -489,7 +536,13 @@ net::awaitable<fetch_result> client::impl::attempt(
             try {
                 for (int interim = 0;; ++interim) {
                     expect_answer(*conn, options.max_head, options.max_body);
-                    rec = co_await wire::read_message(conn->socket, conn->buffer, *parser, options.max_head);
+                    if (conn->tls)
+                        rec =
+                            co_await wire::read_message(*conn->tls, conn->buffer, *parser, options.max_head);
+                    else
+                        rec = co_await wire::read_message(
+                            conn->socket, conn->buffer, *parser, options.max_head
+                        );
                     answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
                     if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
                         break;
@@ -500,7 +553,7 @@ net::awaitable<fetch_result> client::impl::attempt(
             }
             if (rec == net::error::operation_aborted) {
                 if (!lost_race || !*lost_race) settle(index, std::move(conn));
-                out = exchange_failure(rec, options);
+                out = exchange_failure(rec, options, svc);
                 break;
             }
             if (rec && reused && closed_while_idle(rec)) {
@@ -509,7 +562,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 continue;
             }
             if (rec) {
-                out = exchange_failure(rec, options);
+                out = exchange_failure(rec, options, svc);
                 break;
             }
             auto const status = parser->status();
@@ -575,7 +628,8 @@ net::awaitable<error_code> read_final(connection& conn, std::size_t max_head, st
 void client::impl::settle(std::size_t index, std::unique_ptr<connection> conn) {
     auto& parser = conn->parser;
     auto const max_body = std::min<std::uint64_t>(options.max_body, options.settle_bytes);
-    bool may = options.settle_time.count() > 0 && parser.has_value();
+    // A TLS connection is closed: its stream is not left half-read to be resumed elsewhere.
+    bool may = options.settle_time.count() > 0 && parser.has_value() && !conn->tls;
     if (may && !parser->is_header_done()) {
         parser->body_limit(max_body);
     } else if (may) {
@@ -751,6 +805,8 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
+    for (auto const& svc : impl_->services)
+        impl_->tls.push_back(svc.tls ? std::make_unique<tls_client>(svc) : nullptr);
     impl_->book.emplace(
         impl_->ex, impl_->services, options.resolve, address_book_options{.refresh = options.dns_refresh}
     );

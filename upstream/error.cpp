@@ -20,6 +20,8 @@ std::string_view to_string(error_kind kind) noexcept {
             return "protocol";
         case error_kind::circuit_open:
             return "circuit_open";
+        case error_kind::tls:
+            return "tls";
         case error_kind::cancelled:
             return "cancelled";
     }

@@ -12,7 +12,7 @@ namespace fanout::upstream {
 namespace urls = boost::urls;
 
 std::string service::url() const {
-    return "http://" + host_header + target;
+    return (tls ? "https://" : "http://") + host_header + target;
 }
 
 namespace {
@@ -87,14 +87,20 @@ service make_service(std::string name, std::string_view template_url) {
     auto parsed = urls::parse_absolute_uri(url);
     if (!parsed) throw std::invalid_argument("not an absolute URL: '" + std::string(url) + "'");
     auto const& u = *parsed;
-    if (u.scheme_id() != urls::scheme::http)
-        throw std::invalid_argument("only http:// upstreams are supported: '" + std::string(url) + "'");
+    if (u.scheme_id() != urls::scheme::http && u.scheme_id() != urls::scheme::https)
+        throw std::invalid_argument(
+            "only http:// and https:// upstreams are supported: '" + std::string(url) + "'"
+        );
     if (u.has_userinfo())
         throw std::invalid_argument("credentials in upstream URL: '" + std::string(url) + "'");
     if (u.encoded_host().empty()) throw std::invalid_argument("no host in '" + std::string(url) + "'");
 
     service s;
     s.name = std::move(name);
+    if (u.scheme_id() == urls::scheme::https) {
+        s.tls.emplace();
+        s.port = 443;
+    }
     // encoded_host_name() keeps IPv6 literals without brackets, ready for make_address.
     s.host = u.host_type() == urls::host_type::ipv6 ? u.host_ipv6_address().to_string()
                                                     : std::string(u.encoded_host());

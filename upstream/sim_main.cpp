@@ -61,6 +61,13 @@ std::vector<sim_service> services_from(po::variables_map const& vm) {
         s.deadline_header = vm["deadline-header"].as<std::string>();
         s.honour_deadline = vm.count("honour-deadline") > 0;
         s.default_budget = std::chrono::milliseconds(vm["budget-ms"].as<unsigned>());
+        s.tls_cert = vm["tls-cert"].as<std::string>();
+        s.tls_key = vm["tls-key"].as<std::string>();
+        s.tls_client_ca = vm["tls-client-ca"].as<std::string>();
+        if (s.tls_cert.empty() != s.tls_key.empty())
+            throw std::invalid_argument("--tls-cert and --tls-key go together");
+        if (!s.tls_client_ca.empty() && s.tls_cert.empty())
+            throw std::invalid_argument("--tls-client-ca needs --tls-cert and --tls-key");
         services.push_back(std::move(s));
     }
     auto find = [&](std::string const& flag, std::string const& name) -> sim_service& {
@@ -125,6 +132,10 @@ int main(int argc, char** argv) {
             "and work past its budget is counted")
         ("honour-deadline", "with --deadline-header: stop working when the caller's budget is spent (answer 504)")
         ("budget-ms", po::value<unsigned>()->default_value(0), "with --deadline-header: the budget of a request without it")
+        ("tls-cert", po::value<std::string>()->default_value(""), "serve HTTPS with this PEM certificate chain")
+        ("tls-key", po::value<std::string>()->default_value(""), "... and this PEM private key")
+        ("tls-client-ca", po::value<std::string>()->default_value(""),
+            "require a client certificate signed by this PEM CA (mutual TLS)")
         ("counters", "print each service's counters to stdout at exit")
         ("hang", po::value<std::vector<std::string>>()->composing(),
             "NAME of a service that accepts and never answers, repeatable")
@@ -173,7 +184,8 @@ int main(int argc, char** argv) {
                 std::cout << sim.name(i) << ": connections " << c.connections << " requests " << c.requests
                           << " answered " << c.answered << " abandoned " << c.abandoned << " refused "
                           << c.refused << " late_work_ms " << c.late_work_ms << " deadline_stops "
-                          << c.deadline_stops << "\n";
+                          << c.deadline_stops << " tls_full " << c.tls_full << " tls_resumed "
+                          << c.tls_resumed << " tls_failed " << c.tls_failed << "\n";
             }
         }
     } catch (std::exception const& e) {

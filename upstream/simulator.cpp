@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -94,7 +95,8 @@ constexpr std::string_view chunked_head =
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 // The hostile behaviours: `head`, then `piece` again and again, without pause, until the peer leaves.
-net::awaitable<void> send_forever(tcp::socket& sock, std::string head, std::string_view piece) {
+template <class Stream>
+net::awaitable<void> send_forever(Stream& sock, std::string head, std::string_view piece) {
     std::string repeated;
     while (repeated.size() < 64 * 1024) repeated += piece;
     auto [ec, n] = co_await net::async_write(sock, net::buffer(head), use_tuple);
@@ -127,7 +129,8 @@ struct simulator::state : std::enable_shared_from_this<state> {
         sim_service config;
         tcp::acceptor acceptor;
         sim_counters counters;
-        bool out = false;  // in its outage
+        bool out = false;                          // in its outage
+        std::unique_ptr<net::ssl::context> tls{};  // set when it serves TLS
     };
 
     net::any_io_executor ex;
@@ -141,6 +144,9 @@ struct simulator::state : std::enable_shared_from_this<state> {
     net::awaitable<void> outage(std::size_t i);
     void reset_connections(std::size_t i);
     net::awaitable<void> serve(std::size_t i, tcp::socket sock);
+    // The requests of one connection, read from and answered on `stream` (`sock` or TLS over it).
+    template <class Stream>
+    net::awaitable<void> serve_requests(std::size_t i, Stream& stream, tcp::socket& sock);
     std::chrono::milliseconds draw_latency(sim_service const& cfg);
     bool draw_failure(sim_service const& cfg);
     sim_behaviour draw_chaos();
@@ -165,6 +171,30 @@ net::awaitable<void> peer_closed(tcp::socket& sock) {
 net::awaitable<void> sleep_for(std::chrono::milliseconds d) {
     net::steady_timer timer{co_await net::this_coro::executor, d};
     co_await timer.async_wait(use_tuple);
+}
+
+// The server side of a TLS service. Throws std::invalid_argument naming a file it cannot use.
+std::unique_ptr<net::ssl::context> make_tls_context(sim_service const& cfg) {
+    auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    auto use = [&](char const* what, std::string const& file, auto load) {
+        try {
+            load(file);
+        } catch (boost::system::system_error const& e) {
+            throw std::invalid_argument(std::string(what) + " '" + file + "': " + e.code().message());
+        }
+    };
+    use("--tls-cert", cfg.tls_cert, [&](auto const& f) { ctx->use_certificate_chain_file(f); });
+    use("--tls-key", cfg.tls_key,
+        [&](auto const& f) { ctx->use_private_key_file(f, net::ssl::context::pem); });
+    if (!cfg.tls_client_ca.empty()) {
+        use("--tls-client-ca", cfg.tls_client_ca, [&](auto const& f) { ctx->load_verify_file(f); });
+        ctx->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+        SSL_CTX_set_client_CA_list(ctx->native_handle(), SSL_load_client_CA_file(cfg.tls_client_ca.c_str()));
+    }
+    // Sessions resume only within this context (required once client certificates are verified).
+    constexpr unsigned char session_context[] = "fanout-sim";
+    SSL_CTX_set_session_id_context(ctx->native_handle(), session_context, sizeof session_context - 1);
+    return ctx;
 }
 
 http::response<http::string_body> make_response(http::status status, std::string body, bool keep_alive) {
@@ -271,16 +301,34 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         ~unregister() { s.open_sockets.erase(p); }
     } guard{*this, &sock};
 
+    boost::system::error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    auto& e = *entries[i];
+    if (!e.tls) {
+        co_await serve_requests(i, sock, sock);
+        co_return;
+    }
+    net::ssl::stream<tcp::socket&> tls{sock, *e.tls};
+    auto [hec] = co_await tls.async_handshake(net::ssl::stream_base::server, use_tuple);
+    if (hec) {
+        ++e.counters.tls_failed;
+        co_return;
+    }
+    ++(SSL_session_reused(tls.native_handle()) ? e.counters.tls_resumed : e.counters.tls_full);
+    co_await serve_requests(i, tls, sock);
+}
+
+template <class Stream>
+net::awaitable<void> simulator::state::serve_requests(std::size_t i, Stream& stream, tcp::socket& sock) {
     auto const& cfg = entries[i]->config;
     auto& counters = entries[i]->counters;
     boost::system::error_code ec;
-    sock.set_option(tcp::no_delay(true), ec);
     beast::flat_buffer buffer;
     for (;;) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(8 * 1024);
         parser.body_limit(64 * 1024);
-        auto [rec, rn] = co_await http::async_read(sock, buffer, parser, use_tuple);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
         if (rec) co_return;
         ++counters.requests;
         bool const keep_alive = parser.get().keep_alive();
@@ -332,7 +380,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
                 ++counters.deadline_stops;
                 auto res =
                     make_response(http::status::gateway_timeout, R"({"error":"deadline spent"})", keep_alive);
-                auto [sec, sn] = co_await http::async_write(sock, res, use_tuple);
+                auto [sec, sn] = co_await http::async_write(stream, res, use_tuple);
                 if (sec || !keep_alive) co_return;
                 continue;
             }
@@ -346,24 +394,25 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
 
         switch (behaviour) {
             case sim_behaviour::endless_chunk_ext:
-                co_await send_forever(sock, std::string(chunked_head) + "2;ext=", "a");
+                co_await send_forever(stream, std::string(chunked_head) + "2;ext=", "a");
                 co_return;
             case sim_behaviour::endless_trailers:
                 co_await send_forever(
-                    sock, std::string(chunked_head) + "2\r\n{}\r\n0\r\n", "X-Trailer: 1\r\n"
+                    stream, std::string(chunked_head) + "2\r\n{}\r\n0\r\n", "X-Trailer: 1\r\n"
                 );
                 co_return;
             case sim_behaviour::endless_body:
-                co_await send_forever(sock, std::string(chunked_head) + "1\r\n[\r\n", "2\r\n1,\r\n");
+                co_await send_forever(stream, std::string(chunked_head) + "1\r\n[\r\n", "2\r\n1,\r\n");
                 co_return;
             case sim_behaviour::trickle: {
                 auto body = ok_body(cfg);
                 auto head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\n\r\n";
-                auto [tec, tn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+                auto [tec, tn] = co_await net::async_write(stream, net::buffer(head), use_tuple);
                 for (std::size_t at = 0; !tec && at < body.size(); ++at) {
                     co_await sleep_for(std::chrono::milliseconds(2));
-                    std::tie(tec, tn) = co_await net::async_write(sock, net::buffer(&body[at], 1), use_tuple);
+                    std::tie(tec, tn) =
+                        co_await net::async_write(stream, net::buffer(&body[at], 1), use_tuple);
                 }
                 if (tec) co_return;
                 ++counters.answered;
@@ -372,7 +421,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
             case sim_behaviour::early_hints: {
                 constexpr std::string_view hints =
                     "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
-                auto [hec, hn] = co_await net::async_write(sock, net::buffer(hints), use_tuple);
+                auto [hec, hn] = co_await net::async_write(stream, net::buffer(hints), use_tuple);
                 if (hec) co_return;
                 break;
             }
@@ -411,18 +460,18 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
                     res = make_response(http::status::ok, ok_body(cfg), keep_alive);
         }
         if (!raw.empty()) {
-            co_await net::async_write(sock, net::buffer(raw), use_tuple);
+            co_await net::async_write(stream, net::buffer(raw), use_tuple);
             ++counters.answered;
             co_return;
         }
-        auto [wec, wn] = co_await http::async_write(sock, res, use_tuple);
+        auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
         if (wec) co_return;
         ++counters.answered;
         if (behaviour == sim_behaviour::unsolicited) {
             // Late enough to arrive while the connection sits idle in the client's pool.
             co_await sleep_for(std::chrono::milliseconds(5));
             auto extra = make_response(http::status::ok, R"({"unsolicited":true})", true);
-            auto [uec, un] = co_await http::async_write(sock, extra, use_tuple);
+            auto [uec, un] = co_await http::async_write(stream, extra, use_tuple);
             if (uec) co_return;
             ++counters.unsolicited;
         }
@@ -442,6 +491,7 @@ simulator::simulator(net::any_io_executor ex, std::vector<sim_service> services,
         std::unique_ptr<state::entry> e{new state::entry{std::move(cfg), tcp::acceptor{ex}, {}}};
         e->acceptor = server::open_listener(ex, {address, e->config.port}, /*reuse_port=*/false);
         e->config.port = e->acceptor.local_endpoint().port();
+        if (!e->config.tls_cert.empty()) e->tls = make_tls_context(e->config);
         state_->entries.push_back(std::move(e));
     }
 }
@@ -478,7 +528,8 @@ std::uint16_t simulator::port(std::size_t i) const noexcept {
 std::string simulator::url(std::size_t i) const {
     auto host =
         state_->address.is_v6() ? "[" + state_->address.to_string() + "]" : state_->address.to_string();
-    return "http://" + host + ":" + std::to_string(port(i)) + "/" + name(i);
+    auto const scheme = state_->entries[i]->tls ? "https://" : "http://";
+    return scheme + host + ":" + std::to_string(port(i)) + "/" + name(i);
 }
 
 sim_counters const& simulator::counters(std::size_t i) const noexcept {

@@ -60,6 +60,11 @@ struct sim_service {
     std::string deadline_header{};
     bool honour_deadline = false;
     std::chrono::milliseconds default_budget{0};  // of a request without the header; 0: unknown
+    // Serves TLS with this certificate chain and key (PEM files) when set; else plain HTTP. With
+    // tls_client_ca, a client certificate signed by that CA is required.
+    std::string tls_cert{};
+    std::string tls_key{};
+    std::string tls_client_ca{};
 };
 
 // What a simulated service saw; readable from any thread.
@@ -72,6 +77,9 @@ struct sim_counters {
     std::atomic<std::uint64_t> late_work_ms{0};    // work done after the caller's budget was spent
     std::atomic<std::uint64_t> deadline_stops{0};  // requests whose work stopped at the budget
     std::atomic<std::uint64_t> refused{0};         // connections reset or refused by an outage
+    std::atomic<std::uint64_t> tls_full{0};        // TLS handshakes completed in full
+    std::atomic<std::uint64_t> tls_resumed{0};     // ... and by resuming a session
+    std::atomic<std::uint64_t> tls_failed{0};      // TLS handshakes that failed
 };
 
 // Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,
@@ -96,7 +104,7 @@ class simulator {
     std::size_t size() const noexcept;
     std::string const& name(std::size_t i) const noexcept;
     std::uint16_t port(std::size_t i) const noexcept;
-    std::string url(std::size_t i) const;  // http://ADDRESS:PORT/NAME
+    std::string url(std::size_t i) const;  // http[s]://ADDRESS:PORT/NAME
     sim_counters const& counters(std::size_t i) const noexcept;
 
   private:

@@ -54,6 +54,9 @@ struct client_options {
     std::function<void(std::size_t service_index, bool kept)> on_cancelled_connection;
     // Called on the client's executor when a service's circuit breaker changes state.
     std::function<void(std::size_t service_index, breaker_state now)> on_breaker;
+    // Called on the client's executor for each TLS handshake of an https:// service: a full one,
+    // or one that resumed a session the service issued earlier (much cheaper for both sides).
+    std::function<void(std::size_t service_index, bool resumed)> on_tls_handshake;
 };
 
 // What one fetch tells its upstream besides the request itself.
@@ -75,6 +78,9 @@ struct pool_stats {
     // connections of cancelled fetches (client_options::settle_time): pooled again, or closed
     std::uint64_t settled_kept = 0;
     std::uint64_t settled_closed = 0;
+    // TLS handshakes of new connections to https:// services: full ones, and session resumptions
+    std::uint64_t tls_full = 0;
+    std::uint64_t tls_resumed = 0;
 };
 
 // HTTP/1.1 client for the configured services with a pool of keep-alive connections per service.

@@ -22,6 +22,7 @@ enum class error_kind {
     too_large,     // body over --max-upstream-body
     protocol,      // malformed HTTP, or the connection closed early
     circuit_open,  // not tried: the service's circuit breaker is open (service::breaker_failures)
+    tls,           // the TLS handshake failed: certificate not trusted, expired, for another name, ...
     cancelled,     // stopped by us: a sibling failed, or the client went away
 };
 // Arrays indexed by kind_index() have this size: keep `timeout` the first kind, `cancelled` the last.

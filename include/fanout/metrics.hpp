@@ -62,6 +62,7 @@ struct metrics_shard {
         local_counter hedges_won, hedges_lost;             // hedged requests, by whose answer was used
         local_counter fetch_retries, over_budget;          // service::max_retries; hedges and retries refused
         local_counter settled_kept, settled_closed;        // connections of cancelled fetches: pooled, closed
+        local_counter tls_full, tls_resumed;               // TLS handshakes: full, session resumed
         std::atomic<std::uint8_t> breaker{0};              // this loop's upstream::breaker_state
         std::array<local_counter, 3> breaker_transitions;  // by the state entered
     };

@@ -10,11 +10,22 @@
 
 namespace fanout::upstream {
 
+// How an https:// service's connections are secured. Verification is on unless opted out: the
+// certificate must chain to the system's trust store (or ca_file) and name the host.
+struct tls_settings {
+    std::string ca_file{};      // a trust store of the service's own (PEM), instead of the system's
+    std::string client_cert{};  // PEM certificate chain and key for mutual TLS; both or neither
+    std::string client_key{};
+    std::string server_name{};          // sent as SNI and verified, when it is not the URL's host
+    bool insecure_skip_verify = false;  // no certificate or name check: for tests only
+};
+
 // One upstream service, from configuration only (never from a request).
 struct service {
     std::string name;
     std::string host;  // connect to this (an IP literal or a name to resolve)
     std::uint16_t port = 80;
+    std::optional<tls_settings> tls;  // set for https:// URLs
     // Origin-form request target: path and query. It may hold placeholders, `{name}`, each
     // replaced per request by a value the request gives (see params), percent-encoded.
     std::string target;
@@ -44,7 +55,7 @@ struct service {
     std::string url() const;
 };
 
-// Parses "http://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. The path and
+// Parses "http[s]://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. The path and
 // query may hold placeholders `{name}` ([A-Za-z0-9_], at most 32 characters), not the host or
 // port. Throws std::invalid_argument saying what is wrong.
 service make_service(std::string name, std::string_view url);

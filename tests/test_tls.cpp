@@ -1,0 +1,409 @@
+// HTTPS upstreams (service::tls): what is verified and how a failure reads, pooling and session
+// resumption, and deadlines through the handshake. Against fanout-sim's TLS on loopback, with
+// certificates made at test time.
+
+#include "tests/support.hpp"
+#include "tests/tls_certs.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fanout/client.hpp>
+#include <fanout/options.hpp>
+#include <fstream>
+
+using namespace fanout;
+using namespace fanout::test;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace net::experimental::awaitable_operators;
+using upstream::error_kind;
+
+namespace {
+
+test_pki const& pki() {
+    static test_pki const p;  // made once per run; its directory removed at exit
+    return p;
+}
+
+upstream::sim_service tls_sim(
+    std::string cert, std::string key, std::string client_ca = "", std::chrono::milliseconds latency = 0ms
+) {
+    auto s = sim("echo", upstream::sim_behaviour::ok, latency);
+    s.tls_cert = std::move(cert);
+    s.tls_key = std::move(key);
+    s.tls_client_ca = std::move(client_ca);
+    return s;
+}
+
+upstream::sim_service good_sim(std::string client_ca = "", std::chrono::milliseconds latency = 0ms) {
+    return tls_sim(pki().server_cert(), pki().server_key(), std::move(client_ca), latency);
+}
+
+// Trusting the test CA only.
+upstream::tls_settings trusting_test_ca() {
+    return {.ca_file = pki().ca_cert()};
+}
+
+// A simulated TLS upstream and a client of it, on one event loop driven by the test's thread.
+struct tls_loop {
+    net::io_context ioc{1};
+    upstream::simulator sim;
+    upstream::client client;
+
+    tls_loop(upstream::sim_service s, upstream::tls_settings tls)
+        : sim(ioc.get_executor(), {std::move(s)}), client(ioc.get_executor(), {service(sim, tls)}, {}) {
+        sim.start();
+    }
+    ~tls_loop() {
+        client.close_idle();
+        sim.cancel();
+        ioc.restart();
+        ioc.poll();
+    }
+
+    static upstream::service service(upstream::simulator const& sim, upstream::tls_settings tls) {
+        auto s = upstream::make_service("echo", sim.url(0));
+        BOOST_TEST_REQUIRE(s.tls.has_value());
+        s.tls = std::move(tls);
+        return s;
+    }
+
+    // Runs the loop until `op` is done (the simulator's accept loop never is).
+    template <class T>
+    T run(net::awaitable<T> op) {
+        std::optional<T> out;
+        std::exception_ptr error;
+        net::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
+            error = e;
+            out = std::move(v);
+            ioc.stop();
+        });
+        ioc.restart();
+        ioc.run_for(10s);
+        if (error) std::rethrow_exception(error);
+        BOOST_TEST_REQUIRE(out.has_value());
+        return std::move(*out);
+    }
+    upstream::fetch_result fetch() { return run(client.fetch(0)); }
+
+    // Runs the loop until pred() holds, at most 3 s; returns pred().
+    template <class Pred>
+    bool until(Pred pred) {
+        for (int i = 0; i < 600 && !pred(); ++i) {
+            ioc.restart();
+            ioc.run_for(5ms);
+        }
+        return pred();
+    }
+    upstream::sim_counters const& upstream() const { return sim.counters(0); }
+};
+
+// A fetch given up after `limit`, as the deadline endpoints do: empty when it was.
+net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
+    upstream::client& c, std::chrono::milliseconds limit
+) {
+    net::steady_timer timer{co_await net::this_coro::executor, limit};
+    auto r = co_await (c.fetch(0) || timer.async_wait(net::use_awaitable));
+    if (r.index() == 0) co_return std::get<0>(std::move(r));
+    co_return std::nullopt;
+}
+
+void check_tls_failure(upstream::fetch_result const& r, std::string_view cause) {
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error->kind == error_kind::tls));
+    BOOST_TEST(r.error->message.find(cause) != std::string::npos, r.error->message);
+}
+
+// Accepts connections and never says a word: every TLS handshake with it hangs. Counts the
+// connections the client closed.
+class silent_upstream {
+  public:
+    silent_upstream() {
+        accept();
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+    ~silent_upstream() {
+        ioc_.stop();
+        thread_.join();
+    }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/silent"; }
+    std::atomic<int> accepted{0}, closed{0};
+
+  private:
+    void accept() {
+        acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+            if (ec) return;
+            ++accepted;
+            read(std::make_shared<tcp::socket>(std::move(s)));
+            accept();
+        });
+    }
+    void read(std::shared_ptr<tcp::socket> s) {
+        auto buffer = std::make_shared<std::array<char, 4096>>();
+        s->async_read_some(
+            net::buffer(*buffer),
+            [this, s, buffer](boost::system::error_code ec, std::size_t) {
+                if (ec)
+                    ++closed;
+                else
+                    read(s);
+            }
+        );
+    }
+
+    net::io_context ioc_{1};
+    tcp::acceptor acceptor_{ioc_, {net::ip::make_address("127.0.0.1"), 0}};
+    std::uint16_t port_ = acceptor_.local_endpoint().port();
+    std::thread thread_;
+};
+
+std::string kind_of(aggregate_answer const& a, std::string_view service) {
+    auto const& errors = a.body.at("errors").as_object();
+    auto it = errors.find(service);
+    return it == errors.end() ? "ok" : std::string(it->value().at("kind").as_string());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_tls)
+
+BOOST_AUTO_TEST_CASE(a_verified_upstream_answers_over_tls) {
+    tls_loop loop{good_sim(), trusting_test_ca()};
+    auto r = loop.fetch();
+    BOOST_TEST_REQUIRE(r.ok(), r.error->message);
+    BOOST_TEST(r.body == std::string(upstream::sim_body("echo")));
+    BOOST_TEST(loop.upstream().tls_full == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(server_name_is_the_name_sent_and_verified) {
+    for (auto name : {"localhost", "upstream.test"}) {
+        tls_loop loop{good_sim(), {.ca_file = pki().ca_cert(), .server_name = name}};
+        auto r = loop.fetch();
+        BOOST_TEST(r.ok(), name << ": " << (r.ok() ? "" : r.error->message));
+    }
+    tls_loop loop{good_sim(), {.ca_file = pki().ca_cert(), .server_name = "other.test"}};
+    check_tls_failure(loop.fetch(), "host name mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(a_pooled_connection_needs_no_new_handshake) {
+    tls_loop loop{good_sim(), trusting_test_ca()};
+    for (int i = 0; i < 5; ++i) BOOST_TEST_REQUIRE(loop.fetch().ok());
+    BOOST_TEST(loop.upstream().connections == 1u);
+    BOOST_TEST(loop.upstream().tls_full + loop.upstream().tls_resumed == 1u);
+    BOOST_TEST(loop.client.stats().reused == 4u);
+    BOOST_TEST(loop.client.stats().tls_full == 1u);
+    // Three at once open three connections, one handshake each; three more reuse them.
+    for (int round = 0; round < 2; ++round) {
+        auto [a, b, c] = loop.run(loop.client.fetch(0) && loop.client.fetch(0) && loop.client.fetch(0));
+        BOOST_TEST((a.ok() && b.ok() && c.ok()));
+    }
+    BOOST_TEST(loop.upstream().connections == 3u);
+    BOOST_TEST(loop.upstream().tls_full + loop.upstream().tls_resumed == 3u);
+    BOOST_TEST(loop.client.stats().tls_full + loop.client.stats().tls_resumed == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_new_connection_resumes_the_last_session) {
+    tls_loop loop{good_sim(), trusting_test_ca()};
+    BOOST_TEST_REQUIRE(loop.fetch().ok());
+    for (int i = 0; i < 3; ++i) {
+        loop.client.close_idle();
+        BOOST_TEST_REQUIRE(loop.fetch().ok());
+    }
+    BOOST_TEST(loop.upstream().connections == 4u);
+    BOOST_TEST(loop.upstream().tls_full == 1u);
+    BOOST_TEST(loop.upstream().tls_resumed == 3u);
+    BOOST_TEST(loop.client.stats().tls_full == 1u);
+    BOOST_TEST(loop.client.stats().tls_resumed == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_issuer_is_a_tls_failure) {
+    {
+        tls_loop loop{good_sim(), {.ca_file = pki().other_ca_cert()}};
+        check_tls_failure(loop.fetch(), "unknown issuer");
+        BOOST_TEST(loop.until([&] { return loop.upstream().tls_failed == 1u; }));
+        BOOST_TEST(loop.upstream().requests == 0u);
+    }
+    tls_loop loop{good_sim(), {}};  // the system's trust store, which does not know the test CA
+    check_tls_failure(loop.fetch(), "unknown issuer");
+}
+
+BOOST_AUTO_TEST_CASE(an_expired_certificate_is_a_tls_failure) {
+    tls_loop loop{tls_sim(pki().expired_cert(), pki().expired_key()), trusting_test_ca()};
+    check_tls_failure(loop.fetch(), "certificate expired");
+}
+
+BOOST_AUTO_TEST_CASE(a_certificate_for_another_name_is_a_tls_failure) {
+    tls_loop loop{tls_sim(pki().wrong_name_cert(), pki().wrong_name_key()), trusting_test_ca()};
+    check_tls_failure(loop.fetch(), "host name mismatch");
+    BOOST_TEST(loop.upstream().requests == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(insecure_skip_verify_accepts_any_certificate) {
+    for (auto [cert, key] :
+         {std::pair{pki().wrong_name_cert(), pki().wrong_name_key()},
+          std::pair{pki().expired_cert(), pki().expired_key()}}) {
+        tls_loop loop{tls_sim(cert, key), {.insecure_skip_verify = true}};
+        auto r = loop.fetch();
+        BOOST_TEST(r.ok(), cert << ": " << (r.ok() ? "" : r.error->message));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(mutual_tls_with_the_client_certificate_asked_for) {
+    auto tls = trusting_test_ca();
+    tls.client_cert = pki().client_cert();
+    tls.client_key = pki().client_key();
+    tls_loop loop{good_sim(pki().ca_cert()), tls};
+    auto r = loop.fetch();
+    BOOST_TEST(r.ok(), (r.ok() ? "" : r.error->message));
+    BOOST_TEST(loop.upstream().tls_full == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(mutual_tls_without_a_client_certificate_is_a_tls_failure) {
+    tls_loop loop{good_sim(pki().ca_cert()), trusting_test_ca()};
+    check_tls_failure(loop.fetch(), "certificate required");
+    BOOST_TEST(loop.upstream().answered == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_plain_http_answer_to_a_tls_handshake_is_a_tls_failure) {
+    echo_upstream plain;
+    auto url = plain.url("/x");
+    url.replace(0, 4, "https");
+    auto s = upstream::make_service("echo", url);
+    net::io_context ioc;
+    upstream::client c{ioc.get_executor(), {s}, {}};
+    auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
+    ioc.run();
+    auto r = f.get();
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error->kind == error_kind::tls), r.error->message);
+    BOOST_TEST(r.error->message.find("handshake failure") != std::string::npos, r.error->message);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_handshake_ends_with_the_fetch_and_its_connection_is_closed) {
+    silent_upstream silent;
+    auto s = upstream::make_service("silent", silent.url());
+    net::io_context ioc;
+    upstream::client c{ioc.get_executor(), {s}, {}};
+    auto f = net::co_spawn(ioc, fetch_within(c, 200ms), net::use_future);
+    auto const start = std::chrono::steady_clock::now();
+    ioc.run();
+    BOOST_TEST(!f.get().has_value());
+    BOOST_TEST((std::chrono::steady_clock::now() - start < 2s));
+    BOOST_TEST(eventually([&] { return silent.closed == 1; }));
+    BOOST_TEST(c.idle_connections(0) == 0u);
+    BOOST_TEST(c.stats().tls_full + c.stats().tls_resumed == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_handshake_is_a_timeout_at_the_deadline) {
+    silent_upstream silent;
+    harness h{{sim("users")}, {}, {upstream::make_service("silent", silent.url())}};
+    auto a = get(h.port(), "/api/aggregate/channel-with-context-timeout?timeout_ms=300");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(kind_of(a, "silent") == "timeout");
+    BOOST_TEST(kind_of(a, "users") == "ok");
+    BOOST_TEST(a.took.count() >= 300);
+    BOOST_TEST(a.took.count() < 2000);
+    BOOST_TEST(eventually([&] { return silent.closed == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_fetch_closes_its_tls_connection) {
+    tls_loop loop{good_sim("", 1000ms), trusting_test_ca()};
+    BOOST_TEST(!loop.run(fetch_within(loop.client, 200ms)).has_value());
+    BOOST_TEST(loop.until([&] { return loop.upstream().abandoned == 1u; }));
+    BOOST_TEST(loop.client.idle_connections(0) == 0u);
+    BOOST_TEST(loop.client.stats().settled_closed == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {
+    server::options opts;
+    opts.upstreams.push_back(upstream::make_service("echo", "https://127.0.0.1/"));
+    opts.upstreams.back().tls = trusting_test_ca();
+    harness h{{good_sim()}, opts};
+    for (int i = 0; i < 4; ++i) BOOST_TEST(kind_of(get(h.port(), "/api/aggregate/wg"), "echo") == "ok");
+    auto const page = fetch(h.port(), "/metrics")->body();
+    auto const full = metric(page, R"(fanout_upstream_tls_handshakes_total{service="echo",outcome="full"})");
+    auto const resumed =
+        metric(page, R"(fanout_upstream_tls_handshakes_total{service="echo",outcome="resumed"})");
+    BOOST_TEST(full >= 1);
+    BOOST_TEST(full + resumed == metric(page, R"(fanout_upstream_connections_opened_total{service="echo"})"));
+    BOOST_TEST(full + resumed == double(h.counters("echo").connections));
+}
+
+BOOST_AUTO_TEST_CASE(skipping_verification_is_logged_at_start) {
+    server::options opts;
+    captured_events events;
+    events.attach(opts);
+    opts.upstreams.push_back(upstream::make_service("echo", "https://127.0.0.1/"));
+    opts.upstreams.back().tls = upstream::tls_settings{.insecure_skip_verify = true};
+    harness h{{good_sim()}, opts};
+    BOOST_TEST(kind_of(get(h.port(), "/api/aggregate/wg"), "echo") == "ok");
+    auto lines = events.with("tls_verification_off");
+    BOOST_TEST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0].find(R"("service":"echo")") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
+    auto const ca = pki().ca_cert();
+    auto config = [](std::string url, std::string extra) {
+        return R"({"upstreams":[{"name":"a","url":")" + url + "\"" + extra + "}]}";
+    };
+    server::options o;
+    server::apply_config(
+        o, config(
+               "https://api.example:8443/v1",
+               R"(,"ca_file":")" + ca + R"(","client_cert":")" + pki().client_cert() + R"(","client_key":")" +
+                   pki().client_key() + R"(","server_name":"internal.example","insecure_skip_verify":false)"
+           )
+    );
+    BOOST_TEST_REQUIRE(o.upstreams.size() == 1u);
+    auto const& s = o.upstreams[0];
+    BOOST_TEST_REQUIRE(s.tls.has_value());
+    BOOST_TEST(s.port == 8443);
+    BOOST_TEST(s.tls->ca_file == ca);
+    BOOST_TEST(s.tls->server_name == "internal.example");
+    BOOST_TEST(!s.tls->insecure_skip_verify);
+    BOOST_TEST(upstream::make_service("b", "https://api.example/").port == 443);
+
+    auto error = [&](std::string text) {
+        server::options bad;
+        try {
+            server::apply_config(bad, text);
+        } catch (std::invalid_argument const& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    auto const on_http = error(config("http://api.example/", R"(,"ca_file":")" + ca + "\""));
+    BOOST_TEST(on_http.find("upstreams[0].ca_file: only for https://") != std::string::npos, on_http);
+    auto const missing = error(config("https://api.example/", R"(,"ca_file":"/nonexistent/ca.pem")"));
+    BOOST_TEST(missing.find("upstreams[0].ca_file: cannot read") != std::string::npos, missing);
+    auto const alone = error(config("https://api.example/", R"(,"client_cert":")" + ca + "\""));
+    BOOST_TEST(alone.find("client_cert and client_key go together") != std::string::npos, alone);
+    auto const flag = error(config("https://api.example/", R"(,"insecure_skip_verify":"yes")"));
+    BOOST_TEST(
+        flag.find("upstreams[0].insecure_skip_verify: expected true or false") != std::string::npos, flag
+    );
+}
+
+BOOST_AUTO_TEST_CASE(a_trust_store_that_cannot_be_loaded_fails_at_start) {
+    auto const not_pem = (pki().dir() / "not-a-certificate.pem").string();
+    std::ofstream(not_pem) << "not a certificate\n";
+    auto s = upstream::make_service("echo", "https://127.0.0.1/");
+    s.tls->ca_file = not_pem;
+    net::io_context ioc;
+    try {
+        upstream::client c{ioc.get_executor(), {s}, {}};
+        BOOST_FAIL("no error");
+    } catch (std::invalid_argument const& e) {
+        std::string what = e.what();
+        BOOST_TEST(what.find("service 'echo': ca_file") != std::string::npos, what);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

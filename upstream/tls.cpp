@@ -1,0 +1,137 @@
+#include "upstream/tls.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdexcept>
+
+namespace fanout::upstream {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+
+namespace {
+
+std::string openssl_error() {
+    auto const code = ERR_get_error();
+    ERR_clear_error();
+    if (!code) return "unknown error";
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    return text;
+}
+
+// Where a context keeps its tls_client (Asio's context keeps its verify callback in the app data).
+int owner_index() {
+    static int const index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+std::string verify_failure(long result) {
+    switch (result) {
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return "unknown issuer";
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "certificate expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "certificate not yet valid";
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return "host name mismatch";
+        default:
+            return "certificate rejected";
+    }
+}
+
+}  // namespace
+
+tls_client::tls_client(service const& svc) : context_(ssl::context::tls_client) {
+    auto const& settings = svc.tls ? *svc.tls : tls_settings{};
+    auto bad = [&](std::string const& what) {
+        return std::invalid_argument("service '" + svc.name + "': " + what + ": " + openssl_error());
+    };
+    auto* native = context_.native_handle();
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    verify_ = !settings.insecure_skip_verify;
+    if (verify_) {
+        context_.set_verify_mode(ssl::verify_peer);
+        if (!settings.ca_file.empty()) {
+            if (SSL_CTX_load_verify_locations(native, settings.ca_file.c_str(), nullptr) != 1)
+                throw bad("ca_file '" + settings.ca_file + "'");
+        } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+            throw bad("the system trust store");
+        }
+    } else {
+        context_.set_verify_mode(ssl::verify_none);
+    }
+    if (!settings.client_cert.empty()) {
+        if (SSL_CTX_use_certificate_chain_file(native, settings.client_cert.c_str()) != 1)
+            throw bad("client_cert '" + settings.client_cert + "'");
+        if (SSL_CTX_use_PrivateKey_file(native, settings.client_key.c_str(), SSL_FILETYPE_PEM) != 1)
+            throw bad("client_key '" + settings.client_key + "'");
+        if (SSL_CTX_check_private_key(native) != 1) throw bad("client_key does not match client_cert");
+    }
+    name_ = settings.server_name.empty() ? svc.host : settings.server_name;
+    boost::system::error_code ec;
+    net::ip::make_address(name_, ec);
+    name_is_address_ = !ec;
+    // Sessions are kept here, not in OpenSSL's cache: the newest one resumes the next connection.
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(native, &tls_client::on_new_session);
+    SSL_CTX_set_ex_data(native, owner_index(), this);
+}
+
+tls_client::~tls_client() {
+    if (session_) SSL_SESSION_free(session_);
+}
+
+// TLS 1.3 issues sessions after the handshake, as the first answer is read.
+int tls_client::on_new_session(SSL* ssl, SSL_SESSION* session) {
+    auto* self = static_cast<tls_client*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), owner_index()));
+    if (self->session_) SSL_SESSION_free(self->session_);
+    self->session_ = session;
+    return 1;  // the reference is ours
+}
+
+std::unique_ptr<tls_stream> tls_client::wrap(net::ip::tcp::socket& socket) {
+    auto stream = std::make_unique<tls_stream>(socket, context_);
+    auto* ssl = stream->native_handle();
+    // RFC 6066: SNI names a host, never an address.
+    if (!name_is_address_) SSL_set_tlsext_host_name(ssl, name_.c_str());
+    if (verify_) {
+        auto* param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (name_is_address_)
+            X509_VERIFY_PARAM_set1_ip_asc(param, name_.c_str());
+        else
+            X509_VERIFY_PARAM_set1_host(param, name_.c_str(), name_.size());
+    }
+    if (session_) SSL_set_session(ssl, session_);
+    return stream;
+}
+
+std::string tls_client::why_failed(tls_stream& stream, boost::system::error_code ec) const {
+    auto const result = SSL_get_verify_result(stream.native_handle());
+    ERR_clear_error();
+    if (verify_ && result != X509_V_OK)
+        return verify_failure(result) + " (" + X509_verify_cert_error_string(result) + ", verifying '" +
+               name_ + "')";
+    return "handshake failure (" + ec.message() + ")";
+}
+
+bool tls_client::resumed(tls_stream& stream) noexcept {
+    return SSL_session_reused(stream.native_handle()) == 1;
+}
+
+bool tls_client::has_buffered(tls_stream& stream) noexcept {
+    auto* ssl = stream.native_handle();
+    return SSL_has_pending(ssl) == 1 || BIO_pending(SSL_get_rbio(ssl)) > 0;
+}
+
+}  // namespace fanout::upstream
