@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -331,6 +332,16 @@ bool refuses_connections(std::uint16_t port) {
     } catch (std::exception const&) {
         return true;
     }
+}
+
+net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
+    upstream::client& c, std::chrono::milliseconds limit
+) {
+    using namespace net::experimental::awaitable_operators;
+    net::steady_timer timer{co_await net::this_coro::executor, limit};
+    auto r = co_await (c.fetch(0) || timer.async_wait(net::use_awaitable));
+    if (r.index() == 0) co_return std::get<0>(std::move(r));
+    co_return std::nullopt;
 }
 
 }  // namespace fanout::test

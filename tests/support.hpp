@@ -89,6 +89,12 @@ class sim_runner {
     std::thread thread_;
 };
 
+// A fetch of the client's first service given up after `limit`, as the deadline endpoints do:
+// empty when it was.
+boost::asio::awaitable<std::optional<upstream::fetch_result>> fetch_within(
+    upstream::client& c, std::chrono::milliseconds limit
+);
+
 // GET target and return the raw answer (any content type), or nullopt.
 std::optional<response> fetch(
     std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 10s

@@ -21,16 +21,6 @@ using upstream::error_kind;
 
 namespace {
 
-// A fetch given up after `limit`, as the deadline endpoints do: empty when it was.
-net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
-    upstream::client& c, std::chrono::milliseconds limit
-) {
-    net::steady_timer timer{co_await net::this_coro::executor, limit};
-    auto r = co_await (c.fetch(0) || timer.async_wait(net::use_awaitable));
-    if (r.index() == 0) co_return std::get<0>(std::move(r));
-    co_return std::nullopt;
-}
-
 // One client on an event loop driven from the test's thread.
 struct loop {
     net::io_context ioc{1};

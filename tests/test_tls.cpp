@@ -56,8 +56,8 @@ struct tls_loop {
     upstream::simulator sim;
     upstream::client client;
 
-    tls_loop(upstream::sim_service s, upstream::tls_settings tls)
-        : sim(ioc.get_executor(), {std::move(s)}), client(ioc.get_executor(), {service(sim, tls)}, {}) {
+    tls_loop(upstream::sim_service s, upstream::tls_settings tls, upstream::client_options o = {})
+        : sim(ioc.get_executor(), {std::move(s)}), client(ioc.get_executor(), {service(sim, tls)}, o) {
         sim.start();
     }
     ~tls_loop() {
@@ -103,16 +103,6 @@ struct tls_loop {
     }
     upstream::sim_counters const& upstream() const { return sim.counters(0); }
 };
-
-// A fetch given up after `limit`, as the deadline endpoints do: empty when it was.
-net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
-    upstream::client& c, std::chrono::milliseconds limit
-) {
-    net::steady_timer timer{co_await net::this_coro::executor, limit};
-    auto r = co_await (c.fetch(0) || timer.async_wait(net::use_awaitable));
-    if (r.index() == 0) co_return std::get<0>(std::move(r));
-    co_return std::nullopt;
-}
 
 void check_tls_failure(upstream::fetch_result const& r, std::string_view cause) {
     BOOST_TEST_REQUIRE(!r.ok());
@@ -206,6 +196,19 @@ BOOST_AUTO_TEST_CASE(a_pooled_connection_needs_no_new_handshake) {
     BOOST_TEST(loop.upstream().connections == 3u);
     BOOST_TEST(loop.upstream().tls_full + loop.upstream().tls_resumed == 3u);
     BOOST_TEST(loop.client.stats().tls_full + loop.client.stats().tls_resumed == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(bytes_arriving_on_an_idle_tls_connection_keep_it_out_of_use) {
+    auto s = good_sim();
+    s.behaviour = upstream::sim_behaviour::unsolicited;  // a second answer 5 ms after the first
+    tls_loop loop{s, trusting_test_ca()};
+    BOOST_TEST_REQUIRE(loop.fetch().ok());
+    BOOST_TEST_REQUIRE(loop.until([&] { return loop.upstream().unsolicited == 1u; }));
+    auto r = loop.fetch();
+    BOOST_TEST_REQUIRE(r.ok(), r.error->message);
+    BOOST_TEST(r.body == std::string(upstream::sim_body("echo")));  // not the unsolicited answer
+    BOOST_TEST(loop.client.stats().retried == 1u);
+    BOOST_TEST(loop.upstream().connections == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(a_new_connection_resumes_the_last_session) {
@@ -313,11 +316,13 @@ BOOST_AUTO_TEST_CASE(a_hung_handshake_is_a_timeout_at_the_deadline) {
 }
 
 BOOST_AUTO_TEST_CASE(a_cancelled_fetch_closes_its_tls_connection) {
-    tls_loop loop{good_sim("", 1000ms), trusting_test_ca()};
+    // A plain connection would settle: its answer comes well within settle_time.
+    tls_loop loop{good_sim("", 500ms), trusting_test_ca(), {.settle_time = 2000ms}};
     BOOST_TEST(!loop.run(fetch_within(loop.client, 200ms)).has_value());
     BOOST_TEST(loop.until([&] { return loop.upstream().abandoned == 1u; }));
     BOOST_TEST(loop.client.idle_connections(0) == 0u);
     BOOST_TEST(loop.client.stats().settled_closed == 1u);
+    BOOST_TEST(loop.client.stats().settled_kept == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {

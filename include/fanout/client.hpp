@@ -51,12 +51,12 @@ struct client_options {
     std::chrono::milliseconds settle_time{100};
     std::size_t settle_bytes = 64 * 1024;
     // Called on the client's executor with how each cancelled fetch's connection ended.
-    std::function<void(std::size_t service_index, bool kept)> on_cancelled_connection;
+    std::function<void(std::size_t service_index, bool kept)> on_cancelled_connection{};
     // Called on the client's executor when a service's circuit breaker changes state.
-    std::function<void(std::size_t service_index, breaker_state now)> on_breaker;
+    std::function<void(std::size_t service_index, breaker_state now)> on_breaker{};
     // Called on the client's executor for each TLS handshake of an https:// service: a full one,
     // or one that resumed a session the service issued earlier (much cheaper for both sides).
-    std::function<void(std::size_t service_index, bool resumed)> on_tls_handshake;
+    std::function<void(std::size_t service_index, bool resumed)> on_tls_handshake{};
 };
 
 // What one fetch tells its upstream besides the request itself.
