@@ -344,8 +344,10 @@ struct client::impl {
 
     std::optional<address_book> book;  // the services' addresses, names resolved in the background
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
-    // The TLS handshake of a new connection to an https:// service; its failure, if any.
-    net::awaitable<std::optional<fetch_result>> handshake(std::size_t index, connection& conn);
+    // The TLS handshake of a new connection to an https:// service; false: failed, as `out` says.
+    // (A result written through `out` keeps it out of the caller's frame, which Asio recycles
+    // only up to about 1 KiB.)
+    net::awaitable<bool> handshake(std::size_t index, connection& conn, fetch_result& out);
     // One request. `head`: the request's head when the service's target has placeholders; else empty.
     // `settle`: a cancellation after the request was written leaves the connection to settle().
     // `lost_race`: of a hedged pair (see hedge_race::decided); null: a fetch of its own.
@@ -435,19 +437,23 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
     co_return ec;
 }
 
-net::awaitable<std::optional<fetch_result>> client::impl::handshake(std::size_t index, connection& conn) {
+net::awaitable<bool> client::impl::handshake(std::size_t index, connection& conn, fetch_result& out) {
     auto& side = *tls[index];
     conn.tls = side.wrap(conn.socket);
     auto [ec] = co_await conn.tls->async_handshake(net::ssl::stream_base::client, use_tuple);
-    if (ec == net::error::operation_aborted) co_return cancelled_result();
-    if (ec)
-        co_return make_failure(
-            error_kind::tls, "TLS with " + services[index].host_header + ": " + side.why_failed(*conn.tls, ec)
-        );
+    if (ec) {
+        out = ec == net::error::operation_aborted
+                  ? cancelled_result()
+                  : make_failure(
+                        error_kind::tls,
+                        "TLS with " + services[index].host_header + ": " + side.why_failed(*conn.tls, ec)
+                    );
+        co_return false;
+    }
     bool const resumed = tls_client::resumed(*conn.tls);
     ++(resumed ? stats.tls_resumed : stats.tls_full);
     if (options.on_tls_handshake) options.on_tls_handshake(index, resumed);
-    co_return std::nullopt;
+    co_return true;
 }
 
 // g++ 12 takes Asio's frame allocation (aligned_alloc, released by free) for a mismatched new and
@@ -504,12 +510,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 }
                 ++stats.opened;
                 if (use == connection_use::none) use = connection_use::opened;
-                if (tls[index]) {
-                    if (auto failure = co_await handshake(index, *conn)) {
-                        out = std::move(*failure);
-                        break;
-                    }
-                }
+                if (tls[index] && !co_await handshake(index, *conn, out)) break;
             }
 
             headers.write(conn->request, head.empty() ? requests[index] : head, options.deadline_header);
