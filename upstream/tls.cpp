@@ -102,6 +102,9 @@ int tls_client::on_new_session(SSL* ssl, SSL_SESSION* session) {
 std::unique_ptr<tls_stream> tls_client::wrap(net::ip::tcp::socket& socket) {
     auto stream = std::make_unique<tls_stream>(socket, context_);
     auto* ssl = stream->native_handle();
+    // Asio asks OpenSSL to free its record buffers whenever they are empty, which on a keep-alive
+    // connection means a 16 KiB allocation and release for every request and every answer.
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     // RFC 6066: SNI names a host, never an address.
     if (!name_is_address_) SSL_set_tlsext_host_name(ssl, name_.c_str());
     if (verify_) {
