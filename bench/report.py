@@ -3,7 +3,7 @@
 
 Standard library only. Writes OUTDIR/report.md, OUTDIR/*.dat and, when gnuplot is installed,
 OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp). When bench/resilience
-ran (scenarios e-g: resilience.csv, outage.csv), report_resilience.py adds their section and plots.
+ran (scenarios e-h: resilience.csv, outage.csv, tls.csv), report_resilience.py adds their section and plots.
 """
 import csv
 import json
@@ -499,8 +499,8 @@ def run_gnuplot(out, here, plots, impls):
 
 
 def resilience_section(out, here):
-    """Scenarios e-g (bench/resilience), when they ran: report_resilience.py beside this file."""
-    if not any(os.path.exists(os.path.join(out, f)) for f in ("resilience.csv", "outage.csv")):
+    """Scenarios e-h (bench/resilience), when they ran: report_resilience.py beside this file."""
+    if not any(os.path.exists(os.path.join(out, f)) for f in ("resilience.csv", "outage.csv", "tls.csv")):
         return []
     sys.path.insert(0, here)
     sys.dont_write_bytecode = True  # no __pycache__ in bench/

@@ -1,6 +1,7 @@
-"""report_resilience.py - the report section of the resilience scenarios e, f, g (bench/resilience).
+"""report_resilience.py - the report section of the resilience scenarios e, f, g and the TLS scenario h
+(bench/resilience).
 
-report.py calls section(OUTDIR, BENCH_DIR) when OUTDIR has resilience.csv or outage.csv; it returns
+report.py calls section(OUTDIR, BENCH_DIR) when OUTDIR has resilience.csv, outage.csv or tls.csv; it returns
 the Markdown lines and writes the plots' data (resilience-*.dat) and, with gnuplot, the plots
 (resilience-e, resilience-f-<mode>, resilience-g; SVG + PNG, see plot_resilience.gp).
 Standard library only.
@@ -9,11 +10,12 @@ import csv
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import fmt, num  # noqa: E402  (the same number formats as the main report)
+from report import fmt, num, sample_summary  # noqa: E402  (the same number formats as the main report)
 
 SHORT = {"wg": "wg", "channel": "channel", "channel-with-context-timeout": "ctx-timeout", "errgroup": "errgroup"}
 
@@ -59,6 +61,7 @@ def section(out, here):
     env = read_env(os.path.join(out, "resilience.env"))
     res = read_csv(os.path.join(out, "resilience.csv"))
     outage = read_csv(os.path.join(out, "outage.csv"))
+    tls = read_csv(os.path.join(out, "tls.csv"))
     md = []
     w = md.append
     plots = []
@@ -77,6 +80,8 @@ def section(out, here):
         md.extend(section_f(out, env, outage, targets, plots))
     if any(r["scenario"] == "g" for r in res):
         md.extend(section_g(out, env, [r for r in res if r["scenario"] == "g"], targets, plots))
+    if tls:
+        md.extend(section_h(out, env, tls, targets))
     if targets:
         w("### Resilience targets")
         w("")
@@ -96,7 +101,8 @@ def section(out, here):
     w("Files: `resilience.csv` (e and g, one row per run: wrk figures, fanout's CPU, the aggregate requests "
       "fanout handled from its /metrics, fanout-sim's counters), `outage.csv` (f, one row per run), "
       "`timeline_f_<mode>_<config>.csv` (f: /metrics and CPU every "
-      f"{env.get('f_sample_s', '?')} s), `resilience.env` (settings), `configs/`, `raw/` (wrk), `logs/` "
+      f"{env.get('f_sample_s', '?')} s), `tls.csv` (h, one row per run), `resilience.env` (settings), `configs/`, "
+      "`tls/` (h's CA, certificates and keys, made for the run), `raw/` (wrk), `logs/` "
       "(fanout's JSON log, fanout-sim's output with its counters).")
     w("")
     failures = os.path.join(out, "resilience_failures.txt")
@@ -331,6 +337,123 @@ def section_g(out, env, rows, targets, plots):
                 cols.append("NaN" if v is None else f"{v:.1f}")
             f.write(f'"{SHORT.get(ep, ep)} c{c}" ' + " ".join(cols) + "\n")
     plots.append(("resilience-g", "Scenario g: upstream work after fanout's deadline, per 1000 requests"))
+    return md
+
+
+def section_h(out, env, rows, targets):
+    md = []
+    w = md.append
+    ok = [r for r in rows if r["status"] == "ok"]
+    w("### Scenario h: TLS upstreams")
+    w("")
+    w(f"fanout `plain` (configs/h_plain.json: `http://` upstreams) vs `tls` (configs/h_tls.json: `https://` upstreams on "
+      f"{env.get('h_tls_ports', '?')}, `ca_file` = a CA made for this run, verification on), over fanout-sim "
+      f"`{env.get('h_sim') or '(answering at once)'}`, the tls half with `--tls-cert/--tls-key` (an EC P-256 "
+      f"certificate for IP:127.0.0.1 and DNS:localhost; {env.get('openssl_version', '?')}). "
+      f"{env.get('h_rounds', '?')} round(s); in each, every endpoint runs once per configuration, the order swapping "
+      "from one endpoint and one round to the next; each run on a fresh simulator and a fresh fanout. One wrk per run, "
+      f"measured in a window of {env.get('duration_s', '?')} s from {env.get('h_warmup_s', '?')} s in (the pool warm, "
+      "no client leaving in between): fanout's CPU (utime+stime) and `/metrics` read at both ends of the window, "
+      "per 1000 aggregate requests answered in it.")
+    w("")
+    w("What this measures: what fetching over TLS costs fanout per request once its upstream connections are open. "
+      "With a warm pool the handshakes are rare (the `handshakes / 1k` columns), so the difference is mostly the "
+      "record layer: encrypting each upstream request and decrypting each answer, the extra copies through "
+      "OpenSSL's buffers, and the reads and writes it splits or merges. It does not measure "
+      "connection set-up (a cold pool, or connections lost to cancelled fetches: a cancelled fetch closes its TLS "
+      "connection, and the next one is a resumed handshake), nor the simulator's own TLS cost (its CPU is in "
+      "`tls.csv`, `sim_cpu_per_1k`). req/s share 2 cores between wrk, the simulator and fanout: only CPU per request "
+      "is fanout's own figure.")
+    w("")
+    checks = []
+    for cfg, label in (("tls", "with the run's CA"), ("wrong-ca", "with a `ca_file` of another CA (must fail: `tls`)")):
+        path = os.path.join(out, "raw", f"sample_h_{cfg}.txt")
+        if os.path.exists(path):
+            checks.append(f"{label}: {sample_summary(path)}")
+    if checks:
+        w("Verification check, one `wg` answer each before the runs (`raw/sample_h_*.txt`): " + "; ".join(checks) + ".")
+        w("")
+    s_client = os.path.join(out, "raw", "h_s_client.txt")
+    if os.path.exists(s_client):
+        got = dict(re.findall(r"^(Protocol version|Ciphersuite|Server Temp Key): (.+)$", open(s_client).read(), re.M))
+        if got:
+            w("Negotiated with the simulator by `openssl s_client` with the library's defaults, which fanout keeps "
+              "(it sets only TLS ≥ 1.2): " + ", ".join(f"{k.lower()} {v}" for k, v in got.items()) +
+              " (`raw/h_s_client.txt`).")
+            w("")
+    skipped = next((r for r in rows if r["status"] == "skipped"), None)
+    if skipped:
+        w(f"**The tls half was skipped**: {skipped['note']}.")
+        w("")
+    keys = []
+    for r in rows:
+        k = (r["endpoint"], r["conns"])
+        if k not in keys:
+            keys.append(k)
+
+    def med(vals):
+        vals = [v for v in vals if v is not None]
+        return statistics.median(vals) if vals else None
+
+    def runs(ep, c, cfg):
+        return [r for r in ok if r["endpoint"] == ep and r["conns"] == c and r["config"] == cfg]
+
+    w("| endpoint | conns | plain CPU s/1k | tls CPU s/1k | tls / plain | plain req/s | tls req/s | "
+      "tls full handshakes / 1k | tls resumed / 1k | opened / 1k plain | opened / 1k tls | rounds |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for ep, c in keys:
+        p_, t_ = runs(ep, c, "plain"), runs(ep, c, "tls")
+        ratios = []
+        for rnd in dict.fromkeys(r["round"] for r in p_):
+            a = next((num(r, "server_cpu_per_1k") for r in p_ if r["round"] == rnd), None)
+            b = next((num(r, "server_cpu_per_1k") for r in t_ if r["round"] == rnd), None)
+            if a and b is not None:
+                ratios.append(b / a)
+        ratio = med(ratios)
+
+        def m(rs, key, digits):
+            return fmt(med([num(r, key) for r in rs]), digits)
+
+        w(f"| {ep} | {c} | {m(p_, 'server_cpu_per_1k', 4)} | {m(t_, 'server_cpu_per_1k', 4)} | "
+          f"{fmt(ratio, 3)} | {m(p_, 'rps', 0)} | {m(t_, 'rps', 0)} | {m(t_, 'full_per_1k', 3)} | "
+          f"{m(t_, 'resumed_per_1k', 3)} | {m(p_, 'opened_per_1k', 3)} | {m(t_, 'opened_per_1k', 3)} | {len(ratios)} |")
+        where = f"{ep}, {c} conns"
+        if ratio is None:
+            targets.append((f"h: fanout CPU per request, TLS / plain ≤ 1.3, warm pool ({where})",
+                            "tls half skipped" if skipped else "no pair of runs", "–"))
+        else:
+            targets.append((f"h: fanout CPU per request, TLS / plain ≤ 1.3, warm pool ({where})",
+                            f"{ratio:.2f} × (median of {len(ratios)})", verdict(ratio <= 1.3)))
+    w("")
+    w("Medians over the rounds; `tls / plain` is the median of each round's ratio (the two runs of a round are "
+      "next to each other in time). Handshakes and connections opened: in the window, summed over the three "
+      "services, per 1000 aggregate requests (each makes 3 upstream requests); the plain half's handshakes are 0. "
+      "A connection is counted as opened when the fetch that opened it ends, a handshake when it completes: "
+      "near the window's edges a few can fall on either side.")
+    w("")
+    w("All runs:")
+    w("")
+    w("| round | endpoint | conns | config | req/s | 2xx | fanout CPU s/1k | sim CPU s/1k | opened / 1k | "
+      "full / 1k | resumed / 1k | upstream failures | wrk p50 / p99 ms | wrk non-2xx / errors | "
+      "sim handshakes full / resumed / failed | load |")
+    w("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
+    for r in ok:
+        share = num(r, "ok_share")
+        hs = "–" if r["config"] == "plain" else f"{r['sim_tls_full']} / {r['sim_tls_resumed']} / {r['sim_tls_failed']}"
+        w(f"| {r['round']} | {r['endpoint']} | {r['conns']} | {r['config']} | {fmt(num(r, 'rps'))} | "
+          f"{'–' if share is None else f'{100 * share:.0f}%'} | {fmt(num(r, 'server_cpu_per_1k'), 4)} | "
+          f"{fmt(num(r, 'sim_cpu_per_1k'), 4)} | {fmt(num(r, 'opened_per_1k'), 3)} | {fmt(num(r, 'full_per_1k'), 3)} | "
+          f"{fmt(num(r, 'resumed_per_1k'), 3)} | {r['upstream_failures']} | "
+          f"{fmt(num(r, 'wrk_p50_ms'), 2)} / {fmt(num(r, 'wrk_p99_ms'), 2)} | {r['wrk_non2xx']} / {r['wrk_errors']} | "
+          f"{hs} | {r['loadavg1']} |")
+    w("")
+    w("wrk's figures and the simulator's counters cover the whole run (warm-up included), the others the window.")
+    w("")
+    bad = [r for r in ok if (num(r, "upstream_failures") or 0) > 0 or (num(r, "sim_tls_failed") or 0) > 0]
+    if bad:
+        w(f"**Warning**: {len(bad)} run(s) had upstream failures in the window or failed handshakes at the simulator "
+          "(`logs/fanout_h_*.log`, `logs/sim_h_*.log`): their CPU figures include failing fetches.")
+        w("")
     return md
 
 

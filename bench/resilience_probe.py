@@ -8,9 +8,17 @@
       cancelled), svc_circuit_open, svc_breaker_open (loops whose breaker for NAME is open or half-open).
   metrics --port P
       One scrape: "answered disconnects" over the four aggregate endpoints.
+  window --port P --pid PID --sim-pid PID --start T --seconds S --tck N
+      Scenario h's figures of one measuring window, as the CSV fields of WINDOW_FIELDS (`window-fields`
+      prints them): /metrics and the utime+stime of fanout (PID) and of the simulator read together
+      at the epoch time T (or now, if later) and S seconds after (started early, so that the
+      interpreter's start falls outside the window), and their differences: requests answered, CPU per
+      1000, upstream connections opened and TLS handshakes (full, resumed) summed over the services,
+      and per 1000 requests.
   sim-counters FILE
       The counters fanout-sim --counters printed at exit in FILE, summed over its services:
-      "requests answered abandoned refused late_work_ms deadline_stops connections" (nothing when absent).
+      "requests answered abandoned refused late_work_ms deadline_stops connections tls_full tls_resumed
+      tls_failed" (nothing when absent).
   outage-row --timeline FILE --log FILE --t0 T --after S --for S --recovery S --healthy S
              --load-start T --edge S --service NAME --tck N --breaker 0|1
       Scenario f's figures of one run, as the CSV fields after the run's own (see FIELDS):
@@ -37,11 +45,13 @@ FIELDS = ["healthy_s", "healthy_requests", "healthy_rps", "healthy_ok_share", "h
           "outage_s", "outage_requests", "outage_rps", "outage_ok_share", "outage_cpu_per_1k", "cpu_ratio",
           "recovery_s", "recovery_rps", "recovery_cpu_per_1k", "breaker_opened_after_s", "breaker_closed_after_s",
           "last_failure_after_s", "other_breaker_opens", "samples"]
+WINDOW_FIELDS = ["window_s", "requests", "rps", "ok_share", "server_cpu_per_1k", "sim_cpu_per_1k", "conns_opened",
+                 "tls_full", "tls_resumed", "upstream_failures", "opened_per_1k", "full_per_1k", "resumed_per_1k"]
 
 
 def parse_metrics(text, service):
     v = {"answered": 0, "answered_2xx": 0, "disconnects": 0, "svc_failures": 0, "svc_circuit_open": 0,
-         "svc_breaker_open": 0}
+         "svc_breaker_open": 0, "opened": 0, "tls_full": 0, "tls_resumed": 0, "failures": 0}
     for line in text.splitlines():
         m = LINE.match(line)
         if not m:
@@ -57,11 +67,19 @@ def parse_metrics(text, service):
                 v["answered_2xx"] += x
         elif name == "fanout_client_disconnects_total" and labels.get("endpoint") in AGGREGATE:
             v["disconnects"] += x
-        elif name == "fanout_upstream_failures_total" and labels.get("service") == service:
+        elif name == "fanout_upstream_failures_total":
+            if labels.get("kind") != "cancelled":
+                v["failures"] += x  # every service
+            if labels.get("service") != service:
+                continue
             if labels.get("kind") != "cancelled":
                 v["svc_failures"] += x
             if labels.get("kind") == "circuit_open":
                 v["svc_circuit_open"] += x
+        elif name == "fanout_upstream_connections_opened_total":
+            v["opened"] += x
+        elif name == "fanout_upstream_tls_handshakes_total" and labels.get("outcome") in ("full", "resumed"):
+            v["tls_" + labels["outcome"]] += x
         elif name == "fanout_upstream_breaker_state" and labels.get("service") == service:
             if labels.get("state") in ("open", "half_open"):
                 v["svc_breaker_open"] += x
@@ -134,8 +152,45 @@ def cmd_metrics(args):
     return 0
 
 
+def cmd_window(args):
+    port, pid, sim_pid = int(args["--port"]), int(args["--pid"]), int(args["--sim-pid"])
+    seconds, tck = float(args["--seconds"]), float(args["--tck"])
+    scraper = Scraper(port)
+    time.sleep(max(0.0, float(args.get("--start", "0")) - time.time()))
+
+    def snapshot():
+        t, a, b = time.time(), cpu_ticks(pid), cpu_ticks(sim_pid)
+        text = scraper.get()
+        if text is None or a is None or b is None:
+            return None
+        return {"t": t, "cpu": a, "sim_cpu": b, **parse_metrics(text, "")}
+
+    first = snapshot()
+    if first is not None:
+        time.sleep(max(0.0, first["t"] + seconds - time.time()))
+    last = snapshot() if first is not None else None
+    out = dict.fromkeys(WINDOW_FIELDS, "")
+    if first is None or last is None:
+        print(",".join(out[k] for k in WINDOW_FIELDS))
+        return 1
+    d = {k: last[k] - first[k] for k in first}
+    n = d["answered"]
+    out.update(window_s=f"{d['t']:.2f}", requests=int(n), rps=f"{n / d['t']:.1f}",
+               conns_opened=int(d["opened"]), tls_full=int(d["tls_full"]), tls_resumed=int(d["tls_resumed"]),
+               upstream_failures=int(d["failures"]))
+    if n:
+        out.update(ok_share=f"{d['answered_2xx'] / n:.4f}",
+                   server_cpu_per_1k=f"{d['cpu'] / tck * 1000 / n:.4f}",
+                   sim_cpu_per_1k=f"{d['sim_cpu'] / tck * 1000 / n:.4f}",
+                   opened_per_1k=f"{d['opened'] * 1000 / n:.3f}", full_per_1k=f"{d['tls_full'] * 1000 / n:.3f}",
+                   resumed_per_1k=f"{d['tls_resumed'] * 1000 / n:.3f}")
+    print(",".join(str(out[k]) for k in WINDOW_FIELDS))
+    return 0
+
+
 def cmd_sim_counters(path):
-    keys = ["requests", "answered", "abandoned", "refused", "late_work_ms", "deadline_stops", "connections"]
+    keys = ["requests", "answered", "abandoned", "refused", "late_work_ms", "deadline_stops", "connections",
+            "tls_full", "tls_resumed", "tls_failed"]
     total = dict.fromkeys(keys, 0)
     seen = False
     try:
@@ -263,6 +318,9 @@ def main(argv):
     if cmd == "fields":
         print(",".join(FIELDS))
         return 0
+    if cmd == "window-fields":
+        print(",".join(WINDOW_FIELDS))
+        return 0
     args = dict(zip(argv[2::2], argv[3::2]))
     if cmd == "sample":
         return cmd_sample(args)
@@ -270,6 +328,8 @@ def main(argv):
         return cmd_metrics(args)
     if cmd == "outage-row":
         return cmd_outage_row(args)
+    if cmd == "window":
+        return cmd_window(args)
     print(__doc__, file=sys.stderr)
     return 2
 
