@@ -1,5 +1,6 @@
 #include "server/listener.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
@@ -301,6 +302,19 @@ double fraction(std::string const& key, json::value const& v, bool strict = fals
 }
 
 // The keys of one upstream entry besides its name and URL.
+// What server_name may be: a DNS name (RFC 1123 letters, digits, '-' and '.') or an IP literal
+// without a zone.
+bool host_name_or_address(std::string_view text) {
+    if (text.empty() || text.size() > 253) return false;
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(text, ec);
+    if (!ec) return text.find('%') == std::string_view::npos;
+    return std::all_of(text.begin(), text.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+               c == '.';
+    });
+}
+
 // A file named in the config must be readable now: a typo fails at start, naming its key.
 std::string readable_file(std::string const& key, json::value const& value) {
     if (!value.is_string() || value.as_string().empty()) throw bad(key, "expected a file name");
@@ -321,8 +335,8 @@ void apply_tls_key(
     } else if (k == "client_key") {
         tls.client_key = readable_file(key, value);
     } else if (k == "server_name") {
-        if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 253)
-            throw bad(key, "expected a host name");
+        if (!value.is_string() || !host_name_or_address(value.as_string()))
+            throw bad(key, "expected a host name or an IP address");
         tls.server_name = value.as_string();
     } else if (!value.is_bool()) {
         throw bad(key, "expected true or false");
@@ -388,6 +402,8 @@ void apply_upstreams(options& o, json::value const& v) {
             if (k != "name" && k != "url") apply_upstream_key(s, where + "." + std::string(k), k, value);
         if (s.tls && s.tls->client_cert.empty() != s.tls->client_key.empty())
             throw bad(where, "client_cert and client_key go together");
+        if (s.tls && s.tls->insecure_skip_verify && !s.tls->ca_file.empty())
+            throw bad(where, "ca_file has no use with insecure_skip_verify");
         add_upstream(o, names, std::move(s), where);
     }
 }

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/client.hpp>
@@ -110,11 +111,11 @@ void check_tls_failure(upstream::fetch_result const& r, std::string_view cause) 
     BOOST_TEST(r.error->message.find(cause) != std::string::npos, r.error->message);
 }
 
-// Accepts connections and never says a word: every TLS handshake with it hangs. Counts the
-// connections the client closed.
+// Accepts connections and never says a word (or only `greeting`): every TLS handshake with it
+// hangs (or fails). Counts the connections the client closed.
 class silent_upstream {
   public:
-    silent_upstream() {
+    explicit silent_upstream(std::string greeting = "") : greeting_(std::move(greeting)) {
         accept();
         thread_ = std::thread([this] { ioc_.run(); });
     }
@@ -130,7 +131,9 @@ class silent_upstream {
         acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
             if (ec) return;
             ++accepted;
-            read(std::make_shared<tcp::socket>(std::move(s)));
+            auto sock = std::make_shared<tcp::socket>(std::move(s));
+            if (!greeting_.empty()) net::write(*sock, net::buffer(greeting_), ec);
+            read(sock);
             accept();
         });
     }
@@ -147,6 +150,7 @@ class silent_upstream {
         );
     }
 
+    std::string greeting_;
     net::io_context ioc_{1};
     tcp::acceptor acceptor_{ioc_, {net::ip::make_address("127.0.0.1"), 0}};
     std::uint16_t port_ = acceptor_.local_endpoint().port();
@@ -169,6 +173,7 @@ BOOST_AUTO_TEST_CASE(a_verified_upstream_answers_over_tls) {
     BOOST_TEST_REQUIRE(r.ok(), r.error->message);
     BOOST_TEST(r.body == std::string(upstream::sim_body("echo")));
     BOOST_TEST(loop.upstream().tls_full == 1u);
+    BOOST_TEST(loop.upstream().tls_sni == 0u);  // the URL's host is an address: no SNI
 }
 
 BOOST_AUTO_TEST_CASE(server_name_is_the_name_sent_and_verified) {
@@ -176,6 +181,7 @@ BOOST_AUTO_TEST_CASE(server_name_is_the_name_sent_and_verified) {
         tls_loop loop{good_sim(), {.ca_file = pki().ca_cert(), .server_name = name}};
         auto r = loop.fetch();
         BOOST_TEST(r.ok(), name << ": " << (r.ok() ? "" : r.error->message));
+        BOOST_TEST(loop.upstream().tls_sni == 1u);
     }
     tls_loop loop{good_sim(), {.ca_file = pki().ca_cert(), .server_name = "other.test"}};
     check_tls_failure(loop.fetch(), "host name mismatch");
@@ -223,6 +229,43 @@ BOOST_AUTO_TEST_CASE(a_new_connection_resumes_the_last_session) {
     BOOST_TEST(loop.upstream().tls_resumed == 3u);
     BOOST_TEST(loop.client.stats().tls_full == 1u);
     BOOST_TEST(loop.client.stats().tls_resumed == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_tls_1_2_session_resumes_too) {
+    auto s = good_sim();
+    s.tls_1_2_only = true;
+    tls_loop loop{s, trusting_test_ca()};
+    BOOST_TEST_REQUIRE(loop.fetch().ok());
+    for (int i = 0; i < 2; ++i) {
+        loop.client.close_idle();
+        BOOST_TEST_REQUIRE(loop.fetch().ok());
+    }
+    BOOST_TEST(loop.upstream().tls_full == 1u);
+    BOOST_TEST(loop.upstream().tls_resumed == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(an_answer_cut_short_over_tls_is_a_protocol_failure_and_not_resent) {
+    auto s = good_sim();
+    s.behaviour = upstream::sim_behaviour::close_early;  // a head promising more body, then a close
+    tls_loop loop{s, trusting_test_ca()};
+    auto r = loop.fetch();
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error->kind == error_kind::protocol), r.error->message);
+    BOOST_TEST(loop.upstream().requests == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_closed_during_the_handshake_is_a_connect_failure) {
+    echo_upstream closing;
+    closing.counters().drop_next = 1;
+    auto url = closing.url("/x");
+    url.replace(0, 4, "https");
+    net::io_context ioc;
+    upstream::client c{ioc.get_executor(), {upstream::make_service("echo", url)}, {}};
+    auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
+    ioc.run();
+    auto r = f.get();
+    BOOST_TEST_REQUIRE(!r.ok());
+    BOOST_TEST((r.error->kind == error_kind::connect), r.error->message);  // so max_retries applies
 }
 
 BOOST_AUTO_TEST_CASE(an_unknown_issuer_is_a_tls_failure) {
@@ -274,10 +317,8 @@ BOOST_AUTO_TEST_CASE(mutual_tls_without_a_client_certificate_is_a_tls_failure) {
 }
 
 BOOST_AUTO_TEST_CASE(a_plain_http_answer_to_a_tls_handshake_is_a_tls_failure) {
-    echo_upstream plain;
-    auto url = plain.url("/x");
-    url.replace(0, 4, "https");
-    auto s = upstream::make_service("echo", url);
+    silent_upstream plain{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
+    auto s = upstream::make_service("echo", plain.url());
     net::io_context ioc;
     upstream::client c{ioc.get_executor(), {s}, {}};
     auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
@@ -390,6 +431,11 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     BOOST_TEST(missing.find("upstreams[0].ca_file: cannot read") != std::string::npos, missing);
     auto const alone = error(config("https://api.example/", R"(,"client_cert":")" + ca + "\""));
     BOOST_TEST(alone.find("client_cert and client_key go together") != std::string::npos, alone);
+    auto const zone = error(config("https://api.example/", R"(,"server_name":"fe80::1%eth0")"));
+    BOOST_TEST(zone.find("upstreams[0].server_name: expected a host name") != std::string::npos, zone);
+    auto const both =
+        error(config("https://api.example/", R"(,"insecure_skip_verify":true,"ca_file":")" + ca + "\""));
+    BOOST_TEST(both.find("ca_file has no use with insecure_skip_verify") != std::string::npos, both);
     auto const flag = error(config("https://api.example/", R"(,"insecure_skip_verify":"yes")"));
     BOOST_TEST(
         flag.find("upstreams[0].insecure_skip_verify: expected true or false") != std::string::npos, flag

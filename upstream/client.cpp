@@ -79,7 +79,7 @@ fetch_result exchange_failure(error_code ec, client_options const& limits, servi
 // then fails this way before any byte of a response, and a GET can safely be sent again.
 bool closed_while_idle(error_code ec) {
     return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
+           ec == net::error::broken_pipe;
 }
 
 // The request line and the headers every GET of a service has: built once, unless the target has
@@ -442,12 +442,20 @@ net::awaitable<bool> client::impl::handshake(std::size_t index, connection& conn
     conn.tls = side.wrap(conn.socket);
     auto [ec] = co_await conn.tls->async_handshake(net::ssl::stream_base::client, use_tuple);
     if (ec) {
-        out = ec == net::error::operation_aborted
-                  ? cancelled_result()
-                  : make_failure(
-                        error_kind::tls,
-                        "TLS with " + services[index].host_header + ": " + side.why_failed(*conn.tls, ec)
-                    );
+        auto const& svc = services[index];
+        // Only what TLS itself refused is `tls`; a connection reset or closed mid-handshake is a
+        // failure to connect (nothing was sent: a GET may be sent again).
+        if (ec.category() == net::error::get_ssl_category())
+            out = make_failure(
+                error_kind::tls, "TLS with " + svc.host_header + ": " + side.why_failed(*conn.tls, ec)
+            );
+        else if (ec == net::ssl::error::stream_truncated)
+            out = make_failure(
+                error_kind::connect,
+                "cannot connect to " + svc.host_header + ": closed during the TLS handshake"
+            );
+        else
+            out = connect_failure(ec, svc);
         co_return false;
     }
     bool const resumed = tls_client::resumed(*conn.tls);
@@ -537,13 +545,21 @@ net::awaitable<fetch_result> client::impl::attempt(
             try {
                 for (int interim = 0;; ++interim) {
                     expect_answer(*conn, options.max_head, options.max_body);
-                    if (conn->tls)
+                    if (conn->tls) {
                         rec =
                             co_await wire::read_message(*conn->tls, conn->buffer, *parser, options.max_head);
-                    else
+                        // A close without close_notify, as eof is for plain HTTP: before any byte of
+                        // the answer, a closed idle connection; after, an answer cut short (a
+                        // close-delimited body too: its end cannot be told from an attack's).
+                        if (rec == net::ssl::error::stream_truncated)
+                            rec = parser->got_some() || conn->buffer.size() != 0
+                                      ? http::error::partial_message
+                                      : http::error::end_of_stream;
+                    } else {
                         rec = co_await wire::read_message(
                             conn->socket, conn->buffer, *parser, options.max_head
                         );
+                    }
                     answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
                     if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
                         break;

@@ -191,6 +191,7 @@ std::unique_ptr<net::ssl::context> make_tls_context(sim_service const& cfg) {
         ctx->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
         SSL_CTX_set_client_CA_list(ctx->native_handle(), SSL_load_client_CA_file(cfg.tls_client_ca.c_str()));
     }
+    if (cfg.tls_1_2_only) SSL_CTX_set_max_proto_version(ctx->native_handle(), TLS1_2_VERSION);
     // Sessions resume only within this context (required once client certificates are verified).
     constexpr unsigned char session_context[] = "fanout-sim";
     SSL_CTX_set_session_id_context(ctx->native_handle(), session_context, sizeof session_context - 1);
@@ -315,6 +316,7 @@ net::awaitable<void> simulator::state::serve(std::size_t i, tcp::socket sock) {
         co_return;
     }
     ++(SSL_session_reused(tls.native_handle()) ? e.counters.tls_resumed : e.counters.tls_full);
+    if (SSL_get_servername(tls.native_handle(), TLSEXT_NAMETYPE_host_name)) ++e.counters.tls_sni;
     co_await serve_requests(i, tls, sock);
 }
 

@@ -65,6 +65,7 @@ struct sim_service {
     std::string tls_cert{};
     std::string tls_key{};
     std::string tls_client_ca{};
+    bool tls_1_2_only = false;  // at most TLS 1.2 (its session ids and tickets, not TLS 1.3's)
 };
 
 // What a simulated service saw; readable from any thread.
@@ -80,6 +81,7 @@ struct sim_counters {
     std::atomic<std::uint64_t> tls_full{0};        // TLS handshakes completed in full
     std::atomic<std::uint64_t> tls_resumed{0};     // ... and by resuming a session
     std::atomic<std::uint64_t> tls_failed{0};      // TLS handshakes that failed
+    std::atomic<std::uint64_t> tls_sni{0};         // TLS handshakes whose client named a server (SNI)
 };
 
 // Simulated upstream services on one executor, one listening socket each. Used by fanout-sim,

@@ -58,6 +58,12 @@ tls_client::tls_client(service const& svc) : context_(ssl::context::tls_client) 
     };
     auto* native = context_.native_handle();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    if (settings.client_cert.empty() != settings.client_key.empty())
+        throw std::invalid_argument("service '" + svc.name + "': client_cert and client_key go together");
+    if (settings.insecure_skip_verify && !settings.ca_file.empty())
+        throw std::invalid_argument(
+            "service '" + svc.name + "': ca_file has no use with insecure_skip_verify"
+        );
     verify_ = !settings.insecure_skip_verify;
     if (verify_) {
         context_.set_verify_mode(ssl::verify_peer);
@@ -81,6 +87,21 @@ tls_client::tls_client(service const& svc) : context_(ssl::context::tls_client) 
     boost::system::error_code ec;
     net::ip::make_address(name_, ec);
     name_is_address_ = !ec;
+    // Set once here, where a name OpenSSL cannot check (an address with a zone, a NUL) fails at
+    // start instead of leaving every certificate of a trusted CA accepted.
+    if (verify_) {
+        auto* param = SSL_CTX_get0_param(native);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        bool const set = name_is_address_
+                             ? X509_VERIFY_PARAM_set1_ip_asc(param, name_.c_str()) == 1
+                             : X509_VERIFY_PARAM_set1_host(param, name_.c_str(), name_.size()) == 1;
+        if (!set) throw bad("'" + name_ + "' cannot be verified as a host name or an IP address");
+    }
+    if (!name_is_address_) {
+        std::unique_ptr<SSL, decltype(&SSL_free)> probe{SSL_new(native), &SSL_free};
+        if (!probe || SSL_set_tlsext_host_name(probe.get(), name_.c_str()) != 1)
+            throw bad("'" + name_ + "' cannot be sent as SNI");
+    }
     // Sessions are kept here, not in OpenSSL's cache: the newest one resumes the next connection.
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(native, &tls_client::on_new_session);
@@ -88,12 +109,18 @@ tls_client::tls_client(service const& svc) : context_(ssl::context::tls_client) 
 }
 
 tls_client::~tls_client() {
+    // Connections may outlive the client (their SSL objects hold the context): no session of
+    // theirs comes back here.
+    auto* native = context_.native_handle();
+    SSL_CTX_sess_set_new_cb(native, nullptr);
+    SSL_CTX_set_ex_data(native, owner_index(), nullptr);
     if (session_) SSL_SESSION_free(session_);
 }
 
 // TLS 1.3 issues sessions after the handshake, as the first answer is read.
 int tls_client::on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* self = static_cast<tls_client*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), owner_index()));
+    if (!self) return 0;
     if (self->session_) SSL_SESSION_free(self->session_);
     self->session_ = session;
     return 1;  // the reference is ours
@@ -105,16 +132,9 @@ std::unique_ptr<tls_stream> tls_client::wrap(net::ip::tcp::socket& socket) {
     // Asio asks OpenSSL to free its record buffers whenever they are empty, which on a keep-alive
     // connection means a 16 KiB allocation and release for every request and every answer.
     SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-    // RFC 6066: SNI names a host, never an address.
+    // RFC 6066: SNI names a host, never an address (checked at start). The name to verify comes
+    // with the context.
     if (!name_is_address_) SSL_set_tlsext_host_name(ssl, name_.c_str());
-    if (verify_) {
-        auto* param = SSL_get0_param(ssl);
-        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (name_is_address_)
-            X509_VERIFY_PARAM_set1_ip_asc(param, name_.c_str());
-        else
-            X509_VERIFY_PARAM_set1_host(param, name_.c_str(), name_.size());
-    }
     if (session_) SSL_set_session(ssl, session_);
     return stream;
 }
