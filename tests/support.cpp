@@ -344,4 +344,10 @@ net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
     co_return std::nullopt;
 }
 
+std::string kind_of(aggregate_answer const& a, std::string_view service) {
+    auto const& errors = a.body.at("errors").as_object();
+    auto it = errors.find(service);
+    return it == errors.end() ? "ok" : std::string(it->value().at("kind").as_string());
+}
+
 }  // namespace fanout::test

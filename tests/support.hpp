@@ -186,6 +186,9 @@ class echo_upstream {
     std::thread thread_;
 };
 
+// The error kind of `service` in an aggregate answer, "ok" when it has none.
+std::string kind_of(aggregate_answer const& a, std::string_view service);
+
 // What the echo upstream named `service` saw, from the aggregate answer: its target, one header ("" if
 // absent).
 std::string echoed_target(aggregate_answer const& a, std::string_view service = "echo");

@@ -42,12 +42,6 @@ struct one_loop {
     double metric(std::string const& series) { return test::metric(agg.metrics().render(), series); }
 };
 
-std::string kind_of(aggregate_answer const& a, std::string_view service) {
-    auto const& errors = a.body.at("errors").as_object();
-    auto it = errors.find(service);
-    return it == errors.end() ? "ok" : std::string(it->value().at("kind").as_string());
-}
-
 upstream::service with_breaker(upstream::service s, unsigned failures, std::chrono::milliseconds cooldown) {
     s.breaker_failures = failures;
     s.breaker_cooldown = cooldown;

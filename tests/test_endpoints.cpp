@@ -33,11 +33,6 @@ endpoint const& by_pattern(std::string_view pattern) {
     throw std::invalid_argument("no pattern");
 }
 
-std::string kind_of(aggregate_answer const& a, std::string_view service) {
-    auto const* e = a.body.at("errors").as_object().if_contains(service);
-    return e ? std::string(e->at("kind").as_string()) : std::string("(none)");
-}
-
 std::string message_of(aggregate_answer const& a, std::string_view service) {
     auto const* e = a.body.at("errors").as_object().if_contains(service);
     return e ? std::string(e->at("message").as_string()) : std::string("(none)");

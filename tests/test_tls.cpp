@@ -157,12 +157,6 @@ class silent_upstream {
     std::thread thread_;
 };
 
-std::string kind_of(aggregate_answer const& a, std::string_view service) {
-    auto const& errors = a.body.at("errors").as_object();
-    auto it = errors.find(service);
-    return it == errors.end() ? "ok" : std::string(it->value().at("kind").as_string());
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_tls)

@@ -69,8 +69,7 @@ fetch_result exchange_failure(error_code ec, client_options const& limits, servi
             "chunk-size line or trailer section larger than " + std::to_string(limits.max_head) + " bytes"
         );
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
-        ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-        ec == net::ssl::error::stream_truncated)
+        ec == net::error::connection_reset || ec == net::error::broken_pipe)
         return make_failure(error_kind::protocol, "connection closed before a complete response");
     return make_failure(error_kind::protocol, "malformed response: " + ec.message());
 }
