@@ -14,4 +14,8 @@ endif()
 if(_fanout_san)
     add_compile_options(${_fanout_san})
     add_link_options(${_fanout_san})
+    # Asio otherwise keeps freed coroutine frames and cancellation handlers in a per-thread cache,
+    # where the sanitizers cannot see a use after free. For the whole tree (every translation unit
+    # must agree: it sets the size of Asio's per-thread state), never on the exported target.
+    add_compile_definitions(BOOST_ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=0)
 endif()

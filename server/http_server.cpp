@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/consign.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <array>
 #include <fanout/http_server.hpp>
 #include <list>
 #include <spdlog/spdlog.h>
@@ -76,6 +78,17 @@ bool write_rejection(tcp::socket& sock) {
     return !ec;
 }
 
+// Closes a connection whose last answer was just written, without waiting: the bytes already
+// received (at most one read's worth) are dropped and the sending side shut down first.
+void close_after_answer(tcp::socket& sock) {
+    static thread_local std::array<char, 16 * 1024> sink;  // never read
+    error_code ec;
+    sock.non_blocking(true, ec);
+    for (int i = 0; i < 4 && !ec; ++i) sock.read_some(net::buffer(sink), ec);
+    sock.shutdown(tcp::socket::shutdown_send, ec);
+    sock.close(ec);
+}
+
 // The time limit of a connection's current phase (idle, reading a request, writing an answer).
 // Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
 // re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
@@ -132,7 +145,8 @@ double millis(clock::duration d) {
 constexpr auto linger_time = std::chrono::seconds(5);
 constexpr auto linger_gap = std::chrono::milliseconds(500);
 constexpr std::size_t linger_bytes = 16 * 1024 * 1024;
-// Rejected connections (over --max-connections) lingering at once, per event loop; more are closed.
+// Rejected connections (over --max-connections) lingering at once, per event loop; more get a
+// short close (close_after_answer): each lingering one holds a file descriptor for up to linger_time.
 constexpr std::size_t max_lingering_rejects = 64;
 // At shutdown an idle connection is closed once no byte of a request arrived on it for this long,
 // not at once: a client sending requests back to back would find its next one crossing our close,
@@ -235,6 +249,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::steady_timer grace_timer;
     net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
 
+    struct slot_release;
     net::awaitable<void> accept();
     void start_session(tcp::socket sock);
     net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
@@ -275,6 +290,26 @@ net::awaitable<void> http_server::impl::accept() {
     check_drained();
 }
 
+// A connection's slot holds the cancellation signal its coroutine is bound to, and co_spawn uses
+// that signal until the coroutine's completion handler has run, after the body has ended (at once
+// if the body never suspended). So the slot is released by the handler, not by the coroutine.
+struct http_server::impl::slot_release {
+    std::shared_ptr<impl> server;  // empty once moved from
+    std::list<session_slot>::iterator slot;
+    bool rejected = false;
+
+    slot_release(std::shared_ptr<impl> s, std::list<session_slot>::iterator it, bool r)
+        : server(std::move(s)), slot(it), rejected(r) {}
+    slot_release(slot_release&&) noexcept = default;
+    slot_release& operator=(slot_release&&) = delete;
+    ~slot_release() {
+        if (!server) return;
+        if (rejected) --server->rejecting;
+        server->sessions.erase(slot);
+        server->check_drained();
+    }
+};
+
 void http_server::impl::start_session(tcp::socket sock) {
     metrics.connections_accepted.add();
     auto slot = sessions.emplace(sessions.end());
@@ -283,36 +318,43 @@ void http_server::impl::start_session(tcp::socket sock) {
     if (!over) {
         net::co_spawn(
             ex, session(std::move(sock), slot),
-            net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
+            net::bind_cancellation_slot(
+                slot->cancel.slot(), net::consign(net::detached, slot_release{shared_from_this(), slot, false})
+            )
         );
         return;
     }
     registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
     metrics.connections_rejected.add();
-    if (rejecting < max_lingering_rejects && write_rejection(sock)) {
+    if (!write_rejection(sock)) {  // gone already
+        sessions.erase(slot);
+        error_code ec;
+        sock.close(ec);
+        return;
+    }
+    if (rejecting < max_lingering_rejects) {
         ++rejecting;
         net::co_spawn(
-            ex, reject(std::move(sock), slot), net::bind_cancellation_slot(slot->cancel.slot(), net::detached)
+            ex, reject(std::move(sock), slot),
+            net::bind_cancellation_slot(
+                slot->cancel.slot(), net::consign(net::detached, slot_release{shared_from_this(), slot, true})
+            )
         );
         return;
     }
-    // Too many at once: these may see a reset instead of the 503.
+    // Too many lingering at once: a short close instead. What the client sent so far (its request,
+    // as a rule) is read and dropped first, so that the close sends a FIN after the 503, not a reset
+    // that could destroy it; only a client still sending after that can see a reset.
     sessions.erase(slot);
-    error_code ec;
-    sock.close(ec);
+    close_after_answer(sock);
 }
 
 net::awaitable<void> http_server::impl::reject(tcp::socket sock, std::list<session_slot>::iterator slot) {
-    auto self = shared_from_this();
+    // The slot outlives the socket until the completion handler runs: nothing may reach the socket then.
     struct leave {
-        impl& server;
-        std::list<session_slot>::iterator slot;
-        ~leave() {
-            --server.rejecting;
-            server.sessions.erase(slot);
-            server.check_drained();
-        }
-    } guard{*this, slot};
+        session_slot& slot;
+        ~leave() { slot.socket = nullptr; }
+    } guard{*slot};
     slot->socket = &sock;
     slot->idle = false;
     co_await linger(sock);
@@ -321,16 +363,14 @@ net::awaitable<void> http_server::impl::reject(tcp::socket sock, std::list<sessi
 }
 
 net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<session_slot>::iterator slot) {
-    auto self = shared_from_this();
     struct leave {
         impl& server;
-        std::list<session_slot>::iterator slot;
+        session_slot& slot;
         ~leave() {
-            server.sessions.erase(slot);
+            slot.socket = nullptr;
             server.registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
-            server.check_drained();
         }
-    } guard{*this, slot};
+    } guard{*this, *slot};
 
     slot->socket = &sock;
     error_code ec;

@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <regex>
 #include <spdlog/sinks/ostream_sink.h>
@@ -642,6 +643,66 @@ BOOST_AUTO_TEST_CASE(connections_over_the_limit_are_refused) {
     auto m = b.read();
     BOOST_TEST_REQUIRE(m.has_value());
     BOOST_TEST(metric(m->body(), "fanout_connections_rejected_total") >= 1);
+}
+
+// A client that connects and closes at once: the 503 is written, the reset it draws makes the
+// shutdown that starts the lingering close fail, and the rejection ends without ever suspending.
+// Its connection's slot (and the cancellation signal in it) must outlive co_spawn's use of it.
+BOOST_AUTO_TEST_CASE(a_rejected_client_gone_at_once_is_forgotten_safely) {
+    server::options opts;
+    opts.max_connections = 1;
+    harness h{{sim("users")}, opts};
+    client held{h.port()};
+    held.send_get("/healthz");
+    BOOST_TEST_REQUIRE(held.read().has_value());
+    // The loops are held while the clients come and go, so that each is accepted after it closed.
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<std::size_t> waiting{0};
+    std::vector<std::future<void>> held_loops;
+    for (std::size_t i = 0; i < h.threads(); ++i)
+        held_loops.push_back(std::async(std::launch::async, [&h, &waiting, i, released] {
+            h.on_loop(i, [&waiting, released] {
+                ++waiting;
+                released.wait();
+            });
+        }));
+    BOOST_TEST_REQUIRE(eventually([&] { return waiting == h.threads(); }));
+    for (int i = 0; i < 20; ++i) {
+        boost::asio::io_context ioc;
+        boost::asio::ip::tcp::socket gone{ioc};
+        gone.connect({boost::asio::ip::make_address("127.0.0.1"), h.port()});
+        gone.close();  // a FIN: the server's 503 then draws a reset
+    }
+    release.set_value();
+    for (auto& f : held_loops) f.get();
+    BOOST_TEST(eventually([&] {
+        held.send_get("/metrics");
+        auto m = held.read();
+        return m && metric(m->body(), "fanout_connections_rejected_total") == 20;
+    }));
+}
+
+// Far more connections over the limit at once than may linger: every one still gets its 503 (a
+// close with the request unread would send a reset, which can destroy the answer before it is read).
+BOOST_AUTO_TEST_CASE(a_burst_over_the_limit_gets_503_on_every_connection) {
+    server::options opts;
+    opts.max_connections = 1;
+    harness h{{sim("users")}, opts};
+    client held{h.port()};
+    held.send_get("/healthz");
+    BOOST_TEST_REQUIRE(held.read().has_value());
+    std::vector<std::unique_ptr<client>> burst;
+    for (int i = 0; i < 300; ++i) {
+        burst.push_back(std::make_unique<client>(h.port()));
+        burst.back()->send_get("/healthz");
+    }
+    int refused = 0;
+    for (auto& c : burst) {
+        auto r = c->read(5s);
+        if (r && r->result_int() == 503u) ++refused;
+    }
+    BOOST_TEST(refused == 300);
 }
 
 BOOST_AUTO_TEST_CASE(request_size_limits_have_flags) {

@@ -24,6 +24,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/consign.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -166,10 +167,14 @@ class completions {
         std::shared_ptr<std::size_t> live = nullptr
     )
         : state_(std::make_shared<state>(ex, children.size())), remaining_(children.size()) {
+        // co_spawn uses a child's signal until the child's completion handler has run, after the
+        // child's body has ended (and released its share of the state): the handler keeps a share.
         for (std::size_t i = 0; i < children.size(); ++i) {
             boost::asio::co_spawn(
                 ex, produce(std::move(children[i]), i, state_, live),
-                boost::asio::bind_cancellation_slot(state_->cancel[i].slot(), boost::asio::detached)
+                boost::asio::bind_cancellation_slot(
+                    state_->cancel[i].slot(), boost::asio::consign(boost::asio::detached, state_)
+                )
             );
         }
     }
