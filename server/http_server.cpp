@@ -19,9 +19,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <array>
+#include <cerrno>
 #include <fanout/http_server.hpp>
 #include <list>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <tuple>
 
 namespace fanout::server {
@@ -191,7 +193,7 @@ struct session_slot {
     bool cancelled = false;  // by shutdown or disconnect: whatever the handler returns is not sent
 };
 
-// Watches the connection for the client going away while a deadline-bound request is handled: one
+// Watches the connection for the client going away while a deadline-bound request is handled: a
 // wait for readability; EOF or reset then cancels the session, the handler and its fetches with it.
 // Bytes that arrive meanwhile are a pipelined request, not a disconnect: the watch just ends.
 // Shared with the wait's completion, which may run after the session has ended.
@@ -203,11 +205,23 @@ struct disconnect_watch {
 
     void arm(tcp::socket& sock, std::shared_ptr<disconnect_watch> const& self) {
         armed = true;
-        sock.async_wait(tcp::socket::wait_read, [self, &sock, g = ++generation](error_code ec) {
+        wait(sock, self, ++generation);
+    }
+
+    // Readiness is not proof: with several threads running the loop, a readiness event taken before
+    // the last request was read can complete a wait started after it. Only a peek tells EOF, reset,
+    // bytes, or nothing yet (then the wait starts again).
+    static void wait(tcp::socket& sock, std::shared_ptr<disconnect_watch> const& self, std::uint64_t g) {
+        sock.async_wait(tcp::socket::wait_read, [self, &sock, g](error_code ec) {
             if (ec || !self->slot || !self->armed || self->generation != g) return;  // gone, or stale
+            char byte;
+            auto const n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                wait(sock, self, g);
+                return;
+            }
             self->armed = false;
-            error_code aec;
-            if (sock.available(aec) > 0 && !aec) return;
+            if (n > 0) return;
             self->fired = true;
             self->slot->cancelled = true;
             self->slot->cancel.emit(net::cancellation_type::terminal);
