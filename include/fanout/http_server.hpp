@@ -15,8 +15,10 @@
 namespace fanout::server {
 
 // fanout's HTTP/1.1 server on one executor: an acceptor, its sessions, and its own upstream
-// client and pool. It owns no threads; to use several, run one http_server per single-threaded
-// event loop, all with reuse_port on the same port and sharing one metrics_registry.
+// client and pool. It owns no threads. Its executor must run one handler at a time: an io_context
+// run by one thread, or a strand (e.g. boost::asio::make_strand(ioc)) of one that several threads
+// run (tested under TSan). Fastest with several threads: one http_server per single-threaded event
+// loop, all with reuse_port on the same port and sharing one metrics_registry.
 class http_server {
   public:
     using executor_type = boost::asio::any_io_executor;
