@@ -170,8 +170,8 @@ std::vector<setting> const& settings() {
          {}},
         {"max-request-head",
          "max_request_head",
-         "largest request head, bytes; over it: 431; also bounds a chunk-size line and the trailers (default "
-         "8192)",
+         "largest request head (request line included), bytes; over it: 431; also bounds a chunk-size line "
+         "and the trailers (default 8192)",
          false,
          size(&options::max_request_head, 256, 1 << 20),
          {}},
