@@ -24,6 +24,11 @@ std::string quoted(std::string_view text) {
     return "'" + wire::shortened(text) + "'";
 }
 
+// A value that, alone in a path segment, is a dot-segment (RFC 3986 §3.3).
+bool dot_segment(std::string_view value) {
+    return value == "." || value == "..";
+}
+
 // Names appear unescaped in JSON keys, metric labels and log fields: keep them to a safe alphabet.
 void check_name(std::string_view name) {
     if (name.empty()) throw std::invalid_argument("empty service name");
@@ -126,10 +131,17 @@ service make_service(std::string name, std::string_view template_url) {
     return s;
 }
 
+bool fits_placeholder(service const& svc, std::string_view name, std::string_view value) {
+    if (!dot_segment(value)) return true;
+    auto const path = std::string_view(svc.target).substr(0, svc.target.find('?'));
+    return path.find("{" + std::string(name) + "}") == std::string_view::npos;
+}
+
 std::string expand_target(service const& svc, std::span<param const> values) {
     if (svc.params.empty()) return svc.target;
     std::string out;
     out.reserve(svc.target.size() + 32);
+    auto const query = svc.target.find('?');
     for (std::size_t i = 0; i < svc.target.size(); ++i) {
         if (svc.target[i] != '{') {
             out += svc.target[i];
@@ -142,6 +154,11 @@ std::string expand_target(service const& svc, std::span<param const> values) {
         if (v == values.end())
             throw std::invalid_argument(
                 "no value for placeholder '{" + std::string(name) + "}' of " + svc.name
+            );
+        if (i < query && dot_segment(v->value))
+            throw std::invalid_argument(
+                "'.' and '..' may not fill placeholder '{" + std::string(name) + "}' of " + svc.name +
+                ", in the path"
             );
         out += urls::encode(v->value, urls::unreserved_chars);
         i = close;
