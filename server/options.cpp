@@ -1,7 +1,9 @@
 #include "server/listener.hpp"
+#include "wire/json_text.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/program_options.hpp>
 
@@ -29,6 +31,11 @@ std::invalid_argument bad(std::string const& where, std::string const& what) {
     return std::invalid_argument(where + ": " + what);
 }
 
+// A value given, repeated in an error message.
+std::string quoted(std::string_view text) {
+    return "'" + wire::shortened(text) + "'";
+}
+
 std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) {
         throw bad(
@@ -40,7 +47,7 @@ std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, 
 }
 
 void set_listen(options& opts, std::string const& where, std::string const& value) {
-    auto fail = [&] { return bad(where, "expected HOST:PORT, got '" + value + "'"); };
+    auto fail = [&] { return bad(where, "expected HOST:PORT, got " + quoted(value)); };
     auto colon = value.rfind(':');
     if (colon == std::string::npos || colon == 0) throw fail();
     auto host = value.substr(0, colon);
@@ -56,11 +63,11 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
     // Checked here rather than when binding, so that it is a bad flag (exit 2), not a failure to serve.
     auto address = parse_listen_host(host);
     if (!address)
-        throw bad(where, "'" + host + "' is not an IP address or localhost (host names are not resolved)");
+        throw bad(where, quoted(host) + " is not an IP address or localhost (host names are not resolved)");
     if (address->is_v6() != bracketed)
         throw bad(
-            where, bracketed ? "only an IPv6 address goes in brackets, got '" + value + "'"
-                             : "an IPv6 address goes in brackets, e.g. [::1]:8080, got '" + value + "'"
+            where, bracketed ? "only an IPv6 address goes in brackets, got " + quoted(value)
+                             : "an IPv6 address goes in brackets, e.g. [::1]:8080, got " + quoted(value)
         );
     opts.listen_host = host;
     opts.listen_port = static_cast<std::uint16_t>(p);
@@ -69,7 +76,7 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
     static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
     if (!levels.count(value))
-        throw bad(where, "expected trace|debug|info|warn|error|off, got '" + value + "'");
+        throw bad(where, "expected trace|debug|info|warn|error|off, got " + quoted(value));
     opts.log_level = value;
 }
 
@@ -80,7 +87,7 @@ void set_deadline_header(options& opts, std::string const& where, std::string co
     if (!value.empty() && !upstream::valid_field_name(value))
         throw bad(
             where,
-            "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got '" + value + "'"
+            "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got " + quoted(value)
         );
     static constexpr std::array<std::string_view, 14> reserved{
         "host",        "user-agent", "accept",  "connection", "content-length", "transfer-encoding",
@@ -89,7 +96,7 @@ void set_deadline_header(options& opts, std::string const& where, std::string co
     if (std::any_of(reserved.begin(), reserved.end(), [&](auto r) {
             return boost::beast::iequals(value, r);
         }))
-        throw bad(where, "'" + value + "' is a header fanout sets itself");
+        throw bad(where, quoted(value) + " is a header fanout sets itself");
     opts.deadline_header = value;
 }
 
@@ -170,8 +177,8 @@ std::vector<setting> const& settings() {
          {}},
         {"max-request-head",
          "max_request_head",
-         "largest request head, bytes; over it: 431; also bounds a chunk-size line and the trailers (default "
-         "8192)",
+         "largest request head (request line included), bytes; over it: 431; also bounds a chunk-size line "
+         "and the trailers (default 8192)",
          false,
          size(&options::max_request_head, 256, 1 << 20),
          {}},
@@ -283,7 +290,7 @@ void check_consistency(
 }
 
 void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {
-    if (!names.insert(s.name).second) throw bad(where, "service '" + s.name + "' given twice");
+    if (!names.insert(s.name).second) throw bad(where, "service " + quoted(s.name) + " given twice");
     o.upstreams.push_back(std::move(s));
 }
 
@@ -319,7 +326,7 @@ bool host_name_or_address(std::string_view text) {
 std::string readable_file(std::string const& key, json::value const& value) {
     if (!value.is_string() || value.as_string().empty()) throw bad(key, "expected a file name");
     std::string path(value.as_string());
-    if (!std::ifstream(path)) throw bad(key, "cannot read '" + path + "'");
+    if (!std::ifstream(path)) throw bad(key, "cannot read " + quoted(path));
     return path;
 }
 
@@ -399,7 +406,7 @@ void apply_upstreams(options& o, json::value const& v) {
             throw bad(where, e.what());
         }
         for (auto const& [k, value] : fields)
-            if (k != "name" && k != "url") apply_upstream_key(s, where + "." + std::string(k), k, value);
+            if (k != "name" && k != "url") apply_upstream_key(s, where + "." + wire::shortened(k), k, value);
         if (s.tls && s.tls->client_cert.empty() != s.tls->client_key.empty())
             throw bad(where, "client_cert and client_key go together");
         if (s.tls && s.tls->insecure_skip_verify && !s.tls->ca_file.empty())
@@ -408,10 +415,96 @@ void apply_upstreams(options& o, json::value const& v) {
     }
 }
 
+// Follows a document through Boost.JSON's parser events to find a key given twice in one object,
+// which json::parse keeps quietly (the last one). found: e.g. "upstreams[1]: duplicate key 'url'".
+class duplicate_key_finder {
+  public:
+    static constexpr std::size_t max_array_size = -1;
+    static constexpr std::size_t max_object_size = -1;
+    static constexpr std::size_t max_string_size = -1;
+    static constexpr std::size_t max_key_size = -1;
+
+    std::string found;
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_array_begin(json::error_code&) { return begin(false); }
+    bool on_array_end(std::size_t, json::error_code&) { return end(); }
+    bool on_object_begin(json::error_code&) { return begin(true); }
+    bool on_object_end(std::size_t, json::error_code&) { return end(); }
+    bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, json::error_code&) { return value(); }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+        key_.append(s.data(), s.size());
+        auto& object = levels_.back();
+        if (!object.keys.insert(key_).second) {
+            found = path() + "duplicate key " + quoted(key_);
+            ec = json::error::syntax;
+            return false;
+        }
+        object.key = std::move(key_);
+        key_.clear();
+        return true;
+    }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value(); }
+    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value(); }
+    bool on_double(double, json::string_view, json::error_code&) { return value(); }
+    bool on_bool(bool, json::error_code&) { return value(); }
+    bool on_null(json::error_code&) { return value(); }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  private:
+    struct level {
+        bool is_object;
+        std::set<std::string> keys{};  // of an object
+        std::string key{};             // of an object: the one whose value is being read
+        std::size_t values = 0;        // of an array: elements begun
+    };
+
+    // A value begins: in an array, the next element.
+    bool value() {
+        if (!levels_.empty() && !levels_.back().is_object) ++levels_.back().values;
+        return true;
+    }
+    bool begin(bool is_object) {
+        value();
+        levels_.push_back({is_object});
+        return true;
+    }
+    bool end() {
+        levels_.pop_back();
+        return true;
+    }
+    // Where the innermost object is, as "upstreams[1]: ", or "" at the top.
+    std::string path() const {
+        std::string out;
+        for (std::size_t i = 0; i + 1 < levels_.size(); ++i) {
+            auto const& l = levels_[i];
+            if (!l.is_object)
+                out += "[" + std::to_string(l.values - 1) + "]";
+            else
+                out += (out.empty() ? "" : ".") + wire::shortened(l.key);
+        }
+        return out.empty() ? out : out + ": ";
+    }
+
+    std::vector<level> levels_;
+    std::string key_;  // the key being read, from its parts
+};
+
 // apply_config, telling which keys the file set.
 std::set<std::string> apply_config_keys(options& opts, std::string_view json_text) {
     std::set<std::string> keys;
     json::error_code ec;
+    json::basic_parser<duplicate_key_finder> finder{json::parse_options{}};
+    finder.write_some(false, json_text.data(), json_text.size(), ec);
+    if (!finder.handler().found.empty()) throw std::invalid_argument(finder.handler().found);
     auto doc = json::parse(json_text, ec);
     if (ec) throw std::invalid_argument("not valid JSON: " + ec.message());
     if (!doc.is_object()) throw std::invalid_argument("expected a JSON object at the top");
@@ -425,7 +518,7 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
         setting const* s = nullptr;
         for (auto const& candidate : settings())
             if (key == candidate.key) s = &candidate;
-        if (!s) throw bad(key, "unknown key");
+        if (!s) throw bad(wire::shortened(key), "unknown key");
         if (s->is_text) {
             if (!value.is_string()) throw bad(key, "expected a string");
             s->set_text(opts, key, std::string(value.as_string()));
@@ -436,6 +529,33 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
     }
     // Consistency between settings (timeout vs cap) is checked by parse_command_line once flags applied.
     return keys;
+}
+
+constexpr std::size_t max_config_size = 1 << 20;
+
+// The file's text, read no further than max_config_size: the path may name an endless stream.
+std::string read_config(std::string const& path) {
+    std::ifstream in{path, std::ios::binary};
+    if (!in) throw std::invalid_argument("--config: cannot read " + quoted(path));
+    std::string text(max_config_size + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    if (in.bad()) throw std::invalid_argument("--config: cannot read " + quoted(path));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_config_size)
+        throw std::invalid_argument(
+            "--config " + wire::shortened(path) + ": larger than " + std::to_string(max_config_size) +
+            " bytes"
+        );
+    return text;
+}
+
+// Program_options repeats the argument at fault in its message (its value, or the unknown flag
+// itself): each is cut short. Its substitutions are protected; a derived class may name them.
+void shorten_arguments(po::error_with_option_name& e) {
+    struct access : po::error_with_option_name {
+        static auto substitutions() { return &access::m_substitutions; }
+    };
+    for (auto& [name, value] : e.*access::substitutions()) value = wire::shortened(value);
 }
 
 }  // namespace
@@ -462,8 +582,13 @@ command_line parse_command_line(int argc, char const* const* argv) {
     add("version", "show the version");
 
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-    po::notify(vm);
+    try {
+        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (po::error_with_option_name& e) {
+        shorten_arguments(e);
+        throw;
+    }
 
     command_line cl;
     if (vm.count("help")) {
@@ -484,14 +609,11 @@ command_line parse_command_line(int argc, char const* const* argv) {
     std::string path;
     if (vm.count("config")) {
         path = vm["config"].as<std::string>();
-        std::ifstream in{path};
-        if (!in) throw std::invalid_argument("--config: cannot read '" + path + "'");
-        std::stringstream text;
-        text << in.rdbuf();
+        auto const text = read_config(path);
         try {
-            file_keys = apply_config_keys(o, text.str());
+            file_keys = apply_config_keys(o, text);
         } catch (std::invalid_argument const& e) {
-            throw std::invalid_argument("--config " + path + ": " + e.what());
+            throw std::invalid_argument("--config " + wire::shortened(path) + ": " + e.what());
         }
     }
     for (auto const& s : settings()) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <iterator>
 
 namespace fanout::server {
 
@@ -104,21 +105,33 @@ route match(http::verb method, std::string_view target, options const& opts, req
     // The values of the upstream targets' placeholders, from the query parameters of the same names.
     for (auto const& svc : opts.upstreams) {
         for (auto const& name : svc.params) {
-            if (std::any_of(r.params.begin(), r.params.end(), [&](auto const& p) { return p.name == name; }))
-                continue;
-            auto it = query.find(name);
-            if (it == query.end() || !(*it).has_value) {
-                r.answer =
-                    error_response(400, "missing query parameter '" + name + "' (for " + svc.name + ")");
-                return r;
+            auto known =
+                std::find_if(r.params.begin(), r.params.end(), [&](auto const& p) { return p.name == name; });
+            if (known == r.params.end()) {
+                auto it = query.find(name);
+                if (it == query.end() || !(*it).has_value) {
+                    r.answer =
+                        error_response(400, "missing query parameter '" + name + "' (for " + svc.name + ")");
+                    return r;
+                }
+                if ((*it).value.decoded_size() > max_param_size) {
+                    r.answer = error_response(
+                        400,
+                        "query parameter '" + name + "' over " + std::to_string(max_param_size) + " bytes"
+                    );
+                    return r;
+                }
+                r.params.push_back({name, (*it).value.decode()});
+                known = std::prev(r.params.end());
             }
-            if ((*it).value.decoded_size() > max_param_size) {
+            // Checked for each service: a value may fit one's query and not another's path.
+            if (!upstream::fits_placeholder(svc, name, known->value)) {
                 r.answer = error_response(
-                    400, "query parameter '" + name + "' over " + std::to_string(max_param_size) + " bytes"
+                    400, "query parameter '" + name + "' may not be '.' or '..' (a path segment for " +
+                             svc.name + ")"
                 );
                 return r;
             }
-            r.params.push_back({name, (*it).value.decode()});
         }
     }
     auto timeout = parse_timeout(

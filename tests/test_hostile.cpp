@@ -3,7 +3,11 @@
 #include "upstream/response_parser.hpp"
 #include "wire/read_message.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -21,20 +25,56 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-// Feeds `message` to a fresh parser in three pieces split at i and j, as a socket may deliver it.
+// Feeds `pieces` of one message to a fresh parser, as a socket may deliver them.
 template <class Parser>
-boost::beast::error_code parse_in_pieces(std::string_view message, std::size_t i, std::size_t j) {
+boost::beast::error_code parse_pieces(std::vector<std::string_view> const& pieces, std::size_t max_head) {
     Parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(max_head));
     boost::beast::flat_buffer buffer;
     boost::beast::error_code ec;
-    for (auto piece : {message.substr(0, i), message.substr(i, j - i), message.substr(j)}) {
+    for (auto piece : pieces) {
         auto n = net::buffer_copy(buffer.prepare(piece.size()), net::buffer(piece));
         buffer.commit(n);
-        ec = wire::parse_buffered(parser, buffer, 8192);
+        ec = wire::parse_buffered(parser, buffer, max_head);
         if (ec != http::error::need_more) break;
     }
     if (!ec && !parser.is_done()) ec = http::error::partial_message;
     return ec;
+}
+
+// Feeds `message` to a fresh parser in three pieces split at i and j.
+template <class Parser>
+boost::beast::error_code parse_in_pieces(std::string_view message, std::size_t i, std::size_t j) {
+    return parse_pieces<Parser>({message.substr(0, i), message.substr(i, j - i), message.substr(j)}, 8192);
+}
+
+// Feeds `message` to a fresh parser in pieces of `size` bytes.
+template <class Parser>
+boost::beast::error_code parse_by(std::string_view message, std::size_t size, std::size_t max_head) {
+    std::vector<std::string_view> pieces;
+    for (std::size_t at = 0; at < message.size(); at += size) pieces.push_back(message.substr(at, size));
+    return parse_pieces<Parser>(pieces, max_head);
+}
+
+// Parts of a chunked message, so that one of them can be made a given size.
+struct chunked_message {
+    std::string head;      // from the start line to the empty line, both included
+    std::string first;     // the first chunk-size line, its CRLF included
+    std::string second;    // the second one, after the first chunk's data and its CRLF
+    std::string trailers;  // from the last chunk's "0" to the end
+    std::string text() const { return head + first + "x\r\n" + second + "yz\r\n" + trailers; }
+};
+
+chunked_message chunked(bool request) {
+    return {
+        request ? "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Pad: a\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Pad: a\r\n\r\n",
+        "1;e=a\r\n", "2;e=a\r\n", "0\r\nX-T: a\r\n\r\n"};
+}
+
+// Pads `part` (which ends in "\r\n", or "\r\n\r\n" if `twice`) to `size` bytes before its end.
+void pad_to(std::string& part, std::size_t size, bool twice) {
+    part.insert(part.size() - (twice ? 4 : 2), size - part.size(), 'a');
 }
 
 // A client that sends `head`, then `piece` again and again without pause, until the server closes
@@ -61,6 +101,23 @@ constexpr std::size_t four_gib = std::size_t(4) << 30;
 std::string const chunked_post =
     "POST /api/aggregate/wg HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
 std::string const small_chunk = "1;e=" + std::string(4000, 'a') + "\r\nx\r\n";
+
+// An upstream's first connection: its request read, `answer` written at once, then read until the
+// client leaves.
+net::awaitable<void> answer_once(tcp::acceptor& acceptor, std::string answer) {
+    auto [aec, sock] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+    if (aec) co_return;
+    std::string request;
+    auto [ec, n] = co_await net::async_read_until(
+        sock, net::dynamic_buffer(request), "\r\n\r\n", net::as_tuple(net::use_awaitable)
+    );
+    if (!ec)
+        std::tie(ec, n) =
+            co_await net::async_write(sock, net::buffer(answer), net::as_tuple(net::use_awaitable));
+    char sink[4096];
+    while (!ec)
+        std::tie(ec, n) = co_await sock.async_read_some(net::buffer(sink), net::as_tuple(net::use_awaitable));
+}
 
 std::string error_kind_of(aggregate_answer const& a, std::string_view service) {
     auto const* e = a.body.at("errors").as_object().if_contains(service);
@@ -108,6 +165,38 @@ BOOST_AUTO_TEST_CASE(bytes_waiting_for_the_parser_are_bounded) {
     BOOST_TEST((feed(chunked + "2;e=", "aaaaaaaa") == http::error::buffer_overflow));
     BOOST_TEST((feed(chunked + "0\r\n", "X-T: 1\r\n") == http::error::buffer_overflow));
     BOOST_TEST((feed("HTTP/1.1 200 OK\r\n", "X-H: 1\r\n") == http::error::header_limit));
+}
+
+// The head (start line included), each chunk-size line with its extensions, and the last chunk with
+// the trailer section may each be as large as the limit and no larger, in one piece or many: Beast
+// counts only the header fields, a line at a time, and none of the chunked framing.
+BOOST_AUTO_TEST_CASE(framing_sections_are_held_to_the_head_limit) {
+    constexpr std::size_t limit = 1024;
+    auto check = [&]<class Parser>(Parser*, bool request) {
+        for (int part = 0; part < 4; ++part) {
+            for (std::size_t size : {limit, limit + 1}) {
+                auto m = chunked(request);
+                if (part == 0) pad_to(m.head, size, true);
+                if (part == 1) pad_to(m.first, size, false);
+                if (part == 2) pad_to(m.second, size, false);
+                if (part == 3) pad_to(m.trailers, size, true);
+                boost::beast::error_code const over =
+                    part == 0 ? http::error::header_limit : http::error::buffer_overflow;
+                auto const text = m.text();
+                for (std::size_t piece :
+                     {text.size(), std::size_t(1), std::size_t(7), limit - 1, limit + 3}) {
+                    auto ec = parse_by<Parser>(text, piece, limit);
+                    BOOST_TEST(
+                        (size == limit ? !ec : ec == over), (request ? "request" : "response")
+                                                                << " part " << part << " size " << size
+                                                                << " piece " << piece << ": " << ec.message()
+                    );
+                }
+            }
+        }
+    };
+    check(static_cast<server::request_parser*>(nullptr), true);
+    check(static_cast<upstream::response_parser*>(nullptr), false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -195,6 +284,73 @@ BOOST_AUTO_TEST_CASE(a_client_endless_chunk_line_or_trailers_get_400_and_close) 
         auto text = fetch(h.port(), "/metrics")->body();
         return metric(text, R"(fanout_requests_total{endpoint="other",code="400"})") == 2;
     }));
+}
+
+// Beast takes a chunk-size line or a trailer section whole when it arrives in one read.
+BOOST_AUTO_TEST_CASE(a_client_long_chunk_line_or_trailers_in_one_write_get_400_and_close) {
+    harness h{{sim("users")}};
+    std::string const long_text(60'000, 'a');
+    for (auto const& body :
+         {"1;e=" + long_text + "\r\nx\r\n0\r\n\r\n", "0\r\nX-T: " + long_text + "\r\n\r\n"}) {
+        client c{h.port()};
+        c.send(chunked_post + body);
+        auto res = c.read();
+        BOOST_TEST_REQUIRE(res.has_value());
+        BOOST_TEST(res->result_int() == 400u);
+        BOOST_TEST(res->body().find("chunk-size line or trailers too large") != std::string::npos);
+        BOOST_TEST(c.closed_by_server());
+    }
+}
+
+// --max-request-head counts the whole head: request line, fields and the empty line.
+BOOST_AUTO_TEST_CASE(the_request_head_limit_counts_the_request_line) {
+    server::options opts;
+    opts.max_request_head = 1024;
+    harness h{{sim("users")}, opts};
+    auto head_of = [](std::size_t size) {
+        std::string head = "GET /healthz?pad=";
+        std::string const rest = " HTTP/1.1\r\nHost: x\r\n\r\n";
+        head.append(size - head.size() - rest.size(), 'a');
+        return head + rest;
+    };
+    client at{h.port()};
+    at.send(head_of(1024));
+    auto r1 = at.read();
+    BOOST_TEST_REQUIRE(r1.has_value());
+    BOOST_TEST(r1->result_int() == 200u);
+    client over{h.port()};
+    over.send(head_of(1025));
+    auto r2 = over.read();
+    BOOST_TEST_REQUIRE(r2.has_value());
+    BOOST_TEST(r2->result_int() == 431u);
+    BOOST_TEST(over.closed_by_server());
+}
+
+// An upstream answer with a long chunk-size line or trailer section, written at once.
+BOOST_AUTO_TEST_CASE(upstream_long_chunk_line_or_trailers_in_one_write_fail_as_protocol) {
+    std::string const head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string const long_text(60'000, 'a');
+    for (auto const& body :
+         {"2;e=" + long_text + "\r\n{}\r\n0\r\n\r\n", "2\r\n{}\r\n0\r\nX-T: " + long_text + "\r\n\r\n"}) {
+        net::io_context ioc{1};
+        tcp::acceptor acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+        net::co_spawn(ioc, answer_once(acceptor, head + body), net::detached);
+        auto const url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/users";
+        upstream::client client{ioc.get_executor(), {upstream::make_service("users", url)}, {}};
+        std::optional<upstream::fetch_result> result;
+        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, upstream::fetch_result r) {
+            result = std::move(r);
+        });
+        while (!result) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
+        BOOST_TEST_REQUIRE(result->error.has_value());
+        BOOST_TEST((result->error->kind == upstream::error_kind::protocol));
+        BOOST_TEST(
+            result->error->message.find("larger than 16384 bytes") != std::string::npos,
+            result->error->message
+        );
+        acceptor.close();
+        ioc.run_for(100ms);
+    }
 }
 
 // Chunks within every size limit, sent without pause: the header timeout still closes the connection.

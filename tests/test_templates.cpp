@@ -33,6 +33,63 @@ BOOST_AUTO_TEST_CASE(values_are_percent_encoded_into_their_place) {
     BOOST_CHECK_THROW(upstream::expand_target(s, partial), std::invalid_argument);
 }
 
+// "." and ".." stay as they are when percent-encoded ('.' is unreserved), and an upstream would
+// take them as a dot-segment, leaving the placeholder's segment: refused in the path, not the query.
+BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_refused_in_the_path_only) {
+    auto s = upstream::make_service("echo", "http://h/api/v1/users/{id}/profile?q={q}");
+    for (auto dots : {".", ".."}) {
+        std::vector<upstream::param> in_path{{"id", dots}, {"q", "1"}};
+        try {
+            upstream::expand_target(s, in_path);
+            BOOST_ERROR("no exception for '" << dots << "'");
+        } catch (std::invalid_argument const& e) {
+            BOOST_TEST(std::string(e.what()).find("{id}") != std::string::npos, e.what());
+        }
+        std::vector<upstream::param> in_query{{"id", "1"}, {"q", dots}};
+        BOOST_TEST(upstream::expand_target(s, in_query) == "/api/v1/users/1/profile?q=" + std::string(dots));
+    }
+    for (auto fine : {"...", "..x", "./", "../", "/", "%2E%2E"}) {
+        std::vector<upstream::param> values{{"id", fine}, {"q", "1"}};
+        BOOST_CHECK_NO_THROW(upstream::expand_target(s, values));
+    }
+    std::vector<upstream::param> encoded{{"id", "../"}, {"q", "1"}};
+    BOOST_TEST(upstream::expand_target(s, encoded) == "/api/v1/users/..%2F/profile?q=1");
+}
+
+BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_a_400_and_the_upstream_gets_nothing) {
+    echo_upstream echo;
+    harness h{
+        {},
+        {},
+        {upstream::make_service("echo", echo.url("/api/v1/users/{id}/profile")),
+         upstream::make_service("query", echo.url("/search?user={user}"))}};
+    for (auto value : {"..", ".", "%2E%2E", "%2e", ".%2E"}) {
+        auto r = fetch(h.port(), std::string("/api/aggregate/wg?user=1&id=") + value);
+        BOOST_TEST_REQUIRE(r.has_value(), value);
+        BOOST_TEST(r->result_int() == 400, value);
+        BOOST_TEST(r->body().find("'id'") != std::string::npos, r->body());
+    }
+    // In a query the same values are data.
+    auto a = get(h.port(), "/api/aggregate/wg?id=1&user=..");
+    BOOST_TEST_REQUIRE(a.status == 200u);
+    BOOST_TEST(echoed_target(a, "query") == "/search?user=..");
+    BOOST_TEST(echoed_target(a, "echo") == "/api/v1/users/1/profile");
+    BOOST_TEST(echo.counters().requests == 2u);  // the request just made, nothing before it
+}
+
+BOOST_AUTO_TEST_CASE(a_slash_in_a_value_stays_encoded) {
+    echo_upstream echo;
+    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}/profile"))}};
+    for (auto value : {"a/b", "a%2Fb", "../x", "..%2F"}) {
+        auto a = get(h.port(), std::string("/api/aggregate/wg?id=") + value);
+        BOOST_TEST_REQUIRE(a.status == 200u, value);
+        auto const expected = value == std::string_view("..%2F")  ? std::string("..%2F")
+                              : value == std::string_view("../x") ? std::string("..%2Fx")
+                                                                  : std::string("a%2Fb");
+        BOOST_TEST(echoed_target(a) == "/users/" + expected + "/profile", value);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_target_takes_its_values_from_the_query_on_every_endpoint) {
     echo_upstream echo;
     harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}/orders?since={since}"))}};

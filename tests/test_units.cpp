@@ -310,6 +310,30 @@ BOOST_AUTO_TEST_CASE(listen_takes_an_ip_address_or_localhost) {
         BOOST_TEST(error_of({"--listen", bad}).rfind("--listen: ", 0) == 0, bad);
 }
 
+// A value is repeated in its error cut to its first 64 bytes: a huge one must not flood stderr.
+BOOST_AUTO_TEST_CASE(errors_repeat_a_long_value_cut_short) {
+    std::string const huge(1'000'000, 'x');
+    auto const listen = "9.9.9.9:" + huge;
+    auto const url = "a=ftp://h/" + huge;
+    auto const option = "--" + huge;
+    auto const option_value = "--threads=" + huge;
+    for (auto args : std::vector<std::vector<char const*>>{
+             {"--threads", huge.c_str()},
+             {option_value.c_str()},
+             {option.c_str()},
+             {"--log-level", huge.c_str()},
+             {"--deadline-header", huge.c_str()},
+             {"--listen", huge.c_str()},
+             {"--listen", listen.c_str()},
+             {"--upstream", huge.c_str()},
+             {"--upstream", url.c_str()},
+             {"--config", huge.c_str()}}) {
+        auto const error = error_of(args);
+        BOOST_TEST(error.size() < 300u, error.substr(0, 300));
+        BOOST_TEST(error.find("xxx...'") != std::string::npos, error.substr(0, 300));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(timeout_over_its_cap_names_both_flags) {
     BOOST_TEST(
         error_of({"--timeout-ms", "5000", "--max-timeout-ms", "100"}) ==
@@ -420,6 +444,36 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
     BOOST_TEST(config_error("{").find("JSON") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_duplicate_key_is_an_error_naming_it) {
+    BOOST_TEST(config_error(R"({"threads": 2, "threads": 3})") == "duplicate key 'threads'");
+    BOOST_TEST(
+        config_error(R"({"upstreams": [{"name": "a", "url": "http://h/"},
+                                       {"name": "b", "url": "http://h/", "url": "http://g/"}]})") ==
+        "upstreams[1]: duplicate key 'url'"
+    );
+    BOOST_TEST(
+        config_error(R"({"upstreams": [{"name": "a", "url": "http://h/"}], "upstreams": []})") ==
+        "duplicate key 'upstreams'"
+    );
+    // The same key in different objects is no duplicate.
+    BOOST_TEST(config_error(R"({"upstreams": [{"name": "a", "url": "http://h/"},
+                                              {"name": "b", "url": "http://h/"}]})")
+                   .empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_long_key_or_value_is_repeated_cut_short) {
+    std::string const huge(100'000, 'x');
+    for (auto const& text :
+         {R"({")" + huge + R"(": 1})", R"({"log_level": ")" + huge + R"("})",
+          R"({"upstreams": [{"name": "a", "url": "http://h/", ")" + huge + R"(": 1}]})",
+          R"({"upstreams": [{"name": "a", "url": "ftp://h/)" + huge + R"("}]})",
+          R"({"upstreams": [{"name": "!)" + huge + R"(", "url": "http://h/"}]})"}) {
+        auto const error = config_error(text);
+        BOOST_TEST(error.size() < 300u, error.substr(0, 300));
+        BOOST_TEST(error.find("xxx...") != std::string::npos, error.substr(0, 300));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_listen_key) {
     BOOST_TEST(
         config_error(R"({"listen": "example.invalid:0"})") ==
@@ -518,6 +572,28 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_file) {
     BOOST_TEST(replaced.opts.upstreams[0].name == "b");
     BOOST_TEST(
         test_options::error_of({"--config", "/nonexistent/fanout.json"}).find("--config") != std::string::npos
+    );
+    unlink(path);
+}
+
+// The file is read no further than the limit: /dev/zero never ends.
+BOOST_AUTO_TEST_CASE(a_config_file_over_1_mib_is_refused) {
+    BOOST_TEST(
+        test_options::error_of({"--config", "/dev/zero"}) == "--config /dev/zero: larger than 1048576 bytes"
+    );
+    char path[] = "/tmp/fanout-config-XXXXXX";
+    int fd = mkstemp(path);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    // Exactly the limit is read; one byte more is refused.
+    std::string text = R"({"threads": 2})";
+    text.append((1 << 20) - text.size(), ' ');
+    BOOST_TEST_REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    BOOST_TEST(test_options::parse({"--config", path}).opts.threads == 2u);
+    BOOST_TEST_REQUIRE(write(fd, " ", 1) == 1);
+    close(fd);
+    BOOST_TEST(
+        test_options::error_of({"--config", path}) ==
+        "--config " + std::string(path) + ": larger than 1048576 bytes"
     );
     unlink(path);
 }

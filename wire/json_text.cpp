@@ -44,6 +44,13 @@ std::string valid_utf8(std::string_view text) {
     return out;
 }
 
+std::string shortened(std::string_view text, std::size_t max) {
+    if (text.size() <= max) return std::string(text);
+    auto cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return std::string(text.substr(0, cut)) + "...";
+}
+
 std::string json_quote(std::string_view text) {
     bool const ascii = std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; });
     return boost::json::serialize(ascii ? std::string(text) : valid_utf8(text));

@@ -9,6 +9,10 @@ namespace fanout::wire {
 // valid UTF-8 become U+FFFD, so the result is always valid JSON.
 std::string json_quote(std::string_view text);
 
+// `text` cut to its first `max` bytes (never inside a UTF-8 sequence), then "...", when it is
+// longer: for repeating a value given in a message, which a huge one must not flood.
+std::string shortened(std::string_view text, std::size_t max = 64);
+
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
 std::string valid_utf8(std::string_view text);
 

@@ -17,12 +17,14 @@ namespace fanout::wire {
 // hand the parser buffers that trip an assertion (see guarded_parser).
 
 // Parses what `buffer` holds into `parser`, consuming what it used. Returns http::error::need_more
-// when the message needs more bytes. Bytes that wait for the parser (the head, a chunk-size line,
-// the trailer section) are bounded by `max_unparsed`: past it, header_limit while the head is
-// incomplete, else buffer_overflow. `head_only`: done once the head is (the body is left for a later call).
+// when the message needs more bytes. The head, each chunk-size line and the last chunk with the
+// trailer section may each be `max_head` bytes, whether they arrive in one read or many (see
+// guarded_parser::put_within): over it, header_limit for the head, else buffer_overflow. So the
+// bytes left waiting in `buffer` stay below `max_head` + 2. `head_only`: done once the head is (the
+// body is left for a later call).
 template <class Parser>
 boost::beast::error_code parse_buffered(
-    Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_unparsed, bool head_only = false
+    Parser& parser, boost::beast::flat_buffer& buffer, std::size_t max_head, bool head_only = false
 ) {
     namespace http = boost::beast::http;
     if constexpr (Parser::is_request::value) {
@@ -40,14 +42,12 @@ boost::beast::error_code parse_buffered(
     while (buffer.size() >= parser.min_put()) {
         if (head_only && parser.is_header_done()) return {};
         boost::beast::error_code ec;
-        auto const used = parser.put(buffer.data(), ec);
+        auto const used = parser.put_within(buffer.data(), max_head, ec);
         buffer.consume(used);
         if (ec && ec != http::error::need_more) return ec;
         if (parser.is_done() || (head_only && parser.is_header_done())) return {};
-        if (ec || used == 0) break;
+        if (used == 0) break;
     }
-    if (buffer.size() > max_unparsed)
-        return parser.is_header_done() ? http::error::buffer_overflow : http::error::header_limit;
     return http::error::need_more;
 }
 
@@ -64,13 +64,13 @@ boost::asio::awaitable<boost::beast::error_code> read_message(
     Stream& stream,
     boost::beast::flat_buffer& buffer,
     Parser& parser,
-    std::size_t max_unparsed,
+    std::size_t max_head,
     bool head_only = false
 ) {
     namespace net = boost::asio;
     namespace http = boost::beast::http;
     for (;;) {
-        auto ec = parse_buffered(parser, buffer, max_unparsed, head_only);
+        auto ec = parse_buffered(parser, buffer, max_head, head_only);
         if (ec != http::error::need_more) co_return ec;
         auto [rec, n] =
             co_await stream.async_read_some(buffer.prepare(read_size), net::as_tuple(net::use_awaitable));

@@ -69,9 +69,16 @@ struct param {
     std::string value;
 };
 
+// Whether `value` may fill the placeholder `name` of the service's target. In the path "." and
+// ".." may not: percent-encoding leaves them as they are ('.' is unreserved) and the upstream would
+// take them as a dot-segment (RFC 3986 §5.2.4), out of the placeholder's segment. In the query
+// they are values like any other.
+bool fits_placeholder(service const& svc, std::string_view name, std::string_view value);
+
 // The service's target with each placeholder replaced by its value in `values`, every byte but
 // RFC 3986's unreserved ones percent-encoded (so a value stays one path segment or query value).
-// Throws std::invalid_argument naming a placeholder without a value.
+// Throws std::invalid_argument naming a placeholder without a value, or one that a value does not
+// fit (fits_placeholder()).
 std::string expand_target(service const& svc, std::span<param const> values);
 
 }  // namespace fanout::upstream
