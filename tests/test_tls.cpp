@@ -17,10 +17,12 @@
 
 #include <fanout/client.hpp>
 #include <fanout/options.hpp>
+#include <fcntl.h>
 #include <fstream>
 #include <mutex>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <thread>
@@ -172,6 +174,7 @@ class raw_tls_upstream {
         hello_requests,         // answers the ClientHello with plaintext HelloRequests, without pause
         hello_requests_slowly,  // ... one every 20 ms
         session_tickets,        // TLS 1.3: after the request, session tickets without pause
+        renegotiation,          // TLS 1.2: asks for a renegotiation 20 times during a chunked answer
     };
 
     explicit raw_tls_upstream(script s) : script_(s) {
@@ -190,6 +193,7 @@ class raw_tls_upstream {
     std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/raw"; }
 
     std::atomic<std::uint64_t> sent{0};  // bytes of HelloRequests, or of the whole connection
+    std::atomic<int> client_hellos{0};   // the handshake's, then one per renegotiation
     std::atomic<bool> ended{false};      // the connection is over (the client closed it, or TLS failed)
 
   private:
@@ -239,16 +243,31 @@ class raw_tls_upstream {
             SSL_CTX_new(TLS_server_method()), &SSL_CTX_free};
         SSL_CTX_use_certificate_chain_file(ctx.get(), pki().server_cert().c_str());
         SSL_CTX_use_PrivateKey_file(ctx.get(), pki().server_key().c_str(), SSL_FILETYPE_PEM);
-        SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION);
+        auto const version = script_ == script::renegotiation ? TLS1_2_VERSION : TLS1_3_VERSION;
+        SSL_CTX_set_min_proto_version(ctx.get(), version);
+        SSL_CTX_set_max_proto_version(ctx.get(), version);
         std::unique_ptr<SSL, decltype(&SSL_free)> ssl{SSL_new(ctx.get()), &SSL_free};
         SSL_set_fd(ssl.get(), fd);
+        SSL_set_msg_callback_arg(ssl.get(), this);
+        SSL_set_msg_callback(
+            ssl.get(),
+            [](int write_p, int, int type, void const* buf, std::size_t len, SSL*, void* arg) {
+                auto const* p = static_cast<unsigned char const*>(buf);
+                if (!write_p && type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == SSL3_MT_CLIENT_HELLO)
+                    ++static_cast<raw_tls_upstream*>(arg)->client_hellos;
+            }
+        );
         if (SSL_accept(ssl.get()) == 1 && read_request(ssl.get())) {
-            // Once a write has failed, OpenSSL's server reports tickets sent that it no longer writes.
-            auto* out = SSL_get_wbio(ssl.get());
-            for (auto before = BIO_number_written(out); !stopping_; before = sent) {
-                if (SSL_new_session_ticket(ssl.get()) != 1 || SSL_do_handshake(ssl.get()) != 1) break;
-                sent = BIO_number_written(out);
-                if (sent == before) break;
+            if (script_ == script::session_tickets) {
+                // Once a write has failed, OpenSSL's server reports tickets sent that it no longer writes.
+                auto* out = SSL_get_wbio(ssl.get());
+                for (auto before = BIO_number_written(out); !stopping_; before = sent) {
+                    if (SSL_new_session_ticket(ssl.get()) != 1 || SSL_do_handshake(ssl.get()) != 1) break;
+                    sent = BIO_number_written(out);
+                    if (sent == before) break;
+                }
+            } else {
+                answer_renegotiating(ssl.get(), fd);
             }
         }
         ERR_clear_error();
@@ -263,6 +282,33 @@ class raw_tls_upstream {
             request.append(buf, static_cast<std::size_t>(n));
         }
         return true;
+    }
+
+    // [0,0,...,0] in 21 chunks, with a HelloRequest before each but the first; a renegotiation the
+    // client takes up is run to its end before the next chunk.
+    static void answer_renegotiating(SSL* ssl, int fd) {
+        auto write = [&](std::string_view s) {
+            return SSL_write(ssl, s.data(), int(s.size())) == int(s.size());
+        };
+        if (!write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n3\r\n[0,\r\n"))
+            return;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        for (int i = 0; i < 20; ++i) {
+            if (SSL_renegotiate(ssl) != 1) return;
+            SSL_do_handshake(ssl);  // sends the HelloRequest
+            auto const until = std::chrono::steady_clock::now() + 2s;
+            while (SSL_renegotiate_pending(ssl) && std::chrono::steady_clock::now() < until) {
+                pollfd p{fd, POLLIN, 0};
+                ::poll(&p, 1, 50);
+                char buf[256];
+                if (SSL_read(ssl, buf, sizeof buf) <= 0) {
+                    auto const e = SSL_get_error(ssl, -1);
+                    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return;  // refused: an alert
+                }
+            }
+            if (!write(i == 19 ? "2\r\n0]\r\n0\r\n\r\n" : "2\r\n0,\r\n")) return;
+        }
     }
 
     script script_;
@@ -537,6 +583,19 @@ BOOST_AUTO_TEST_CASE(session_tickets_without_end_are_a_tls_failure) {
     BOOST_TEST(r->error->message.find("after the handshake") != std::string::npos, r->error->message);
     BOOST_TEST(eventually([&] { return flood.ended.load(); }));
     BOOST_TEST(flood.sent < 64u * 1024 * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(renegotiation_is_refused) {
+    raw_tls_upstream renegotiating{raw_tls_upstream::script::renegotiation};
+    auto s = upstream::make_service("renegotiating", renegotiating.url());
+    s.tls = trusting_test_ca();
+    auto r = fetch_without_deadline(s);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(eventually([&] { return renegotiating.ended.load(); }));
+    BOOST_TEST(renegotiating.client_hellos == 1);  // the handshake, and no renegotiation
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::tls), r->error->message);
+    BOOST_TEST(r->error->message.find("renegotiation refused") != std::string::npos, r->error->message);
 }
 
 BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {

@@ -188,7 +188,9 @@ bool quiet_since_pooled(connection& conn) {
     return ec == net::error::would_block;
 }
 
-// The exchange on `conn` failed with `ec`: as exchange_failure says, unless its TLS guard stopped it.
+// The exchange on `conn` failed with `ec`: as exchange_failure says, unless its TLS guard stopped
+// it or the server had asked for a renegotiation (refused, which an OpenSSL server answers with a
+// fatal alert).
 fetch_result exchange_failure(
     connection& conn, error_code ec, client_options const& limits, service const& svc
 ) {
@@ -200,6 +202,11 @@ fetch_result exchange_failure(
                                      std::to_string(tls_guard::max_post_handshake_bytes) +
                                      " bytes of handshake messages after the handshake (session tickets, "
                                      "key updates, renegotiation requests) for one answer"
+            );
+        if (guard.renegotiation_asked() && ec.category() == net::error::get_ssl_category())
+            return make_failure(
+                error_kind::tls,
+                "TLS with " + svc.host_header + ": renegotiation refused (" + ec.message() + ")"
             );
     }
     return exchange_failure(ec, limits, svc);

@@ -63,6 +63,7 @@ void tls_guard::end_handshake() noexcept {
 
 void tls_guard::expect_answer() noexcept {
     read_ = 0;
+    renegotiation_asked_ = false;
 }
 
 tls_guard::stop tls_guard::stopped() noexcept {
@@ -88,6 +89,7 @@ void tls_guard::on_message(
     } else if (content_type == SSL3_RT_HANDSHAKE) {
         // OpenSSL bounds the alerts and empty records it skips, not these.
         self.read_ += len;
+        if (len > 0 && bytes[0] == SSL3_MT_HELLO_REQUEST) self.renegotiation_asked_ = true;
         if (self.read_ > max_post_handshake_bytes && self.stopped_ == stop::none)
             self.stopped_ = stop::post_handshake_bytes;
     }
@@ -102,6 +104,9 @@ tls_client::tls_client(service const& svc)
     };
     auto* native = context_.native_handle();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    // A TLS 1.2 server's request to renegotiate is answered with a no_renegotiation alert, as Go's
+    // client does: a new handshake in the middle of an answer is only something more to bound.
+    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
     if (settings.client_cert.empty() != settings.client_key.empty())
         throw std::invalid_argument("service '" + svc.name + "': client_cert and client_key go together");
     if (settings.insecure_skip_verify && !settings.ca_file.empty())

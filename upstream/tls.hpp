@@ -39,6 +39,8 @@ class tls_guard {
     void expect_answer() noexcept;
     // Why reading stops (the handshake's deadline is looked at now); once stopped, for good.
     stop stopped() noexcept;
+    // Whether the server asked for a renegotiation (refused) since the request was sent.
+    bool renegotiation_asked() const noexcept { return renegotiation_asked_; }
 
     // For SSL_set_msg_callback, with the guard as its argument.
     static void on_message(
@@ -49,6 +51,7 @@ class tls_guard {
     std::optional<std::chrono::steady_clock::time_point> handshake_deadline_;  // set during it
     std::size_t read_ = 0;  // bytes of records during the handshake, of handshake messages after it
     stop stopped_ = stop::none;
+    bool renegotiation_asked_ = false;
 };
 
 // The socket under a TLS stream: the connection's own, whose reads fail once `guard` says stop.
