@@ -585,6 +585,18 @@ BOOST_AUTO_TEST_CASE(session_tickets_without_end_are_a_tls_failure) {
     BOOST_TEST(flood.sent < 64u * 1024 * 1024);
 }
 
+BOOST_AUTO_TEST_CASE(a_wg_request_ends_against_session_tickets_without_end) {
+    raw_tls_upstream flood{raw_tls_upstream::script::session_tickets};
+    auto s = upstream::make_service("flood", flood.url());
+    s.tls = trusting_test_ca();
+    harness h{{sim("users")}, {}, {s}};
+    auto a = get(h.port(), "/api/aggregate/wg");  // no deadline
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(kind_of(a, "flood") == "tls");
+    BOOST_TEST(kind_of(a, "users") == "ok");
+    BOOST_TEST(eventually([&] { return flood.ended.load(); }));
+}
+
 BOOST_AUTO_TEST_CASE(renegotiation_is_refused) {
     raw_tls_upstream renegotiating{raw_tls_upstream::script::renegotiation};
     auto s = upstream::make_service("renegotiating", renegotiating.url());
