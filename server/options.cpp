@@ -345,6 +345,8 @@ void apply_tls_key(
         if (!value.is_string() || !host_name_or_address(value.as_string()))
             throw bad(key, "expected a host name or an IP address");
         tls.server_name = value.as_string();
+    } else if (k == "tls_handshake_timeout_ms") {
+        tls.handshake_timeout = milliseconds(integer(key, value, 1, max_ms));
     } else if (!value.is_bool()) {
         throw bad(key, "expected true or false");
     } else {
@@ -375,7 +377,7 @@ void apply_upstream_key(
         s.retry_budget = fraction(key, value);
     } else if (k == "retry_min_per_s") {
         s.retry_min_per_s = static_cast<unsigned>(integer(key, value, 0, 1'000'000));
-    } else if (k == "ca_file" || k == "client_cert" || k == "client_key" || k == "server_name" || k == "insecure_skip_verify") {
+    } else if (k == "ca_file" || k == "client_cert" || k == "client_key" || k == "server_name" || k == "insecure_skip_verify" || k == "tls_handshake_timeout_ms") {
         apply_tls_key(s, key, k, value);
     } else {
         throw bad(key, "unknown key");

@@ -1,6 +1,7 @@
 // HTTPS upstreams (service::tls): what is verified and how a failure reads, pooling and session
-// resumption, and deadlines through the handshake. Against fanout-sim's TLS on loopback, with
-// certificates made at test time.
+// resumption, deadlines through the handshake, and the bounds on what a server may send around
+// it. Against fanout-sim's TLS on loopback (and, for what it will not do, servers written with
+// OpenSSL directly), with certificates made at test time.
 
 #include "tests/support.hpp"
 #include "tests/tls_certs.hpp"
@@ -16,7 +17,15 @@
 
 #include <fanout/client.hpp>
 #include <fanout/options.hpp>
+#include <fcntl.h>
 #include <fstream>
+#include <mutex>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <thread>
 
 using namespace fanout;
 using namespace fanout::test;
@@ -157,6 +166,174 @@ class silent_upstream {
     std::thread thread_;
 };
 
+// One connection of a TLS upstream written with OpenSSL directly, on a thread of its own, for what
+// fanout-sim will never do. Counts what it sent, and sees the client hang up.
+class raw_tls_upstream {
+  public:
+    enum class script {
+        hello_requests,         // answers the ClientHello with plaintext HelloRequests, without pause
+        hello_requests_slowly,  // ... one every 20 ms
+        session_tickets,        // TLS 1.3: after the request, session tickets without pause
+        renegotiation,          // TLS 1.2: asks for a renegotiation 20 times during a chunked answer
+    };
+
+    explicit raw_tls_upstream(script s) : script_(s) {
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~raw_tls_upstream() {
+        // Wakes the thread wherever it blocks: in accept(), a read or a write.
+        {
+            std::lock_guard lock{m_};
+            stopping_ = true;
+            if (peer_fd_ >= 0) ::shutdown(peer_fd_, SHUT_RDWR);
+        }
+        ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+        thread_.join();
+    }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/raw"; }
+
+    std::atomic<std::uint64_t> sent{0};  // bytes of HelloRequests, or of the whole connection
+    std::atomic<int> client_hellos{0};   // the handshake's, then one per renegotiation
+    std::atomic<bool> ended{false};      // the connection is over (the client closed it, or TLS failed)
+
+  private:
+    void serve() {
+        // A write to a closed connection fails with EPIPE on this thread instead of killing the process.
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+        boost::system::error_code ec;
+        tcp::socket peer{ioc_};
+        acceptor_.accept(peer, ec);
+        if (ec) return;
+        {
+            std::lock_guard lock{m_};
+            if (stopping_) return;
+            peer_fd_ = peer.native_handle();
+        }
+        if (script_ == script::hello_requests || script_ == script::hello_requests_slowly)
+            send_hello_requests(peer);
+        else
+            speak_tls(peer.native_handle());
+        std::lock_guard lock{m_};
+        peer_fd_ = -1;  // before the socket closes, and its number may be reused
+        ended = true;
+    }
+
+    // Plaintext handshake records, each holding HelloRequests (type 0, length 0), which a client
+    // still in its handshake is to ignore.
+    void send_hello_requests(tcp::socket& peer) {
+        std::array<char, 4096> client_hello;
+        boost::system::error_code ec;
+        peer.read_some(net::buffer(client_hello), ec);
+        bool const slowly = script_ == script::hello_requests_slowly;
+        std::size_t const payload = slowly ? 4 : 16 * 1024;
+        std::string record = {0x16, 0x03, 0x03, char(payload >> 8), char(payload & 0xff)};
+        record.append(payload, '\0');
+        while (!ec) {
+            net::write(peer, net::buffer(record), ec);
+            if (!ec) sent += payload;
+            if (slowly) std::this_thread::sleep_for(20ms);
+        }
+    }
+
+    void speak_tls(int fd) {
+        std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{
+            SSL_CTX_new(TLS_server_method()), &SSL_CTX_free};
+        SSL_CTX_use_certificate_chain_file(ctx.get(), pki().server_cert().c_str());
+        SSL_CTX_use_PrivateKey_file(ctx.get(), pki().server_key().c_str(), SSL_FILETYPE_PEM);
+        auto const version = script_ == script::renegotiation ? TLS1_2_VERSION : TLS1_3_VERSION;
+        SSL_CTX_set_min_proto_version(ctx.get(), version);
+        SSL_CTX_set_max_proto_version(ctx.get(), version);
+        std::unique_ptr<SSL, decltype(&SSL_free)> ssl{SSL_new(ctx.get()), &SSL_free};
+        SSL_set_fd(ssl.get(), fd);
+        SSL_set_msg_callback_arg(ssl.get(), this);
+        SSL_set_msg_callback(
+            ssl.get(),
+            [](int write_p, int, int type, void const* buf, std::size_t len, SSL*, void* arg) {
+                auto const* p = static_cast<unsigned char const*>(buf);
+                if (!write_p && type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == SSL3_MT_CLIENT_HELLO)
+                    ++static_cast<raw_tls_upstream*>(arg)->client_hellos;
+            }
+        );
+        if (SSL_accept(ssl.get()) == 1 && read_request(ssl.get())) {
+            if (script_ == script::session_tickets) {
+                // Once a write has failed, OpenSSL's server reports tickets sent that it no longer writes.
+                auto* out = SSL_get_wbio(ssl.get());
+                for (auto before = BIO_number_written(out); !stopping_; before = sent) {
+                    if (SSL_new_session_ticket(ssl.get()) != 1 || SSL_do_handshake(ssl.get()) != 1) break;
+                    sent = BIO_number_written(out);
+                    if (sent == before) break;
+                }
+            } else {
+                answer_renegotiating(ssl.get(), fd);
+            }
+        }
+        ERR_clear_error();
+    }
+
+    static bool read_request(SSL* ssl) {
+        std::string request;
+        char buf[1024];
+        while (request.find("\r\n\r\n") == std::string::npos) {
+            int n = SSL_read(ssl, buf, sizeof buf);
+            if (n <= 0) return false;
+            request.append(buf, static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+    // [0,0,...,0] in 21 chunks, with a HelloRequest before each but the first; a renegotiation the
+    // client takes up is run to its end before the next chunk.
+    static void answer_renegotiating(SSL* ssl, int fd) {
+        auto write = [&](std::string_view s) {
+            return SSL_write(ssl, s.data(), int(s.size())) == int(s.size());
+        };
+        if (!write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n3\r\n[0,\r\n"))
+            return;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        for (int i = 0; i < 20; ++i) {
+            if (SSL_renegotiate(ssl) != 1) return;
+            SSL_do_handshake(ssl);  // sends the HelloRequest
+            auto const until = std::chrono::steady_clock::now() + 2s;
+            while (SSL_renegotiate_pending(ssl) && std::chrono::steady_clock::now() < until) {
+                pollfd p{fd, POLLIN, 0};
+                ::poll(&p, 1, 50);
+                char buf[256];
+                if (SSL_read(ssl, buf, sizeof buf) <= 0) {
+                    auto const e = SSL_get_error(ssl, -1);
+                    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return;  // refused: an alert
+                }
+            }
+            if (!write(i == 19 ? "2\r\n0]\r\n0\r\n\r\n" : "2\r\n0,\r\n")) return;
+        }
+    }
+
+    script script_;
+    net::io_context ioc_{1};
+    tcp::acceptor acceptor_{ioc_, {net::ip::make_address("127.0.0.1"), 0}};
+    std::uint16_t port_ = acceptor_.local_endpoint().port();
+    std::mutex m_;
+    std::atomic<bool> stopping_{false};
+    int peer_fd_ = -1;
+    std::thread thread_;
+};
+
+// One fetch of `s` with no deadline (as wg and channel fetch without a service timeout), on a loop
+// of its own; nullopt if it has not ended after 10 s.
+std::optional<upstream::fetch_result> fetch_without_deadline(upstream::service s) {
+    net::io_context ioc;
+    upstream::client c{ioc.get_executor(), {std::move(s)}, {}};
+    std::optional<upstream::fetch_result> out;
+    net::co_spawn(ioc, c.fetch(0), [&](std::exception_ptr e, upstream::fetch_result r) {
+        if (!e) out = std::move(r);
+        ioc.stop();
+    });
+    ioc.run_for(10s);
+    return out;
+}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_tls)
@@ -360,6 +537,79 @@ BOOST_AUTO_TEST_CASE(a_cancelled_fetch_closes_its_tls_connection) {
     BOOST_TEST(loop.client.stats().settled_kept == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(handshake_records_without_end_are_a_tls_failure) {
+    raw_tls_upstream flood{raw_tls_upstream::script::hello_requests};
+    auto r = fetch_without_deadline(upstream::make_service("flood", flood.url()));
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::tls), r->error->message);
+    BOOST_TEST(r->error->message.find("handshake larger than") != std::string::npos, r->error->message);
+    BOOST_TEST(eventually([&] { return flood.ended.load(); }));  // the client closed the connection
+    BOOST_TEST(flood.sent < 64u * 1024 * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(a_handshake_has_a_time_limit_of_its_own) {
+    // One HelloRequest every 20 ms: a handshake that goes on, within the size bound, until stopped.
+    raw_tls_upstream slow{raw_tls_upstream::script::hello_requests_slowly};
+    auto s = upstream::make_service("slow", slow.url());
+    s.tls->handshake_timeout = 300ms;
+    auto const start = std::chrono::steady_clock::now();
+    auto r = fetch_without_deadline(s);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::timeout), r->error->message);
+    BOOST_TEST(r->error->message.find("not done within 300 ms") != std::string::npos, r->error->message);
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 300ms));
+    BOOST_TEST(eventually([&] { return slow.ended.load(); }));
+
+    silent_upstream silent;
+    s = upstream::make_service("silent", silent.url());
+    s.tls->handshake_timeout = 200ms;
+    r = fetch_without_deadline(s);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::timeout), r->error->message);
+    BOOST_TEST(eventually([&] { return silent.closed == 1; }));
+}
+
+BOOST_AUTO_TEST_CASE(session_tickets_without_end_are_a_tls_failure) {
+    raw_tls_upstream flood{raw_tls_upstream::script::session_tickets};
+    auto s = upstream::make_service("flood", flood.url());
+    s.tls = trusting_test_ca();
+    auto r = fetch_without_deadline(s);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::tls), r->error->message);
+    BOOST_TEST(r->error->message.find("after the handshake") != std::string::npos, r->error->message);
+    BOOST_TEST(eventually([&] { return flood.ended.load(); }));
+    BOOST_TEST(flood.sent < 64u * 1024 * 1024);
+}
+
+BOOST_AUTO_TEST_CASE(a_wg_request_ends_against_session_tickets_without_end) {
+    raw_tls_upstream flood{raw_tls_upstream::script::session_tickets};
+    auto s = upstream::make_service("flood", flood.url());
+    s.tls = trusting_test_ca();
+    harness h{{sim("users")}, {}, {s}};
+    auto a = get(h.port(), "/api/aggregate/wg");  // no deadline
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(kind_of(a, "flood") == "tls");
+    BOOST_TEST(kind_of(a, "users") == "ok");
+    BOOST_TEST(eventually([&] { return flood.ended.load(); }));
+}
+
+BOOST_AUTO_TEST_CASE(renegotiation_is_refused) {
+    raw_tls_upstream renegotiating{raw_tls_upstream::script::renegotiation};
+    auto s = upstream::make_service("renegotiating", renegotiating.url());
+    s.tls = trusting_test_ca();
+    auto r = fetch_without_deadline(s);
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(eventually([&] { return renegotiating.ended.load(); }));
+    BOOST_TEST(renegotiating.client_hellos == 1);  // the handshake, and no renegotiation
+    BOOST_TEST_REQUIRE(!r->ok());
+    BOOST_TEST((r->error->kind == error_kind::tls), r->error->message);
+    BOOST_TEST(r->error->message.find("renegotiation refused") != std::string::npos, r->error->message);
+}
+
 BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {
     server::options opts;
     opts.upstreams.push_back(upstream::make_service("echo", "https://127.0.0.1/"));
@@ -395,11 +645,13 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     };
     server::options o;
     server::apply_config(
-        o, config(
-               "https://api.example:8443/v1",
-               R"(,"ca_file":")" + ca + R"(","client_cert":")" + pki().client_cert() + R"(","client_key":")" +
-                   pki().client_key() + R"(","server_name":"internal.example","insecure_skip_verify":false)"
-           )
+        o,
+        config(
+            "https://api.example:8443/v1",
+            R"(,"ca_file":")" + ca + R"(","client_cert":")" + pki().client_cert() + R"(","client_key":")" +
+                pki().client_key() +
+                R"(","server_name":"internal.example","insecure_skip_verify":false,"tls_handshake_timeout_ms":2500)"
+        )
     );
     BOOST_TEST_REQUIRE(o.upstreams.size() == 1u);
     auto const& s = o.upstreams[0];
@@ -408,6 +660,8 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     BOOST_TEST(s.tls->ca_file == ca);
     BOOST_TEST(s.tls->server_name == "internal.example");
     BOOST_TEST(!s.tls->insecure_skip_verify);
+    BOOST_TEST(s.tls->handshake_timeout.count() == 2500);
+    BOOST_TEST(upstream::make_service("b", "https://api.example/").tls->handshake_timeout.count() == 10000);
     BOOST_TEST(upstream::make_service("b", "https://api.example/").port == 443);
 
     auto error = [&](std::string text) {
@@ -430,6 +684,10 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     auto const both =
         error(config("https://api.example/", R"(,"insecure_skip_verify":true,"ca_file":")" + ca + "\""));
     BOOST_TEST(both.find("ca_file has no use with insecure_skip_verify") != std::string::npos, both);
+    auto const zero = error(config("https://api.example/", R"(,"tls_handshake_timeout_ms":0)"));
+    BOOST_TEST(zero.find("upstreams[0].tls_handshake_timeout_ms") != std::string::npos, zero);
+    auto const plain = error(config("http://api.example/", R"(,"tls_handshake_timeout_ms":100)"));
+    BOOST_TEST(plain.find("only for https://") != std::string::npos, plain);
     auto const flag = error(config("https://api.example/", R"(,"insecure_skip_verify":"yes")"));
     BOOST_TEST(
         flag.find("upstreams[0].insecure_skip_verify: expected true or false") != std::string::npos, flag

@@ -188,6 +188,30 @@ bool quiet_since_pooled(connection& conn) {
     return ec == net::error::would_block;
 }
 
+// The exchange on `conn` failed with `ec`: as exchange_failure says, unless its TLS guard stopped
+// it or the server had asked for a renegotiation (refused, which an OpenSSL server answers with a
+// fatal alert).
+fetch_result exchange_failure(
+    connection& conn, error_code ec, client_options const& limits, service const& svc
+) {
+    if (conn.tls && ec != net::error::operation_aborted) {
+        auto& guard = conn.tls->next_layer().guard;
+        if (guard.stopped() == tls_guard::stop::post_handshake_bytes)
+            return make_failure(
+                error_kind::tls, "TLS with " + svc.host_header + ": more than " +
+                                     std::to_string(tls_guard::max_post_handshake_bytes) +
+                                     " bytes of handshake messages after the handshake (session tickets, "
+                                     "key updates, renegotiation requests) for one answer"
+            );
+        if (guard.renegotiation_asked() && ec.category() == net::error::get_ssl_category())
+            return make_failure(
+                error_kind::tls,
+                "TLS with " + svc.host_header + ": renegotiation refused (" + ec.message() + ")"
+            );
+    }
+    return exchange_failure(ec, limits, svc);
+}
+
 }  // namespace
 
 bool valid_field_name(std::string_view name) noexcept {
@@ -439,12 +463,34 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
 net::awaitable<bool> client::impl::handshake(std::size_t index, connection& conn, fetch_result& out) {
     auto& side = *tls[index];
     conn.tls = side.wrap(conn.socket);
-    auto [ec] = co_await conn.tls->async_handshake(net::ssl::stream_base::client, use_tuple);
+    auto& guard = conn.tls->next_layer().guard;
+    auto const timeout = side.handshake_timeout();
+    guard.start_handshake(std::chrono::steady_clock::now() + timeout);
+    // The timer stops a server that sends nothing; the guard, one that never stops sending.
+    net::steady_timer timer{ex, timeout};
+    auto handshake_or_timer = net::experimental::make_parallel_group(
+        conn.tls->async_handshake(net::ssl::stream_base::client, net::deferred),
+        timer.async_wait(net::deferred)
+    );
+    auto [order, ec, timer_ec] =
+        co_await handshake_or_timer.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
+    auto const stopped = guard.stopped();
+    guard.end_handshake();
     if (ec) {
         auto const& svc = services[index];
+        if (stopped == tls_guard::stop::handshake_time || (order[0] == 1 && !timer_ec))
+            out = make_failure(
+                error_kind::timeout, "TLS handshake with " + svc.host_header + " not done within " +
+                                         std::to_string(timeout.count()) + " ms"
+            );
+        else if (stopped == tls_guard::stop::handshake_bytes)
+            out = make_failure(
+                error_kind::tls, "TLS with " + svc.host_header + ": handshake larger than " +
+                                     std::to_string(tls_guard::max_handshake_bytes) + " bytes"
+            );
         // Only what TLS itself refused is `tls`; a connection reset or closed mid-handshake is a
         // failure to connect (nothing was sent: a GET may be sent again).
-        if (ec.category() == net::error::get_ssl_category())
+        else if (ec.category() == net::error::get_ssl_category())
             out = make_failure(
                 error_kind::tls, "TLS with " + svc.host_header + ": " + side.why_failed(*conn.tls, ec)
             );
@@ -521,6 +567,7 @@ net::awaitable<fetch_result> client::impl::attempt(
             }
 
             headers.write(conn->request, head.empty() ? requests[index] : head, options.deadline_header);
+            if (conn->tls) conn->tls->next_layer().guard.expect_answer();
             error_code wec;
             if (conn->tls)
                 std::tie(wec, std::ignore) =
@@ -534,7 +581,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 continue;
             }
             if (wec) {
-                out = exchange_failure(wec, options, svc);
+                out = exchange_failure(*conn, wec, options, svc);
                 break;
             }
 
@@ -578,7 +625,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 continue;
             }
             if (rec) {
-                out = exchange_failure(rec, options, svc);
+                out = exchange_failure(*conn, rec, options, svc);
                 break;
             }
             auto const status = parser->status();

@@ -51,13 +51,62 @@ std::string verify_failure(long result) {
 
 }  // namespace
 
-tls_client::tls_client(service const& svc) : context_(ssl::context::tls_client) {
+void tls_guard::start_handshake(std::chrono::steady_clock::time_point deadline) noexcept {
+    handshake_deadline_ = deadline;
+    read_ = 0;
+}
+
+void tls_guard::end_handshake() noexcept {
+    handshake_deadline_.reset();
+    read_ = 0;
+}
+
+void tls_guard::expect_answer() noexcept {
+    read_ = 0;
+    renegotiation_asked_ = false;
+}
+
+tls_guard::stop tls_guard::stopped() noexcept {
+    if (stopped_ == stop::none && handshake_deadline_ &&
+        std::chrono::steady_clock::now() >= *handshake_deadline_)
+        stopped_ = stop::handshake_time;
+    return stopped_;
+}
+
+void tls_guard::on_message(
+    int write_p, int, int content_type, void const* buf, std::size_t len, SSL*, void* arg
+) {
+    if (write_p) return;
+    auto& self = *static_cast<tls_guard*>(arg);
+    auto const* bytes = static_cast<unsigned char const*>(buf);
+    if (self.handshake_deadline_) {
+        // Every record, whatever it holds: a server may pad its handshake with records that
+        // OpenSSL skips (HelloRequests, which a client in a handshake ignores).
+        if (content_type == SSL3_RT_HEADER && len >= SSL3_RT_HEADER_LENGTH)
+            self.read_ += SSL3_RT_HEADER_LENGTH + (std::size_t{bytes[3]} << 8 | bytes[4]);
+        if (self.read_ > max_handshake_bytes && self.stopped_ == stop::none)
+            self.stopped_ = stop::handshake_bytes;
+    } else if (content_type == SSL3_RT_HANDSHAKE) {
+        // OpenSSL bounds the alerts and empty records it skips, not these.
+        self.read_ += len;
+        if (len > 0 && bytes[0] == SSL3_MT_HELLO_REQUEST) self.renegotiation_asked_ = true;
+        if (self.read_ > max_post_handshake_bytes && self.stopped_ == stop::none)
+            self.stopped_ = stop::post_handshake_bytes;
+    }
+}
+
+tls_client::tls_client(service const& svc)
+    : context_(ssl::context::tls_client),
+      handshake_timeout_(svc.tls ? svc.tls->handshake_timeout : tls_settings{}.handshake_timeout) {
     auto const& settings = svc.tls ? *svc.tls : tls_settings{};
     auto bad = [&](std::string const& what) {
         return std::invalid_argument("service '" + svc.name + "': " + what + ": " + openssl_error());
     };
     auto* native = context_.native_handle();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    // A TLS 1.2 server's request to renegotiate is answered with a no_renegotiation alert, as Go's
+    // client does: a new handshake in the middle of an answer is only something more to bound.
+    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
     if (settings.client_cert.empty() != settings.client_key.empty())
         throw std::invalid_argument("service '" + svc.name + "': client_cert and client_key go together");
     if (settings.insecure_skip_verify && !settings.ca_file.empty())
@@ -136,6 +185,8 @@ std::unique_ptr<tls_stream> tls_client::wrap(net::ip::tcp::socket& socket) {
     // with the context.
     if (!name_is_address_) SSL_set_tlsext_host_name(ssl, name_.c_str());
     if (session_) SSL_set_session(ssl, session_);
+    SSL_set_msg_callback(ssl, &tls_guard::on_message);
+    SSL_set_msg_callback_arg(ssl, &stream->next_layer().guard);
     return stream;
 }
 

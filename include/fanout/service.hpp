@@ -18,6 +18,8 @@ struct tls_settings {
     std::string client_key{};
     std::string server_name{};          // sent as SNI and verified, when it is not the URL's host
     bool insecure_skip_verify = false;  // no certificate or name check: for tests only
+    // A handshake not done by then fails as error_kind::timeout, whatever the fetch's deadline.
+    std::chrono::milliseconds handshake_timeout{10000};
 };
 
 // One upstream service, from configuration only (never from a request).
