@@ -840,6 +840,18 @@ std::span<service const> client::services() const noexcept {
     return impl_->services;
 }
 
+namespace {
+
+net::awaitable<void> throw_if_failed(net::awaitable<error_code> op) {
+    if (auto ec = co_await std::move(op)) throw boost::system::system_error(ec);
+}
+
+}  // namespace
+
+net::awaitable<void> client::wait_resolved() {
+    return throw_if_failed(impl_->book->first_resolutions());
+}
+
 net::awaitable<fetch_result> client::fetch(
     std::size_t service_index, std::span<param const> values, fetch_context const& context
 ) {
