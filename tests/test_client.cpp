@@ -314,4 +314,28 @@ BOOST_AUTO_TEST_CASE(async_wait_resolved_is_cancelled_through_its_slot_and_by_th
     BOOST_TEST((*destroyed == net::error::operation_aborted), destroyed->message());
 }
 
+// index_of finds a service by name, and says when there is none; a bad index is an exception,
+// and so is a name given twice.
+BOOST_AUTO_TEST_CASE(services_are_found_by_name) {
+    direct d{{sim("users"), sim("orders", sim_behaviour::fail)}};
+    BOOST_TEST((d.client.index_of("users") == std::optional<std::size_t>(0)));
+    BOOST_TEST((d.client.index_of("orders") == std::optional<std::size_t>(1)));
+    for (auto unknown : {"inventory", "user", "users ", "USERS", ""})
+        BOOST_TEST(!d.client.index_of(unknown).has_value(), unknown);
+    auto index = d.client.index_of("orders");
+    BOOST_TEST_REQUIRE(index.has_value());
+    auto f = d.client.async_fetch(*index, net::use_future);
+    run_until(d.ioc, [&] { return f.wait_for(0s) == std::future_status::ready; });
+    BOOST_CHECK_EXCEPTION(f.get(), boost::system::system_error, [](auto const& e) {
+        return e.code() == upstream::error_kind::status;  // orders answers 500: it was orders
+    });
+    BOOST_CHECK_THROW(d.client.fetch(2), std::out_of_range);
+    BOOST_CHECK_THROW(d.client.async_fetch(2, net::detached), std::out_of_range);
+    std::vector twice{
+        upstream::make_service("users", "http://127.0.0.1:1/"),
+        upstream::make_service("users", "http://127.0.0.1:2/")};
+    BOOST_CHECK_THROW(upstream::client(d.ioc.get_executor(), twice, {}), std::invalid_argument);
+    d.sim.cancel();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -95,6 +95,10 @@ class client {
 
     std::span<service const> services() const noexcept;
 
+    // The index in services() of the service named `name` (names are unique: the constructor
+    // throws std::invalid_argument on one given twice); nullopt if there is none.
+    std::optional<std::size_t> index_of(std::string_view name) const noexcept;
+
     // Waits until each service whose host is a name has had its first resolution, so that a
     // fetch can connect from the start (IP literals need none).
     // Completion signature: void(boost::system::error_code). It completes when every first
@@ -121,7 +125,8 @@ class client {
     // The breaker counts as failures every kind but cancelled, circuit_open and a status below 500,
     // and a fetch cancelled at or after its context's deadline (a timeout of the caller's).
     // `values`: of the service's placeholders (see service::params), and `context`, are used
-    // before this returns; a placeholder without a value throws std::invalid_argument here.
+    // before this returns; a placeholder without a value throws std::invalid_argument here, and
+    // an index not below services().size() std::out_of_range (index_of() finds one by name).
     boost::asio::awaitable<fetch_result> fetch(
         std::size_t service_index, std::span<param const> values = {}, fetch_context const& context = {}
     );
