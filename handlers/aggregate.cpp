@@ -138,7 +138,8 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
 }
 
 upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req) {
-    if (o.ok()) return std::move(*o.value);
+    // A fetch errgroup took as its failure keeps its own error, in its value.
+    if (o.ok() || o.error == group_error::failed) return std::move(*o.value);
     if (o.error == group_error::timeout) return timeout_failure(req.start, req.start + req.timeout);
     auto const why = o.exception ? what(o.exception) : o.error.message();
     return upstream::make_failure(error_kind::cancelled, "fetch failed: " + why);

@@ -12,6 +12,8 @@ std::string group_message(int ev) {
             return "still running at the group's deadline";
         case group_error::exception:
             return "threw an exception";
+        case group_error::failed:
+            return "completed with a value taken as a failure";
     }
     return "unknown group error";
 }

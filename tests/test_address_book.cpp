@@ -381,6 +381,25 @@ BOOST_AUTO_TEST_CASE(failure_without_addresses_is_the_reason_and_is_retried) {
     BOOST_TEST(*r.calls == calls + 1);  // asked again after the retry interval, though refresh is 0
 }
 
+// A first resolution never answered ends the wait for it when it is given up, as timed_out.
+BOOST_AUTO_TEST_CASE(first_resolutions_ends_when_an_unanswered_one_is_given_up) {
+    net::io_context ioc;
+    hung_resolver r;
+    std::vector services{named("127.0.0.1", 8080), named("backend.invalid", 8080)};
+    upstream::address_book book{
+        ioc.get_executor(),
+        services,
+        r.function(),
+        {.refresh = 30s, .retry = 1s, .skip = 2s, .give_up = 100ms}};
+    auto const start = std::chrono::steady_clock::now();
+    auto f = net::co_spawn(ioc, book.first_resolutions(), net::use_future);
+    BOOST_TEST_REQUIRE(runs_dry(ioc));  // the wait is work; it ends
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 100ms));
+    BOOST_TEST((f.get() == net::error::timed_out));
+    BOOST_TEST(book.stats(1).failed == 1u);
+    BOOST_TEST(r.held->size() == 2u);  // given up, and asked again
+}
+
 BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
     // A custom resolver answering after the book is gone: the answer is dropped.
     {

@@ -39,6 +39,39 @@ struct direct {
     }
 };
 
+// A service named by a host name: the client resolves it in the background from its creation.
+std::vector<upstream::service> at_localhost(upstream::simulator const& s) {
+    return {upstream::make_service(s.name(0), "http://localhost:" + std::to_string(s.port(0)) + "/")};
+}
+
+// Runs what is ready to run (the loop stops whenever it runs out of work: restarted first).
+void run_ready(net::io_context& ioc) {
+    ioc.restart();
+    ioc.poll();
+}
+
+// Runs the loop until done() or 10 s have passed.
+template <class Done>
+void run_until(net::io_context& ioc, Done done) {
+    ioc.restart();
+    auto const give_up = std::chrono::steady_clock::now() + 10s;
+    while (!done() && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(100ms);
+}
+
+// Keeps each question for the test to answer, as a resolver waiting on its server would.
+struct held_resolver {
+    std::shared_ptr<std::vector<upstream::resolve_handler>> held =
+        std::make_shared<std::vector<upstream::resolve_handler>>();
+
+    upstream::client_options options() {
+        upstream::client_options o;
+        o.resolve = [held = held](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+            held->push_back(std::move(done));
+        };
+        return o;
+    }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_client)
@@ -177,6 +210,132 @@ BOOST_AUTO_TEST_CASE(async_fetch_is_cancelled_through_its_slot) {
     BOOST_TEST_REQUIRE(code.has_value());
     BOOST_TEST((*code == upstream::error_kind::cancelled));
     BOOST_TEST(d.sim.counters(0).abandoned == 1u);
+}
+
+// A fetch made as the client is created finds no address yet; after async_wait_resolved it connects.
+BOOST_AUTO_TEST_CASE(a_fetch_after_async_wait_resolved_finds_the_service) {
+    net::io_context ioc{1};
+    upstream::simulator s{ioc.get_executor(), {sim("users")}};
+    s.start();
+    {
+        upstream::client c{ioc.get_executor(), at_localhost(s), {}};
+        std::optional<upstream::fetch_result> r;
+        c.async_fetch(0, [&](boost::system::error_code, upstream::fetch_result res) { r = std::move(res); });
+        run_until(ioc, [&] { return r.has_value(); });
+        BOOST_TEST_REQUIRE(r.has_value());
+        BOOST_TEST_REQUIRE(!r->ok());
+        BOOST_TEST((r->error->code() == upstream::error_kind::connect));
+        BOOST_TEST(r->error->message.find("resolving localhost") != std::string::npos, r->error->message);
+    }
+    upstream::client c{ioc.get_executor(), at_localhost(s), {}};
+    std::optional<boost::system::error_code> waited;
+    std::optional<upstream::fetch_result> r;
+    c.async_wait_resolved([&](boost::system::error_code ec) {
+        waited = ec;
+        c.async_fetch(0, [&](boost::system::error_code, upstream::fetch_result res) { r = std::move(res); });
+    });
+    BOOST_TEST(!waited.has_value());  // never inside the call
+    run_until(ioc, [&] { return r.has_value(); });
+    BOOST_TEST_REQUIRE(waited.has_value());
+    BOOST_TEST(!*waited, waited->message());
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->ok(), (r->ok() ? "" : r->error->message));
+    BOOST_TEST(s.counters(0).requests == 1u);
+    s.cancel();
+}
+
+// Every first resolution ends, one of them in failure: the wait completes with its error; IP
+// literals need no resolution.
+BOOST_AUTO_TEST_CASE(async_wait_resolved_reports_the_first_service_without_an_address) {
+    net::io_context ioc{1};
+    held_resolver resolver;
+    std::vector services{
+        upstream::make_service("literal", "http://127.0.0.1:1/"),
+        upstream::make_service("found", "http://found.test/"),
+        upstream::make_service("missing", "http://missing.test/"),
+        upstream::make_service("late", "http://late.test/")};
+    upstream::client c{ioc.get_executor(), services, resolver.options()};
+    std::optional<boost::system::error_code> waited;
+    c.async_wait_resolved([&](boost::system::error_code ec) { waited = ec; });
+    run_until(ioc, [&] { return resolver.held->size() == 3; });
+    BOOST_TEST_REQUIRE(resolver.held->size() == 3u);  // the three names, not the literal
+    (*resolver.held)[0]({}, {{net::ip::make_address("127.0.0.1"), 80}});
+    (*resolver.held)[1](net::error::host_not_found, {});
+    run_ready(ioc);
+    BOOST_TEST(!waited.has_value());  // "late" has not answered
+    (*resolver.held)[2](net::error::host_not_found_try_again, {});
+    run_until(ioc, [&] { return waited.has_value(); });
+    BOOST_TEST_REQUIRE(waited.has_value());
+    BOOST_TEST((*waited == net::error::host_not_found), waited->message());  // "missing", the first
+
+    // Nothing to wait for: at once, but not inside the call.
+    upstream::client literal{ioc.get_executor(), {services[0]}, {}};
+    std::optional<boost::system::error_code> at_once;
+    literal.async_wait_resolved([&](boost::system::error_code ec) { at_once = ec; });
+    BOOST_TEST(!at_once.has_value());
+    run_ready(ioc);
+    BOOST_TEST_REQUIRE(at_once.has_value());
+    BOOST_TEST(!*at_once);
+}
+
+// Terminal cancellation, and the client going, end the wait with operation_aborted; the
+// resolution is not cancelled and still counts for a later wait.
+BOOST_AUTO_TEST_CASE(async_wait_resolved_is_cancelled_through_its_slot_and_by_the_client_going) {
+    net::io_context ioc{1};
+    held_resolver resolver;
+    std::vector services{upstream::make_service("svc", "http://svc.test:8080/")};
+    auto c = std::make_unique<upstream::client>(ioc.get_executor(), services, resolver.options());
+    std::optional<boost::system::error_code> cancelled, destroyed, later;
+    net::cancellation_signal cancel;
+    c->async_wait_resolved(net::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec) {
+        cancelled = ec;
+    }));
+    run_until(ioc, [&] { return resolver.held->size() == 1; });
+    BOOST_TEST_REQUIRE(resolver.held->size() == 1u);
+    cancel.emit(net::cancellation_type::terminal);
+    run_until(ioc, [&] { return cancelled.has_value(); });
+    BOOST_TEST_REQUIRE(cancelled.has_value());
+    BOOST_TEST((*cancelled == net::error::operation_aborted), cancelled->message());
+
+    c->async_wait_resolved([&](boost::system::error_code ec) { later = ec; });
+    run_ready(ioc);
+    (*resolver.held)[0]({}, {{net::ip::make_address("127.0.0.1"), 8080}});
+    run_until(ioc, [&] { return later.has_value(); });
+    BOOST_TEST_REQUIRE(later.has_value());
+    BOOST_TEST(!*later);
+    BOOST_TEST(resolver.held->size() == 1u);  // asked once
+
+    auto d = std::make_unique<upstream::client>(ioc.get_executor(), services, resolver.options());
+    d->async_wait_resolved([&](boost::system::error_code ec) { destroyed = ec; });
+    run_ready(ioc);
+    d.reset();
+    run_until(ioc, [&] { return destroyed.has_value(); });
+    BOOST_TEST_REQUIRE(destroyed.has_value());
+    BOOST_TEST((*destroyed == net::error::operation_aborted), destroyed->message());
+}
+
+// index_of finds a service by name, and says when there is none; a bad index is an exception,
+// and so is a name given twice.
+BOOST_AUTO_TEST_CASE(services_are_found_by_name) {
+    direct d{{sim("users"), sim("orders", sim_behaviour::fail)}};
+    BOOST_TEST((d.client.index_of("users") == std::optional<std::size_t>(0)));
+    BOOST_TEST((d.client.index_of("orders") == std::optional<std::size_t>(1)));
+    for (auto unknown : {"inventory", "user", "users ", "USERS", ""})
+        BOOST_TEST(!d.client.index_of(unknown).has_value(), unknown);
+    auto index = d.client.index_of("orders");
+    BOOST_TEST_REQUIRE(index.has_value());
+    auto f = d.client.async_fetch(*index, net::use_future);
+    run_until(d.ioc, [&] { return f.wait_for(0s) == std::future_status::ready; });
+    BOOST_CHECK_EXCEPTION(f.get(), boost::system::system_error, [](auto const& e) {
+        return e.code() == upstream::error_kind::status;  // orders answers 500: it was orders
+    });
+    BOOST_CHECK_THROW(d.client.fetch(2), std::out_of_range);
+    BOOST_CHECK_THROW(d.client.async_fetch(2, net::detached), std::out_of_range);
+    std::vector twice{
+        upstream::make_service("users", "http://127.0.0.1:1/"),
+        upstream::make_service("users", "http://127.0.0.1:2/")};
+    BOOST_CHECK_THROW(upstream::client(d.ioc.get_executor(), twice, {}), std::invalid_argument);
+    d.sim.cancel();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -175,6 +175,22 @@ BOOST_AUTO_TEST_CASE(fail_fast_takes_a_value_as_a_failure_when_told) {
     BOOST_TEST(t.cancelled == 1);
 }
 
+// A value `failed` rejects is a failure in its outcome too, not only in first_failure: a caller
+// testing ok() must not take it for a success.
+BOOST_AUTO_TEST_CASE(fail_fast_value_taken_as_a_failure_is_not_ok) {
+    net::io_context ioc;
+    trace t;
+    auto negative = [](int v) { return v < 0; };
+    auto r = run(ioc, fail_fast(children(after(1ms, 1, t), after(5ms, -1, t), after(1h, 3, t)), negative));
+    BOOST_TEST_REQUIRE(r.first_failure.has_value());
+    BOOST_TEST(*r.first_failure == 1u);
+    BOOST_TEST(r.outcomes[0].ok());  // accepted before the failure
+    BOOST_TEST(!r.outcomes[1].ok());
+    BOOST_TEST((r.outcomes[1].error == group_error::failed));
+    BOOST_TEST(*r.outcomes[1].value == -1);
+    BOOST_TEST((r.outcomes[2].error == net::error::operation_aborted));
+}
+
 BOOST_AUTO_TEST_CASE(fail_fast_cancelled_from_outside_has_no_first_failure) {
     net::io_context ioc;
     trace t;
@@ -275,6 +291,7 @@ BOOST_AUTO_TEST_CASE(group_errors_are_a_category_of_their_own) {
     boost::system::error_code ec = group_error::timeout;
     BOOST_TEST((ec == group_error::timeout));
     BOOST_TEST((ec != group_error::exception));
+    BOOST_TEST(make_error_code(group_error::failed).message() == "completed with a value taken as a failure");
     BOOST_TEST(std::string(ec.category().name()) == "fanout.group");
     BOOST_TEST(!ec.message().empty());
     BOOST_TEST(static_cast<bool>(ec));  // a group error is never success

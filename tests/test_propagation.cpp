@@ -305,6 +305,46 @@ BOOST_AUTO_TEST_CASE(a_mounted_aggregator_reads_the_same_fields) {
     BOOST_TEST(header_ms(a) >= 1);
 }
 
+// async_handle takes the fields as handle does: given, or read from a Beast request; without
+// them, the query's deadline and a new trace.
+BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
+    namespace http = boost::beast::http;
+    echo_upstream echo;
+    boost::asio::io_context ioc;
+    server::options o;
+    o.upstreams = {upstream::make_service("echo", echo.url("/e"))};
+    server::aggregator agg{ioc.get_executor(), o};
+    std::string const target = "/api/aggregate/errgroup?timeout_ms=900";
+    server::request_fields fields;
+    fields.deadline = "400";
+    fields.traceparent = std::string(traceparent);
+    auto given = agg.async_handle(http::verb::get, target, 11, fields, boost::asio::use_future);
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set("traceparent", traceparent);
+    req.set("X-Request-Timeout-Ms", "300");
+    auto read = agg.async_handle(req, boost::asio::use_future);
+    auto without = agg.async_handle(http::verb::get, target, 11, boost::asio::use_future);
+    ioc.run();
+    auto answer = [](std::future<server::aggregator::response_type>& f) {
+        auto res = f.get();
+        BOOST_TEST_REQUIRE(res.result_int() == 200);
+        aggregate_answer a;
+        a.body = boost::json::parse(res.body());
+        return a;
+    };
+    auto a = answer(given);
+    BOOST_TEST(sent_trace_id(echoed_header(a, "traceparent")) == trace_id);
+    BOOST_TEST(header_ms(a) <= 400);
+    BOOST_TEST(header_ms(a) >= 1);
+    auto b = answer(read);
+    BOOST_TEST(sent_trace_id(echoed_header(b, "traceparent")) == trace_id);
+    BOOST_TEST(header_ms(b) <= 300);
+    BOOST_TEST(header_ms(b) >= 1);
+    auto c = answer(without);
+    BOOST_TEST(sent_trace_id(echoed_header(c, "traceparent")) != trace_id);
+    BOOST_TEST(header_ms(c) > 400);  // 900 less the time to send it
+}
+
 BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
     auto ok = upstream::parse_trace_context(traceparent, "a=b");
     BOOST_TEST_REQUIRE(ok.has_value());

@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/errc.hpp>
@@ -50,6 +51,18 @@ struct address_book::state : std::enable_shared_from_this<state> {
     resolve_function resolve;
     address_book_options options;
     std::vector<entry> entries;
+    // The timers of first_resolutions() under way, cancelled to wake them when something changed.
+    std::vector<net::steady_timer*> waiting;
+    bool destroyed = false;  // the book is gone: its waits end
+
+    void wake_waiting() {
+        for (auto* t : waiting) t->cancel();
+    }
+
+    // The service's first resolution has ended (an answer, or given up), or it needs none.
+    bool resolved_once(entry const& e) const noexcept {
+        return e.literal || e.stats.succeeded + e.stats.failed > 0;
+    }
 
     steady_clock::time_point after(steady_clock::time_point now, std::chrono::milliseconds wait) const {
         return wait.count() == 0 ? steady_clock::time_point::max() : now + wait;
@@ -65,6 +78,7 @@ struct address_book::state : std::enable_shared_from_this<state> {
             ++e.stats.failed;
             e.error = net::error::timed_out;
             if (e.resolver) e.resolver->cancel();
+            wake_waiting();
         } else if (now < e.due) {
             return;
         }
@@ -115,6 +129,7 @@ struct address_book::state : std::enable_shared_from_this<state> {
         if (generation <= e.taken || (!current && ec)) return;
         e.taken = generation;
         if (current) e.resolving = false;
+        wake_waiting();
         auto const now = steady_clock::now();
         if (ec) {
             ++e.stats.failed;
@@ -207,6 +222,50 @@ address_book::address_book(
 address_book::~address_book() {
     for (auto& e : state_->entries)
         if (e.resolver) e.resolver->cancel();
+    state_->destroyed = true;
+    state_->wake_waiting();
+}
+
+// Holds the book's state (not the book), so that the book may go while it waits.
+net::awaitable<error_code> address_book::wait_first_resolutions(std::shared_ptr<state> st) {
+    net::steady_timer timer{co_await net::this_coro::executor};
+    // Off the list however the frame ends (also destroyed unfinished with its io_context).
+    struct listed {
+        std::vector<net::steady_timer*>& list;
+        net::steady_timer* t;
+        listed(std::vector<net::steady_timer*>& l, net::steady_timer* p) : list(l), t(p) {
+            list.push_back(t);
+        }
+        ~listed() { std::erase(list, t); }
+    } on_list{st->waiting, &timer};
+    for (;;) {
+        // A wake-up cancels the timer too: only the coroutine's own state says it was cancelled.
+        auto const cs = co_await net::this_coro::cancellation_state;
+        if (st->destroyed || cs.cancelled() != net::cancellation_type::none)
+            co_return net::error::operation_aborted;
+        auto const now = steady_clock::now();
+        auto wake = steady_clock::time_point::max();
+        bool done = true;
+        for (std::size_t i = 0; i < st->entries.size(); ++i) {
+            auto& e = st->entries[i];
+            if (st->resolved_once(e)) continue;
+            // As next() would: starts a resolution due (none was), gives up one unanswered too long.
+            st->refresh_if_due(i, now);
+            if (st->resolved_once(e)) continue;
+            done = false;
+            wake = std::min(wake, e.resolving ? e.started + st->options.give_up : e.due);
+        }
+        if (done) break;
+        timer.expires_at(wake);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    for (auto const& e : st->entries)
+        if (e.endpoints.empty()) co_return e.error ? e.error : error_code{net::error::host_not_found};
+    co_return error_code{};
+}
+
+net::awaitable<error_code> address_book::first_resolutions() {
+    return wait_first_resolutions(state_);
 }
 
 std::optional<tcp::endpoint> address_book::next(std::size_t service_index) {

@@ -62,6 +62,13 @@ class address_book {
     // The address refused a connection or could not be reached: next() passes it over for a while.
     void refused(std::size_t service_index, boost::asio::ip::tcp::endpoint const& address);
 
+    // Completes once every service has had its first resolution end: answered, or given up
+    // (address_book_options::give_up). IP literals need none. Empty when every service has an
+    // address, else the error of the first service (in order) without one: its resolution's, or
+    // timed_out when given up. operation_aborted when cancelled (terminal: the resolutions go
+    // on), or when the book is destroyed first. The book need not outlive the call.
+    boost::asio::awaitable<boost::system::error_code> first_resolutions();
+
     // How many addresses the service has now.
     std::size_t size(std::size_t service_index) const noexcept;
     std::span<boost::asio::ip::tcp::endpoint const> addresses(std::size_t service_index) const noexcept;
@@ -83,6 +90,8 @@ class address_book {
 
   private:
     struct state;
+    static boost::asio::awaitable<boost::system::error_code> wait_first_resolutions(std::shared_ptr<state> st
+    );
     std::shared_ptr<state> state_;  // answers to come hold a weak_ptr to it
 };
 

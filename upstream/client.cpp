@@ -865,6 +865,10 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
         if (svc.max_retries > 10) throw bad("max_retries must be at most 10");
         if (svc.hedge_quantile) impl_->resiliences[i].latencies.set_quantile(*svc.hedge_quantile);
     }
+    for (std::size_t i = 0; i < services.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (services[i].name == services[j].name)
+                throw std::invalid_argument("service '" + services[i].name + "' given twice");
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
     impl_->services = std::move(services);
@@ -887,9 +891,33 @@ std::span<service const> client::services() const noexcept {
     return impl_->services;
 }
 
+std::optional<std::size_t> client::index_of(std::string_view name) const noexcept {
+    auto const& all = impl_->services;
+    auto it = std::find_if(all.begin(), all.end(), [&](service const& s) { return s.name == name; });
+    if (it == all.end()) return std::nullopt;
+    return static_cast<std::size_t>(it - all.begin());
+}
+
+namespace {
+
+net::awaitable<void> throw_if_failed(net::awaitable<error_code> op) {
+    if (auto ec = co_await std::move(op)) throw boost::system::system_error(ec);
+}
+
+}  // namespace
+
+net::awaitable<void> client::wait_resolved() {
+    return throw_if_failed(impl_->book->first_resolutions());
+}
+
 net::awaitable<fetch_result> client::fetch(
     std::size_t service_index, std::span<param const> values, fetch_context const& context
 ) {
+    if (service_index >= impl_->services.size())
+        throw std::out_of_range(
+            "no service " + std::to_string(service_index) + " (the client has " +
+            std::to_string(impl_->services.size()) + ")"
+        );
     auto const& svc = impl_->services[service_index];
     // Built now, so that the values and the context need not outlive this call.
     auto head = svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values));

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace fanout::server {
 
@@ -50,21 +51,44 @@ class aggregator {
 
     template <class Body, class Fields>
     boost::asio::awaitable<response_type> handle(boost::beast::http::request<Body, Fields> const& req) {
-        request_fields fields;
-        for (auto const& f : req)
-            take(
-                fields, {f.name_string().data(), f.name_string().size()}, {f.value().data(), f.value().size()}
-            );
-        return handle(req.method(), std::string(req.target()), req.version(), std::move(fields));
+        return handle(req.method(), std::string(req.target()), req.version(), fields_of(req));
     }
 
-    // handle() as an Asio initiating function: (error_code, response_type).
+    // handle() as an Asio initiating function, for any completion token (default: `deferred`).
+    // Completion signature: void(boost::system::error_code, response_type); the code is empty
+    // unless handle() threw (a bug or an infrastructure failure, not an upstream's failure,
+    // which is in the response). Executor: the handler runs on its associated executor, by
+    // default the aggregator's. Per-operation cancellation: terminal, as handle(): the fetches
+    // are cancelled and the response says so. The arguments are copied before this returns;
+    // the aggregator must outlive the operation. Thread safety: as the aggregator's.
     template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_handle(
-        boost::beast::http::verb method, std::string target, unsigned version, CompletionToken&& token = {}
+        boost::beast::http::verb method,
+        std::string target,
+        unsigned version,
+        request_fields fields,
+        CompletionToken&& token = {}
     ) {
         return detail::async_spawn(
-            get_executor(), handle(method, std::move(target), version), std::forward<CompletionToken>(token)
+            get_executor(), handle(method, std::move(target), version, std::move(fields)),
+            std::forward<CompletionToken>(token)
+        );
+    }
+
+    // Without the request's header fields: no deadline header, no trace context.
+    template <class CompletionToken = detail::default_token_t<executor_type>>
+    requires(!std::is_convertible_v<CompletionToken, request_fields>) auto async_handle(
+        boost::beast::http::verb method, std::string target, unsigned version, CompletionToken&& token = {}
+    ) {
+        return async_handle(method, std::move(target), version, {}, std::forward<CompletionToken>(token));
+    }
+
+    // The fields read from the request, as handle(req) does.
+    template <class Body, class Fields, class CompletionToken = detail::default_token_t<executor_type>>
+    auto async_handle(boost::beast::http::request<Body, Fields> const& req, CompletionToken&& token = {}) {
+        return async_handle(
+            req.method(), std::string(req.target()), req.version(), fields_of(req),
+            std::forward<CompletionToken>(token)
         );
     }
 
@@ -73,6 +97,16 @@ class aggregator {
 
   private:
     void take(request_fields& fields, std::string_view name, std::string_view value) const;
+
+    template <class Body, class Fields>
+    request_fields fields_of(boost::beast::http::request<Body, Fields> const& req) const {
+        request_fields fields;
+        for (auto const& f : req)
+            take(
+                fields, {f.name_string().data(), f.name_string().size()}, {f.value().data(), f.value().size()}
+            );
+        return fields;
+    }
 
     struct impl;
     std::unique_ptr<impl> impl_;

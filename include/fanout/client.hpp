@@ -39,7 +39,8 @@ struct client_options {
     std::string deadline_header = "X-Request-Timeout-Ms";
     // Resolves the services' host names (IP literals are used as they are), in the background: at
     // start, then when a fetch finds the addresses older than dns_refresh (0: at start only). A
-    // fetch never waits for it: without an address yet it fails at once (error_kind::connect). A
+    // fetch never waits for it: without an address yet it fails at once (error_kind::connect,
+    // "resolving HOST"); client::async_wait_resolved waits for the first resolutions. A
     // failed resolution keeps the last good addresses; several are used in turn, and one that
     // refuses connections is passed over for 2 s. Empty: Asio's resolver (getaddrinfo()).
     resolve_function resolve{};
@@ -94,6 +95,29 @@ class client {
 
     std::span<service const> services() const noexcept;
 
+    // The index in services() of the service named `name` (names are unique: the constructor
+    // throws std::invalid_argument on one given twice); nullopt if there is none.
+    std::optional<std::size_t> index_of(std::string_view name) const noexcept;
+
+    // Waits until each service whose host is a name has had its first resolution, so that a
+    // fetch can connect from the start (IP literals need none).
+    // Completion signature: void(boost::system::error_code). It completes when every first
+    // resolution has ended, successful or not: the code is empty if every service has an
+    // address; else it is that of the first service (in services() order) without one: its
+    // resolver's error (e.g. boost::asio::error::host_not_found), or boost::asio::error::timed_out
+    // for a resolution left unanswered for 10 s. The failed ones are tried again in the background
+    // (about every second) and fetches to them fail as error_kind::connect until one succeeds.
+    // Executor: the handler runs on its associated executor, by default the client's; it never
+    // runs inside this call, even when nothing is left to wait for.
+    // Per-operation cancellation: terminal; it then completes with boost::asio::error::
+    // operation_aborted, and the resolutions go on. Destroying the client completes it so too:
+    // the client need not outlive the operation.
+    // Thread safety: as the client's (call it on the client's executor); waits may overlap.
+    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    auto async_wait_resolved(CompletionToken&& token = CompletionToken{}) {
+        return detail::async_spawn(executor(), wait_resolved(), std::forward<CompletionToken>(token));
+    }
+
     // GET the service's URL. Never throws for upstream failures, which are returned as values;
     // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
     // never returned to the pool, and the result is error_kind::cancelled.
@@ -101,7 +125,8 @@ class client {
     // The breaker counts as failures every kind but cancelled, circuit_open and a status below 500,
     // and a fetch cancelled at or after its context's deadline (a timeout of the caller's).
     // `values`: of the service's placeholders (see service::params), and `context`, are used
-    // before this returns; a placeholder without a value throws std::invalid_argument here.
+    // before this returns; a placeholder without a value throws std::invalid_argument here, and
+    // an index not below services().size() std::out_of_range (index_of() finds one by name).
     boost::asio::awaitable<fetch_result> fetch(
         std::size_t service_index, std::span<param const> values = {}, fetch_context const& context = {}
     );
@@ -143,6 +168,9 @@ class client {
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 
   private:
+    // Throws boost::system::system_error with the code async_wait_resolved completes with.
+    boost::asio::awaitable<void> wait_resolved();
+
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -90,8 +90,9 @@ requires(sizeof...(T) > 0) boost::asio::awaitable<std::tuple<outcome<T>...>> wit
 }
 
 // ---- fail fast: a child fails by throwing, or by completing with a value `failed` says is a
-// failure; the first failure cancels the others (whose outcomes then say how they ended) and its
-// index is `first_failure`. A failure caused by the group's own cancellation (a sibling's failure,
+// failure (its outcome keeps the value, with error group_error::failed, so ok() is false); the
+// first failure cancels the others (whose outcomes then say how they ended) and its index is
+// `first_failure`. A failure caused by the group's own cancellation (a sibling's failure,
 // the deadline, the caller's cancellation) is never the first failure. With a deadline, as
 // `within`; `first_failure` is then empty when the deadline came first.
 

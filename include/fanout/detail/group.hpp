@@ -29,6 +29,7 @@ namespace fanout {
 enum class group_error {
     timeout = 1,  // it was still running at the group's deadline (and was cancelled)
     exception,    // it threw an exception that is not a boost::system::system_error
+    failed,       // fail_fast: its value is one that fail_fast's `failed` says is a failure (kept)
 };
 
 boost::system::error_category const& group_category() noexcept;
@@ -64,10 +65,12 @@ struct outcome {
     std::optional<value_type> value;
     // Without a value: the code of the boost::system::system_error it threw (an Asio operation
     // cancelled by the group throws boost::asio::error::operation_aborted), or a group_error.
+    // With a value: group_error::failed when fail_fast's `failed` rejected it; else none.
     boost::system::error_code error;
     std::exception_ptr exception;  // what it threw, if it threw
 
-    bool ok() const noexcept { return value.has_value(); }
+    // A value that is no failure.
+    bool ok() const noexcept { return value.has_value() && !error; }
 };
 
 template <class Outcomes>
@@ -146,7 +149,11 @@ net::awaitable<void> run_child(
         co_return;
     }
     if (thrown) record_exception(out, thrown);
-    if (!control.fail_fast || (!thrown && !control.failed(*out.value))) co_return;
+    if (!control.fail_fast) co_return;
+    if (!thrown) {
+        if (!control.failed(*out.value)) co_return;
+        out.error = group_error::failed;
+    }
     // A failure that follows a cancellation of this child is its consequence, not a cause.
     auto cs = co_await net::this_coro::cancellation_state;
     if (!control.first_failure && cs.cancelled() == net::cancellation_type::none)

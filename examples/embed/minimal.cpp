@@ -1,0 +1,16 @@
+// The smallest application embedding fanout's server, shown whole in the README (Embedding); a test
+// checks that the README's copy is this file, so that the snippet there compiles as written.
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <fanout/http_server.hpp>
+
+int main() {
+    boost::asio::io_context ioc{1};
+    fanout::server::options opts;
+    opts.listen_port = 0;
+    opts.upstreams.push_back(fanout::upstream::parse_service("users=http://127.0.0.1:9101/users"));
+    fanout::server::http_server server{ioc.get_executor(), opts};
+    server.async_run(boost::asio::detached);
+    ioc.run();  // returns after server.shutdown() or server.cancel() once all is closed
+}
