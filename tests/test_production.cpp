@@ -645,16 +645,27 @@ BOOST_AUTO_TEST_CASE(connections_over_the_limit_are_refused) {
     BOOST_TEST(metric(m->body(), "fanout_connections_rejected_total") >= 1);
 }
 
+// A server that takes one connection, with that connection taken (open and answered once).
+struct full_server {
+    static server::options one_connection() {
+        server::options o;
+        o.max_connections = 1;
+        return o;
+    }
+    harness h{{sim("users")}, one_connection()};
+    client held{h.port()};
+    full_server() {
+        held.send_get("/healthz");
+        BOOST_TEST_REQUIRE(held.read().has_value());
+    }
+};
+
 // A client that connects and closes at once: the 503 is written, the reset it draws makes the
 // shutdown that starts the lingering close fail, and the rejection ends without ever suspending.
 // Its connection's slot (and the cancellation signal in it) must outlive co_spawn's use of it.
 BOOST_AUTO_TEST_CASE(a_rejected_client_gone_at_once_is_forgotten_safely) {
-    server::options opts;
-    opts.max_connections = 1;
-    harness h{{sim("users")}, opts};
-    client held{h.port()};
-    held.send_get("/healthz");
-    BOOST_TEST_REQUIRE(held.read().has_value());
+    full_server full;
+    auto& h = full.h;
     // The loops are held while the clients come and go, so that each is accepted after it closed.
     std::promise<void> release;
     std::shared_future<void> released = release.get_future().share();
@@ -677,8 +688,8 @@ BOOST_AUTO_TEST_CASE(a_rejected_client_gone_at_once_is_forgotten_safely) {
     release.set_value();
     for (auto& f : held_loops) f.get();
     BOOST_TEST(eventually([&] {
-        held.send_get("/metrics");
-        auto m = held.read();
+        full.held.send_get("/metrics");
+        auto m = full.held.read();
         return m && metric(m->body(), "fanout_connections_rejected_total") == 20;
     }));
 }
@@ -686,12 +697,8 @@ BOOST_AUTO_TEST_CASE(a_rejected_client_gone_at_once_is_forgotten_safely) {
 // Far more connections over the limit at once than may linger: every one still gets its 503 (a
 // close with the request unread would send a reset, which can destroy the answer before it is read).
 BOOST_AUTO_TEST_CASE(a_burst_over_the_limit_gets_503_on_every_connection) {
-    server::options opts;
-    opts.max_connections = 1;
-    harness h{{sim("users")}, opts};
-    client held{h.port()};
-    held.send_get("/healthz");
-    BOOST_TEST_REQUIRE(held.read().has_value());
+    full_server full;
+    auto& h = full.h;
     std::vector<std::unique_ptr<client>> burst;
     for (int i = 0; i < 300; ++i) {
         burst.push_back(std::make_unique<client>(h.port()));
