@@ -81,7 +81,7 @@ bool write_rejection(tcp::socket& sock) {
 }
 
 // Closes a connection whose last answer was just written, without waiting: the bytes already
-// received (at most one read's worth) are dropped and the sending side shut down first.
+// received (at most 64 KiB of them) are dropped and the sending side shut down first.
 void close_after_answer(tcp::socket& sock) {
     static thread_local std::array<char, 16 * 1024> sink;  // never read
     error_code ec;

@@ -199,6 +199,25 @@ BOOST_AUTO_TEST_CASE(framing_sections_are_held_to_the_head_limit) {
     check(static_cast<upstream::response_parser*>(nullptr), false);
 }
 
+// A read that starts inside a chunk's data and goes on past its end: the framing after the data
+// is held to the limit all the same (Beast would take it whole with the data).
+BOOST_AUTO_TEST_CASE(framing_after_chunk_data_in_the_same_read_is_held_to_the_limit) {
+    constexpr std::size_t limit = 1024;
+    std::string const big(2 * limit, 'a');
+    auto check = [&]<class Parser>(Parser*, bool request) {
+        auto const start = chunked(request).head + "5\r\nab";  // the second read starts inside the data
+        for (std::string const rest :
+             {"cde\r\n1;e=" + big + "\r\nx\r\n0\r\n\r\n", "cde\r\n0\r\nX-T: " + big + "\r\n\r\n"}) {
+            auto const ec = parse_pieces<Parser>({start, rest}, limit);
+            BOOST_TEST(
+                (ec == http::error::buffer_overflow), (request ? "request: " : "response: ") << ec.message()
+            );
+        }
+    };
+    check(static_cast<server::request_parser*>(nullptr), true);
+    check(static_cast<upstream::response_parser*>(nullptr), false);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_hostile)

@@ -38,11 +38,14 @@ class guarded_parser : public boost::beast::http::basic_parser<isRequest> {
     std::size_t put_within(boost::asio::const_buffer data, std::size_t max, error_code& ec) {
         namespace http = boost::beast::http;
         bool const in_head = !this->is_header_done();
+        bool const framing = in_head || between_chunks();
         auto left = std::numeric_limits<std::size_t>::max();  // in a body's data, which body_limit bounds
         if (in_head)
             left = max - head_taken_;
-        else if (between_chunks())
+        else if (framing)
             left = max + (after_data_ ? 2 : 0);  // the CRLF that ends the previous chunk's data comes first
+        else if (this->chunked() && chunk_left_ > 0)
+            left = static_cast<std::size_t>(chunk_left_);  // up to the data's end: framing follows it
         auto const given = std::min(data.size(), left);
         auto const used = this->put({data.data(), given}, ec);
         if (in_head && !this->is_header_done()) head_taken_ += used;
@@ -51,7 +54,7 @@ class guarded_parser : public boost::beast::http::basic_parser<isRequest> {
         // trailers, only whole: the part that began `data` is unfinished if the head is, or if
         // nothing was taken. Unfinished with all the bytes it may have, it is too large.
         bool const unfinished = !this->is_header_done() || used == 0;
-        if (unfinished && given == left)
+        if (framing && unfinished && given == left)
             ec = in_head ? http::error::header_limit : http::error::buffer_overflow;
         return used;
     }
