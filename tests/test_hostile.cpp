@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(framing_after_chunk_data_in_the_same_read_is_held_to_the_li
     std::string const big(2 * limit, 'a');
     auto check = [&]<class Parser>(Parser*, bool request) {
         auto const start = chunked(request).head + "5\r\nab";  // the second read starts inside the data
-        for (std::string const rest :
+        for (std::string const& rest :
              {"cde\r\n1;e=" + big + "\r\nx\r\n0\r\n\r\n", "cde\r\n0\r\nX-T: " + big + "\r\n\r\n"}) {
             auto const ec = parse_pieces<Parser>({start, rest}, limit);
             BOOST_TEST(
