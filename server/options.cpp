@@ -75,9 +75,11 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
 
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
     static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
-    if (!levels.count(value))
-        throw bad(where, "expected trace|debug|info|warn|error|off, got " + quoted(value));
-    opts.log_level = value;
+    // The logs write "level":"warning": the name they show is taken too.
+    auto const level = value == "warning" ? std::string("warn") : value;
+    if (!levels.count(level))
+        throw bad(where, "expected trace|debug|info|warn (or warning)|error|off, got " + quoted(value));
+    opts.log_level = level;
 }
 
 constexpr std::int64_t max_ms = 24 * 3600 * 1000;
@@ -226,7 +228,7 @@ std::vector<setting> const& settings() {
          true,
          {},
          set_deadline_header},
-        {"log-level", "log_level", "trace|debug|info|warn|error|off (default info)", true, {}, set_log_level},
+        {"log-level", "log_level", "trace|debug|info|warn (or warning)|error|off (default info)", true, {}, set_log_level},
         {"log-rate-limit",
          "log_rate_limit",
          "lines per second of each kind of failure event, per thread; the rest are counted (0: no limit, "

@@ -422,6 +422,14 @@ BOOST_AUTO_TEST_CASE(hedging_and_retries_per_upstream) {
     BOOST_TEST(error_of(R"("max_retries": 11)").find("upstreams[0].max_retries") != std::string::npos);
 }
 
+// The level the logs write for warnings is a level the configuration takes.
+BOOST_AUTO_TEST_CASE(log_level_warning_is_warn) {
+    server::options o;
+    server::apply_config(o, R"({"log_level": "warning"})");
+    BOOST_TEST(o.log_level == "warn");
+    BOOST_TEST(config_error(R"({"log_level": "warnings"})").find("log_level") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_key) {
     BOOST_TEST(config_error(R"({"timeout": 5})").find("timeout") != std::string::npos);
     BOOST_TEST(config_error(R"({"timeout": 5})").find("unknown key") != std::string::npos);
