@@ -228,7 +228,12 @@ std::vector<setting> const& settings() {
          true,
          {},
          set_deadline_header},
-        {"log-level", "log_level", "trace|debug|info|warn (or warning)|error|off (default info)", true, {}, set_log_level},
+        {"log-level",
+         "log_level",
+         "trace|debug|info|warn (or warning)|error|off (default info)",
+         true,
+         {},
+         set_log_level},
         {"log-rate-limit",
          "log_rate_limit",
          "lines per second of each kind of failure event, per thread; the rest are counted (0: no limit, "
@@ -502,13 +507,26 @@ class duplicate_key_finder {
     std::string key_;  // the key being read, from its parts
 };
 
+// "line L, column C" (from 1) of the byte at `offset`, where the parser stopped.
+std::string line_and_column(std::string_view text, std::size_t offset) {
+    auto const before = text.substr(0, std::min(offset, text.size()));
+    auto const line = 1 + std::count(before.begin(), before.end(), '\n');
+    auto const last_newline = before.rfind('\n');
+    auto const column = before.size() - (last_newline == std::string_view::npos ? 0 : last_newline + 1) + 1;
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
 // apply_config, telling which keys the file set.
 std::set<std::string> apply_config_keys(options& opts, std::string_view json_text) {
     std::set<std::string> keys;
     json::error_code ec;
     json::basic_parser<duplicate_key_finder> finder{json::parse_options{}};
-    finder.write_some(false, json_text.data(), json_text.size(), ec);
+    auto const read = finder.write_some(false, json_text.data(), json_text.size(), ec);
     if (!finder.handler().found.empty()) throw std::invalid_argument(finder.handler().found);
+    if (ec)
+        throw std::invalid_argument(
+            "not valid JSON at " + line_and_column(json_text, read) + ": " + ec.message()
+        );
     auto doc = json::parse(json_text, ec);
     if (ec) throw std::invalid_argument("not valid JSON: " + ec.message());
     if (!doc.is_object()) throw std::invalid_argument("expected a JSON object at the top");
@@ -641,6 +659,14 @@ command_line parse_command_line(int argc, char const* const* argv) {
         }
     }
     check_consistency(o, vm, file_keys, path);
+    // The demo services stand in only when nothing was configured: a configuration that lists no
+    // service would otherwise answer 200 with made-up data.
+    if (vm.count("config") && o.upstreams.empty())
+        throw std::invalid_argument(
+            "--config " + wire::shortened(path) +
+            ": no upstreams: list the services under \"upstreams\" (the demo services run only without "
+            "--config and --upstream)"
+        );
     return cl;
 }
 

@@ -584,6 +584,31 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_file) {
     unlink(path);
 }
 
+// A configuration file is a real configuration: without services it is refused, never the demo.
+BOOST_AUTO_TEST_CASE(a_config_file_without_upstreams_is_refused) {
+    char path[] = "/tmp/fanout-config-XXXXXX";
+    int fd = mkstemp(path);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    std::string const text = R"({"threads": 2, "upstreams": []})";
+    BOOST_TEST_REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    auto const error = test_options::error_of({"--config", path});
+    BOOST_TEST(error.rfind("--config " + std::string(path) + ": no upstreams", 0) == 0u, error);
+    // Services given as flags complete it; no flag and no file at all is the demo.
+    BOOST_TEST(
+        test_options::parse({"--config", path, "--upstream", "b=http://127.0.0.1:2/b"})
+            .opts.upstreams.size() == 1u
+    );
+    BOOST_TEST(test_options::parse({}).opts.upstreams.empty());
+    unlink(path);
+}
+
+// A syntax error says where it is.
+BOOST_AUTO_TEST_CASE(a_json_syntax_error_names_its_line_and_column) {
+    auto const error = config_error("{\n  \"threads\": 2,\n  \"timeout_ms\" 5\n}");
+    BOOST_TEST(error.find("not valid JSON at line 3, column 16") == 0u, error);
+}
+
 // The file is read no further than the limit: /dev/zero never ends.
 BOOST_AUTO_TEST_CASE(a_config_file_over_1_mib_is_refused) {
     BOOST_TEST(
@@ -593,7 +618,7 @@ BOOST_AUTO_TEST_CASE(a_config_file_over_1_mib_is_refused) {
     int fd = mkstemp(path);
     BOOST_TEST_REQUIRE(fd >= 0);
     // Exactly the limit is read; one byte more is refused.
-    std::string text = R"({"threads": 2})";
+    std::string text = R"({"threads": 2, "upstreams": [{"name": "a", "url": "http://127.0.0.1:1/a"}]})";
     text.append((1 << 20) - text.size(), ' ');
     BOOST_TEST_REQUIRE(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
     BOOST_TEST(test_options::parse({"--config", path}).opts.threads == 2u);
