@@ -46,7 +46,8 @@ void fetch_recorder::log(handlers::fetch_event const& event) {
     auto level = e.kind == error_kind::cancelled ? spdlog::level::debug : spdlog::level::warn;
     std::string_view const name = e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure";
     bool const write =
-        limit_ ? limit_->admit(*log_, level, name, upstream::to_string(e.kind)) : log_->should_log(level);
+        limit_ ? limit_->admit(*log_, level, name, upstream::to_string(e.kind), event.service_name)
+               : log_->should_log(level);
     if (!write) return;
     log_->log(
         level,

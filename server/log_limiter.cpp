@@ -1,5 +1,7 @@
 #include "server/log_limiter.hpp"
 
+#include "server/log.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace fanout::server {
@@ -9,14 +11,16 @@ bool log_limiter::admit(
     spdlog::level::level_enum level,
     std::string_view event,
     std::string_view detail,
+    std::string_view service,
     clock::time_point now
 ) {
     if (!log.should_log(level)) return false;
     if (per_second_ == 0) return true;
     kind* k = nullptr;
     for (auto& candidate : kinds_)
-        if (candidate.event == event && candidate.detail == detail) k = &candidate;
-    if (!k) k = &kinds_.emplace_back(kind{event, detail, now});
+        if (candidate.event == event && candidate.detail == detail && candidate.service == service)
+            k = &candidate;
+    if (!k) k = &kinds_.emplace_back(kind{event, detail, std::string(service), now});
     if (now - k->window_start >= std::chrono::seconds(1)) {
         k->window_start = now;
         k->written = 0;
@@ -28,10 +32,16 @@ bool log_limiter::admit(
     }
     ++k->written;
     if (k->dropped > 0) {
-        log.log(
-            level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","count":{}}})", event, detail,
-            k->dropped
-        );
+        if (service.empty())
+            log.log(
+                level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","count":{}}})", event, detail,
+                k->dropped
+            );
+        else
+            log.log(
+                level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","service":{},"count":{}}})",
+                event, detail, json_quote(service), k->dropped
+            );
         k->dropped = 0;
     }
     return true;

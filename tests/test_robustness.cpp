@@ -176,7 +176,7 @@ BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
     server::log_limiter limit{10};
     auto const t0 = std::chrono::steady_clock::now();
     auto emit = [&](std::string_view detail, std::chrono::steady_clock::time_point at) {
-        if (limit.admit(log, spdlog::level::warn, "upstream_failure", detail, at))
+        if (limit.admit(log, spdlog::level::warn, "upstream_failure", detail, {}, at))
             log.warn(R"({{"event":"upstream_failure","kind":"{}"}})", detail);
     };
     for (int i = 0; i < 25; ++i) emit("status", t0 + std::chrono::milliseconds(i));
@@ -202,6 +202,40 @@ BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
     BOOST_TEST(summary.at("detail").as_string() == "status");
     BOOST_TEST(summary.at("count").as_int64() == 15);
     BOOST_TEST(limit.suppressed_total() == 15u);
+}
+
+// One noisy service does not hide another's failures of the same kind; what is dropped is counted
+// per service, and the line that says so names it.
+BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_service) {
+    std::ostringstream out;
+    spdlog::logger log{"test", std::make_shared<spdlog::sinks::ostream_sink_st>(out)};
+    server::use_json_lines(log);
+    server::log_limiter limit{10};
+    auto const t0 = std::chrono::steady_clock::now();
+    auto emit = [&](std::string const& service, std::chrono::steady_clock::time_point at) {
+        if (limit.admit(log, spdlog::level::warn, "upstream_failure", "status", service, at))
+            log.warn(R"({{"event":"upstream_failure","kind":"status","service":"{}"}})", service);
+    };
+    for (int i = 0; i < 50; ++i) emit("noisy", t0 + std::chrono::milliseconds(i));
+    for (int i = 0; i < 3; ++i) emit("quiet", t0 + 100ms);
+    emit("noisy", t0 + 1500ms);
+    log.flush();
+    std::vector<json::object> lines;
+    std::istringstream in{out.str()};
+    for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line).as_object());
+    auto of = [&](std::string_view event, std::string_view service) {
+        return std::count_if(lines.begin(), lines.end(), [&](json::object const& o) {
+            return o.at("event").as_string() == event && o.at("service").as_string() == service;
+        });
+    };
+    BOOST_TEST(of("upstream_failure", "quiet") == 3);
+    BOOST_TEST(of("upstream_failure", "noisy") == 11);
+    BOOST_TEST_REQUIRE(of("log_suppressed", "noisy") == 1);
+    BOOST_TEST(of("log_suppressed", "quiet") == 0);
+    auto const summary = std::find_if(lines.begin(), lines.end(), [](json::object const& o) {
+        return o.at("event").as_string() == "log_suppressed";
+    });
+    BOOST_TEST(summary->at("count").as_int64() == 40);
 }
 
 // Through the server: a flood of failures writes a bounded number of lines, metrics count them all.
