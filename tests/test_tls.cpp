@@ -60,6 +60,13 @@ upstream::tls_settings trusting_test_ca() {
     return {.ca_file = pki().ca_cert()};
 }
 
+// A service at `url` whose certificate is checked against the test CA.
+upstream::service trusting(std::string name, std::string const& url) {
+    auto s = upstream::make_service(std::move(name), url);
+    s.tls = trusting_test_ca();
+    return s;
+}
+
 // A simulated TLS upstream and a client of it, on one event loop driven by the test's thread.
 struct tls_loop {
     net::io_context ioc{1};
@@ -574,8 +581,7 @@ BOOST_AUTO_TEST_CASE(a_handshake_has_a_time_limit_of_its_own) {
 
 BOOST_AUTO_TEST_CASE(session_tickets_without_end_are_a_tls_failure) {
     raw_tls_upstream flood{raw_tls_upstream::script::session_tickets};
-    auto s = upstream::make_service("flood", flood.url());
-    s.tls = trusting_test_ca();
+    auto const s = trusting("flood", flood.url());
     auto r = fetch_without_deadline(s);
     BOOST_TEST_REQUIRE(r.has_value());
     BOOST_TEST_REQUIRE(!r->ok());
@@ -587,8 +593,7 @@ BOOST_AUTO_TEST_CASE(session_tickets_without_end_are_a_tls_failure) {
 
 BOOST_AUTO_TEST_CASE(a_wg_request_ends_against_session_tickets_without_end) {
     raw_tls_upstream flood{raw_tls_upstream::script::session_tickets};
-    auto s = upstream::make_service("flood", flood.url());
-    s.tls = trusting_test_ca();
+    auto const s = trusting("flood", flood.url());
     harness h{{sim("users")}, {}, {s}};
     auto a = get(h.port(), "/api/aggregate/wg");  // no deadline
     BOOST_TEST(a.status == 200u);
@@ -599,8 +604,7 @@ BOOST_AUTO_TEST_CASE(a_wg_request_ends_against_session_tickets_without_end) {
 
 BOOST_AUTO_TEST_CASE(renegotiation_is_refused) {
     raw_tls_upstream renegotiating{raw_tls_upstream::script::renegotiation};
-    auto s = upstream::make_service("renegotiating", renegotiating.url());
-    s.tls = trusting_test_ca();
+    auto const s = trusting("renegotiating", renegotiating.url());
     auto r = fetch_without_deadline(s);
     BOOST_TEST_REQUIRE(r.has_value());
     BOOST_TEST(eventually([&] { return renegotiating.ended.load(); }));
