@@ -24,6 +24,22 @@ std::string http_url(net::ip::tcp::endpoint const& ep) {
     return "http://" + host + ":" + std::to_string(ep.port());
 }
 
+// What this instance is, once it listens: for whoever reads the log after a start or a restart.
+void log_start(spdlog::logger& log, server::options const& opts, std::string const& listen, bool demo) {
+    std::string upstreams;
+    for (auto const& s : opts.upstreams) {
+        if (!upstreams.empty()) upstreams += ',';
+        upstreams += fmt::format(
+            R"({{"name":{},"host":{},"port":{},"tls":{}}})", server::json_quote(s.name),
+            server::json_quote(s.host), s.port, s.tls ? "true" : "false"
+        );
+    }
+    log.info(
+        R"({{"event":"start","version":"{}","listen":"{}","threads":{},"demo":{},"upstreams":[{}]}})",
+        FANOUT_VERSION, listen, opts.threads, demo ? "true" : "false", upstreams
+    );
+}
+
 int serve(server::options opts) {
     opts.logger = server::make_stderr_logger(opts.log_level);
     // One single-threaded event loop per thread: a request never leaves its thread, so the
@@ -70,6 +86,7 @@ int serve(server::options opts) {
         });
     }
     std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
+    log_start(*opts.logger, opts, http_url(servers.front()->local_endpoint()), demo != nullptr);
 
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                         int sig) {
@@ -102,7 +119,10 @@ int serve(server::options opts) {
         threads.emplace_back([&run, &loop = *loops[i]] { run(loop); });
     run(*loops[0]);
     threads.clear();  // joins
-    return failed ? 1 : 0;
+    int const code = failed ? 1 : 0;
+    opts.logger->info(R"({{"event":"stop","exit_code":{}}})", code);
+    opts.logger->flush();
+    return code;
 }
 
 }  // namespace

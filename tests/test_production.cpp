@@ -336,6 +336,39 @@ struct fanout_process {
     }
 };
 
+// The log says what started (version, address, threads, services) and that it stopped, how.
+BOOST_AUTO_TEST_CASE(start_and_stop_are_logged_events) {
+    sim_runner upstreams{{sim("users")}};
+    child_process f{
+        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads",
+         "2", "--upstream", upstreams.upstream_flag(0)}};
+    auto event = [&](std::string_view name) -> std::optional<json::object> {
+        for (;;) {
+            auto line = f.read_line_starting("{", 10s);
+            if (!line) return std::nullopt;
+            auto v = json::parse(*line).as_object();
+            if (v.at("event").as_string() == name) return v;
+        }
+    };
+    auto start = event("start");
+    BOOST_TEST_REQUIRE(start.has_value());
+    BOOST_TEST(start->at("version").as_string() == FANOUT_VERSION);
+    BOOST_TEST(start->at("listen").as_string().starts_with("http://127.0.0.1:"));
+    BOOST_TEST(start->at("threads").as_int64() == 2);
+    BOOST_TEST(!start->at("demo").as_bool());
+    auto const& services = start->at("upstreams").as_array();
+    BOOST_TEST_REQUIRE(services.size() == 1u);
+    BOOST_TEST(services[0].at("name").as_string() == "users");
+    BOOST_TEST(services[0].at("host").as_string() == "127.0.0.1");
+    f.signal(SIGTERM);
+    auto stop = event("stop");
+    BOOST_TEST_REQUIRE(stop.has_value());
+    BOOST_TEST(stop->at("exit_code").as_int64() == 0);
+    auto status = f.wait(5s);
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST(WEXITSTATUS(*status) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_lets_a_slow_request_finish_then_exits_0) {
     sim_runner upstreams{{sim("users", sim_behaviour::ok, 400ms)}};
     fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "3000"}};
