@@ -333,7 +333,8 @@ void http_server::impl::start_session(tcp::socket sock) {
         net::co_spawn(
             ex, session(std::move(sock), slot),
             net::bind_cancellation_slot(
-                slot->cancel.slot(), net::consign(net::detached, slot_release{shared_from_this(), slot, false})
+                slot->cancel.slot(),
+                net::consign(net::detached, slot_release{shared_from_this(), slot, false})
             )
         );
         return;

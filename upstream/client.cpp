@@ -654,8 +654,9 @@ net::awaitable<fetch_result> client::impl::attempt(
 
             // Only a connection left exactly between two messages goes back to the pool, and not
             // one whose TLS guard stopped it reading (for good) while the answer completed.
-            bool const reusable = parser->keep_alive() && conn->buffer.size() == 0 &&
-                                  (!conn->tls || conn->tls->next_layer().guard.stopped() == tls_guard::stop::none);
+            bool const reusable =
+                parser->keep_alive() && conn->buffer.size() == 0 &&
+                (!conn->tls || conn->tls->next_layer().guard.stopped() == tls_guard::stop::none);
             parser.reset();
             if (reusable) to_pool(index, conn);
             break;
