@@ -32,16 +32,11 @@ bool log_limiter::admit(
     }
     ++k->written;
     if (k->dropped > 0) {
-        if (service.empty())
-            log.log(
-                level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","count":{}}})", event, detail,
-                k->dropped
-            );
-        else
-            log.log(
-                level, R"({{"event":"log_suppressed","of":"{}","detail":"{}","service":{},"count":{}}})",
-                event, detail, json_quote(service), k->dropped
-            );
+        auto const of_service = service.empty() ? std::string() : R"(,"service":)" + json_quote(service);
+        log.log(
+            level, R"({{"event":"log_suppressed","of":"{}","detail":"{}"{},"count":{}}})", event, detail,
+            of_service, k->dropped
+        );
         k->dropped = 0;
     }
     return true;

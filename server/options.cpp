@@ -31,11 +31,6 @@ std::invalid_argument bad(std::string const& where, std::string const& what) {
     return std::invalid_argument(where + ": " + what);
 }
 
-// A value given, repeated in an error message.
-std::string quoted(std::string_view text) {
-    return "'" + wire::shortened(text) + "'";
-}
-
 std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) {
         throw bad(
@@ -47,7 +42,7 @@ std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, 
 }
 
 void set_listen(options& opts, std::string const& where, std::string const& value) {
-    auto fail = [&] { return bad(where, "expected HOST:PORT, got " + quoted(value)); };
+    auto fail = [&] { return bad(where, "expected HOST:PORT, got " + wire::quoted_short(value)); };
     auto colon = value.rfind(':');
     if (colon == std::string::npos || colon == 0) throw fail();
     auto host = value.substr(0, colon);
@@ -63,11 +58,15 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
     // Checked here rather than when binding, so that it is a bad flag (exit 2), not a failure to serve.
     auto address = parse_listen_host(host);
     if (!address)
-        throw bad(where, quoted(host) + " is not an IP address or localhost (host names are not resolved)");
+        throw bad(
+            where,
+            wire::quoted_short(host) + " is not an IP address or localhost (host names are not resolved)"
+        );
     if (address->is_v6() != bracketed)
         throw bad(
-            where, bracketed ? "only an IPv6 address goes in brackets, got " + quoted(value)
-                             : "an IPv6 address goes in brackets, e.g. [::1]:8080, got " + quoted(value)
+            where, bracketed
+                       ? "only an IPv6 address goes in brackets, got " + wire::quoted_short(value)
+                       : "an IPv6 address goes in brackets, e.g. [::1]:8080, got " + wire::quoted_short(value)
         );
     opts.listen_host = host;
     opts.listen_port = static_cast<std::uint16_t>(p);
@@ -78,7 +77,9 @@ void set_log_level(options& opts, std::string const& where, std::string const& v
     // The logs write "level":"warning": the name they show is taken too.
     auto const level = value == "warning" ? std::string("warn") : value;
     if (!levels.count(level))
-        throw bad(where, "expected trace|debug|info|warn (or warning)|error|off, got " + quoted(value));
+        throw bad(
+            where, "expected trace|debug|info|warn (or warning)|error|off, got " + wire::quoted_short(value)
+        );
     opts.log_level = level;
 }
 
@@ -88,8 +89,8 @@ constexpr std::int64_t max_ms = 24 * 3600 * 1000;
 void set_deadline_header(options& opts, std::string const& where, std::string const& value) {
     if (!value.empty() && !upstream::valid_field_name(value))
         throw bad(
-            where,
-            "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got " + quoted(value)
+            where, "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got " +
+                       wire::quoted_short(value)
         );
     static constexpr std::array<std::string_view, 14> reserved{
         "host",        "user-agent", "accept",  "connection", "content-length", "transfer-encoding",
@@ -98,7 +99,7 @@ void set_deadline_header(options& opts, std::string const& where, std::string co
     if (std::any_of(reserved.begin(), reserved.end(), [&](auto r) {
             return boost::beast::iequals(value, r);
         }))
-        throw bad(where, quoted(value) + " is a header fanout sets itself");
+        throw bad(where, wire::quoted_short(value) + " is a header fanout sets itself");
     opts.deadline_header = value;
 }
 
@@ -297,7 +298,8 @@ void check_consistency(
 }
 
 void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {
-    if (!names.insert(s.name).second) throw bad(where, "service " + quoted(s.name) + " given twice");
+    if (!names.insert(s.name).second)
+        throw bad(where, "service " + wire::quoted_short(s.name) + " given twice");
     o.upstreams.push_back(std::move(s));
 }
 
@@ -333,7 +335,7 @@ bool host_name_or_address(std::string_view text) {
 std::string readable_file(std::string const& key, json::value const& value) {
     if (!value.is_string() || value.as_string().empty()) throw bad(key, "expected a file name");
     std::string path(value.as_string());
-    if (!std::ifstream(path)) throw bad(key, "cannot read " + quoted(path));
+    if (!std::ifstream(path)) throw bad(key, "cannot read " + wire::quoted_short(path));
     return path;
 }
 
@@ -451,7 +453,7 @@ class duplicate_key_finder {
         key_.append(s.data(), s.size());
         auto& object = levels_.back();
         if (!object.keys.insert(key_).second) {
-            found = path() + "duplicate key " + quoted(key_);
+            found = path() + "duplicate key " + wire::quoted_short(key_);
             ec = json::error::syntax;
             return false;
         }
@@ -558,10 +560,10 @@ constexpr std::size_t max_config_size = 1 << 20;
 // The file's text, read no further than max_config_size: the path may name an endless stream.
 std::string read_config(std::string const& path) {
     std::ifstream in{path, std::ios::binary};
-    if (!in) throw std::invalid_argument("--config: cannot read " + quoted(path));
+    if (!in) throw std::invalid_argument("--config: cannot read " + wire::quoted_short(path));
     std::string text(max_config_size + 1, '\0');
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    if (in.bad()) throw std::invalid_argument("--config: cannot read " + quoted(path));
+    if (in.bad()) throw std::invalid_argument("--config: cannot read " + wire::quoted_short(path));
     text.resize(static_cast<std::size_t>(in.gcount()));
     if (text.size() > max_config_size)
         throw std::invalid_argument(

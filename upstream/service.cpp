@@ -19,11 +19,6 @@ std::string service::url() const {
 
 namespace {
 
-// A value given, repeated in an error message.
-std::string quoted(std::string_view text) {
-    return "'" + wire::shortened(text) + "'";
-}
-
 // A value that, alone in a path segment, is a dot-segment (RFC 3986 §3.3).
 bool dot_segment(std::string_view value) {
     return value == "." || value == "..";
@@ -35,7 +30,10 @@ void check_name(std::string_view name) {
     for (char c : name) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                   c == '-' || c == '.';
-        if (!ok) throw std::invalid_argument("service name may use [A-Za-z0-9_.-] only: " + quoted(name));
+        if (!ok)
+            throw std::invalid_argument(
+                "service name may use [A-Za-z0-9_.-] only: " + wire::quoted_short(name)
+            );
     }
 }
 
@@ -52,17 +50,19 @@ std::string without_placeholders(std::string_view url, std::vector<std::string>&
         throw std::invalid_argument("upstream URL may not contain '" + std::string(token_prefix) + "'");
     std::string out;
     for (std::size_t i = 0; i < url.size(); ++i) {
-        if (url[i] == '}') throw std::invalid_argument("'}' without '{' in " + quoted(url));
+        if (url[i] == '}') throw std::invalid_argument("'}' without '{' in " + wire::quoted_short(url));
         if (url[i] != '{') {
             out += url[i];
             continue;
         }
         auto const close = url.find('}', i);
-        if (close == std::string_view::npos) throw std::invalid_argument("'{' without '}' in " + quoted(url));
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("'{' without '}' in " + wire::quoted_short(url));
         auto const name = url.substr(i + 1, close - i - 1);
         if (name.empty() || name.size() > 32 || !std::all_of(name.begin(), name.end(), is_param_char))
             throw std::invalid_argument(
-                "placeholder " + quoted("{" + std::string(name) + "}") + " must be 1 to 32 of [A-Za-z0-9_]"
+                "placeholder " + wire::quoted_short("{" + std::string(name) + "}") +
+                " must be 1 to 32 of [A-Za-z0-9_]"
             );
         out += token_prefix;
         out += std::to_string(names.size());
@@ -93,12 +93,15 @@ service make_service(std::string name, std::string_view template_url) {
     auto const tokenised = without_placeholders(template_url, params);
     std::string_view const url = tokenised;
     auto parsed = urls::parse_absolute_uri(url);
-    if (!parsed) throw std::invalid_argument("not an absolute URL: " + quoted(url));
+    if (!parsed) throw std::invalid_argument("not an absolute URL: " + wire::quoted_short(url));
     auto const& u = *parsed;
     if (u.scheme_id() != urls::scheme::http && u.scheme_id() != urls::scheme::https)
-        throw std::invalid_argument("only http:// and https:// upstreams are supported: " + quoted(url));
-    if (u.has_userinfo()) throw std::invalid_argument("credentials in upstream URL: " + quoted(url));
-    if (u.encoded_host().empty()) throw std::invalid_argument("no host in " + quoted(url));
+        throw std::invalid_argument(
+            "only http:// and https:// upstreams are supported: " + wire::quoted_short(url)
+        );
+    if (u.has_userinfo())
+        throw std::invalid_argument("credentials in upstream URL: " + wire::quoted_short(url));
+    if (u.encoded_host().empty()) throw std::invalid_argument("no host in " + wire::quoted_short(url));
 
     service s;
     s.name = std::move(name);
@@ -114,19 +117,21 @@ service make_service(std::string name, std::string_view template_url) {
         unsigned value = 0;
         auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
         if (ec != std::errc{} || end != p.data() + p.size() || value == 0 || value > 65535)
-            throw std::invalid_argument("bad port in " + quoted(url));
+            throw std::invalid_argument("bad port in " + wire::quoted_short(url));
         s.port = static_cast<std::uint16_t>(value);
     }
     if (u.host_type() == urls::host_type::name && s.host.find('%') != std::string::npos)
-        throw std::invalid_argument("percent-encoded host in " + quoted(url));
+        throw std::invalid_argument("percent-encoded host in " + wire::quoted_short(url));
     // Boost.URL 1.81 takes "http://[::1]:9:02/" as port 9 and path ":02/": a path must start with '/'.
     if (!u.encoded_path().empty() && u.encoded_path().front() != '/')
-        throw std::invalid_argument("malformed URL: " + quoted(url));
+        throw std::invalid_argument("malformed URL: " + wire::quoted_short(url));
     s.host_header = std::string(u.encoded_host_and_port());
     s.target = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
     if (u.has_query()) s.target += "?" + std::string(u.encoded_query());
     if (!restore_placeholders(s.target, params))
-        throw std::invalid_argument("placeholders may only be in the path or query: " + quoted(template_url));
+        throw std::invalid_argument(
+            "placeholders may only be in the path or query: " + wire::quoted_short(template_url)
+        );
     s.params = std::move(params);
     return s;
 }
@@ -169,7 +174,7 @@ std::string expand_target(service const& svc, std::span<param const> values) {
 service parse_service(std::string_view spec) {
     auto eq = spec.find('=');
     if (eq == std::string_view::npos || eq == 0)
-        throw std::invalid_argument("expected NAME=URL, got " + quoted(spec));
+        throw std::invalid_argument("expected NAME=URL, got " + wire::quoted_short(spec));
     return make_service(std::string(spec.substr(0, eq)), spec.substr(eq + 1));
 }
 

@@ -13,6 +13,11 @@ std::string json_quote(std::string_view text);
 // longer: for repeating a value given in a message, which a huge one must not flood.
 std::string shortened(std::string_view text, std::size_t max = 64);
 
+// shortened(text) in single quotes: a value given, repeated in an error message.
+inline std::string quoted_short(std::string_view text) {
+    return "'" + shortened(text) + "'";
+}
+
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
 std::string valid_utf8(std::string_view text);
 
