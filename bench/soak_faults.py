@@ -330,7 +330,7 @@ async def scrape_metrics(args):
     counts = collections.Counter()
     gauges = {}
     for line in data.decode().split("\r\n\r\n", 1)[1].splitlines():
-        m = re.match(r'fanout_requests_total\{endpoint="([^"]+)",code="(\d+)"\} (\S+)', line)
+        m = re.match(r'fanout_requests_total\{endpoint="([^"]+)",route="[^"]*",code="(\d+)"\} (\S+)', line)
         if m:
             counts[(m.group(1), int(m.group(2)))] += int(float(m.group(3)))
         m = re.match(r"(fanout_(?:requests_in_flight|connections_open)) (\S+)", line)

@@ -1,4 +1,6 @@
 #include "handlers/handlers.hpp"
+#include "handlers/route_plan.hpp"
+#include "handlers/shape.hpp"
 #include "wire/json_text.hpp"
 
 #include <charconv>
@@ -27,18 +29,6 @@ void append_name(std::string& out, std::string_view name) {
     out += '"';
 }
 
-void append_error(std::string& out, upstream::fetch_error const& e) {
-    out += R"({"kind":")";
-    out += upstream::to_string(e.kind);
-    out += R"(","message":)";
-    out += wire::json_quote(e.message);
-    if (e.kind == error_kind::status) {
-        out += R"(,"status":)";
-        out += std::to_string(e.status);
-    }
-    out += '}';
-}
-
 void append_millis(std::string& out, clock::duration d) {
     char buf[32];
     double ms = std::chrono::duration<double, std::milli>(d).count();
@@ -55,11 +45,30 @@ reply render(
     unsigned status,
     clock::time_point start
 ) {
+    return render(pattern, nullptr, services, results, status, start);
+}
+
+reply render(
+    std::string_view pattern,
+    route_plan const* route,
+    std::span<upstream::service const> services,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+) {
     reply r;
     r.status = status;
+    for (auto const& result : results) r.complete = r.complete && result.ok();
+    if (route && route->shape == server::shape::merge) {
+        r.body = merged(*route, results);
+        return r;
+    }
+    auto const key = [&](std::size_t i) -> std::string_view {
+        return route ? std::string_view(route->backends[i].key) : std::string_view(services[i].name);
+    };
     std::size_t size = 128;
     for (std::size_t i = 0; i < results.size(); ++i) {
-        size += services[i].name.size() + results[i].body.size() + 8;
+        size += key(i).size() + results[i].body.size() + 8;
         if (!results[i].ok()) size += results[i].error->message.size() + 64;
     }
     r.body.reserve(size);
@@ -67,24 +76,32 @@ reply render(
     auto& out = r.body;
     out += R"({"pattern":")";
     out += pattern;
-    out += R"(","results":{)";
+    if (route && !route->seed) {
+        out += R"(","route":)";
+        out += wire::json_quote(route->path);
+        out += R"(,"results":{)";
+    } else {
+        out += R"(","results":{)";
+    }
     bool first = true;
     for (std::size_t i = 0; i < results.size(); ++i) {
-        if (!results[i].ok()) continue;
+        if (!results[i].ok() && !(route && route->backends[i].fallback)) continue;
         if (!first) out += ',';
         first = false;
-        append_name(out, services[i].name);
+        append_name(out, key(i));
         out += ':';
-        out += results[i].body;  // validated JSON, embedded as it came
+        if (route)
+            append_part(out, route->backends[i], results[i]);
+        else
+            out += results[i].body;  // validated JSON, embedded as it came
     }
     out += R"(},"errors":{)";
     first = true;
     for (std::size_t i = 0; i < results.size(); ++i) {
         if (results[i].ok()) continue;
-        r.complete = false;
         if (!first) out += ',';
         first = false;
-        append_name(out, services[i].name);
+        append_name(out, key(i));
         out += ':';
         append_error(out, *results[i].error);
     }
@@ -98,11 +115,12 @@ reply render(
 
 namespace {
 
-// A service whose own timeout is sooner than the request's deadline: its fetch is bounded by it.
+// A backend whose service's own timeout is sooner than the request's deadline: its fetch is
+// bounded by it.
 net::awaitable<upstream::fetch_result> fetch_bounded(
-    upstream::client& client, std::size_t index, aggregate_request req, clock::time_point deadline
+    net::awaitable<upstream::fetch_result> fetch, aggregate_request req, clock::time_point deadline
 ) {
-    auto [outcome] = co_await within(deadline, client.fetch(index, req.params, {deadline, &req.trace}));
+    auto [outcome] = co_await within(deadline, std::move(fetch));
     if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
     co_return settled(std::move(outcome), req);
 }
@@ -123,18 +141,44 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
     upstream::client& client, aggregate_request const& req, bool bounded
 ) {
     auto services = client.services();
+    auto const count = req.route ? req.route->backends.size() : services.size();
     std::vector<net::awaitable<upstream::fetch_result>> out;
-    out.reserve(services.size());
-    for (std::size_t i = 0; i < services.size(); ++i) {
+    out.reserve(count);
+    for (std::size_t b = 0; b < count; ++b) {
+        auto const i = req.route ? req.route->backends[b].service : b;
         auto const deadline = service_deadline(services[i], req);
-        if (bounded && deadline < req.start + req.timeout)
-            out.push_back(fetch_bounded(client, i, req, deadline));
-        else
-            out.push_back(
-                client.fetch(i, req.params, {bounded ? std::optional(deadline) : std::nullopt, &req.trace})
-            );
+        upstream::fetch_context context{bounded ? std::optional(deadline) : std::nullopt, &req.trace};
+        if (b < req.targets.size()) context.target = req.targets[b];
+        context.headers = req.forwarded;
+        // The request's values and headers are copied before fetch() returns: the awaitable
+        // outlives neither this call's arguments nor them.
+        auto fetch = client.fetch(i, req.params, context);
+        if (bounded && deadline < req.start + req.timeout) {
+            aggregate_request times{req.timeout, req.start};
+            out.push_back(fetch_bounded(std::move(fetch), std::move(times), deadline));
+        } else {
+            out.push_back(std::move(fetch));
+        }
     }
     return out;
+}
+
+bool tolerated(aggregate_request const& req, std::size_t backend) noexcept {
+    if (!req.route) return false;
+    auto const& b = req.route->backends[backend];
+    return b.fallback || (!b.required && req.route->pattern == server::pattern::errgroup);
+}
+
+unsigned partial_status(
+    std::span<upstream::fetch_result const> results, aggregate_request const& req
+) noexcept {
+    if (!req.route) return partial_status(results);
+    bool all_timeouts = true;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (results[i].ok() || req.route->backends[i].fallback) return 200;
+        all_timeouts = all_timeouts && results[i].error->kind == error_kind::timeout;
+    }
+    return all_timeouts && !results.empty() ? 504 : 502;
 }
 
 upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req) {
@@ -174,12 +218,14 @@ reply finish(
     unsigned status,
     aggregate_request const& req
 ) {
+    auto const services = ctx.client.services();
     if (ctx.observer) {
-        auto services = ctx.client.services();
-        for (std::size_t i = 0; i < results.size(); ++i)
-            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[i], req.trace.id()});
+        for (std::size_t b = 0; b < results.size(); ++b) {
+            auto const i = req.route ? req.route->backends[b].service : b;
+            ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[b], req.trace.id()});
+        }
     }
-    return render(pattern, ctx.client.services(), results, status, req.start);
+    return render(pattern, req.route, services, results, status, req.start);
 }
 
 }  // namespace fanout::handlers

@@ -19,7 +19,7 @@ boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req) {
         results[index] = settled(std::move(o), req);
     });
     co_await boost::asio::this_coro::throw_if_cancelled(throwing);
-    co_return finish(ctx, "channel", results, partial_status(results), req);
+    co_return finish(ctx, "channel", results, partial_status(results, req), req);
 }
 
 }  // namespace fanout::handlers

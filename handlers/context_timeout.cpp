@@ -7,7 +7,7 @@ boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request re
     // reported as timeouts.
     auto outcomes = co_await within(req.start + req.timeout, fetches(ctx.client, req, true));
     auto results = settled(std::move(outcomes), req);
-    co_return finish(ctx, "context-timeout", results, partial_status(results), req);
+    co_return finish(ctx, "context-timeout", results, partial_status(results, req), req);
 }
 
 }  // namespace fanout::handlers

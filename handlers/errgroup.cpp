@@ -1,4 +1,5 @@
 #include "handlers/handlers.hpp"
+#include "handlers/route_plan.hpp"
 
 #include <algorithm>
 
@@ -7,23 +8,36 @@ namespace fanout::handlers {
 using upstream::error_kind;
 
 boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
-    auto const failed = [](upstream::fetch_result const& r) { return !r.ok(); };
+    // A backend with a fallback, or not required, fails without failing the group.
+    auto const failed = [&req](std::size_t backend, upstream::fetch_result const& r) {
+        return !r.ok() && !tolerated(req, backend);
+    };
     auto group = co_await fail_fast(req.start + req.timeout, fetches(ctx.client, req, true), failed);
     auto results = settled(std::move(group.outcomes), req);
+    auto const counts = [&](std::size_t i) { return !results[i].ok() && !tolerated(req, i); };
 
     unsigned status = 200;
+    bool timed_out = false, failed_any = false;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!counts(i)) continue;
+        failed_any = true;
+        timed_out = timed_out || results[i].error->kind == error_kind::timeout;
+    }
     if (group.first_failure) {
-        auto const& cause = results[*group.first_failure];
-        status = cause.error->kind == error_kind::timeout ? 504 : 502;
-        auto const& name = ctx.client.services()[*group.first_failure].name;
+        auto const& cause = *results[*group.first_failure].error;
+        status = cause.kind == error_kind::timeout ? 504 : 502;
+        // A route passes an upstream's 4xx on: a missing user stays a 404.
+        if (req.route && !req.route->seed && cause.kind == error_kind::status && cause.status >= 400 &&
+            cause.status < 500)
+            status = cause.status;
+        auto const& name = req.route ? req.route->backends[*group.first_failure].key
+                                     : ctx.client.services()[*group.first_failure].name;
         for (auto& r : results)
             if (!r.ok() && r.error->kind == error_kind::cancelled)
                 r.error->message = "cancelled: " + name + " failed";
-    } else if (std::any_of(results.begin(), results.end(), [](auto const& r) {
-                   return !r.ok() && r.error->kind == error_kind::timeout;
-               })) {
+    } else if (timed_out) {
         status = 504;  // the deadline came first
-    } else if (!std::all_of(results.begin(), results.end(), [](auto const& r) { return r.ok(); })) {
+    } else if (failed_any) {
         status = 502;  // cancelled from outside (client gone, shutdown) before anything failed
     }
     co_return finish(ctx, "errgroup", results, status, req);

@@ -24,8 +24,9 @@ boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request re
 // Fail fast under the deadline (fail_fast): the first failure cancels the other fetches.
 boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
 
-// One fetch per configured service. `bounded`: a service with a timeout of its own sooner than
-// the request's deadline fails as a timeout at it (the deadline-bound patterns).
+// One fetch per backend of the request's route (without one: per configured service). `bounded`: a service
+// with a timeout of its own sooner than the request's deadline fails as a timeout at it (the deadline-bound
+// patterns).
 std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
     upstream::client& client, aggregate_request const& req, bool bounded
 );
@@ -36,6 +37,15 @@ upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_re
 std::vector<upstream::fetch_result> settled(
     std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req
 );
+
+// partial_status() for a route: a failed backend with a fallback counts as answered.
+unsigned partial_status(
+    std::span<upstream::fetch_result const> results, aggregate_request const& req
+) noexcept;
+
+// Whether a backend's failure leaves the route's answer as if it had succeeded (a fallback), or,
+// on errgroup, cancels nothing (`required: false`).
+bool tolerated(aggregate_request const& req, std::size_t backend) noexcept;
 
 // The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
 clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;

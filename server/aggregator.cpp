@@ -30,14 +30,14 @@ aggregator::executor_type aggregator::get_executor() const noexcept {
 }
 
 void aggregator::take(request_fields& fields, std::string_view name, std::string_view value) const {
-    take_field(fields, impl_->opts.deadline_header, name, value);
+    take_field(fields, impl_->opts.deadline_header, name, value, impl_->core.routes.forwarded_names());
 }
 
 boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     http::verb method, std::string target, unsigned version, request_fields fields
 ) {
     auto const start = std::chrono::steady_clock::now();
-    auto r = match(method, target, impl_->opts, fields);
+    auto r = match(method, target, impl_->opts, impl_->core.routes, fields);
     response res;
     if (r.answer) {
         res = std::move(*r.answer);
@@ -48,7 +48,10 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else {
         res = co_await impl_->core.answer(r);
     }
-    impl_->core.metrics.count_request(r.target, res.status, std::chrono::steady_clock::now() - start);
+    impl_->core.metrics.count_request(
+        r.target, r.plan ? std::optional(r.plan->index) : std::nullopt, res.status,
+        std::chrono::steady_clock::now() - start
+    );
 
     response_type out{static_cast<http::status>(res.status), version};
     out.set(http::field::content_type, res.content_type);

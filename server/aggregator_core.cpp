@@ -1,5 +1,6 @@
 #include "server/aggregator_core.hpp"
 
+#include "handlers/handlers.hpp"
 #include "server/log.hpp"
 
 #include <boost/asio/error.hpp>
@@ -22,13 +23,21 @@ std::vector<std::string> service_names(options const& opts) {
 metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options const& opts) {
     if (reg.service_names() != service_names(opts))
         throw std::invalid_argument("the metrics registry was made for other services");
+    if (reg.routes() != metrics_registry({}, 0, route_labels(opts.routes)).routes())
+        throw std::invalid_argument(
+            "the metrics registry was made for other routes (give it route_labels(options.routes))"
+        );
     return reg.claim(shard);
 }
 
 aggregator_core::aggregator_core(
     net::any_io_executor ex, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
 )
-    : registry(reg ? std::move(reg) : std::make_shared<metrics_registry>(service_names(opts), 1)),
+    : routes(opts),
+      registry(
+          reg ? std::move(reg)
+              : std::make_shared<metrics_registry>(service_names(opts), 1, route_labels(opts.routes))
+      ),
       shard_index(shard),
       metrics(claim_shard(*registry, shard, opts)),
       log(logger_for(opts)),
@@ -89,12 +98,29 @@ response aggregator_core::metrics_page() const {
     return res;
 }
 
-net::awaitable<response> aggregator_core::answer(route const& r) {
+net::awaitable<response> aggregator_core::answer(dispatch const& r) {
     try {
         handlers::aggregate_request aggregate{r.timeout};
         aggregate.params = r.params;
         aggregate.trace = r.trace;
-        auto reply = co_await r.handler(ctx, aggregate);
+        aggregate.route = r.plan;
+        aggregate.targets = r.targets;
+        aggregate.forwarded = r.forwarded;
+        handlers::reply reply;
+        switch (r.plan->pattern) {
+            case pattern::wg:
+                reply = co_await handlers::wait_group(ctx, std::move(aggregate));
+                break;
+            case pattern::channel:
+                reply = co_await handlers::channel(ctx, std::move(aggregate));
+                break;
+            case pattern::context_timeout:
+                reply = co_await handlers::context_timeout(ctx, std::move(aggregate));
+                break;
+            case pattern::errgroup:
+                reply = co_await handlers::errgroup(ctx, std::move(aggregate));
+                break;
+        }
         auto res = json_response(reply.status, std::move(reply.body));
         res.complete = reply.complete;
         co_return res;

@@ -3,6 +3,7 @@
 #include "server/fetch_recorder.hpp"
 #include "server/log_limiter.hpp"
 #include "server/response.hpp"
+#include "server/route_table.hpp"
 #include "server/router.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -43,13 +44,14 @@ class aggregator_core {
     aggregator_core& operator=(aggregator_core const&) = delete;
     ~aggregator_core();
 
-    // The answer of an aggregate route (one with a handler). Never throws: a failure of the
-    // handler itself is logged and answered 500.
-    boost::asio::awaitable<response> answer(route const& r);
+    // The answer of a route (a dispatch with a plan). Never throws: a failure of the handler
+    // itself is logged and answered 500.
+    boost::asio::awaitable<response> answer(dispatch const& r);
 
     // GET /metrics: the registry's Prometheus text (every loop sharing it, summed).
     response metrics_page() const;
 
+    route_table routes;  // first: it checks the options (throws std::invalid_argument)
     std::shared_ptr<metrics_registry> registry;
     std::size_t shard_index;
     metrics_shard& metrics;

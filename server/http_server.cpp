@@ -451,6 +451,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         limit.after(opts.header_timeout);
         request_parser parser;
         parser.deadline_header(opts.deadline_header);
+        parser.forwarded(core.routes.forwarded_names());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto rec =
@@ -478,13 +479,15 @@ net::awaitable<void> http_server::impl::serve_requests(
         bool keep_alive = false;
         unsigned version = 11;
         auto target = endpoint::other;
+        std::optional<std::size_t> route;  // the index of the route it matched
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
         } else {
             keep_alive = parser.keep_alive();
             version = parser.version();
-            auto r = match(parser.method(), parser.target(), opts, parser.fields());
+            auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
             target = r.target;
+            if (r.plan) route = r.plan->index;
             if (r.answer) {
                 res = std::move(*r.answer);
             } else if (target == endpoint::healthz) {
@@ -529,7 +532,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
         auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
         if (wec) co_return;
-        metrics.count_request(target, res.status, clock::now() - start);  // answers sent, only
+        metrics.count_request(target, route, res.status, clock::now() - start);  // answers sent, only
         if (!keep_alive) co_return;
     }
 }

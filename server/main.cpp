@@ -61,7 +61,8 @@ int serve(server::options opts) {
 
     std::vector<std::string> names;
     for (auto const& s : opts.upstreams) names.push_back(s.name);
-    auto registry = std::make_shared<server::metrics_registry>(names, loops.size());
+    auto registry =
+        std::make_shared<server::metrics_registry>(names, loops.size(), server::route_labels(opts.routes));
     std::vector<std::unique_ptr<server::http_server>> servers;
     for (std::size_t i = 0; i < loops.size(); ++i) {
         servers.push_back(std::make_unique<server::http_server>(

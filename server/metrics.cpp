@@ -34,19 +34,45 @@ void histogram::observe(std::chrono::steady_clock::duration d) noexcept {
 }
 
 void metrics_shard::count_request(
-    endpoint e, unsigned status, std::chrono::steady_clock::duration took
+    endpoint e, std::optional<std::size_t> route, unsigned status, std::chrono::steady_clock::duration took
 ) noexcept {
     std::size_t code = 0;
     while (code + 1 < codes.size() && codes[code] != status) ++code;
-    auto const i = static_cast<std::size_t>(e);
-    requests[i][code].add();
-    request_duration[i].observe(took);
+    auto const i = route                    ? first_route + *route
+                   : e == endpoint::healthz ? healthz_series
+                   : e == endpoint::metrics ? metrics_series
+                                            : other_series;
+    if (i >= requests.size()) return;
+    requests[i].answers[code].add();
+    requests[i].duration.observe(took);
 }
 
-metrics_registry::metrics_registry(std::vector<std::string> service_names, std::size_t shards)
-    : service_names_(std::move(service_names)) {
+std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
+    std::vector<route_label> labels;
+    for (auto const& r : routes)
+        labels.push_back(
+            {r.pattern == pattern::wg                ? endpoint::wg
+             : r.pattern == pattern::channel         ? endpoint::channel
+             : r.pattern == pattern::context_timeout ? endpoint::context_timeout
+                                                     : endpoint::errgroup,
+             r.path}
+        );
+    return labels;
+}
+
+metrics_registry::metrics_registry(
+    std::vector<std::string> service_names, std::size_t shards, std::vector<route_label> routes
+)
+    : service_names_(std::move(service_names)), routes_(std::move(routes)) {
+    if (routes_.empty())
+        routes_ = {
+            {endpoint::wg, "/api/aggregate/wg"},
+            {endpoint::channel, "/api/aggregate/channel"},
+            {endpoint::context_timeout, "/api/aggregate/channel-with-context-timeout"},
+            {endpoint::errgroup, "/api/aggregate/errgroup"},
+        };
     for (std::size_t i = 0; i < shards; ++i)
-        shards_.push_back(std::make_unique<metrics_shard>(service_names_.size()));
+        shards_.push_back(std::make_unique<metrics_shard>(service_names_.size(), routes_.size()));
 }
 
 metrics_shard& metrics_registry::claim(std::size_t i) {
@@ -143,29 +169,41 @@ std::string metrics_registry::render() const {
         return total;
     };
 
-    w.header("fanout_requests_total", "counter", "Requests answered, by endpoint and status code.");
-    for (std::size_t e = 0; e < endpoint_count; ++e) {
+    // The series of each route, then of /healthz, /metrics and requests that matched none.
+    std::vector<std::pair<std::size_t, std::string>> series;
+    for (std::size_t r = 0; r < routes_.size(); ++r)
+        series.emplace_back(
+            metrics_shard::first_route + r,
+            label("endpoint", to_string(routes_[r].pattern)) + "," + label("route", routes_[r].path)
+        );
+    series.emplace_back(
+        metrics_shard::healthz_series, label("endpoint", "healthz") + "," + label("route", "/healthz")
+    );
+    series.emplace_back(
+        metrics_shard::metrics_series, label("endpoint", "metrics") + "," + label("route", "/metrics")
+    );
+    series.emplace_back(metrics_shard::other_series, label("endpoint", "other") + "," + label("route", ""));
+
+    w.header(
+        "fanout_requests_total", "counter", "Requests answered, by endpoint (pattern), route and status code."
+    );
+    for (auto const& [i, labels] : series) {
         for (std::size_t c = 0; c < metrics_shard::codes.size(); ++c) {
-            auto n = sum([&](metrics_shard const& s) { return s.requests[e][c].value(); });
+            auto n = sum([&](metrics_shard const& s) { return s.requests[i].answers[c].value(); });
             if (n == 0) continue;
             auto code =
                 metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
-            w.sample(
-                "fanout_requests_total",
-                label("endpoint", to_string(endpoint(e))) + "," + label("code", code), n
-            );
+            w.sample("fanout_requests_total", labels + "," + label("code", code), n);
         }
     }
 
     w.header(
         "fanout_request_duration_seconds", "histogram", "Time from reading a request to having its answer."
     );
-    for (std::size_t e = 0; e < endpoint_count; ++e) {
+    for (auto const& [i, labels] : series) {
         std::vector<histogram const*> parts;
-        for (auto const& s : shards_) parts.push_back(&s->request_duration[e]);
-        w.histogram_samples(
-            "fanout_request_duration_seconds", label("endpoint", to_string(endpoint(e))), parts
-        );
+        for (auto const& s : shards_) parts.push_back(&s->requests[i].duration);
+        w.histogram_samples("fanout_request_duration_seconds", labels, parts);
     }
 
     w.header(

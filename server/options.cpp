@@ -1,4 +1,6 @@
 #include "server/listener.hpp"
+#include "server/route_config.hpp"
+#include "server/route_table.hpp"
 #include "wire/json_text.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -539,6 +541,10 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
             apply_upstreams(opts, value);
             continue;
         }
+        if (key == "routes") {
+            apply_routes(opts, value);
+            continue;
+        }
         setting const* s = nullptr;
         for (auto const& candidate : settings())
             if (key == candidate.key) s = &candidate;
@@ -669,6 +675,15 @@ command_line parse_command_line(int argc, char const* const* argv) {
             ": no upstreams: list the services under \"upstreams\" (the demo services run only without "
             "--config and --upstream)"
         );
+    // The routes are checked now, against the upstreams and limits as the flags left them, so that
+    // a mistake is a bad configuration (exit 2) rather than a failure to serve.
+    try {
+        if (!o.routes.empty()) (void)route_table{o};
+    } catch (std::invalid_argument const& e) {
+        throw std::invalid_argument(
+            (vm.count("config") ? "--config " + wire::shortened(path) + ": " : std::string()) + e.what()
+        );
+    }
     return cl;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <fanout/request_fields.hpp>
+#include <span>
+#include <string>
 #include <string_view>
 
 namespace fanout::server {
@@ -21,8 +23,13 @@ inline void add_line(std::string& to, std::string_view value, std::size_t max) {
 }
 
 // Keeps the field in `fields` if it is one of theirs. `deadline_header`: empty for none.
+// `forwarded`: the names (lower-case) of the fields some route forwards.
 void take_field(
-    request_fields& fields, std::string_view deadline_header, std::string_view name, std::string_view value
+    request_fields& fields,
+    std::string_view deadline_header,
+    std::string_view name,
+    std::string_view value,
+    std::span<std::string const> forwarded = {}
 );
 
 }  // namespace fanout::server

@@ -14,7 +14,11 @@ bool request_parser::valid_host(string_view value) {
 }
 
 void take_field(
-    request_fields& fields, std::string_view deadline_header, std::string_view name, std::string_view value
+    request_fields& fields,
+    std::string_view deadline_header,
+    std::string_view name,
+    std::string_view value,
+    std::span<std::string const> forwarded
 ) {
     using boost::beast::iequals;
     // Bounded by what is accepted: a deadline of 64 bytes, a traceparent of 128, a tracestate of
@@ -29,6 +33,15 @@ void take_field(
         add(fields.traceparent, 128);
     else if (iequals(name, "tracestate"))
         add_line(fields.tracestate, value, upstream::max_tracestate);
+    // Kept as received (the request head's limit bounds them all); a value with a byte that could
+    // end a header line is not forwarded at all.
+    if (forwarded.empty() || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+        return;
+    for (auto const& f : forwarded)
+        if (iequals(name, f)) {
+            fields.forwarded.emplace_back(f, value);
+            return;
+        }
 }
 
 unsigned unsupported_version(std::string_view head) noexcept {

@@ -5,6 +5,7 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,8 @@ class request_parser : public wire::guarded_parser<true> {
     request_fields const& fields() const noexcept { return fields_; }
     // The header whose value fields().deadline keeps; empty: none. Must outlive the parser.
     void deadline_header(std::string_view name) noexcept { deadline_header_ = name; }
+    // The fields some route forwards (lower-case names), kept in fields(). Must outlive the parser.
+    void forwarded(std::span<std::string const> names) noexcept { forwarded_ = names; }
     // The client waits for `100 Continue` before it sends the body (RFC 9110 §10.1.1; HTTP/1.1 only).
     bool expects_continue() const noexcept { return expect_continue_ && version_ >= 11; }
 
@@ -47,8 +50,12 @@ class request_parser : public wire::guarded_parser<true> {
     void on_field_impl(boost::beast::http::field f, string_view name, string_view value, error_code&)
         override {
         // Not from the trailer section (RFC 9110 §6.5.1): a proxy in front may have vetted the head only.
-        if (!is_header_done() && (f == boost::beast::http::field::unknown || !deadline_header_.empty()))
-            take_field(fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()});
+        if (!is_header_done() &&
+            (f == boost::beast::http::field::unknown || !deadline_header_.empty() || !forwarded_.empty()))
+            take_field(
+                fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()},
+                forwarded_
+            );
         if (f == boost::beast::http::field::host) {
             ++hosts_;
             host_valid_ = host_valid_ && valid_host(value);
@@ -83,6 +90,7 @@ class request_parser : public wire::guarded_parser<true> {
     bool expect_continue_ = false;
     refusal refused_ = refusal::none;
     std::string_view deadline_header_;
+    std::span<std::string const> forwarded_;
     request_fields fields_;
 };
 

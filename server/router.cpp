@@ -1,7 +1,5 @@
 #include "server/router.hpp"
 
-#include "handlers/handlers.hpp"
-
 #include <boost/url/parse.hpp>
 #include <boost/url/parse_query.hpp>
 
@@ -18,22 +16,19 @@ namespace urls = boost::urls;
 
 namespace {
 
-struct route_entry {
-    std::string_view path;
-    endpoint target;
-    aggregate_handler handler;
-    bool cancel_on_disconnect;
-};
-
-constexpr std::array<route_entry, 6> routes{{
-    {"/api/aggregate/wg", endpoint::wg, &handlers::wait_group, false},
-    {"/api/aggregate/channel", endpoint::channel, &handlers::channel, false},
-    {"/api/aggregate/channel-with-context-timeout", endpoint::context_timeout, &handlers::context_timeout,
-     true},
-    {"/api/aggregate/errgroup", endpoint::errgroup, &handlers::errgroup, true},
-    {"/healthz", endpoint::healthz, nullptr, false},
-    {"/metrics", endpoint::metrics, nullptr, false},
-}};
+endpoint endpoint_of(pattern p) noexcept {
+    switch (p) {
+        case pattern::wg:
+            return endpoint::wg;
+        case pattern::channel:
+            return endpoint::channel;
+        case pattern::context_timeout:
+            return endpoint::context_timeout;
+        case pattern::errgroup:
+            return endpoint::errgroup;
+    }
+    return endpoint::other;
+}
 
 }  // namespace
 
@@ -54,8 +49,14 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     return std::chrono::milliseconds(value);
 }
 
-route match(http::verb method, std::string_view target, options const& opts, request_fields const& fields) {
-    route r;
+dispatch match(
+    http::verb method,
+    std::string_view target,
+    options const& opts,
+    route_table const& routes,
+    request_fields const& fields
+) {
+    dispatch r;
     // Beast has checked the characters. An absolute-form target (RFC 9112 §3.2.2, as proxies send
     // it) is routed by its path and query; nothing else of it is used.
     std::string origin_form;
@@ -75,20 +76,23 @@ route match(http::verb method, std::string_view target, options const& opts, req
     }
     auto const question = target.find('?');
     auto const path = target.substr(0, question);
-    route_entry const* entry = nullptr;
-    for (auto const& e : routes)
-        if (e.path == path) entry = &e;
-    if (!entry) {
+    if (path == "/healthz")
+        r.target = endpoint::healthz;
+    else if (path == "/metrics")
+        r.target = endpoint::metrics;
+    else if ((r.plan = routes.find(path, r.params)))
+        r.target = endpoint_of(r.plan->pattern);
+    if (r.target == endpoint::other) {
         r.answer = error_response(404, "no such endpoint: " + std::string(path));
         return r;
     }
-    r.target = entry->target;
     if (method != http::verb::get && method != http::verb::head) {
         r.answer = error_response(405, "method not allowed; use GET or HEAD");
         r.answer->allow_get_head = true;
         return r;
     }
-    if (!entry->handler) return r;
+    if (!r.plan) return r;
+    auto const& plan = *r.plan;
 
     std::optional<std::string> timeout_param;
     urls::params_encoded_view query;  // empty without a '?'
@@ -102,16 +106,28 @@ route match(http::verb method, std::string_view target, options const& opts, req
         // The key is compared decoded; the value is decoded here (`?timeout_ms=%32%30` is 20).
         if (auto it = query.find("timeout_ms"); it != query.end()) timeout_param = (*it).value.decode();
     }
-    // The values of the upstream targets' placeholders, from the query parameters of the same names.
-    for (auto const& svc : opts.upstreams) {
+    for (auto const& p : r.params)
+        if (p.value.size() > max_param_size) {
+            r.answer = error_response(
+                400, "path segment '" + p.name + "' over " + std::to_string(max_param_size) + " bytes"
+            );
+            return r;
+        }
+    // The placeholders' values: a path segment's, else the query parameter of the same name.
+    auto const from_path = r.params.size();
+    auto const services = std::span(opts.upstreams);
+    for (std::size_t b = 0; b < plan.backends.size(); ++b) {
+        auto const& backend = plan.backends[b];
+        auto const& svc = backend.own_target ? *backend.own_target : services[backend.service];
         for (auto const& name : svc.params) {
             auto known =
                 std::find_if(r.params.begin(), r.params.end(), [&](auto const& p) { return p.name == name; });
             if (known == r.params.end()) {
                 auto it = query.find(name);
                 if (it == query.end() || !(*it).has_value) {
-                    r.answer =
-                        error_response(400, "missing query parameter '" + name + "' (for " + svc.name + ")");
+                    r.answer = error_response(
+                        400, "missing query parameter '" + name + "' (for " + backend.key + ")"
+                    );
                     return r;
                 }
                 if ((*it).value.decoded_size() > max_param_size) {
@@ -124,18 +140,35 @@ route match(http::verb method, std::string_view target, options const& opts, req
                 r.params.push_back({name, (*it).value.decode()});
                 known = std::prev(r.params.end());
             }
-            // Checked for each service: a value may fit one's query and not another's path.
+            // Checked for each backend: a value may fit one's query and not another's path.
             if (!upstream::fits_placeholder(svc, name, known->value)) {
+                auto const source = static_cast<std::size_t>(known - r.params.begin()) < from_path
+                                        ? "path segment '"
+                                        : "query parameter '";
                 r.answer = error_response(
-                    400, "query parameter '" + name + "' may not be '.' or '..' (a path segment for " +
-                             svc.name + ")"
+                    400, source + name + "' may not be '.' or '..' (a path segment for " + backend.key + ")"
                 );
                 return r;
             }
         }
     }
+    for (std::size_t b = 0; b < plan.backends.size(); ++b) {
+        auto const& backend = plan.backends[b];
+        if (!backend.own_target) continue;
+        r.targets.resize(plan.backends.size());
+        r.targets[b] = upstream::expand_target(*backend.own_target, r.params);
+    }
+    for (auto const& [name, value] : fields.forwarded)
+        if (std::find(plan.forward_headers.begin(), plan.forward_headers.end(), name) !=
+            plan.forward_headers.end()) {
+            r.forwarded += name;
+            r.forwarded += ": ";
+            r.forwarded += value;
+            r.forwarded += "\r\n";
+        }
+    auto const route_timeout = plan.timeout.value_or(opts.timeout);
     auto timeout = parse_timeout(
-        timeout_param ? std::optional<std::string_view>(*timeout_param) : std::nullopt, opts.timeout,
+        timeout_param ? std::optional<std::string_view>(*timeout_param) : std::nullopt, route_timeout,
         opts.max_timeout
     );
     if (auto* message = std::get_if<std::string>(&timeout)) {
@@ -145,7 +178,7 @@ route match(http::verb method, std::string_view target, options const& opts, req
     r.timeout = std::get<std::chrono::milliseconds>(timeout);
     // A caller's own deadline (e.g. a fanout in front of this one): what is left of it bounds ours.
     if (fields.deadline && !opts.deadline_header.empty()) {
-        auto left = parse_timeout(*fields.deadline, opts.timeout, opts.max_timeout, opts.deadline_header);
+        auto left = parse_timeout(*fields.deadline, route_timeout, opts.max_timeout, opts.deadline_header);
         if (auto* message = std::get_if<std::string>(&left)) {
             r.answer = error_response(400, *message);
             return r;
@@ -155,9 +188,17 @@ route match(http::verb method, std::string_view target, options const& opts, req
     auto trace = fields.traceparent ? upstream::parse_trace_context(*fields.traceparent, fields.tracestate)
                                     : std::nullopt;
     r.trace = trace ? std::move(*trace) : upstream::new_trace();
-    r.handler = entry->handler;
-    r.cancel_on_disconnect = entry->cancel_on_disconnect;
+    r.cancel_on_disconnect =
+        plan.stream || plan.pattern == pattern::context_timeout || plan.pattern == pattern::errgroup;
     return r;
+}
+
+dispatch match(
+    http::verb method, std::string_view target, options const& opts, request_fields const& fields
+) {
+    thread_local std::optional<route_table> routes;
+    routes.emplace(opts);
+    return match(method, target, opts, *routes, fields);
 }
 
 }  // namespace fanout::server

@@ -63,7 +63,8 @@ harness::harness(
     }
     std::vector<std::string> names;
     for (auto const& s : opts.upstreams) names.push_back(s.name);
-    auto registry = std::make_shared<server::metrics_registry>(names, loops_.size());
+    auto registry =
+        std::make_shared<server::metrics_registry>(names, loops_.size(), server::route_labels(opts.routes));
     for (std::size_t i = 0; i < loops_.size(); ++i) {
         servers_.push_back(std::make_unique<server::http_server>(
             loops_[i]->get_executor(), opts, registry, i, loops_.size() > 1

@@ -301,7 +301,7 @@ BOOST_AUTO_TEST_CASE(a_client_endless_chunk_line_or_trailers_get_400_and_close) 
     BOOST_TEST(send_without_pause(h.port(), chunked_post + "0\r\n", "X-T: 1\r\n", quarter_gib) < quarter_gib);
     BOOST_TEST(eventually([&] {
         auto text = fetch(h.port(), "/metrics")->body();
-        return metric(text, R"(fanout_requests_total{endpoint="other",code="400"})") == 2;
+        return metric(text, R"(fanout_requests_total{endpoint="other",route="",code="400"})") == 2;
     }));
 }
 

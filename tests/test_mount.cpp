@@ -87,7 +87,12 @@ BOOST_AUTO_TEST_CASE(failures_and_bad_requests_answer_as_fanouts_server_does) {
     BOOST_TEST(head.body().empty());
     BOOST_TEST(head[http::field::content_length] == std::to_string(get.body().size()));
     auto metrics = m.handle(http::verb::get, "/metrics");
-    BOOST_TEST(metric(metrics.body(), R"(fanout_requests_total{endpoint="errgroup",code="502"})") == 1);
+    BOOST_TEST(
+        metric(
+            metrics.body(),
+            R"(fanout_requests_total{endpoint="errgroup",route="/api/aggregate/errgroup",code="502"})"
+        ) == 1
+    );
 }
 
 BOOST_AUTO_TEST_CASE(placeholders_come_from_the_query) {

@@ -427,7 +427,8 @@ BOOST_AUTO_TEST_SUITE(test_metrics)
 BOOST_AUTO_TEST_CASE(timeout_counter_grows_with_a_timed_out_request) {
     harness h{{sim("users"), sim("orders", sim_behaviour::hang)}};
     auto const timeouts = R"(fanout_upstream_failures_total{service="orders",kind="timeout"})";
-    auto const answered = R"(fanout_requests_total{endpoint="context-timeout",code="200"})";
+    auto const answered =
+        R"(fanout_requests_total{endpoint="context-timeout",route="/api/aggregate/channel-with-context-timeout",code="200"})";
     auto before = scrape(h.port());
     BOOST_TEST(metric(before, timeouts) == 0);
     BOOST_TEST(metric(before, answered) == -1);  // no sample until it happens
@@ -440,9 +441,17 @@ BOOST_AUTO_TEST_CASE(timeout_counter_grows_with_a_timed_out_request) {
     }));
     BOOST_TEST(metric(after, timeouts) == 1);
     BOOST_TEST(metric(after, answered) == 1);
-    BOOST_TEST(metric(after, R"(fanout_request_duration_seconds_count{endpoint="context-timeout"})") == 1);
     BOOST_TEST(
-        metric(after, R"(fanout_request_duration_seconds_bucket{endpoint="context-timeout",le="0.05"})") == 0
+        metric(
+            after,
+            R"(fanout_request_duration_seconds_count{endpoint="context-timeout",route="/api/aggregate/channel-with-context-timeout"})"
+        ) == 1
+    );
+    BOOST_TEST(
+        metric(
+            after,
+            R"(fanout_request_duration_seconds_bucket{endpoint="context-timeout",route="/api/aggregate/channel-with-context-timeout",le="0.05"})"
+        ) == 0
     );
     BOOST_TEST(metric(after, R"(fanout_upstream_request_duration_seconds_count{service="orders"})") == 1);
     BOOST_TEST(metric(after, "fanout_requests_in_flight") == 1);  // the scrape itself
@@ -455,14 +464,17 @@ BOOST_AUTO_TEST_CASE(pool_counters_show_reuse) {
     std::string m;
     BOOST_TEST(eventually([&] {
         m = scrape(h.port());
-        return metric(m, R"(fanout_requests_total{endpoint="wg",code="200"})") == 10;
+        return metric(m, R"(fanout_requests_total{endpoint="wg",route="/api/aggregate/wg",code="200"})") ==
+               10;
     }));
     auto opened = metric(m, R"(fanout_upstream_connections_opened_total{service="users"})");
     auto reused = metric(m, R"(fanout_upstream_connections_reused_total{service="users"})");
     BOOST_TEST(opened >= 1);
     BOOST_TEST(opened <= h.threads());
     BOOST_TEST(opened + reused == 10);
-    BOOST_TEST(metric(m, R"(fanout_requests_total{endpoint="wg",code="200"})") == 10);
+    BOOST_TEST(
+        metric(m, R"(fanout_requests_total{endpoint="wg",route="/api/aggregate/wg",code="200"})") == 10
+    );
 }
 
 BOOST_AUTO_TEST_CASE(exposition_format_is_well_formed) {

@@ -107,7 +107,9 @@ BOOST_AUTO_TEST_CASE(requests_total_counts_only_answers_sent) {
     BOOST_TEST_REQUIRE(h.wait_stopped());
     BOOST_TEST(c.closed_by_server());
     auto text = h.server().metrics().render();
-    BOOST_TEST(metric(text, R"(fanout_requests_total{endpoint="wg",code="500"})") == -1);
+    BOOST_TEST(
+        metric(text, R"(fanout_requests_total{endpoint="wg",route="/api/aggregate/wg",code="500"})") == -1
+    );
 }
 
 BOOST_AUTO_TEST_CASE(a_metrics_shard_has_one_writer) {

@@ -923,7 +923,12 @@ net::awaitable<fetch_result> client::fetch(
         );
     auto const& svc = impl_->services[service_index];
     // Built now, so that the values and the context need not outlive this call.
-    auto head = svc.params.empty() ? std::string() : request_head(svc, expand_target(svc, values));
+    std::string head;
+    if (!context.target.empty())
+        head = request_head(svc, context.target);
+    else if (!svc.params.empty() || !context.headers.empty())
+        head = request_head(svc, expand_target(svc, values));
+    head += context.headers;
     fetch_headers headers{
         context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{}};
     // A service without hedging or retries: one attempt, with no frame around it.

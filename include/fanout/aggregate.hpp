@@ -18,6 +18,8 @@ namespace fanout::handlers {
 
 using clock = std::chrono::steady_clock;
 
+struct route_plan;  // fanout's own routes (internal)
+
 // Counters the handlers keep; shared so that detached producers may outlive a request safely.
 struct handler_stats {
     std::size_t channel_producers_live = 0;  // channel producers that have not delivered yet
@@ -54,6 +56,10 @@ struct aggregate_request {
     clock::time_point start = clock::now();
     std::vector<upstream::param> params = {};  // values of the services' placeholders
     upstream::trace_context trace = {};        // forwarded on every fetch; empty: none
+    // The route: its backends, shape and pattern. Null: every service, the seed's envelope.
+    route_plan const* route = nullptr;
+    std::span<std::string const> targets = {};  // per backend: its own expanded target, or empty
+    std::string_view forwarded = {};            // header lines sent to every backend
 };
 
 // An answer ready to be sent: status and JSON body.
@@ -69,6 +75,16 @@ unsigned partial_status(std::span<upstream::fetch_result const> results) noexcep
 // The JSON contract of every /api/aggregate/* answer.
 reply render(
     std::string_view pattern,
+    std::span<upstream::service const> services,
+    std::span<upstream::fetch_result const> results,
+    unsigned status,
+    clock::time_point start
+);
+
+// The same for a route's backends (`route` null: the services, as above), shaped as it says.
+reply render(
+    std::string_view pattern,
+    route_plan const* route,
     std::span<upstream::service const> services,
     std::span<upstream::fetch_result const> results,
     unsigned status,

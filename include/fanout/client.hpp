@@ -69,6 +69,13 @@ struct fetch_context {
     // none. One whose id is not 32 lower-case hex digits is not sent, nor a tracestate outside
     // printable ASCII (so nothing given here can break the request's framing).
     trace_context const* trace = nullptr;
+    // Origin-form path and query sent instead of the service's own target (already expanded and
+    // encoded: a route's backend path); empty: the service's, with `values` in its placeholders.
+    // Its bytes must be valid in a request target (no space or control character).
+    std::string_view target = {};
+    // Header lines sent as they are, each "Name: value\r\n" (a route's forwarded headers); the
+    // caller has checked the names and values.
+    std::string_view headers = {};
 };
 
 struct pool_stats {

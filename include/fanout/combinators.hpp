@@ -94,7 +94,8 @@ requires(sizeof...(T) > 0) boost::asio::awaitable<std::tuple<outcome<T>...>> wit
 // first failure cancels the others (whose outcomes then say how they ended) and its index is
 // `first_failure`. A failure caused by the group's own cancellation (a sibling's failure,
 // the deadline, the caller's cancellation) is never the first failure. With a deadline, as
-// `within`; `first_failure` is then empty when the deadline came first.
+// `within`; `first_failure` is then empty when the deadline came first. `failed(value)`, or
+// `failed(index, value)` when children differ in what counts as a failure.
 
 template <class T, class Failed = never_failed>
 boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdint>
 #include <fanout/error.hpp>
+#include <fanout/route.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,25 +69,53 @@ struct metrics_shard {
         std::array<local_counter, 3> breaker_transitions;  // by the state entered
     };
 
-    explicit metrics_shard(std::size_t service_count) : services(service_count) {}
+    // The answers of one route, or of /healthz, /metrics or no route at all.
+    struct request_series {
+        std::array<local_counter, codes.size()> answers;  // by status code
+        histogram duration;
+    };
+    // Where requests_of() finds the series of requests routed to no route.
+    static constexpr std::size_t healthz_series = 0, metrics_series = 1, other_series = 2, first_route = 3;
 
-    void count_request(endpoint e, unsigned status, std::chrono::steady_clock::duration took) noexcept;
+    metrics_shard(std::size_t service_count, std::size_t route_count)
+        : services(service_count), requests(first_route + route_count) {}
 
-    std::array<std::array<local_counter, codes.size()>, endpoint_count> requests;
-    std::array<histogram, endpoint_count> request_duration;
+    // `route`: the route's index in the registry's routes(), for a request routed to one.
+    void count_request(
+        endpoint e,
+        std::optional<std::size_t> route,
+        unsigned status,
+        std::chrono::steady_clock::duration took
+    ) noexcept;
+
+    std::vector<service_metrics> services;
+    std::vector<request_series> requests;  // healthz, metrics, other, then each route
     std::array<local_counter, endpoint_count> client_disconnects;
     local_gauge in_flight;
     local_counter connections_accepted;
     local_counter connections_rejected;
     local_counter connections_timed_out;  // idle or slow request head
-    std::vector<service_metrics> services;
     std::atomic<bool> claimed{false};
 };
+
+// A route as the request metrics label it: its pattern and its path template.
+struct route_label {
+    endpoint pattern;
+    std::string path;
+    bool operator==(route_label const&) const = default;
+};
+
+// The labels of options::routes (empty: of the seed's four endpoints), for a metrics_registry.
+std::vector<route_label> route_labels(std::vector<route_config> const& routes);
 
 // The metrics of every event loop of a process, summed when scraped.
 class metrics_registry {
   public:
-    metrics_registry(std::vector<std::string> service_names, std::size_t shards);
+    // `routes`: route_labels() of the options::routes of the servers that will share it; empty:
+    // the seed's four endpoints (the routes served when none are configured).
+    metrics_registry(
+        std::vector<std::string> service_names, std::size_t shards, std::vector<route_label> routes = {}
+    );
 
     // A shard has one writer: the event loop that claims it, until it releases it. Throws
     // std::out_of_range for an index past shard_count(), std::logic_error if already claimed.
@@ -95,6 +125,7 @@ class metrics_registry {
     metrics_shard const& shard(std::size_t i) const { return *shards_.at(i); }
     std::size_t shard_count() const noexcept { return shards_.size(); }
     std::vector<std::string> const& service_names() const noexcept { return service_names_; }
+    std::vector<route_label> const& routes() const noexcept { return routes_; }
 
     // Prometheus text exposition format 0.0.4.
     std::string render() const;
@@ -104,6 +135,7 @@ class metrics_registry {
 
   private:
     std::vector<std::string> service_names_;
+    std::vector<route_label> routes_;
     std::vector<std::unique_ptr<metrics_shard>> shards_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fanout/route.hpp>
 #include <fanout/service.hpp>
 #include <functional>
 #include <memory>
@@ -30,6 +31,9 @@ struct options {
     std::uint16_t listen_port = 8080;          // 0: any free port
     unsigned threads = 1;                      // event loops (the command line defaults to the cores)
     std::vector<upstream::service> upstreams;  // empty on the command line: the embedded demo services
+    // The API served; empty: the seed's four endpoints over every upstream (default_routes()).
+    // Checked when a server or aggregator is made (std::invalid_argument naming the route's key).
+    std::vector<route_config> routes;
     milliseconds timeout{1000};                // default deadline
     milliseconds max_timeout{10000};           // cap of ?timeout_ms=
     // Sent to the upstreams of the deadline-bound endpoints with the milliseconds left; an incoming

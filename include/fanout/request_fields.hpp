@@ -2,6 +2,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fanout::server {
 
@@ -13,6 +15,9 @@ struct request_fields {
     // are tracestate's.
     std::optional<std::string> traceparent;
     std::string tracestate;
+    // The lines of the header fields some route forwards (route_config::forward_headers), in
+    // order: name in lower case, value.
+    std::vector<std::pair<std::string, std::string>> forwarded;
 };
 
 }  // namespace fanout::server

@@ -104,6 +104,15 @@ struct group_control {
     bool fail_fast = false;
     Failed failed{};
     std::optional<std::size_t> first_failure;
+
+    // `failed` may take the child's index too, when children differ in what is a failure.
+    template <class V>
+    bool is_failure(std::size_t index, V const& value) {
+        if constexpr (std::is_invocable_v<Failed&, std::size_t, V const&>)
+            return failed(index, value);
+        else
+            return failed(value);
+    }
 };
 
 // Thrown by a failed child of a fail-fast group, so that `&&` cancels its siblings.
@@ -151,7 +160,7 @@ net::awaitable<void> run_child(
     if (thrown) record_exception(out, thrown);
     if (!control.fail_fast) co_return;
     if (!thrown) {
-        if (!control.failed(*out.value)) co_return;
+        if (!control.is_failure(index, *out.value)) co_return;
         out.error = group_error::failed;
     }
     // A failure that follows a cancellation of this child is its consequence, not a cause.
