@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -261,10 +262,20 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
             ++state.abandoned;
             co_return;
         }
-        if (take_one(state.slow_next)) {
-            net::steady_timer delay{socket.get_executor(), std::chrono::seconds(1)};
+        // A target may ask for its answer: "/sleep/MS...", "/status/NNN...", "/array...".
+        std::string_view const target(req.target().data(), req.target().size());
+        auto const number_after = [&](std::string_view prefix) -> unsigned {
+            if (target.substr(0, prefix.size()) != prefix) return 0;
+            unsigned value = 0;
+            std::from_chars(target.data() + prefix.size(), target.data() + target.size(), value);
+            return value;
+        };
+        auto const delay_ms = take_one(state.slow_next) ? 1000u : number_after("/sleep/");
+        if (delay_ms) {
+            net::steady_timer delay{socket.get_executor(), std::chrono::milliseconds(delay_ms)};
             co_await delay.async_wait(net::as_tuple(net::use_awaitable));
         }
+        auto const status = number_after("/status/");
         boost::json::object headers;
         for (auto const& f : req) {
             std::string name(f.name_string());
@@ -273,10 +284,13 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
             });
             headers[name] = std::string(f.value());
         }
-        http::response<http::string_body> res{static_cast<http::status>(state.status.load()), 11};
+        http::response<http::string_body> res{
+            static_cast<http::status>(status ? status : state.status.load()), 11};
         res.set(http::field::content_type, "application/json");
-        res.body() = boost::json::serialize(boost::json::object{
-            {"target", std::string(req.target())}, {"headers", std::move(headers)}});
+        res.body() = target.substr(0, 6) == "/array"
+                         ? std::string("[1,2,3]")
+                         : boost::json::serialize(boost::json::object{
+                               {"target", std::string(req.target())}, {"headers", std::move(headers)}});
         res.prepare_payload();
         auto [wec, wn] = co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
         if (wec) co_return;

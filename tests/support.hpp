@@ -161,6 +161,8 @@ aggregate_answer get(
 
 // An upstream answering {"target":"<the request target it got>","headers":{"<name, lower
 // case>":"<value>",...}}, on a thread of its own, with the status it is told (200 at first).
+// A target starting "/sleep/MS" is answered after MS milliseconds, "/status/NNN" with status NNN,
+// "/array" with the body [1,2,3].
 class echo_upstream {
   public:
     struct state {

@@ -1,0 +1,348 @@
+// Routes from configuration: path templates, request mapping, header forwarding, shapes,
+// fallbacks, and their errors; over real sockets against echo upstreams.
+
+#include "server/route_table.hpp"
+#include "tests/support.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fanout/options.hpp>
+#include <stdexcept>
+
+using namespace fanout;
+using namespace fanout::test;
+
+namespace {
+
+// Options whose routes are read from JSON, as the config file's "routes" is.
+server::options routed(std::string const& routes) {
+    server::options o;
+    server::apply_config(o, R"({"routes":)" + routes + "}");
+    return o;
+}
+
+// An echo upstream under each of the names.
+std::vector<upstream::service> echoes(echo_upstream const& echo, std::vector<std::string> const& names) {
+    std::vector<upstream::service> out;
+    for (auto const& n : names) out.push_back(upstream::make_service(n, echo.url("/")));
+    return out;
+}
+
+std::string target_of(aggregate_answer const& a, std::string_view key) {
+    return std::string(a.body.at("results").at(key).at("target").as_string());
+}
+
+// The error check_route raises for a configuration of routes over upstreams a and b, "" if none.
+std::string route_error(std::string const& routes, std::string const& extra_settings = "") {
+    try {
+        server::options o;
+        server::apply_config(
+            o,
+            R"({"upstreams":[{"name":"a","url":"http://127.0.0.1:1/a"},{"name":"b","url":"http://127.0.0.1:1/b"}],)" +
+                extra_settings + R"("routes":)" + routes + "}"
+        );
+        server::route_table table{o};
+    } catch (std::invalid_argument const& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_routes)
+
+BOOST_AUTO_TEST_CASE(path_segments_and_query_fill_each_backends_own_path) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/api/users/{id}/overview","pattern":"context-timeout","backends":[
+        {"service":"users","path":"/users/{id}?lang={lang}","key":"profile"},
+        {"service":"orders","path":"/orders?user={id}&lang={lang}"},
+        {"service":"users","key":"plain"}]}])");
+    harness h{{}, opts, echoes(echo, {"users", "orders"})};
+    auto a = get(h.port(), "/api/users/42/overview?lang=en");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(a.body.at("pattern").as_string() == "context-timeout");
+    BOOST_TEST(a.body.at("route").as_string() == "/api/users/{id}/overview");
+    BOOST_TEST(target_of(a, "profile") == "/users/42?lang=en");
+    BOOST_TEST(target_of(a, "orders") == "/orders?user=42&lang=en");
+    BOOST_TEST(target_of(a, "plain") == "/");  // the upstream's own URL
+    BOOST_TEST(a.complete_header == "true");
+
+    // A segment's value stays one segment, a query value one value, whatever it holds.
+    a = get(h.port(), "/api/users/a%2Fb%20c/overview?lang=x%26y%3Dz");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(target_of(a, "profile") == "/users/a%2Fb%20c?lang=x%26y%3Dz");
+    a = get(h.port(), "/api/users/%2E%2E%2F%2E%2E%2Fadmin/overview?lang=en");
+    BOOST_TEST(target_of(a, "profile") == "/users/..%2F..%2Fadmin?lang=en");
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_or_escaping_value_is_a_400_and_no_backend_is_called) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/api/users/{id}","backends":[
+        {"service":"users","path":"/users/{id}?lang={lang}"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/api/users/42");
+    BOOST_TEST(a.status == 400u);
+    BOOST_TEST(std::string(a.body.at("error").as_string()).find("'lang'") != std::string::npos);
+    for (auto dots : {"..", "%2E%2E", ".", "%2e"}) {
+        a = get(h.port(), "/api/users/" + std::string(dots) + "?lang=en");
+        BOOST_TEST(a.status == 400u, dots);
+        BOOST_TEST(
+            std::string(a.body.at("error").as_string()).find("path segment 'id'") != std::string::npos
+        );
+    }
+    a = get(h.port(), "/api/users?lang=en");
+    BOOST_TEST(a.status == 404u);  // one segment short: no route
+    a = get(h.port(), "/api/users/1/2?lang=en");
+    BOOST_TEST(a.status == 404u);
+    BOOST_TEST(echo.counters().requests.load() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(only_the_listed_headers_are_forwarded) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/me","forward_headers":["Authorization","accept-language"],"backends":[
+        {"service":"users"}]},{"path":"/plain","backends":[{"service":"users"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    std::vector<header> sent{
+        {"Authorization", "Bearer t0k3n"}, {"Accept-Language", "de"}, {"Cookie", "sid=1"}, {"X-Other", "1"}};
+    auto a = get(h.port(), "/me", 10s, sent);
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(echoed_header(a, "authorization", "users") == "Bearer t0k3n");
+    BOOST_TEST(echoed_header(a, "accept-language", "users") == "de");
+    BOOST_TEST(echoed_header(a, "cookie", "users") == "");
+    BOOST_TEST(echoed_header(a, "x-other", "users") == "");
+    // A route that lists none forwards none, on the same server.
+    a = get(h.port(), "/plain", 10s, sent);
+    BOOST_TEST(echoed_header(a, "authorization", "users") == "");
+    // A header the client does not send is not made up.
+    a = get(h.port(), "/me");
+    BOOST_TEST(echoed_header(a, "authorization", "users") == "");
+}
+
+BOOST_AUTO_TEST_CASE(allow_and_deny_keep_or_drop_members) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/shaped","forward_headers":["Authorization"],"backends":[
+        {"service":"users","key":"kept","allow":["target","headers.authorization","missing","headers.none.deeper"]},
+        {"service":"users","key":"dropped","deny":["headers","missing.too"]},
+        {"service":"users","path":"/array","key":"list","allow":["x"]}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/shaped", 10s, {{"Authorization", "secret"}});
+    BOOST_TEST_REQUIRE(a.status == 200u);
+    auto const& kept = a.body.at("results").at("kept").as_object();
+    BOOST_TEST(kept.size() == 2u);
+    BOOST_TEST(kept.at("target").as_string() == "/");
+    BOOST_TEST(kept.at("headers").as_object().size() == 1u);  // host, user-agent... dropped
+    BOOST_TEST(kept.at("headers").at("authorization").as_string() == "secret");
+    auto const& dropped = a.body.at("results").at("dropped").as_object();
+    BOOST_TEST(dropped.size() == 1u);
+    BOOST_TEST(dropped.contains("target"));
+    // Not an object: placed whole.
+    BOOST_TEST(boost::json::serialize(a.body.at("results").at("list")) == "[1,2,3]");
+}
+
+BOOST_AUTO_TEST_CASE(merge_is_in_backend_order_whatever_order_the_answers_come_in) {
+    echo_upstream echo;
+    // The first backend answers last; its members still give way to the later backends'.
+    auto opts = routed(R"([{"path":"/merged","shape":"merge","backends":[
+        {"service":"users","path":"/sleep/150","key":"slow"},
+        {"service":"users","path":"/fast?x=1","key":"fast"},
+        {"service":"users","path":"/array","key":"list"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/merged");
+    BOOST_TEST_REQUIRE(a.status == 200u);
+    BOOST_TEST(a.complete_header == "true");
+    auto const& body = a.body.as_object();
+    BOOST_TEST(body.at("target").as_string() == "/fast?x=1");
+    BOOST_TEST(boost::json::serialize(body.at("list")) == "[1,2,3]");  // not an object: under its key
+    BOOST_TEST(!body.contains("_errors"));
+    BOOST_TEST(!body.contains("pattern"));
+    BOOST_TEST(body.size() == 3u);  // target, headers, list
+}
+
+BOOST_AUTO_TEST_CASE(merge_lists_failures_in_errors_only_when_there_are_any) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/merged","shape":"merge","backends":[
+        {"service":"users","path":"/ok","key":"one"},
+        {"service":"users","path":"/status/500","key":"two"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/merged");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(a.complete_header == "false");
+    BOOST_TEST(a.body.at("target").as_string() == "/ok");
+    BOOST_TEST(a.body.at("_errors").at("two").at("kind").as_string() == "status");
+    BOOST_TEST(a.body.at("_errors").at("two").at("status").as_int64() == 500);
+}
+
+// A failed backend with a fallback: its part is the fallback, the failure is still listed, and
+// the status is what it would be had it answered; on every pattern.
+BOOST_AUTO_TEST_CASE(a_fallback_stands_in_on_every_pattern) {
+    echo_upstream echo;
+    for (auto pattern : {"wg", "channel", "context-timeout", "errgroup"}) {
+        auto opts = routed(std::string(R"([{"path":"/r","pattern":")") + pattern + R"(","backends":[
+            {"service":"users","path":"/status/503","key":"recs","fallback":{"items":[],"stale":true}},
+            {"service":"users","path":"/sleep/50","key":"slow"}]}])");
+        harness h{{}, opts, echoes(echo, {"users"})};
+        auto a = get(h.port(), "/r");
+        BOOST_TEST(a.status == 200u, pattern);
+        BOOST_TEST(a.complete_header == "false", pattern);
+        BOOST_TEST(
+            boost::json::serialize(a.body.at("results").at("recs")) == R"({"items":[],"stale":true})", pattern
+        );
+        BOOST_TEST(a.body.at("errors").at("recs").at("status").as_int64() == 503, pattern);
+        // errgroup: the failure with a fallback cancelled nothing.
+        BOOST_TEST(kind_of(a, "slow") == "ok", pattern);
+
+        // Every backend failed, one with a fallback: still answered.
+        opts = routed(std::string(R"([{"path":"/r","pattern":")") + pattern + R"(","backends":[
+            {"service":"users","path":"/status/500","key":"a","fallback":null},
+            {"service":"users","path":"/status/500","key":"b"}]}])");
+        harness h2{{}, opts, echoes(echo, {"users"})};
+        a = get(h2.port(), "/r");
+        if (std::string_view(pattern) == "errgroup")
+            BOOST_TEST(a.status == 502u, pattern);  // b, without one, fails the group
+        else
+            BOOST_TEST(a.status == 200u, pattern);
+        BOOST_TEST(a.body.at("results").at("a").is_null(), pattern);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_errgroup_route_answers_with_the_upstreams_4xx) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/users/{id}","pattern":"errgroup","backends":[
+        {"service":"users","path":"/status/404/{id}","key":"profile"},
+        {"service":"users","path":"/sleep/2000","key":"orders"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/users/7");
+    BOOST_TEST(a.status == 404u);
+    BOOST_TEST(a.body.at("errors").at("profile").at("status").as_int64() == 404);
+    BOOST_TEST(kind_of(a, "orders") == "cancelled");  // the first failure cancelled the slow one
+    BOOST_TEST(a.took < 1500ms);
+    // The seed's errgroup endpoint keeps its contract: 502.
+    harness seed{{}, {}, {upstream::make_service("users", echo.url("/status/404"))}};
+    BOOST_TEST(get(seed.port(), "/api/aggregate/errgroup").status == 502u);
+}
+
+BOOST_AUTO_TEST_CASE(a_backend_not_required_cancels_nothing_on_errgroup) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/r","pattern":"errgroup","backends":[
+        {"service":"users","path":"/status/500","key":"optional","required":false},
+        {"service":"users","path":"/sleep/100","key":"main"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/r");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(kind_of(a, "main") == "ok");
+    BOOST_TEST(kind_of(a, "optional") == "status");
+    BOOST_TEST(a.complete_header == "false");
+}
+
+BOOST_AUTO_TEST_CASE(configured_routes_replace_the_seed_endpoints_but_not_healthz_or_metrics) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/api/aggregate/wg","pattern":"errgroup","timeout_ms":700,"backends":[
+        {"service":"users"}]},{"path":"/api/v1/{thing}","pattern":"wg","backends":[{"service":"users"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/api/aggregate/wg");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(a.body.at("pattern").as_string() == "errgroup");  // the configured route's pattern
+    BOOST_TEST(get(h.port(), "/api/aggregate/channel").status == 404u);
+    BOOST_TEST(get(h.port(), "/healthz").status == 200u);
+    BOOST_TEST(get(h.port(), "/api/v1/x").status == 200u);
+    auto m = fetch(h.port(), "/metrics");
+    BOOST_TEST_REQUIRE(m.has_value());
+    BOOST_TEST(
+        metric(
+            m->body(), R"(fanout_requests_total{endpoint="errgroup",route="/api/aggregate/wg",code="200"})"
+        ) == 1
+    );
+    // The template, never the concrete path.
+    BOOST_TEST(
+        metric(m->body(), R"(fanout_requests_total{endpoint="wg",route="/api/v1/{thing}",code="200"})") == 1
+    );
+    BOOST_TEST(metric(m->body(), R"(fanout_requests_total{endpoint="other",route="",code="404"})") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_route_deadline_applies_and_the_query_shortens_it) {
+    echo_upstream echo;
+    auto opts =
+        routed(R"([{"path":"/r","timeout_ms":300,"backends":[{"service":"users","path":"/sleep/3000"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto a = get(h.port(), "/r");
+    BOOST_TEST(a.status == 504u);
+    BOOST_TEST(
+        std::string(a.body.at("errors").at("users").at("message").as_string()).find("300 ms") !=
+        std::string::npos
+    );
+    a = get(h.port(), "/r?timeout_ms=50");
+    BOOST_TEST(
+        std::string(a.body.at("errors").at("users").at("message").as_string()).find("50 ms") !=
+        std::string::npos
+    );
+}
+
+BOOST_AUTO_TEST_CASE(configuration_mistakes_name_their_key) {
+    auto has = [](std::string const& error, std::string const& text) {
+        BOOST_TEST(error.find(text) != std::string::npos, "'" << error << "' lacks '" << text << "'");
+    };
+    has(route_error(R"([{"path":"/x","backends":[{"service":"userz"}]}])"),
+        "routes[0].backends[0].service: unknown upstream 'userz'");
+    has(route_error(
+            R"([{"path":"/ok","backends":[{"service":"a"}]},{"path":"/{x}","backends":[{"service":"a"}]}])"
+        ),
+        "routes[1].path: '/{x}' would shadow /healthz");
+    has(route_error(R"([{"path":"/metrics","backends":[{"service":"a"}]}])"), "would shadow /metrics");
+    has(route_error(
+            R"([{"path":"/u/{id}/o","backends":[{"service":"a"}]},{"path":"/u/me/{x}","backends":[{"service":"a"}]}])"
+        ),
+        "routes[1].path: '/u/me/{x}' and routes[0].path '/u/{id}/o' can match the same path");
+    has(route_error(R"([{"path":"/x","backends":[{"service":"a"},{"service":"a"}]}])"),
+        "routes[0].backends[1].key: 'a' is also the key of backends[0]");
+    has(route_error(R"([{"path":"/x","pattern":"fast","backends":[{"service":"a"}]}])"),
+        "routes[0].pattern: expected");
+    has(route_error(R"([{"path":"/x","shape":"flat","backends":[{"service":"a"}]}])"),
+        "routes[0].shape: expected");
+    has(route_error(R"([{"path":"/x","pattern":"wg","stream":"ndjson","backends":[{"service":"a"}]}])"),
+        "routes[0].stream: not with pattern wg");
+    has(route_error(R"([{"path":"/x","backends":[{"service":"a","allow":["x"],"deny":["y"]}]}])"),
+        "routes[0].backends[0]: allow and deny");
+    for (auto header :
+         {"Host", "content-length", "Transfer-Encoding", "Connection", "traceparent", "X-Request-Timeout-Ms"})
+        has(route_error(
+                std::string(R"([{"path":"/x","forward_headers":[")") + header +
+                R"("],"backends":[{"service":"a"}]}])"
+            ),
+            "routes[0].forward_headers[0]: '" + std::string(header) + "' cannot be forwarded");
+    has(route_error(R"([{"path":"/x","backends":[]}])"), "routes[0].backends: expected at least one");
+    has(route_error(R"([{"path":"/x/../y","backends":[{"service":"a"}]}])"), "routes[0].path: segment '..'");
+    has(route_error(R"([{"path":"/x/{a}/{a}","backends":[{"service":"a"}]}])"), "given twice");
+    has(route_error(R"([{"path":"/x","backends":[{"service":"a","path":"no-slash"}]}])"),
+        "routes[0].backends[0].path");
+    has(route_error(R"([{"path":"/x","timeout_ms":20000,"backends":[{"service":"a"}]}])"),
+        "routes[0].timeout_ms: 20000 must not exceed max_timeout_ms (10000)");
+    has(route_error(R"([{"path":"/x","backends":[{"service":"a","colour":"red"}]}])"),
+        "routes[0].backends[0].colour: unknown key");
+    has(route_error(
+            R"([{"path":"/x","backends":[{"service":"a"}]},{"path":"/x","backends":[{"service":"a"}]}])"
+        ),
+        "can match the same path");
+    BOOST_TEST(
+        route_error(R"([{"path":"/u/{id}","backends":[{"service":"a","path":"/a/{id}?q={q}"},
+        {"service":"a","key":"a2","allow":["x.y"],"fallback":[1]}]},{"path":"/u/{id}/o","backends":[{"service":"b"}]}])"
+        ) == ""
+    );
+}
+
+// A route configured in code (no config file) is checked the same way when the server is made.
+BOOST_AUTO_TEST_CASE(routes_declared_in_code_are_checked_when_the_server_is_made) {
+    server::options o;
+    server::route_config r{.path = "/x", .backends = {{.service = "nobody"}}};
+    o.routes.push_back(r);
+    boost::asio::io_context ioc;
+    o.upstreams.push_back(upstream::make_service("a", "http://127.0.0.1:1/"));
+    o.listen_port = 0;
+    BOOST_CHECK_THROW(server::http_server(ioc.get_executor(), o), std::invalid_argument);
+    o.routes[0].backends[0].service = "a";
+    o.routes[0].backends[0].fallback = "{not json";
+    BOOST_CHECK_THROW(server::http_server(ioc.get_executor(), o), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
