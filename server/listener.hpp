@@ -1,14 +1,20 @@
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
+#include "wire/listener.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string_view>
 
 namespace fanout::server {
+
+// Opening the socket is the wire layer's (the simulated upstreams listen the same way); the
+// server's code names it as its own.
+using wire::check_own_listeners;
+using wire::open_listener;
+using wire::release_listener;
 
 // The address of a --listen host: an IP address (IPv6 without its brackets), or "localhost" for
 // 127.0.0.1. nullopt for anything else: names are not resolved.
@@ -17,30 +23,5 @@ std::optional<boost::asio::ip::address> parse_listen_host(std::string_view host)
 // The endpoint of --listen HOST:PORT. Throws std::invalid_argument naming it when the host is not
 // one parse_listen_host() accepts.
 boost::asio::ip::tcp::endpoint listen_endpoint(std::string_view host, std::uint16_t port);
-
-// A listening socket on `endpoint` (port 0: any free port), with SO_REUSEADDR so that a restart
-// need not wait for the old connections in TIME_WAIT.
-//
-// With reuse_port (SO_REUSEPORT), the event loops of this process share the port, and only they:
-// the kernel would also let another process of the same user join and take a share of the
-// connections. So a port another process listens on is refused, as it is without reuse_port; and
-// a listener of another process that started at the same moment is found once ours listens (of
-// two racing processes, the later to listen sees the earlier one). Ours: the listeners this
-// process opened here with reuse_port and has not released. Where /proc/net cannot be read,
-// neither check is made.
-//
-// Throws boost::system::system_error whose what() names the address and nothing else, e.g.
-// "cannot listen on 127.0.0.1:8080: Address already in use".
-boost::asio::ip::tcp::acceptor open_listener(
-    boost::asio::any_io_executor ex, boost::asio::ip::tcp::endpoint const& endpoint, bool reuse_port
-);
-
-// Before closing a listener opened with reuse_port: it is no longer one of ours.
-void release_listener(boost::asio::ip::tcp::acceptor& acceptor);
-
-// Throws open_listener's error for `endpoint` when a socket listens on its port, at its address
-// or at the wildcard address of its family, and is none of the file descriptors `own`.
-// Does nothing where /proc/net cannot be read.
-void check_own_listeners(boost::asio::ip::tcp::endpoint const& endpoint, std::span<int const> own);
 
 }  // namespace fanout::server

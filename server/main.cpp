@@ -1,5 +1,5 @@
 #include "server/log.hpp"
-#include "upstream/simulator.hpp"
+#include "sim/simulator.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "upstream/simulator.hpp"
+#include "sim/simulator.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

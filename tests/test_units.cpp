@@ -1,6 +1,6 @@
 #include "server/router.hpp"
+#include "sim/simulator.hpp"
 #include "upstream/json_validate.hpp"
-#include "upstream/simulator.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>

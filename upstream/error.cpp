@@ -1,4 +1,4 @@
-#include "upstream/fixed_category.hpp"
+#include "combinators/fixed_category.hpp"
 
 #include <fanout/error.hpp>
 
@@ -37,7 +37,8 @@ std::string kind_message(int ev) {
 }  // namespace
 
 boost::system::error_category const& upstream_category() noexcept {
-    static constexpr fixed_category category{0x5b1e'07c4'93a2'd6f1ULL, "fanout.upstream", &kind_message};
+    static constexpr detail::fixed_category category{
+        0x5b1e'07c4'93a2'd6f1ULL, "fanout.upstream", &kind_message};
     return category;
 }
 

@@ -1,4 +1,4 @@
-#include "upstream/simulator.hpp"
+#include "sim/simulator.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>

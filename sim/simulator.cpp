@@ -1,6 +1,6 @@
-#include "upstream/simulator.hpp"
+#include "sim/simulator.hpp"
 
-#include "server/listener.hpp"
+#include "wire/listener.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -244,7 +244,7 @@ net::awaitable<void> simulator::state::outage(std::size_t i) {
     if (cancelled) co_return;
     if (!e.config.outage_hangs) {
         try {
-            e.acceptor = server::open_listener(ex, {address, e.config.port}, /*reuse_port=*/false);
+            e.acceptor = wire::open_listener(ex, {address, e.config.port}, /*reuse_port=*/false);
         } catch (std::exception const&) {
             co_return;  // the port was taken meanwhile: the outage lasts
         }
@@ -491,7 +491,7 @@ simulator::simulator(net::any_io_executor ex, std::vector<sim_service> services,
     for (auto& cfg : services) {
         // entry holds atomics, so it is built in place.
         std::unique_ptr<state::entry> e{new state::entry{std::move(cfg), tcp::acceptor{ex}, {}}};
-        e->acceptor = server::open_listener(ex, {address, e->config.port}, /*reuse_port=*/false);
+        e->acceptor = wire::open_listener(ex, {address, e->config.port}, /*reuse_port=*/false);
         e->config.port = e->acceptor.local_endpoint().port();
         if (!e->config.tls_cert.empty()) e->tls = make_tls_context(e->config);
         state_->entries.push_back(std::move(e));

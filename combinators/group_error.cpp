@@ -1,4 +1,4 @@
-#include "upstream/fixed_category.hpp"
+#include "combinators/fixed_category.hpp"
 
 #include <fanout/combinators.hpp>
 
@@ -21,7 +21,7 @@ std::string group_message(int ev) {
 }  // namespace
 
 boost::system::error_category const& group_category() noexcept {
-    static constexpr upstream::fixed_category category{
+    static constexpr detail::fixed_category category{
         0x8f3a'6c1d'52e4'b907ULL, "fanout.group", &group_message};
     return category;
 }

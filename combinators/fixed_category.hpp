@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace fanout::upstream {
+namespace fanout::detail {
 
 // An error category with a fixed identity (so that codes compare equal across shared libraries),
 // a name and a message function: what each of fanout's categories needs.
@@ -26,4 +26,4 @@ class fixed_category final : public boost::system::error_category {
 };
 #pragma GCC diagnostic pop
 
-}  // namespace fanout::upstream
+}  // namespace fanout::detail
