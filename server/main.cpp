@@ -1,4 +1,7 @@
+#include "server/check.hpp"
+#include "server/config_dump.hpp"
 #include "server/log.hpp"
+#include "server/warnings.hpp"
 #include "sim/simulator.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -25,7 +28,13 @@ std::string http_url(net::ip::tcp::endpoint const& ep) {
 }
 
 // What this instance is, once it listens: for whoever reads the log after a start or a restart.
-void log_start(spdlog::logger& log, server::options const& opts, std::string const& listen, bool demo) {
+void log_start(
+    spdlog::logger& log,
+    server::options const& opts,
+    std::string const& listen,
+    bool demo,
+    std::vector<std::string> const& warnings
+) {
     std::string upstreams;
     for (auto const& s : opts.upstreams) {
         if (!upstreams.empty()) upstreams += ',';
@@ -34,14 +43,32 @@ void log_start(spdlog::logger& log, server::options const& opts, std::string con
             server::json_quote(s.host), s.port, s.tls ? "true" : "false"
         );
     }
+    std::string warning_list;
+    for (auto const& w : warnings) warning_list += (warning_list.empty() ? "" : ",") + server::json_quote(w);
     log.info(
-        R"({{"event":"start","version":"{}","listen":"{}","threads":{},"demo":{},"upstreams":[{}]}})",
-        FANOUT_VERSION, listen, opts.threads, demo ? "true" : "false", upstreams
+        R"({{"event":"start","version":"{}","listen":"{}","threads":{},"demo":{},"upstreams":[{}],)"
+        R"("warnings":[{}]}})",
+        FANOUT_VERSION, listen, opts.threads, demo ? "true" : "false", upstreams, warning_list
     );
+}
+
+// fanout --check: what a start would refuse is thrown as the start throws it; host names are
+// resolved (a start does not wait for them) for at most 2 s in all.
+int check(server::options const& opts) {
+    server::check_startable(opts);
+    auto warnings = server::config_warnings(opts);
+    auto unresolved = server::resolution_warnings(opts, std::chrono::seconds(2));
+    warnings.insert(warnings.end(), unresolved.begin(), unresolved.end());
+    std::cout << server::describe(opts) << std::endl;
+    for (auto const& w : warnings) std::cerr << "warning: " << w << "\n";
+    return 0;
 }
 
 int serve(server::options opts) {
     opts.logger = server::make_stderr_logger(opts.log_level);
+    auto const warnings = server::config_warnings(opts);
+    for (auto const& w : warnings)
+        opts.logger->warn(R"({{"event":"config_warning","message":{}}})", server::json_quote(w));
     // One single-threaded event loop per thread: a request never leaves its thread, so the
     // awaitable operators and the upstream pools need no locks.
     std::vector<std::unique_ptr<net::io_context>> loops;
@@ -87,7 +114,7 @@ int serve(server::options opts) {
         });
     }
     std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
-    log_start(*opts.logger, opts, http_url(servers.front()->local_endpoint()), demo != nullptr);
+    log_start(*opts.logger, opts, http_url(servers.front()->local_endpoint()), demo != nullptr, warnings);
 
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                         int sig) {
@@ -145,6 +172,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     try {
+        if (cl.what == server::command_line::action::check) return check(cl.opts);
         return serve(std::move(cl.opts));
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << "\n";

@@ -365,9 +365,22 @@ void apply_tls_key(
     }
 }
 
+// Keys of an upstream that are off unless given: null leaves them so (--check prints them so).
+bool off_unless_given(std::string_view k) {
+    static constexpr std::array<std::string_view, 7> keys{"timeout_ms", "hedge_after_ms", "hedge_quantile",
+                                                          "ca_file",    "client_cert",    "client_key",
+                                                          "server_name"};
+    return std::find(keys.begin(), keys.end(), k) != keys.end();
+}
+
 void apply_upstream_key(
     upstream::service& s, std::string const& key, std::string_view k, json::value const& value
 ) {
+    if (value.is_null() && off_unless_given(k)) {
+        if (!s.tls && (k == "ca_file" || k == "client_cert" || k == "client_key" || k == "server_name"))
+            throw bad(key, "only for https:// upstreams");
+        return;
+    }
     if (k == "timeout_ms") {
         s.timeout = milliseconds(integer(key, value, 1, max_ms));
     } else if (k == "breaker_failures") {
@@ -608,6 +621,10 @@ command_line parse_command_line(int argc, char const* const* argv) {
         else
             add(s.flag, po::value<std::int64_t>(), s.help);
     }
+    add("check",
+        "check the configuration as a start would, without binding or starting anything; print it as "
+        "JSON, every default filled in, and warnings about settings that defeat their purpose (on "
+        "stderr); exit 0, or as a start would on an error");
     add("help", "show this help");
     add("version", "show the version");
 
@@ -684,6 +701,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
             (vm.count("config") ? "--config " + wire::shortened(path) + ": " : std::string()) + e.what()
         );
     }
+    if (vm.count("check")) cl.what = command_line::action::check;
     return cl;
 }
 

@@ -76,4 +76,68 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
     return std::nullopt;
 }
 
+finished_process run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+    int out[2];
+    int err[2];
+    if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        close(out[0]);
+        close(out[1]);
+        throw std::runtime_error("pipe failed");
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int const rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    close(err[1]);
+    finished_process result;
+    if (rc != 0) {
+        close(out[0]);
+        close(err[0]);
+        throw std::runtime_error("cannot start " + argv[0]);
+    }
+    // Both pipes are read until the process closes them (at its exit), so that neither fills up.
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    std::string* into[2] = {&result.out, &result.err};
+    int open_pipes = 2;
+    while (open_pipes > 0) {
+        auto const left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        if (poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[4096];
+            auto const n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                into[i]->append(buf, static_cast<std::size_t>(n));
+                continue;
+            }
+            fds[i].fd = -1;  // poll skips it from now on
+            --open_pipes;
+        }
+    }
+    close(out[0]);
+    close(err[0]);
+    int status = 0;
+    do {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            result.status = status;
+            return result;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling for the exit, bounded
+    } while (std::chrono::steady_clock::now() < until);
+    ::kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return result;
+}
+
 }  // namespace fanout::test

@@ -31,4 +31,14 @@ class child_process {
     std::optional<int> status_;
 };
 
+// How a process that was run to its end ended, and what it wrote.
+struct finished_process {
+    std::optional<int> status;  // as from waitpid; nullopt: still running at the timeout, then killed
+    std::string out;
+    std::string err;
+};
+
+// Runs argv to its end, its stdout and stderr captured, for at most `timeout`.
+finished_process run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout);
+
 }  // namespace fanout::test

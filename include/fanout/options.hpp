@@ -60,7 +60,8 @@ struct options {
 };
 
 struct command_line {
-    enum class action { run, help, version };
+    // check (--check): validate as a start would, print the effective configuration, start nothing.
+    enum class action { run, help, version, check };
     action what = action::run;
     std::string help;  // the usage text, for action::help
     options opts;

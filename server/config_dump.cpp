@@ -1,0 +1,144 @@
+#include "server/config_dump.hpp"
+
+#include "wire/json_text.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <charconv>
+
+namespace fanout::server {
+
+namespace json = boost::json;
+
+namespace {
+
+template <class Duration>
+json::value ms_or_null(std::optional<Duration> const& d) {
+    return d ? json::value(d->count()) : json::value(nullptr);
+}
+
+json::value text_or_null(std::string const& text) {
+    return text.empty() ? json::value(nullptr) : json::value(text);
+}
+
+std::string listen_address(options const& opts) {
+    bool const v6 = opts.listen_host.find(':') != std::string::npos;
+    return (v6 ? "[" + opts.listen_host + "]" : opts.listen_host) + ":" + std::to_string(opts.listen_port);
+}
+
+json::object describe_service(upstream::service const& s) {
+    json::object out;
+    out["name"] = s.name;
+    out["url"] = s.url();
+    out["timeout_ms"] = ms_or_null(s.timeout);
+    out["breaker_failures"] = s.breaker_failures;
+    out["breaker_cooldown_ms"] = s.breaker_cooldown.count();
+    out["hedge_after_ms"] = ms_or_null(s.hedge_after);
+    out["hedge_quantile"] = s.hedge_quantile ? json::value(*s.hedge_quantile) : json::value(nullptr);
+    out["hedge_budget"] = s.hedge_budget;
+    out["max_retries"] = s.max_retries;
+    out["retry_backoff_ms"] = s.retry_backoff.count();
+    out["retry_budget"] = s.retry_budget;
+    out["retry_min_per_s"] = s.retry_min_per_s;
+    if (s.tls) {  // the TLS keys exist for https:// services only
+        out["ca_file"] = text_or_null(s.tls->ca_file);
+        out["client_cert"] = text_or_null(s.tls->client_cert);
+        out["client_key"] = text_or_null(s.tls->client_key);
+        out["server_name"] = text_or_null(s.tls->server_name);
+        out["insecure_skip_verify"] = s.tls->insecure_skip_verify;
+        out["tls_handshake_timeout_ms"] = s.tls->handshake_timeout.count();
+    }
+    return out;
+}
+
+json::array describe_upstreams(std::vector<upstream::service> const& services) {
+    json::array out;
+    for (auto const& s : services) out.push_back(describe_service(s));
+    return out;
+}
+
+// Boost.JSON writes 0.1 as 1E-1: numbers are written here in their shortest plain form.
+void write(std::string& out, json::value const& v, std::size_t indent) {
+    auto const pad = [&](std::size_t n) { out.append(n, ' '); };
+    switch (v.kind()) {
+        case json::kind::object: {
+            auto const& o = v.get_object();
+            if (o.empty()) {
+                out += "{}";
+                return;
+            }
+            out += "{\n";
+            bool first = true;
+            for (auto const& [key, member] : o) {
+                if (!first) out += ",\n";
+                first = false;
+                pad(indent + 2);
+                out += wire::json_quote(key);
+                out += ": ";
+                write(out, member, indent + 2);
+            }
+            out += "\n";
+            pad(indent);
+            out += "}";
+            return;
+        }
+        case json::kind::array: {
+            auto const& a = v.get_array();
+            if (a.empty()) {
+                out += "[]";
+                return;
+            }
+            out += "[\n";
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                if (i) out += ",\n";
+                pad(indent + 2);
+                write(out, a[i], indent + 2);
+            }
+            out += "\n";
+            pad(indent);
+            out += "]";
+            return;
+        }
+        case json::kind::double_: {
+            char text[32];
+            auto const end = std::to_chars(text, text + sizeof text, v.get_double()).ptr;
+            out.append(text, end);
+            return;
+        }
+        default:
+            out += json::serialize(v);
+    }
+}
+
+}  // namespace
+
+std::string describe(options const& opts) {
+    // In the order of the example configuration. Each list of the configuration (the upstreams, and
+    // any added later, such as routes) is one member here, written by a function of its own.
+    json::object out;
+    out["listen"] = listen_address(opts);
+    out["threads"] = opts.threads;
+    out["timeout_ms"] = opts.timeout.count();
+    out["max_timeout_ms"] = opts.max_timeout.count();
+    out["deadline_header"] = opts.deadline_header;
+    out["max_upstream_body"] = opts.max_upstream_body;
+    out["max_upstream_head"] = opts.max_upstream_head;
+    out["upstream_pool_size"] = opts.upstream_pool_size;
+    out["dns_refresh_ms"] = opts.dns_refresh.count();
+    out["max_request_head"] = opts.max_request_head;
+    out["max_request_body"] = opts.max_request_body;
+    out["header_timeout_ms"] = opts.header_timeout.count();
+    out["idle_timeout_ms"] = opts.idle_timeout.count();
+    out["max_connections"] = opts.max_connections;
+    out["shutdown_grace_ms"] = opts.shutdown_grace.count();
+    out["drain_delay_ms"] = opts.drain_delay.count();
+    out["log_level"] = opts.log_level;
+    out["log_rate_limit"] = opts.log_rate_limit;
+    out["upstreams"] = describe_upstreams(opts.upstreams);
+    std::string text;
+    write(text, out, 0);
+    return text;
+}
+
+}  // namespace fanout::server
