@@ -3,6 +3,8 @@
 #include "handlers/shape.hpp"
 #include "wire/json_text.hpp"
 
+#include <boost/asio/this_coro.hpp>
+
 #include <charconv>
 #include <fanout/aggregate.hpp>
 
@@ -125,6 +127,17 @@ net::awaitable<upstream::fetch_result> fetch_bounded(
     co_return settled(std::move(outcome), req);
 }
 
+// Reports the fetch's result as soon as it has one, unless the group cancelled it: a result
+// made by the group (a timeout at its deadline, a sibling's failure) is known only at its end.
+net::awaitable<upstream::fetch_result> reported(
+    net::awaitable<upstream::fetch_result> fetch, part_sink* sink, std::size_t backend
+) {
+    auto result = co_await std::move(fetch);
+    auto const cs = co_await net::this_coro::cancellation_state;
+    if (cs.cancelled() == net::cancellation_type::none) sink->part(backend, result);
+    co_return result;
+}
+
 std::string what(std::exception_ptr const& e) {
     try {
         std::rethrow_exception(e);
@@ -155,10 +168,10 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         auto fetch = client.fetch(i, req.params, context);
         if (bounded && deadline < req.start + req.timeout) {
             aggregate_request times{req.timeout, req.start};
-            out.push_back(fetch_bounded(std::move(fetch), std::move(times), deadline));
-        } else {
-            out.push_back(std::move(fetch));
+            fetch = fetch_bounded(std::move(fetch), std::move(times), deadline);
         }
+        if (req.parts) fetch = reported(std::move(fetch), req.parts, b);
+        out.push_back(std::move(fetch));
     }
     return out;
 }
@@ -224,6 +237,12 @@ reply finish(
             auto const i = req.route ? req.route->backends[b].service : b;
             ctx.observer->fetched(fetch_event{pattern, i, services[i].name, results[b], req.trace.id()});
         }
+    }
+    if (req.parts) {
+        req.parts->done(results, status);
+        reply r{status, {}};
+        for (auto const& result : results) r.complete = r.complete && result.ok();
+        return r;
     }
     return render(pattern, req.route, services, results, status, req.start);
 }

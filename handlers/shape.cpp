@@ -8,6 +8,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace fanout::handlers {
 
@@ -134,6 +135,30 @@ std::string merged(route_plan const& route, std::span<upstream::fetch_result con
     }
     out += "}}";
     return out;
+}
+
+std::string part_line(backend_plan const& backend, upstream::fetch_result const& result) {
+    std::string out = R"({"key":)";
+    out += wire::json_quote(backend.key);
+    if (append_part(out.append(R"(,"result":)"), backend, result)) {
+        if (result.ok()) return out += "}\n";
+    } else {
+        out.resize(out.size() - std::string_view(R"(,"result":)").size());
+    }
+    out += R"(,"error":)";
+    append_error(out, *result.error);
+    return out += "}\n";
+}
+
+std::string summary_line(bool complete, unsigned status, std::chrono::steady_clock::duration elapsed) {
+    char ms[32];
+    auto [end, ec] = std::to_chars(
+        ms, ms + sizeof ms, std::chrono::duration<double, std::milli>(elapsed).count(),
+        std::chars_format::fixed, 3
+    );
+    return std::string(R"({"complete":)") + (complete ? "true" : "false") + R"(,"status":)" +
+           std::to_string(status) + R"(,"elapsed_ms":)" + std::string(ms, ec == std::errc{} ? end : ms) +
+           "}\n";
 }
 
 }  // namespace fanout::handlers

@@ -2,6 +2,7 @@
 
 #include "handlers/route_plan.hpp"
 
+#include <chrono>
 #include <fanout/error.hpp>
 #include <span>
 #include <string>
@@ -19,5 +20,12 @@ bool append_part(std::string& out, backend_plan const& backend, upstream::fetch_
 // member (a later member replaces an earlier one of the same name), any other part under its key;
 // then "_errors" with each failure, when there are any.
 std::string merged(route_plan const& route, std::span<upstream::fetch_result const> results);
+
+// One line of a streamed answer (application/x-ndjson), newline included: {"key":K,"result":PART},
+// or {"key":K,"error":{...}}, or both when a fallback stands in for a failure.
+std::string part_line(backend_plan const& backend, upstream::fetch_result const& result);
+
+// The last line: {"complete":B,"status":S,"elapsed_ms":X}; `status` is what the answer would have had.
+std::string summary_line(bool complete, unsigned status, std::chrono::steady_clock::duration elapsed);
 
 }  // namespace fanout::handlers

@@ -1,6 +1,7 @@
 #include "server/aggregator_core.hpp"
 #include "server/log.hpp"
 #include "server/router.hpp"
+#include "server/stream.hpp"
 
 #include <fanout/aggregator.hpp>
 
@@ -45,6 +46,15 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
         res = json_response(200, R"({"status":"ok"})");
     } else if (r.target == endpoint::metrics) {
         res = impl_->core.metrics_page();
+    } else if (r.plan->stream) {
+        // Here the whole answer is returned at once: its lines, in the order they completed.
+        ndjson_parts parts{impl_->ex, *r.plan, start};
+        res = co_await impl_->core.answer(r, &parts);
+        res.content_type = "application/x-ndjson";
+        res.complete.reset();
+        res.status = 200;
+        res.body.clear();
+        while (!parts.ended()) res.body += co_await parts.next();
     } else {
         res = co_await impl_->core.answer(r);
     }

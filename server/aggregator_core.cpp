@@ -98,7 +98,7 @@ response aggregator_core::metrics_page() const {
     return res;
 }
 
-net::awaitable<response> aggregator_core::answer(dispatch const& r) {
+net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::part_sink* parts) {
     try {
         handlers::aggregate_request aggregate{r.timeout};
         aggregate.params = r.params;
@@ -106,6 +106,7 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r) {
         aggregate.route = r.plan;
         aggregate.targets = r.targets;
         aggregate.forwarded = r.forwarded;
+        aggregate.parts = parts;
         handlers::reply reply;
         switch (r.plan->pattern) {
             case pattern::wg:
@@ -139,6 +140,7 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r) {
             );
     }
     // A bug or a cancellation: answer without disclosing anything.
+    if (parts) parts->done({}, 500);
     co_return error_response(500, "internal error");
 }
 

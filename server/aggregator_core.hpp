@@ -45,8 +45,9 @@ class aggregator_core {
     ~aggregator_core();
 
     // The answer of a route (a dispatch with a plan). Never throws: a failure of the handler
-    // itself is logged and answered 500.
-    boost::asio::awaitable<response> answer(dispatch const& r);
+    // itself is logged and answered 500. `parts` set: the parts go there as they complete (and
+    // done() is called even on a failure), the response has no body.
+    boost::asio::awaitable<response> answer(dispatch const& r, handlers::part_sink* parts = nullptr);
 
     // GET /metrics: the registry's Prometheus text (every loop sharing it, summed).
     response metrics_page() const;

@@ -2,6 +2,7 @@
 
 #include "wire/json_text.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -55,6 +56,43 @@ json::object describe_service(upstream::service const& s) {
 json::array describe_upstreams(std::vector<upstream::service> const& services) {
     json::array out;
     for (auto const& s : services) out.push_back(describe_service(s));
+    return out;
+}
+
+json::object describe_route(route_config const& r) {
+    json::object out;
+    out["path"] = r.path;
+    out["pattern"] = to_string(r.pattern);
+    out["timeout_ms"] = ms_or_null(r.timeout);
+    out["shape"] = to_string(r.shape);
+    if (r.stream) out["stream"] = "ndjson";
+    json::array forwarded;
+    for (auto const& h : r.forward_headers) forwarded.push_back(json::value(h));
+    out["forward_headers"] = std::move(forwarded);
+    json::array backends;
+    for (auto const& b : r.backends) {
+        json::object backend;
+        backend["service"] = b.service;
+        backend["path"] = text_or_null(b.path);
+        backend["key"] = b.key.empty() ? b.service : b.key;
+        json::array allow, deny;
+        for (auto const& a : b.allow) allow.push_back(json::value(a));
+        for (auto const& d : b.deny) deny.push_back(json::value(d));
+        backend["allow"] = std::move(allow);
+        backend["deny"] = std::move(deny);
+        if (b.fallback) backend["fallback"] = json::parse(*b.fallback);  // null is a fallback too
+        backend["required"] = b.required;
+        backends.push_back(std::move(backend));
+    }
+    out["backends"] = std::move(backends);
+    return out;
+}
+
+// Without routes configured, the seed's four endpoints are served: the member is left out, since
+// listing them would make them configured routes, whose answers name their route.
+json::array describe_routes(std::vector<route_config> const& routes) {
+    json::array out;
+    for (auto const& r : routes) out.push_back(describe_route(r));
     return out;
 }
 
@@ -136,6 +174,7 @@ std::string describe(options const& opts) {
     out["log_level"] = opts.log_level;
     out["log_rate_limit"] = opts.log_rate_limit;
     out["upstreams"] = describe_upstreams(opts.upstreams);
+    if (!opts.routes.empty()) out["routes"] = describe_routes(opts.routes);
     std::string text;
     write(text, out, 0);
     return text;

@@ -4,6 +4,7 @@
 #include "server/log_limiter.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
+#include "server/stream.hpp"
 #include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +21,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <fanout/http_server.hpp>
 #include <list>
 #include <spdlog/spdlog.h>
@@ -271,6 +273,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, deadline& limit);
     net::awaitable<bool> request_arrives(tcp::socket& sock);
+    net::awaitable<std::optional<unsigned>> stream(
+        tcp::socket& sock,
+        deadline& limit,
+        dispatch const& r,
+        bool head_only,
+        unsigned version,
+        bool keep_alive
+    );
     void begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace);
     void stop_accepting(std::chrono::milliseconds grace);
     void accept_queued();
@@ -495,6 +505,20 @@ net::awaitable<void> http_server::impl::serve_requests(
                                            : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
                 res = core.metrics_page();
+            } else if (r.plan->stream) {
+                if (version == 10) keep_alive = false;  // the body ends with the connection
+                if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
+                watch->arm(sock, watch);
+                auto const status =
+                    co_await stream(sock, limit, r, parser.method() == http::verb::head, version, keep_alive);
+                watch->disarm();
+                if (!status || watch->fired || slot.cancelled) {
+                    if (watch->fired) metrics.client_disconnects[static_cast<std::size_t>(target)].add();
+                    co_return;
+                }
+                metrics.count_request(target, route, *status, clock::now() - start);
+                if (!keep_alive) co_return;
+                continue;
             } else if (r.cancel_on_disconnect) {
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
@@ -535,6 +559,58 @@ net::awaitable<void> http_server::impl::serve_requests(
         metrics.count_request(target, route, res.status, clock::now() - start);  // answers sent, only
         if (!keep_alive) co_return;
     }
+}
+
+// A streamed route: the head at once, then the lines as the backends complete, each written
+// the moment it is ready, then the summary. The status sent, or nullopt when the connection must
+// close (the client left, or a write failed or timed out).
+net::awaitable<std::optional<unsigned>> http_server::impl::stream(
+    tcp::socket& sock, deadline& limit, dispatch const& r, bool head_only, unsigned version, bool keep_alive
+) {
+    auto const start = clock::now();
+    response res;
+    res.content_type = "application/x-ndjson";
+    res.streamed = true;
+    std::string out;
+    write_head(out, res, version, keep_alive, date.now());
+    // Each write must be taken by the client within the header timeout; the backends, only by
+    // the route's deadline.
+    auto const send = [&](std::string const& bytes) -> net::awaitable<error_code> {
+        limit.after(opts.header_timeout);
+        auto [ec, n] = co_await net::async_write(sock, net::buffer(bytes), use_tuple);
+        limit.clear();
+        co_return ec;
+    };
+    if (co_await send(out)) co_return std::nullopt;
+    if (head_only) co_return 200;
+
+    ndjson_parts parts{ex, *r.plan, start};
+    bool const chunked = version != 10;
+    auto writer = [&]() -> net::awaitable<void> {
+        for (;;) {
+            auto text = co_await parts.next();
+            out.clear();
+            if (chunked && !text.empty()) {
+                char size[20];
+                out.append(size, std::to_chars(size, size + sizeof size, text.size(), 16).ptr);
+                out += "\r\n";
+                out += text;
+                out += "\r\n";
+            } else {
+                out = std::move(text);
+            }
+            if (chunked && parts.ended()) out += "0\r\n\r\n";
+            // A failed write throws, so that `&&` cancels the handler and its fetches.
+            if (auto ec = co_await send(out)) throw boost::system::system_error(ec);
+            if (parts.ended()) co_return;
+        }
+    };
+    try {
+        co_await (core.answer(r, &parts) && writer());
+    } catch (std::exception const&) {
+        co_return std::nullopt;
+    }
+    co_return 200;
 }
 
 // Wakes an idle session at shutdown; it closes unless a request is arriving (see serve_requests).

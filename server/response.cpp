@@ -58,9 +58,13 @@ void write_head(
     if (res.allow_get_head) out += "Allow: GET, HEAD\r\n";
     if (res.complete)
         out += *res.complete ? "X-Aggregate-Complete: true\r\n" : "X-Aggregate-Complete: false\r\n";
-    out += "Content-Length: ";
-    append_number(out, res.body.size());
-    out += "\r\n";
+    if (!res.streamed) {
+        out += "Content-Length: ";
+        append_number(out, res.body.size());
+        out += "\r\n";
+    } else if (version != 10) {
+        out += "Transfer-Encoding: chunked\r\n";
+    }
     // HTTP/1.1 keeps the connection open by default, HTTP/1.0 closes it: say so only when different.
     if (version == 10 && keep_alive) out += "Connection: keep-alive\r\n";
     if (version != 10 && !keep_alive) out += "Connection: close\r\n";

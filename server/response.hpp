@@ -14,6 +14,9 @@ struct response {
     std::string_view content_type = "application/json";
     bool allow_get_head = false;   // Allow: GET, HEAD (405)
     std::optional<bool> complete;  // X-Aggregate-Complete (aggregate answers)
+    // A body of unknown length follows the head (a streamed route): chunked in HTTP/1.1; in
+    // HTTP/1.0, ended by closing the connection.
+    bool streamed = false;
 };
 
 response json_response(unsigned status, std::string body);

@@ -43,7 +43,7 @@ backend_config read_backend(std::string const& where, json::value const& v) {
             b.service = text(at, value);
             named = true;
         } else if (k == "path") {
-            b.path = text(at, value);
+            if (!value.is_null()) b.path = text(at, value);  // null: the upstream's URL
         } else if (k == "key") {
             b.key = text(at, value);
             if (b.key.empty()) throw bad(at, "empty");
@@ -85,6 +85,7 @@ route_config read_route(std::string const& where, json::value const& v) {
             else
                 throw bad(at, "expected wg|channel|context-timeout|errgroup, got " + wire::quoted_short(p));
         } else if (k == "timeout_ms") {
+            if (value.is_null()) continue;  // the default, as --check prints it
             if (!value.is_int64() || value.as_int64() < 1 || value.as_int64() > 24 * 3600 * 1000)
                 throw bad(at, "expected an integer from 1 to 86400000");
             r.timeout = std::chrono::milliseconds(value.as_int64());

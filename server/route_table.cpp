@@ -218,6 +218,8 @@ route_table::route_table(options const& opts) {
         }
         if (config.stream && config.pattern == pattern::wg)
             throw bad(where + ".stream", "not with pattern wg, which answers once every backend has");
+        if (config.stream && config.shape == shape::merge)
+            throw bad(where + ".stream", "not with shape merge: a streamed answer is one line per backend");
 
         for (std::size_t h = 0; h < config.forward_headers.size(); ++h) {
             auto const& name = config.forward_headers[h];

@@ -4,10 +4,16 @@
 #include "server/route_table.hpp"
 #include "tests/support.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/options.hpp>
+#include <functional>
+#include <map>
 #include <stdexcept>
 
 using namespace fanout;
@@ -343,6 +349,246 @@ BOOST_AUTO_TEST_CASE(routes_declared_in_code_are_checked_when_the_server_is_made
     o.routes[0].backends[0].service = "a";
     o.routes[0].backends[0].fallback = "{not json";
     BOOST_CHECK_THROW(server::http_server(ioc.get_executor(), o), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+// What arrived on a connection, and when (from the request's sending), read until the server
+// closed it, `done` said so, or `limit` passed.
+struct arrival {
+    std::chrono::milliseconds at;
+    std::string bytes;
+};
+
+std::vector<arrival> read_arrivals(
+    boost::asio::ip::tcp::socket& sock,
+    std::chrono::milliseconds limit,
+    std::function<bool(std::string const& all)> const& done
+) {
+    auto const start = std::chrono::steady_clock::now();
+    std::vector<arrival> out;
+    std::string all;
+    auto& ioc = static_cast<boost::asio::io_context&>(sock.get_executor().context());
+    for (;;) {
+        char data[4096];
+        boost::system::error_code ec;
+        std::size_t n = 0;
+        bool finished = false;
+        sock.async_read_some(boost::asio::buffer(data), [&](boost::system::error_code e, std::size_t got) {
+            ec = e;
+            n = got;
+            finished = true;
+        });
+        ioc.restart();
+        ioc.run_for(
+            limit -
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)
+        );
+        if (!finished) {
+            sock.cancel();
+            ioc.restart();
+            ioc.run();
+            return out;
+        }
+        if (ec) return out;
+        out.push_back(
+            {std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start),
+             std::string(data, n)}
+        );
+        all += out.back().bytes;
+        if (done(all)) return out;
+    }
+}
+
+std::string joined(std::vector<arrival> const& arrivals) {
+    std::string all;
+    for (auto const& a : arrivals) all += a.bytes;
+    return all;
+}
+
+// The body of a chunked answer, its chunks joined; the head in `head`.
+std::string dechunked(std::string const& all, std::string& head) {
+    auto const end = all.find("\r\n\r\n");
+    BOOST_TEST_REQUIRE(end != std::string::npos);
+    head = all.substr(0, end + 2);
+    std::string body;
+    for (std::size_t at = end + 4; at < all.size();) {
+        auto const line_end = all.find("\r\n", at);
+        BOOST_TEST_REQUIRE(line_end != std::string::npos);
+        auto const size = std::stoul(all.substr(at, line_end - at), nullptr, 16);
+        if (size == 0) break;
+        body += all.substr(line_end + 2, size);
+        at = line_end + 2 + size + 2;
+    }
+    return body;
+}
+
+std::vector<boost::json::value> ndjson(std::string const& body) {
+    std::vector<boost::json::value> lines;
+    std::size_t from = 0;
+    for (auto nl = body.find('\n'); nl != std::string::npos; from = nl + 1, nl = body.find('\n', from))
+        lines.push_back(boost::json::parse(body.substr(from, nl - from)));
+    BOOST_TEST(from == body.size());  // every line ends with a newline
+    return lines;
+}
+
+bool chunked_end(std::string const& all) {
+    return all.find("\r\n0\r\n\r\n") != std::string::npos;
+}
+
+boost::asio::ip::tcp::socket connect_to(boost::asio::io_context& ioc, std::uint16_t port) {
+    boost::asio::ip::tcp::socket sock{ioc};
+    sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    return sock;
+}
+
+void send(boost::asio::ip::tcp::socket& sock, std::string const& raw) {
+    boost::asio::write(sock, boost::asio::buffer(raw));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_streaming)
+
+// The fast backend's line reaches the client long before the slow one has answered.
+BOOST_AUTO_TEST_CASE(each_part_is_sent_the_moment_its_backend_completes) {
+    echo_upstream echo;
+    for (auto pattern : {"channel", "context-timeout", "errgroup"}) {
+        auto opts =
+            routed(std::string(R"([{"path":"/s/{id}","pattern":")") + pattern + R"(","stream":"ndjson",
+            "timeout_ms":5000,"backends":[
+            {"service":"users","path":"/sleep/1500/{id}","key":"slow"},
+            {"service":"users","path":"/fast/{id}","key":"fast","allow":["target"]}]}])");
+        harness h{{}, opts, echoes(echo, {"users"})};
+        boost::asio::io_context ioc;
+        auto sock = connect_to(ioc, h.port());
+        send(sock, "GET /s/7 HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto arrivals = read_arrivals(sock, 10s, chunked_end);
+        std::string head;
+        auto lines = ndjson(dechunked(joined(arrivals), head));
+        BOOST_TEST(head.find("HTTP/1.1 200 OK") == 0u, pattern);
+        BOOST_TEST(head.find("Content-Type: application/x-ndjson") != std::string::npos, pattern);
+        BOOST_TEST(head.find("Transfer-Encoding: chunked") != std::string::npos, pattern);
+        BOOST_TEST_REQUIRE(lines.size() == 3u, pattern);
+        BOOST_TEST(lines[0].at("key").as_string() == "fast", pattern);
+        BOOST_TEST(boost::json::serialize(lines[0].at("result")) == R"({"target":"/fast/7"})", pattern);
+        BOOST_TEST(lines[1].at("key").as_string() == "slow", pattern);
+        BOOST_TEST(lines[2].at("complete").as_bool(), pattern);
+        BOOST_TEST(lines[2].at("status").as_int64() == 200, pattern);
+        // When the fast line arrived, the slow backend was still sleeping: wide bounds, for TSan.
+        std::optional<std::chrono::milliseconds> fast_at, end_at;
+        std::string so_far;
+        for (auto const& a : arrivals) {
+            so_far += a.bytes;
+            if (!fast_at && so_far.find(R"("key":"fast")") != std::string::npos) fast_at = a.at;
+            if (!end_at && chunked_end(so_far)) end_at = a.at;
+        }
+        BOOST_TEST_REQUIRE(fast_at.has_value());
+        BOOST_TEST(fast_at->count() < 1000, pattern << ": " << fast_at->count() << " ms");
+        BOOST_TEST(end_at->count() >= 1400, pattern);
+        // The connection stays open for the next request.
+        send(sock, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto again = joined(read_arrivals(sock, 10s, [](auto const& all) {
+            return all.find("\"ok\"") != std::string::npos;
+        }));
+        BOOST_TEST(again.find("200 OK") != std::string::npos, pattern);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(failures_fallbacks_and_deadlines_have_their_lines) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/s","stream":"ndjson","timeout_ms":300,"backends":[
+        {"service":"users","path":"/status/500","key":"failing"},
+        {"service":"users","path":"/status/503","key":"covered","fallback":{"stale":true}},
+        {"service":"users","path":"/sleep/3000","key":"late"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    boost::asio::io_context ioc;
+    auto sock = connect_to(ioc, h.port());
+    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string head;
+    auto lines = ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), head));
+    BOOST_TEST_REQUIRE(lines.size() == 4u);
+    std::map<std::string, boost::json::value> by_key;
+    for (std::size_t i = 0; i + 1 < lines.size(); ++i)
+        by_key[std::string(lines[i].at("key").as_string())] = lines[i];
+    BOOST_TEST(by_key.at("failing").at("error").at("status").as_int64() == 500);
+    BOOST_TEST(!by_key.at("failing").as_object().contains("result"));
+    BOOST_TEST(by_key.at("covered").at("result").at("stale").as_bool());
+    BOOST_TEST(by_key.at("covered").at("error").at("status").as_int64() == 503);
+    BOOST_TEST(by_key.at("late").at("error").at("kind").as_string() == "timeout");
+    BOOST_TEST(lines[2].at("key").as_string() == "late");  // reported at the deadline, after the others
+    BOOST_TEST(!lines[3].at("complete").as_bool());
+    BOOST_TEST(lines[3].at("status").as_int64() == 200);  // one part answered (its fallback)
+}
+
+BOOST_AUTO_TEST_CASE(an_errgroup_stream_ends_with_the_status_the_answer_would_have_had) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/s","pattern":"errgroup","stream":"ndjson","backends":[
+        {"service":"users","path":"/status/404","key":"profile"},
+        {"service":"users","path":"/sleep/3000","key":"orders"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    boost::asio::io_context ioc;
+    auto sock = connect_to(ioc, h.port());
+    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string head;
+    auto lines = ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), head));
+    BOOST_TEST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[0].at("key").as_string() == "profile");
+    BOOST_TEST(lines[1].at("error").at("kind").as_string() == "cancelled");
+    BOOST_TEST(lines[2].at("status").as_int64() == 404);
+}
+
+// A client that leaves after the first line: the hung backend's fetch is cancelled (its
+// connection closed) at once, not at the deadline.
+BOOST_AUTO_TEST_CASE(a_client_leaving_mid_stream_cancels_the_rest) {
+    echo_upstream echo;
+    echo.counters().hang_next = 1;
+    auto opts = routed(R"([{"path":"/s","stream":"ndjson","timeout_ms":10000,"backends":[
+        {"service":"users"},{"service":"echo","key":"hung"}]}])");
+    harness h{{sim("users")}, opts, echoes(echo, {"echo"})};
+    boost::asio::io_context ioc;
+    auto sock = connect_to(ioc, h.port());
+    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto first = joined(read_arrivals(sock, 10s, [](auto const& all) {
+        return all.find(R"("key":"users")") != std::string::npos;
+    }));
+    BOOST_TEST_REQUIRE(first.find(R"("key":"users")") != std::string::npos);
+    sock.close();
+    BOOST_TEST(eventually([&] { return echo.counters().abandoned.load() == 1u; }, 5s));
+    BOOST_TEST(eventually([&] {
+        auto m = fetch(h.port(), "/metrics");
+        return m && metric(m->body(), R"(fanout_client_disconnects_total{endpoint="context-timeout"})") == 1;
+    }));
+}
+
+BOOST_AUTO_TEST_CASE(head_gets_the_head_only_and_http_1_0_a_body_ended_by_close) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/s","stream":"ndjson","backends":[{"service":"users","path":"/a"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    boost::asio::io_context ioc;
+    auto sock = connect_to(ioc, h.port());
+    send(sock, "HEAD /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto head = joined(read_arrivals(sock, 10s, [](auto const& all) {
+        return all.find("\r\n\r\n") != std::string::npos;
+    }));
+    BOOST_TEST(head.find("Transfer-Encoding: chunked") != std::string::npos);
+    BOOST_TEST(head.substr(head.find("\r\n\r\n") + 4).empty());
+    BOOST_TEST(echo.counters().requests.load() == 0u);  // nothing fetched for a head
+    // The connection is still usable.
+    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string h2;
+    auto lines = ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), h2));
+    BOOST_TEST(lines.size() == 2u);
+
+    auto old = connect_to(ioc, h.port());
+    send(old, "GET /s HTTP/1.0\r\n\r\n");
+    auto all = joined(read_arrivals(old, 10s, [](auto const&) { return false; }));  // until closed
+    BOOST_TEST(all.find("Transfer-Encoding") == std::string::npos);
+    BOOST_TEST(all.find("Content-Length") == std::string::npos);
+    lines = ndjson(all.substr(all.find("\r\n\r\n") + 4));
+    BOOST_TEST(lines.size() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -51,6 +51,19 @@ struct context {
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
 };
 
+// Takes a request's parts as they complete (a streamed route) besides its final results.
+class part_sink {
+  public:
+    // A backend's result as soon as its fetch ends, unless its group cancelled it (those, and any
+    // not reported here, come with done()).
+    virtual void part(std::size_t backend, upstream::fetch_result const& result) = 0;
+    // Every backend's final result, and the status the answer would have had; called once, last.
+    virtual void done(std::span<upstream::fetch_result const> results, unsigned status) = 0;
+
+  protected:
+    ~part_sink() = default;
+};
+
 struct aggregate_request {
     std::chrono::milliseconds timeout;  // deadline of the deadline-bound patterns
     clock::time_point start = clock::now();
@@ -60,6 +73,8 @@ struct aggregate_request {
     route_plan const* route = nullptr;
     std::span<std::string const> targets = {};  // per backend: its own expanded target, or empty
     std::string_view forwarded = {};            // header lines sent to every backend
+    // Set: the parts go there as they complete, and the reply has no body. Must outlive the handler.
+    part_sink* parts = nullptr;
 };
 
 // An answer ready to be sent: status and JSON body.
