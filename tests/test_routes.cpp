@@ -12,7 +12,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/options.hpp>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 
@@ -589,6 +591,48 @@ BOOST_AUTO_TEST_CASE(head_gets_the_head_only_and_http_1_0_a_body_ended_by_close)
     BOOST_TEST(all.find("Content-Length") == std::string::npos);
     lines = ndjson(all.substr(all.find("\r\n\r\n") + 4));
     BOOST_TEST(lines.size() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_routes_example)
+
+// examples/routes.json over simulated services of the same names: what the README shows of it.
+BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_readme_shows) {
+    std::ifstream file{FANOUT_SOURCE_DIR "/examples/routes.json"};
+    std::string const text{std::istreambuf_iterator<char>(file), {}};
+    server::options opts;
+    server::apply_config(opts, text);
+    opts.listen_port = 0;
+    harness h{{sim("users"), sim("orders"), sim("recommendations")}, opts};
+
+    auto a = get(h.port(), "/api/users/1/overview?status=shipped", 10s, {{"Authorization", "Bearer demo"}});
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(a.body.at("route").as_string() == "/api/users/{id}/overview");
+    auto const& profile = a.body.at("results").at("profile").as_object();
+    BOOST_TEST(profile.size() == 2u);                                                // allow: users, total
+    BOOST_TEST(!a.body.at("results").at("orders").as_object().contains("service"));  // deny
+    BOOST_TEST(a.body.at("results").at("recommendations").as_object().contains("items"));
+    // Shaping keeps an upstream's numbers as they read.
+    auto raw = fetch(h.port(), "/api/users/1/overview?status=shipped");
+    BOOST_TEST_REQUIRE(raw.has_value());
+    BOOST_TEST(raw->body().find("\"total\":129.5") != std::string::npos);
+    BOOST_TEST(raw->body().find("E2") == std::string::npos);
+
+    BOOST_TEST(get(h.port(), "/api/users/1/overview").status == 400u);  // ?status= is needed
+
+    a = get(h.port(), "/api/users/1/summary");
+    BOOST_TEST(a.status == 200u);
+    BOOST_TEST(a.body.as_object().contains("users"));
+    BOOST_TEST(a.body.as_object().contains("orders"));
+    BOOST_TEST(a.body.as_object().contains("items"));  // recs, merged whole
+
+    auto feed = fetch(h.port(), "/api/users/1/feed");
+    BOOST_TEST_REQUIRE(feed.has_value());
+    BOOST_TEST((*feed)[boost::beast::http::field::content_type] == "application/x-ndjson");
+    auto lines = ndjson(feed->body());
+    BOOST_TEST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[2].at("complete").as_bool());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
