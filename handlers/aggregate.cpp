@@ -224,6 +224,25 @@ clock::time_point service_deadline(upstream::service const& svc, aggregate_reque
     return deadline;
 }
 
+// Server-Timing (W3C): `key;dur=MS;desc="outcome"` per backend, then `total;dur=MS`. Keys are
+// tokens ([A-Za-z0-9_.-]) and outcomes error kinds: nothing to escape.
+std::string server_timing(
+    route_plan const& route, std::span<upstream::fetch_result const> results, clock::time_point start
+) {
+    std::string out;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        out += route.backends[i].key;
+        out += ";dur=";
+        append_millis(out, results[i].elapsed);
+        out += ";desc=\"";
+        out += results[i].ok() ? std::string_view("ok") : upstream::to_string(results[i].error->kind);
+        out += "\", ";
+    }
+    out += "total;dur=";
+    append_millis(out, clock::now() - start);
+    return out;
+}
+
 reply finish(
     context& ctx,
     std::string_view pattern,
@@ -240,11 +259,15 @@ reply finish(
     }
     if (req.parts) {
         req.parts->done(results, status);
-        reply r{status, {}};
+        reply r;
+        r.status = status;
         for (auto const& result : results) r.complete = r.complete && result.ok();
         return r;
     }
-    return render(pattern, req.route, services, results, status, req.start);
+    auto r = render(pattern, req.route, services, results, status, req.start);
+    if (req.route && req.route->server_timing)
+        r.server_timing = server_timing(*req.route, results, req.start);
+    return r;
 }
 
 }  // namespace fanout::handlers

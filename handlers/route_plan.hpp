@@ -36,6 +36,7 @@ struct route_plan {
     // the seed's contract byte for byte (no "route" member, no upstream status passed through).
     bool seed = false;
     std::optional<std::chrono::milliseconds> timeout;
+    bool server_timing = false;                // answers carry Server-Timing
     std::vector<std::string> forward_headers;  // lower-case
     std::vector<backend_plan> backends;
     std::size_t index = 0;  // in its table: the request metrics' series

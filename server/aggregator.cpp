@@ -67,6 +67,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     out.set(http::field::content_type, res.content_type);
     if (res.complete) out.set("X-Aggregate-Complete", *res.complete ? "true" : "false");
     if (res.allow_get_head) out.set(http::field::allow, "GET, HEAD");
+    if (!res.server_timing.empty()) out.set("Server-Timing", res.server_timing);
     out.body() = std::move(res.body);
     out.prepare_payload();
     if (method == http::verb::head) out.body().clear();  // the length stays that of the GET

@@ -124,6 +124,7 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::pa
         }
         auto res = json_response(reply.status, std::move(reply.body));
         res.complete = reply.complete;
+        res.server_timing = std::move(reply.server_timing);
         co_return res;
     } catch (boost::system::system_error const& e) {
         if (e.code() != net::error::operation_aborted &&

@@ -66,6 +66,7 @@ json::object describe_route(route_config const& r) {
     out["timeout_ms"] = ms_or_null(r.timeout);
     out["shape"] = to_string(r.shape);
     if (r.stream) out["stream"] = "ndjson";
+    if (r.server_timing) out["server_timing"] = *r.server_timing;
     json::array forwarded;
     for (auto const& h : r.forward_headers) forwarded.push_back(json::value(h));
     out["forward_headers"] = std::move(forwarded);
@@ -173,6 +174,7 @@ std::string describe(options const& opts) {
     out["drain_delay_ms"] = opts.drain_delay.count();
     out["log_level"] = opts.log_level;
     out["log_rate_limit"] = opts.log_rate_limit;
+    out["server_timing"] = opts.server_timing;
     out["upstreams"] = describe_upstreams(opts.upstreams);
     if (!opts.routes.empty()) out["routes"] = describe_routes(opts.routes);
     std::string text;

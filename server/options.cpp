@@ -558,6 +558,11 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
             apply_routes(opts, value);
             continue;
         }
+        if (key == "server_timing") {
+            if (!value.is_bool()) throw bad(key, "expected true or false");
+            opts.server_timing = value.as_bool();
+            continue;
+        }
         setting const* s = nullptr;
         for (auto const& candidate : settings())
             if (key == candidate.key) s = &candidate;
@@ -625,6 +630,9 @@ command_line parse_command_line(int argc, char const* const* argv) {
         "check the configuration as a start would, without binding or starting anything; print it as "
         "JSON, every default filled in, and warnings about settings that defeat their purpose (on "
         "stderr); exit 0, or as a start would on an error");
+    add("server-timing", po::bool_switch(),
+        "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
+        "it reveals internals");
     add("help", "show this help");
     add("version", "show the version");
 
@@ -671,6 +679,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
         else
             s.set_number(o, where, vm[s.flag].as<std::int64_t>());
     }
+    if (vm["server-timing"].as<bool>()) o.server_timing = true;
     if (vm.count("upstream")) {
         o.upstreams.clear();  // flags win: they replace the file's list
         std::set<std::string> names;

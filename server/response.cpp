@@ -58,6 +58,11 @@ void write_head(
     if (res.allow_get_head) out += "Allow: GET, HEAD\r\n";
     if (res.complete)
         out += *res.complete ? "X-Aggregate-Complete: true\r\n" : "X-Aggregate-Complete: false\r\n";
+    if (!res.server_timing.empty()) {
+        out += "Server-Timing: ";
+        out += res.server_timing;
+        out += "\r\n";
+    }
     if (!res.streamed) {
         out += "Content-Length: ";
         append_number(out, res.body.size());

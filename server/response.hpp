@@ -17,6 +17,7 @@ struct response {
     // A body of unknown length follows the head (a streamed route): chunked in HTTP/1.1; in
     // HTTP/1.0, ended by closing the connection.
     bool streamed = false;
+    std::string server_timing;  // Server-Timing's value; empty: none
 };
 
 response json_response(unsigned status, std::string body);

@@ -104,6 +104,9 @@ route_config read_route(std::string const& where, json::value const& v) {
                 r.shape = shape::merge;
             else
                 throw bad(at, "expected envelope|merge, got " + wire::quoted_short(s));
+        } else if (k == "server_timing") {
+            if (!value.is_bool()) throw bad(at, "expected true or false");
+            r.server_timing = value.as_bool();
         } else if (k == "stream") {
             auto const s = text(at, value);
             if (s != "ndjson") throw bad(at, "expected ndjson, got " + wire::quoted_short(s));

@@ -146,6 +146,7 @@ route_table::route_table(options const& opts) {
         plan.pattern = config.pattern;
         plan.shape = config.shape;
         plan.stream = config.stream;
+        plan.server_timing = config.server_timing.value_or(opts.server_timing);
 
         // The template.
         auto const& path = config.path;

@@ -339,6 +339,32 @@ BOOST_AUTO_TEST_CASE(configuration_mistakes_name_their_key) {
     );
 }
 
+BOOST_AUTO_TEST_CASE(server_timing_is_off_unless_asked_and_names_each_backend) {
+    echo_upstream echo;
+    auto opts = routed(R"([{"path":"/timed","server_timing":true,"backends":[
+        {"service":"users","path":"/sleep/30","key":"slow"},{"service":"users","path":"/status/500","key":"bad"}]},
+        {"path":"/quiet","backends":[{"service":"users"}]}])");
+    harness h{{}, opts, echoes(echo, {"users"})};
+    auto timed = fetch(h.port(), "/timed");
+    BOOST_TEST_REQUIRE(timed.has_value());
+    std::string const header((*timed)["Server-Timing"]);
+    BOOST_TEST(header.find("slow;dur=") == 0u, header);
+    BOOST_TEST(header.find(R"(;desc="ok", bad;dur=)") != std::string::npos, header);
+    BOOST_TEST(header.find(R"(desc="status", total;dur=)") != std::string::npos, header);
+    auto const slow_ms = std::stod(header.substr(9));
+    BOOST_TEST(slow_ms >= 30.0, header);
+    auto quiet = fetch(h.port(), "/quiet");
+    BOOST_TEST_REQUIRE(quiet.has_value());
+    BOOST_TEST((*quiet)["Server-Timing"].empty());
+    // Globally, for the seed's endpoints too.
+    server::options global;
+    global.server_timing = true;
+    harness seed{{}, global, echoes(echo, {"users"})};
+    auto wg = fetch(seed.port(), "/api/aggregate/wg");
+    BOOST_TEST_REQUIRE(wg.has_value());
+    BOOST_TEST(std::string((*wg)["Server-Timing"]).find("users;dur=") == 0u);
+}
+
 // A route configured in code (no config file) is checked the same way when the server is made.
 BOOST_AUTO_TEST_CASE(routes_declared_in_code_are_checked_when_the_server_is_made) {
     server::options o;

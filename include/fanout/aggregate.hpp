@@ -82,6 +82,7 @@ struct reply {
     unsigned status = 200;
     std::string body;
     bool complete = true;  // no upstream failed (X-Aggregate-Complete)
+    std::string server_timing;  // the Server-Timing header's value; empty: none
 };
 
 // 200 when at least one service answered; otherwise 504 when all failed by timeout, else 502.

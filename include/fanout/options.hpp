@@ -34,6 +34,10 @@ struct options {
     // The API served; empty: the seed's four endpoints over every upstream (default_routes()).
     // Checked when a server or aggregator is made (std::invalid_argument naming the route's key).
     std::vector<route_config> routes;
+    // Each aggregate answer carries Server-Timing: one entry per backend (its duration and outcome)
+    // and the total, for browser dev tools. Off by default: it reveals the API's internals.
+    // A route's own server_timing, when set, wins.
+    bool server_timing = false;
     milliseconds timeout{1000};                // default deadline
     milliseconds max_timeout{10000};           // cap of ?timeout_ms=
     // Sent to the upstreams of the deadline-bound endpoints with the milliseconds left; an incoming

@@ -51,6 +51,7 @@ struct route_config {
     enum shape shape = shape::envelope;
     // application/x-ndjson, one line per backend as it completes, then a summary (not with wg).
     bool stream = false;
+    std::optional<bool> server_timing{};  // none: options::server_timing
 };
 
 // The seed's four endpoints over every configured upstream, in order: the routes served when
