@@ -6,11 +6,14 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fanout/aggregator.hpp>
 #include <fanout/options.hpp>
 #include <fstream>
 #include <functional>
@@ -22,6 +25,9 @@ using namespace fanout;
 using namespace fanout::test;
 
 namespace {
+
+// The lines of an application/x-ndjson body, each parsed (defined with the streaming tests).
+std::vector<boost::json::value> ndjson(std::string const& body);
 
 // Options whose routes are read from JSON, as the config file's "routes" is.
 server::options routed(std::string const& routes) {
@@ -363,6 +369,37 @@ BOOST_AUTO_TEST_CASE(server_timing_is_off_unless_asked_and_names_each_backend) {
     auto wg = fetch(seed.port(), "/api/aggregate/wg");
     BOOST_TEST_REQUIRE(wg.has_value());
     BOOST_TEST(std::string((*wg)["Server-Timing"]).find("users;dur=") == 0u);
+}
+
+// An application mounting fanout's routes in its own server: the same routes through aggregator,
+// forwarded headers taken from the request it hands over.
+BOOST_AUTO_TEST_CASE(routes_mounted_in_an_applications_own_server) {
+    echo_upstream echo;
+    boost::asio::io_context ioc{1};
+    auto opts = routed(R"([{"path":"/u/{id}","forward_headers":["Authorization"],"backends":[
+        {"service":"users","path":"/users/{id}","key":"profile"}]},
+        {"path":"/feed","pattern":"channel","stream":"ndjson","backends":[{"service":"users","path":"/a"}]}])"
+    );
+    opts.upstreams = echoes(echo, {"users"});
+    server::aggregator agg{ioc.get_executor(), opts};
+    auto handle = [&](std::string target) {
+        boost::beast::http::request<boost::beast::http::empty_body> req{
+            boost::beast::http::verb::get, target, 11};
+        req.set(boost::beast::http::field::authorization, "Bearer m");
+        auto f = agg.async_handle(req, boost::asio::use_future);
+        ioc.restart();
+        ioc.run_for(10s);
+        return f.get();
+    };
+    auto res = handle("/u/5");
+    BOOST_TEST(res.result_int() == 200u);
+    auto body = boost::json::parse(res.body());
+    BOOST_TEST(body.at("route").as_string() == "/u/{id}");
+    BOOST_TEST(body.at("results").at("profile").at("target").as_string() == "/users/5");
+    BOOST_TEST(body.at("results").at("profile").at("headers").at("authorization").as_string() == "Bearer m");
+    res = handle("/feed");
+    BOOST_TEST(res[boost::beast::http::field::content_type] == "application/x-ndjson");
+    BOOST_TEST(ndjson(res.body()).size() == 2u);
 }
 
 // A route configured in code (no config file) is checked the same way when the server is made.
