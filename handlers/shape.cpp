@@ -70,45 +70,6 @@ void drop(json::object& object, std::span<member_path const> paths, std::size_t 
     }
 }
 
-// Boost.JSON writes a double in exponent form (129.5 as 1.295E2): written here in its shortest
-// plain form, so that shaping leaves an upstream's numbers as they read.
-void write(std::string& out, json::value const& v) {
-    switch (v.kind()) {
-        case json::kind::object: {
-            out += '{';
-            bool first = true;
-            for (auto const& [key, member] : v.get_object()) {
-                if (!first) out += ',';
-                first = false;
-                out += json::serialize(json::string_view(key));
-                out += ':';
-                write(out, member);
-            }
-            out += '}';
-            return;
-        }
-        case json::kind::array: {
-            out += '[';
-            bool first = true;
-            for (auto const& element : v.get_array()) {
-                if (!first) out += ',';
-                first = false;
-                write(out, element);
-            }
-            out += ']';
-            return;
-        }
-        case json::kind::double_: {
-            char text[32];
-            auto const end = std::to_chars(text, text + sizeof text, v.get_double()).ptr;
-            out.append(text, end);
-            return;
-        }
-        default:
-            out += json::serialize(v);
-    }
-}
-
 void filter(json::value& body, backend_plan const& backend) {
     if (!body.is_object()) return;  // allow and deny name members: anything else is placed whole
     if (!backend.allow.empty()) keep(body.as_object(), backend.allow, 0);
@@ -131,7 +92,7 @@ bool append_part(std::string& out, backend_plan const& backend, upstream::fetch_
     json::monotonic_resource arena(buffer, sizeof buffer);
     auto body = json::parse(result.body, &arena);
     filter(body, backend);
-    write(out, body);
+    wire::append_json(out, body);
     return true;
 }
 
@@ -159,7 +120,7 @@ std::string merged(route_plan const& route, std::span<upstream::fetch_result con
     }
     if (failed) answer.erase("_errors");  // a body's own member of that name gives way
     std::string out;
-    write(out, answer);
+    wire::append_json(out, answer);
     if (!failed) return out;
     // "_errors" last, written as the envelope writes its errors.
     out.pop_back();

@@ -6,8 +6,6 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-#include <charconv>
-
 namespace fanout::server {
 
 namespace json = boost::json;
@@ -59,6 +57,10 @@ json::array describe_upstreams(std::vector<upstream::service> const& services) {
     return out;
 }
 
+json::array strings(std::vector<std::string> const& texts) {
+    return json::array(texts.begin(), texts.end());
+}
+
 json::object describe_route(route_config const& r) {
     json::object out;
     out["path"] = r.path;
@@ -67,20 +69,15 @@ json::object describe_route(route_config const& r) {
     out["shape"] = to_string(r.shape);
     if (r.stream) out["stream"] = "ndjson";
     if (r.server_timing) out["server_timing"] = *r.server_timing;
-    json::array forwarded;
-    for (auto const& h : r.forward_headers) forwarded.push_back(json::value(h));
-    out["forward_headers"] = std::move(forwarded);
+    out["forward_headers"] = strings(r.forward_headers);
     json::array backends;
     for (auto const& b : r.backends) {
         json::object backend;
         backend["service"] = b.service;
         backend["path"] = text_or_null(b.path);
         backend["key"] = b.key.empty() ? b.service : b.key;
-        json::array allow, deny;
-        for (auto const& a : b.allow) allow.push_back(json::value(a));
-        for (auto const& d : b.deny) deny.push_back(json::value(d));
-        backend["allow"] = std::move(allow);
-        backend["deny"] = std::move(deny);
+        backend["allow"] = strings(b.allow);
+        backend["deny"] = strings(b.deny);
         if (b.fallback) backend["fallback"] = json::parse(*b.fallback);  // null is a fallback too
         backend["required"] = b.required;
         backends.push_back(std::move(backend));
@@ -95,59 +92,6 @@ json::array describe_routes(std::vector<route_config> const& routes) {
     json::array out;
     for (auto const& r : routes) out.push_back(describe_route(r));
     return out;
-}
-
-// Boost.JSON writes 0.1 as 1E-1: numbers are written here in their shortest plain form.
-void write(std::string& out, json::value const& v, std::size_t indent) {
-    auto const pad = [&](std::size_t n) { out.append(n, ' '); };
-    switch (v.kind()) {
-        case json::kind::object: {
-            auto const& o = v.get_object();
-            if (o.empty()) {
-                out += "{}";
-                return;
-            }
-            out += "{\n";
-            bool first = true;
-            for (auto const& [key, member] : o) {
-                if (!first) out += ",\n";
-                first = false;
-                pad(indent + 2);
-                out += wire::json_quote(key);
-                out += ": ";
-                write(out, member, indent + 2);
-            }
-            out += "\n";
-            pad(indent);
-            out += "}";
-            return;
-        }
-        case json::kind::array: {
-            auto const& a = v.get_array();
-            if (a.empty()) {
-                out += "[]";
-                return;
-            }
-            out += "[\n";
-            for (std::size_t i = 0; i < a.size(); ++i) {
-                if (i) out += ",\n";
-                pad(indent + 2);
-                write(out, a[i], indent + 2);
-            }
-            out += "\n";
-            pad(indent);
-            out += "]";
-            return;
-        }
-        case json::kind::double_: {
-            char text[32];
-            auto const end = std::to_chars(text, text + sizeof text, v.get_double()).ptr;
-            out.append(text, end);
-            return;
-        }
-        default:
-            out += json::serialize(v);
-    }
 }
 
 }  // namespace
@@ -178,7 +122,7 @@ std::string describe(options const& opts) {
     out["upstreams"] = describe_upstreams(opts.upstreams);
     if (!opts.routes.empty()) out["routes"] = describe_routes(opts.routes);
     std::string text;
-    write(text, out, 0);
+    wire::append_json(text, out, 0);
     return text;
 }
 

@@ -513,6 +513,15 @@ void send(boost::asio::ip::tcp::socket& sock, std::string const& raw) {
     boost::asio::write(sock, boost::asio::buffer(raw));
 }
 
+// The lines of a streamed answer to GET target on a new connection.
+std::vector<boost::json::value> streamed_lines(std::uint16_t port, std::string const& target) {
+    boost::asio::io_context ioc;
+    auto sock = connect_to(ioc, port);
+    send(sock, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string head;
+    return ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), head));
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_streaming)
@@ -569,11 +578,7 @@ BOOST_AUTO_TEST_CASE(failures_fallbacks_and_deadlines_have_their_lines) {
         {"service":"users","path":"/status/503","key":"covered","fallback":{"stale":true}},
         {"service":"users","path":"/sleep/3000","key":"late"}]}])");
     harness h{{}, opts, echoes(echo, {"users"})};
-    boost::asio::io_context ioc;
-    auto sock = connect_to(ioc, h.port());
-    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
-    std::string head;
-    auto lines = ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), head));
+    auto lines = streamed_lines(h.port(), "/s");
     BOOST_TEST_REQUIRE(lines.size() == 4u);
     std::map<std::string, boost::json::value> by_key;
     for (std::size_t i = 0; i + 1 < lines.size(); ++i)
@@ -594,11 +599,7 @@ BOOST_AUTO_TEST_CASE(an_errgroup_stream_ends_with_the_status_the_answer_would_ha
         {"service":"users","path":"/status/404","key":"profile"},
         {"service":"users","path":"/sleep/3000","key":"orders"}]}])");
     harness h{{}, opts, echoes(echo, {"users"})};
-    boost::asio::io_context ioc;
-    auto sock = connect_to(ioc, h.port());
-    send(sock, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
-    std::string head;
-    auto lines = ndjson(dechunked(joined(read_arrivals(sock, 10s, chunked_end)), head));
+    auto lines = streamed_lines(h.port(), "/s");
     BOOST_TEST_REQUIRE(lines.size() == 3u);
     BOOST_TEST(lines[0].at("key").as_string() == "profile");
     BOOST_TEST(lines[1].at("error").at("kind").as_string() == "cancelled");

@@ -1,8 +1,10 @@
 #include "wire/json_text.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace fanout::wire {
 
@@ -54,6 +56,59 @@ std::string shortened(std::string_view text, std::size_t max) {
 std::string json_quote(std::string_view text) {
     bool const ascii = std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; });
     return boost::json::serialize(ascii ? std::string(text) : valid_utf8(text));
+}
+
+void append_json(std::string& out, boost::json::value const& v, int indent) {
+    namespace json = boost::json;
+    bool const lines = indent >= 0;
+    auto const next = [&](bool first, int depth) {
+        if (!first) out += ',';
+        if (lines) {
+            out += '\n';
+            out.append(static_cast<std::size_t>(depth), ' ');
+        }
+    };
+    auto const close = [&](char c, bool empty) {
+        if (lines && !empty) {
+            out += '\n';
+            out.append(static_cast<std::size_t>(indent), ' ');
+        }
+        out += c;
+    };
+    switch (v.kind()) {
+        case json::kind::object: {
+            out += '{';
+            bool first = true;
+            for (auto const& [key, member] : v.get_object()) {
+                next(first, indent + 2);
+                first = false;
+                out += json_quote(key);
+                out += lines ? ": " : ":";
+                append_json(out, member, lines ? indent + 2 : -1);
+            }
+            close('}', first);
+            return;
+        }
+        case json::kind::array: {
+            out += '[';
+            bool first = true;
+            for (auto const& element : v.get_array()) {
+                next(first, indent + 2);
+                first = false;
+                append_json(out, element, lines ? indent + 2 : -1);
+            }
+            close(']', first);
+            return;
+        }
+        case json::kind::double_: {
+            char text[32];
+            auto const end = std::to_chars(text, text + sizeof text, v.get_double()).ptr;
+            out.append(text, end);
+            return;
+        }
+        default:
+            out += json::serialize(v);
+    }
 }
 
 }  // namespace fanout::wire

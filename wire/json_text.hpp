@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/json/fwd.hpp>
+
 #include <string>
 #include <string_view>
 
@@ -20,5 +22,10 @@ inline std::string quoted_short(std::string_view text) {
 
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
 std::string valid_utf8(std::string_view text);
+
+// Appends `v` as JSON text, numbers in their shortest plain form (Boost.JSON's serializer writes a
+// double as 1.295E2; this writes 129.5, as an upstream most likely did). `indent` >= 0: one member
+// or element a line, nested ones `indent` + 2 spaces in; < 0: on one line, without spaces.
+void append_json(std::string& out, boost::json::value const& v, int indent = -1);
 
 }  // namespace fanout::wire
