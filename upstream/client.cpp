@@ -106,6 +106,71 @@ fetch_result exchange_failure(
     return exchange_failure(ec, limits, svc);
 }
 
+fetch_result circuit_open_failure(circuit_breaker const& b, std::chrono::steady_clock::time_point now) {
+    if (b.state() != breaker_state::open)
+        return make_failure(error_kind::circuit_open, "circuit half-open; a probe is under way");
+    auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at() - now).count();
+    return make_failure(
+        error_kind::circuit_open,
+        "circuit open; next try in " + std::to_string(std::max<std::int64_t>(left, 0)) + " ms"
+    );
+}
+
+// A read that ended at an interim answer: a 101, or one more than max_interim.
+fetch_result interim_failure(unsigned status) {
+    return make_failure(
+        error_kind::protocol, status == 101
+                                  ? "upstream switched protocols (101)"
+                                  : "more than " + std::to_string(max_interim) + " interim (1xx) answers"
+    );
+}
+
+// The final answer read whole into `parser`, into `out`: its body when it is a 2xx with JSON, else
+// the failure it is. The body is moved, not copied.
+void take_answer(response_parser& parser, fetch_result& out) {
+    auto const status = parser.status();
+    if (status > 299) {
+        out = make_failure(
+            error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(), status
+        );
+    } else if (!is_valid_json(parser.body())) {
+        out = make_failure(error_kind::invalid_json, "body is not JSON");
+    } else {
+        out.body = std::move(parser.body());
+        out.error.reset();
+    }
+}
+
+// Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2): reads up to
+// the final answer into conn.parser, or to a 101, or to one interim answer too many. `answered`
+// is set once some of an answer arrived. operation_aborted: cancelled, maybe before a read started.
+net::awaitable<error_code> read_answer(connection& conn, client_options const& limits, bool& answered) {
+    auto& parser = conn.parser;
+    error_code ec;
+    try {
+        for (int interim = 0;; ++interim) {
+            expect_answer(conn, limits.max_head, limits.max_body);
+            if (conn.tls) {
+                ec = co_await wire::read_message(*conn.tls, conn.buffer, *parser, limits.max_head);
+                // A close without close_notify, as eof is for plain HTTP: before any byte of
+                // the answer, a closed idle connection; after, an answer cut short (a
+                // close-delimited body too: its end cannot be told from an attack's).
+                if (ec == net::ssl::error::stream_truncated)
+                    ec = parser->got_some() || conn.buffer.size() != 0 ? http::error::partial_message
+                                                                       : http::error::end_of_stream;
+            } else {
+                ec = co_await wire::read_message(conn.socket, conn.buffer, *parser, limits.max_head);
+            }
+            answered = answered || !ec || parser->got_some() || conn.buffer.size() != 0;
+            if (ec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim) break;
+        }
+    } catch (boost::system::system_error const& e) {
+        if (e.code() != net::error::operation_aborted) throw;
+        ec = net::error::operation_aborted;  // cancelled before a read could start
+    }
+    co_return ec;
+}
+
 }  // namespace
 
 bool valid_field_name(std::string_view name) noexcept {
@@ -162,6 +227,9 @@ struct client::impl {
     std::minstd_rand jitter{std::random_device{}()};
     pool_stats stats;
 
+    // The service's most recently pooled connection if nothing arrived on it while idle (`use`:
+    // reused); else null (`use`: retried, the connection closed) or null without any.
+    std::unique_ptr<connection> take_pooled(std::size_t index, connection_use& use);
     // The state a service's breaker entered, if it entered one, to options.on_breaker.
     void report(std::size_t index, std::optional<breaker_state> entered);
 
@@ -209,6 +277,19 @@ struct client::impl {
         hedge_race& race
     );
 };
+
+std::unique_ptr<connection> client::impl::take_pooled(std::size_t index, connection_use& use) {
+    auto conn = pool->take(index);
+    if (!conn) return nullptr;
+    if (quiet_since_pooled(*conn)) {
+        ++stats.reused;
+        use = connection_use::reused;
+        return conn;
+    }
+    ++stats.retried;
+    use = connection_use::retried;
+    return nullptr;
+}
 
 void client::impl::report(std::size_t index, std::optional<breaker_state> entered) {
     if (entered && options.on_breaker) options.on_breaker(index, *entered);
@@ -285,17 +366,10 @@ net::awaitable<fetch_result> client::impl::attempt(
     bool probe = false;
     bool answered = false;  // some of an answer arrived (out is replaced whole by a failure)
     if (svc.breaker_failures) {
-        auto& b = breakers[index];
-        auto const admission = b.admit(start);
+        auto const admission = breakers[index].admit(start);
         report(index, admission.entered);
         if (!admission.admitted) {
-            auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at() - start).count();
-            out = make_failure(
-                error_kind::circuit_open,
-                b.state() == breaker_state::open
-                    ? "circuit open; next try in " + std::to_string(std::max<std::int64_t>(left, 0)) + " ms"
-                    : "circuit half-open; a probe is under way"
-            );
+            out = circuit_open_failure(breakers[index], start);
             co_return out;
         }
         probe = admission.probe;
@@ -303,19 +377,8 @@ net::awaitable<fetch_result> client::impl::attempt(
     try {
         for (int attempt = 0;; ++attempt) {
             std::unique_ptr<connection> conn;
-            bool reused = false;
-            if (attempt == 0) conn = pool->take(index);
-            if (conn) {
-                reused = quiet_since_pooled(*conn);
-                if (reused) {
-                    ++stats.reused;
-                    use = connection_use::reused;
-                } else {
-                    ++stats.retried;
-                    use = connection_use::retried;
-                    conn.reset();
-                }
-            }
+            if (attempt == 0) conn = take_pooled(index, use);
+            bool const reused = conn != nullptr;
             if (!reused) {
                 conn = std::make_unique<connection>(ex);
                 if (auto ec = co_await connect(conn->socket, index)) {
@@ -351,35 +414,8 @@ net::awaitable<fetch_result> client::impl::attempt(
                 break;
             }
 
-            // Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2).
+            auto const rec = co_await read_answer(*conn, options, answered);
             auto& parser = conn->parser;
-            error_code rec;
-            try {
-                for (int interim = 0;; ++interim) {
-                    expect_answer(*conn, options.max_head, options.max_body);
-                    if (conn->tls) {
-                        rec =
-                            co_await wire::read_message(*conn->tls, conn->buffer, *parser, options.max_head);
-                        // A close without close_notify, as eof is for plain HTTP: before any byte of
-                        // the answer, a closed idle connection; after, an answer cut short (a
-                        // close-delimited body too: its end cannot be told from an attack's).
-                        if (rec == net::ssl::error::stream_truncated)
-                            rec = parser->got_some() || conn->buffer.size() != 0
-                                      ? http::error::partial_message
-                                      : http::error::end_of_stream;
-                    } else {
-                        rec = co_await wire::read_message(
-                            conn->socket, conn->buffer, *parser, options.max_head
-                        );
-                    }
-                    answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
-                    if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
-                        break;
-                }
-            } catch (boost::system::system_error const& e) {
-                if (e.code() != net::error::operation_aborted) throw;
-                rec = net::error::operation_aborted;  // cancelled before a read could start
-            }
             if (rec == net::error::operation_aborted) {
                 if (!lost_race || !*lost_race) settle(index, std::move(conn));
                 out = exchange_failure(rec, options, svc);
@@ -394,29 +430,13 @@ net::awaitable<fetch_result> client::impl::attempt(
                 out = exchange_failure(*conn, rec, options, svc);
                 break;
             }
-            auto const status = parser->status();
-            if (status < 200) {
-                out = make_failure(
-                    error_kind::protocol,
-                    status == 101 ? "upstream switched protocols (101)"
-                                  : "more than " + std::to_string(max_interim) + " interim (1xx) answers"
-                );
+            if (parser->status() < 200) {
+                out = interim_failure(parser->status());
                 break;
             }
-
-            if (status > 299) {
-                out = make_failure(
-                    error_kind::status,
-                    "upstream answered " + std::to_string(status) + " " + parser->reason(), status
-                );
-            } else if (!is_valid_json(parser->body())) {
-                out = make_failure(error_kind::invalid_json, "body is not JSON");
-            } else {
-                out.body = std::move(parser->body());
-                out.error.reset();
-                if (svc.hedge_quantile)
-                    resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
-            }
+            take_answer(*parser, out);
+            if (out.ok() && svc.hedge_quantile)
+                resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
 
             // Only a connection left exactly between two messages goes back to the pool, and not
             // one whose TLS guard stopped it reading (for good) while the answer completed.
