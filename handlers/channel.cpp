@@ -2,6 +2,8 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <fanout/detail/cancellation.hpp>
+
 namespace fanout::handlers {
 
 boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req) {
@@ -12,13 +14,11 @@ boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req) {
     // Cancelling the handler (shutdown) cancels the fetches, and the handler still collects a
     // value from each (it does not throw at its next co_await), so that none is left behind using
     // the client.
-    bool const throwing = co_await boost::asio::this_coro::throw_if_cancelled();
-    co_await boost::asio::this_coro::throw_if_cancelled(false);
     std::vector<upstream::fetch_result> results(arriving.size());
-    co_await arriving.each([&](std::size_t index, outcome<upstream::fetch_result> o) {
+    auto collect = [&](std::size_t index, outcome<upstream::fetch_result> o) {
         results[index] = settled(std::move(o), req);
-    });
-    co_await boost::asio::this_coro::throw_if_cancelled(throwing);
+    };
+    co_await fanout::detail::cancellation_not_thrown(arriving.each(collect));
     co_return finish(ctx, "channel", results, partial_status(results, req), req);
 }
 

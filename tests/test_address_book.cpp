@@ -9,6 +9,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
@@ -81,6 +82,15 @@ error_code connect(net::io_context& ioc, upstream::address_book& book, tcp::sock
     auto f = net::co_spawn(ioc, book.connect(s, i), net::use_future);
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     return f.get();
+}
+
+// Runs the loop until `d` has passed on its clock: for a test of what becomes due with time.
+void let_pass(net::io_context& ioc, std::chrono::milliseconds d) {
+    net::steady_timer timer{ioc, d};
+    bool passed = false;
+    timer.async_wait([&](error_code) { passed = true; });
+    ioc.restart();
+    while (!passed) ioc.run_one();
 }
 
 // Answers every question at once (on the caller's thread) with what answer() says.
@@ -185,38 +195,6 @@ BOOST_AUTO_TEST_CASE(hung_resolver_fails_connect_at_once_and_lets_run_return) {
     BOOST_TEST(book.stats(0).failed == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(unanswered_resolution_is_given_up_and_asked_again) {
-    net::io_context ioc;
-    hung_resolver r;
-    std::vector services{named("backend.invalid", 8080)};
-    upstream::address_book_options o;
-    o.give_up = 1ms;
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    BOOST_TEST_REQUIRE(r.held->size() == 1u);
-    std::this_thread::sleep_for(5ms);
-
-    BOOST_TEST(!book.next(0));
-    BOOST_TEST(r.held->size() == 2u);
-    BOOST_TEST(book.stats(0).failed == 1u);
-    BOOST_TEST(
-        book.why_none(0) == "cannot resolve backend.invalid: " + error_code(net::error::timed_out).message()
-    );
-
-    // The first question's late addresses are still good news; the second's failure then keeps them.
-    // (size() and addresses() start nothing: next() would give up the second question too.)
-    (*r.held)[0]({}, {loopback(1)});
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    BOOST_TEST_REQUIRE(book.size(0) == 1u);
-    (*r.held)[1](net::error::host_not_found, {});
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    BOOST_TEST_REQUIRE(book.size(0) == 1u);
-    BOOST_TEST(str(book.addresses(0)[0]) == str(loopback(1)));
-    BOOST_TEST(r.held->size() == 2u);
-    BOOST_TEST(book.stats(0).succeeded == 1u);
-    BOOST_TEST(book.stats(0).failed == 2u);
-}
-
 BOOST_AUTO_TEST_CASE(connects_take_the_addresses_in_turn) {
     net::io_context ioc;
     listener a{ioc}, b{ioc};
@@ -258,40 +236,6 @@ BOOST_AUTO_TEST_CASE(refusing_address_is_passed_over_for_the_skip_period) {
         BOOST_TEST_REQUIRE(!connect(ioc, book, t));
         BOOST_TEST(good.take() == 1u);
     }
-}
-
-BOOST_AUTO_TEST_CASE(refusing_address_comes_back_after_its_skip_period) {
-    net::io_context ioc;
-    listener good{ioc};
-    auto const bad = refusing(ioc);
-    scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{bad, good.endpoint()}}; }};
-    std::vector services{named("half.test")};
-    upstream::address_book_options o;
-    o.skip = 20ms;
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    book.refused(0, bad);  // (that it is passed over meanwhile: the test above)
-    std::this_thread::sleep_for(40ms);
-    BOOST_TEST(str(book.next(0)) == str(bad));
-}
-
-BOOST_AUTO_TEST_CASE(refresh_keeps_the_skip_period_of_an_address_that_stays) {
-    net::io_context ioc;
-    listener good{ioc};
-    auto const bad = refusing(ioc);
-    scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{bad, good.endpoint()}}; }};
-    std::vector services{named("half.test")};
-    upstream::address_book_options o;
-    o.refresh = 1ms;
-    o.skip = 1min;
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    book.refused(0, bad);
-    std::this_thread::sleep_for(5ms);
-    BOOST_TEST(str(book.next(0)) == str(good.endpoint()));  // and a refresh starts
-    BOOST_TEST_REQUIRE(runs_dry(ioc));
-    BOOST_TEST_REQUIRE(book.stats(0).succeeded == 2u);
-    for (int i = 0; i < 3; ++i) BOOST_TEST(str(book.next(0)) == str(good.endpoint()));
 }
 
 BOOST_AUTO_TEST_CASE(every_address_refusing_fails_after_trying_each_once) {
@@ -345,7 +289,7 @@ BOOST_AUTO_TEST_CASE(failed_refresh_keeps_the_last_good_addresses) {
     upstream::address_book book{ioc.get_executor(), services, r.function(), o};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     BOOST_TEST_REQUIRE(book.size(0) == 1u);
-    std::this_thread::sleep_for(5ms);
+    let_pass(ioc, 2ms);  // the refresh interval: no thread to wait for, only the clock
 
     // Due: the refresh starts, and the answer is the current address, at once.
     BOOST_TEST(str(book.next(0)) == str(server.endpoint()));
@@ -366,7 +310,6 @@ BOOST_AUTO_TEST_CASE(failure_without_addresses_is_the_reason_and_is_retried) {
     }};
     std::vector services{named("nowhere.test")};
     upstream::address_book_options o;
-    o.retry = 1ms;
     o.refresh = 0ms;  // resolved at start only; the retry still applies until one succeeds
     upstream::address_book book{ioc.get_executor(), services, r.function(), o};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
@@ -375,10 +318,7 @@ BOOST_AUTO_TEST_CASE(failure_without_addresses_is_the_reason_and_is_retried) {
     );
     tcp::socket s{ioc};
     BOOST_TEST(connect(ioc, book, s) == net::error::host_not_found);
-    auto const calls = *r.calls;
-    std::this_thread::sleep_for(5ms);
-    BOOST_TEST(!book.next(0));
-    BOOST_TEST(*r.calls == calls + 1);  // asked again after the retry interval, though refresh is 0
+    BOOST_TEST(*r.calls == 1);  // the retry is not due yet (its timing: a test below)
 }
 
 // A first resolution never answered ends the wait for it when it is given up, as timed_out.
@@ -431,6 +371,127 @@ BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
         { upstream::address_book book{ioc.get_executor(), services}; }
         BOOST_TEST(runs_dry(ioc));
     }
+}
+
+// ---- one service's addresses and resolutions without I/O, the time passed in (service_addresses)
+
+namespace {
+
+using addresses = upstream::service_addresses;
+using to_do = addresses::to_do;
+auto const t0 = std::chrono::steady_clock::time_point{} + 1000h;
+
+upstream::address_book_options timing() {
+    return {.refresh = 30s, .retry = 1s, .skip = 2s, .give_up = 10s};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(unanswered_resolution_is_given_up_and_asked_again) {
+    addresses a{"backend.invalid", 8080, timing()};
+    BOOST_TEST((a.due(t0) == to_do::resolve));
+    BOOST_TEST(a.generation() == 1u);
+    BOOST_TEST((a.due(t0 + 10s - 1ns) == to_do::nothing));  // one question at a time
+    BOOST_TEST((a.next_due() == t0 + 10s));
+    BOOST_TEST(!a.resolved_once());
+    BOOST_TEST((a.due(t0 + 10s) == to_do::give_up_and_resolve));
+    BOOST_TEST(a.generation() == 2u);
+    BOOST_TEST(a.resolved_once());
+    BOOST_TEST(a.stats().failed == 1u);
+    BOOST_TEST((a.error() == net::error::timed_out));
+    BOOST_TEST(!a.pick(t0 + 10s));
+
+    // The first question's late addresses are still good news; the second's failure then keeps them.
+    BOOST_TEST(a.answer(1, {}, {loopback(1)}, t0 + 11s));
+    BOOST_TEST(a.resolving());  // the second is still under way
+    BOOST_TEST(a.answer(2, net::error::host_not_found, {}, t0 + 12s));
+    BOOST_TEST(!a.resolving());
+    BOOST_TEST(str(a.pick(t0 + 12s)) == str(loopback(1)));
+    BOOST_TEST(a.stats().succeeded == 1u);
+    BOOST_TEST(a.stats().failed == 2u);
+    // With addresses, a failed refresh is tried again after the refresh interval, not retry.
+    BOOST_TEST((a.due(t0 + 12s + 30s - 1ns) == to_do::nothing));
+    BOOST_TEST((a.due(t0 + 12s + 30s) == to_do::resolve));
+}
+
+BOOST_AUTO_TEST_CASE(late_failure_of_a_given_up_resolution_and_second_answers_are_ignored) {
+    addresses a{"backend.invalid", 8080, timing()};
+    a.due(t0);
+    a.due(t0 + 10s);  // gives up question 1, asks question 2
+    BOOST_TEST(!a.answer(1, net::error::host_not_found, {}, t0 + 11s));  // counted when given up
+    BOOST_TEST(a.stats().failed == 1u);
+    BOOST_TEST(a.answer(2, {}, {loopback(1)}, t0 + 11s));
+    BOOST_TEST(!a.answer(2, {}, {loopback(2)}, t0 + 11s));
+    BOOST_TEST(!a.answer(1, {}, {loopback(3)}, t0 + 11s));  // older than the last taken
+    BOOST_TEST(a.endpoints().size() == 1u);
+    BOOST_TEST(str(a.endpoints()[0]) == str(loopback(1)));
+}
+
+BOOST_AUTO_TEST_CASE(refusing_address_comes_back_after_its_skip_period) {
+    addresses a{"half.test", 80, timing()};
+    a.due(t0);
+    BOOST_TEST_REQUIRE(a.answer(1, {}, {loopback(1), loopback(2)}, t0));
+    a.refused(loopback(1), t0);
+    for (int i = 0; i < 3; ++i) BOOST_TEST(str(a.pick(t0 + 2s - 1ns)) == str(loopback(2)));
+    BOOST_TEST(str(a.pick(t0 + 2s)) == str(loopback(1)));
+    BOOST_TEST(str(a.pick(t0 + 2s)) == str(loopback(2)));  // in turn again
+}
+
+BOOST_AUTO_TEST_CASE(every_address_skipped_gives_the_one_whose_skip_ends_first) {
+    addresses a{"down.test", 80, timing()};
+    a.due(t0);
+    a.answer(1, {}, {loopback(1), loopback(2)}, t0);
+    a.refused(loopback(2), t0);
+    a.refused(loopback(1), t0 + 1s);
+    BOOST_TEST(str(a.pick(t0 + 1s)) == str(loopback(2)));
+    std::vector tried{loopback(2)};
+    BOOST_TEST(str(a.pick(t0 + 1s, tried)) == str(loopback(1)));
+    tried.push_back(loopback(1));
+    BOOST_TEST(!a.pick(t0 + 1s, tried));
+}
+
+BOOST_AUTO_TEST_CASE(refresh_keeps_the_skip_period_of_an_address_that_stays) {
+    addresses a{"half.test", 80, timing()};
+    a.due(t0);
+    a.answer(1, {}, {loopback(1), loopback(2)}, t0);
+    a.refused(loopback(1), t0 + 1s);
+    BOOST_TEST((a.due(t0 + 30s - 1ns) == to_do::nothing));
+    BOOST_TEST((a.due(t0 + 30s) == to_do::resolve));
+    BOOST_TEST(a.answer(2, {}, {loopback(3), loopback(1), loopback(1)}, t0 + 30s));  // duplicates dropped
+    BOOST_TEST(a.endpoints().size() == 2u);
+    for (int i = 0; i < 3; ++i) BOOST_TEST(str(a.pick(t0 + 3s - 1ns)) == str(loopback(3)));
+    BOOST_TEST(a.stats().succeeded == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(failure_without_addresses_is_retried_after_retry_even_without_refresh) {
+    auto o = timing();
+    o.refresh = 0ms;  // resolved at start only, once it succeeds
+    addresses a{"nowhere.test", 80, o};
+    a.due(t0);
+    BOOST_TEST(a.answer(1, net::error::host_not_found, {}, t0));
+    BOOST_TEST((a.error() == net::error::host_not_found));
+    BOOST_TEST((a.due(t0 + 1s - 1ns) == to_do::nothing));
+    BOOST_TEST((a.due(t0 + 1s) == to_do::resolve));
+    BOOST_TEST(a.answer(2, {}, {loopback(1)}, t0 + 1s));
+    BOOST_TEST(!a.error());
+    BOOST_TEST((a.due(t0 + 1000h) == to_do::nothing));  // never again
+}
+
+BOOST_AUTO_TEST_CASE(a_resolver_that_throws_is_asked_again_after_retry) {
+    addresses a{"flaky.test", 80, timing()};
+    BOOST_TEST((a.due(t0) == to_do::resolve));
+    a.start_failed(t0);
+    BOOST_TEST(!a.resolving());
+    BOOST_TEST((a.due(t0 + 1s - 1ns) == to_do::nothing));
+    BOOST_TEST((a.due(t0 + 1s) == to_do::resolve));
+}
+
+BOOST_AUTO_TEST_CASE(an_ip_literal_is_never_due) {
+    addresses a{"::1", 8081, timing()};
+    BOOST_TEST(a.literal());
+    BOOST_TEST(a.resolved_once());
+    BOOST_TEST((a.due(t0) == to_do::nothing));
+    BOOST_TEST(str(a.pick(t0)) == str(tcp::endpoint(net::ip::make_address("::1"), 8081)));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

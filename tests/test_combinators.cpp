@@ -297,4 +297,41 @@ BOOST_AUTO_TEST_CASE(group_errors_are_a_category_of_their_own) {
     BOOST_TEST(static_cast<bool>(ec));  // a group error is never success
 }
 
+// The flag is the whole coroutine chain's: a section that throws must not leave it off for the caller.
+BOOST_AUTO_TEST_CASE(cancellation_not_thrown_restores_the_flag_however_the_section_ends) {
+    net::io_context ioc;
+    trace t;
+    auto section = [](bool fail) -> net::awaitable<int> {
+        bool const inside = co_await net::this_coro::throw_if_cancelled();
+        BOOST_TEST(!inside);
+        if (fail) throw std::runtime_error("section failed");
+        co_return 7;
+    };
+    auto check = [&]() -> net::awaitable<int> {
+        BOOST_TEST(co_await net::this_coro::throw_if_cancelled());
+        BOOST_TEST(co_await detail::cancellation_not_thrown(section(false)) == 7);
+        BOOST_TEST(co_await net::this_coro::throw_if_cancelled());
+        bool thrown = false;
+        try {
+            co_await detail::cancellation_not_thrown(section(true));
+        } catch (std::runtime_error const&) {
+            thrown = true;
+        }
+        BOOST_TEST(thrown);
+        BOOST_TEST(co_await net::this_coro::throw_if_cancelled());
+        // A section of on_each callbacks that throws, through completions::each.
+        auto arriving = as_completed(co_await net::this_coro::executor, children(after(1ms, 1, t)), nullptr);
+        thrown = false;
+        try {
+            co_await arriving.each([](std::size_t, outcome<int>) { throw std::runtime_error("on_each"); });
+        } catch (std::runtime_error const&) {
+            thrown = true;
+        }
+        BOOST_TEST(thrown);
+        bool const after_each = co_await net::this_coro::throw_if_cancelled();
+        co_return after_each ? 1 : 0;
+    };
+    BOOST_TEST(run(ioc, check()) == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

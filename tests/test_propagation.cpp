@@ -42,12 +42,13 @@ BOOST_AUTO_TEST_CASE(the_deadline_bound_endpoints_send_the_time_left) {
     echo_upstream echo;
     harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
     for (auto path : {"/api/aggregate/channel-with-context-timeout", "/api/aggregate/errgroup"}) {
-        auto a = get(h.port(), std::string(path) + "?timeout_ms=800");
+        auto a = get(h.port(), std::string(path) + "?timeout_ms=8000");
         BOOST_TEST_REQUIRE(a.status == 200u, path);
         auto ms = header_ms(a);
-        // Sent at once: most of the 800 ms are left (a sanitizer build is slow, not that slow).
-        BOOST_TEST(ms <= 800, path << ": " << ms);
-        BOOST_TEST(ms > 300, path << ": " << ms);
+        // Sent at once: most of the 8 s are left, however slow the build (the upstream answers at
+        // once, so the deadline costs no time; the arithmetic to the millisecond: test_policy).
+        BOOST_TEST(ms <= 8000, path << ": " << ms);
+        BOOST_TEST(ms > 4000, path << ": " << ms);
     }
     // The wait-for-all endpoints have no deadline to pass on.
     for (auto path : {"/api/aggregate/wg", "/api/aggregate/channel"}) {
@@ -93,14 +94,14 @@ BOOST_AUTO_TEST_CASE(an_incoming_deadline_shortens_the_request_s) {
 BOOST_AUTO_TEST_CASE(an_incoming_deadline_is_capped_like_the_query) {
     echo_upstream echo;
     server::options o;
-    o.max_timeout = std::chrono::milliseconds(2000);
+    o.max_timeout = std::chrono::milliseconds(8000);
     harness h{{}, o, {upstream::make_service("echo", echo.url("/e"))}};
     auto a =
         get(h.port(), "/api/aggregate/errgroup?timeout_ms=99999999", 10s,
             {{"X-Request-Timeout-Ms", "99999999999999999999999"}});
     BOOST_TEST_REQUIRE(a.status == 200u);
-    BOOST_TEST(header_ms(a) <= 2000);
-    BOOST_TEST(header_ms(a) > 1000);
+    BOOST_TEST(header_ms(a) <= 8000);
+    BOOST_TEST(header_ms(a) > 4000);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_incoming_deadline_is_a_400_naming_the_header) {
@@ -134,7 +135,7 @@ BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
     // A chunked body whose trailer section carries them: only the head counts.
     client c{h.port()};
     c.send(
-        "GET /api/aggregate/errgroup?timeout_ms=900 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+        "GET /api/aggregate/errgroup?timeout_ms=8000 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
         "chunked\r\n\r\n"
         "0\r\nX-Request-Timeout-Ms: 100\r\ntraceparent: " +
         std::string(traceparent) + "\r\n\r\n"
@@ -144,7 +145,7 @@ BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
     BOOST_TEST_REQUIRE(res->result_int() == 200);
     aggregate_answer a;
     a.body = boost::json::parse(res->body());
-    BOOST_TEST(header_ms(a) > 300);
+    BOOST_TEST(header_ms(a) > 1000);  // the query's 8000 less the time to send it, not the trailer's 100
     BOOST_TEST(sent_trace_id(echoed_header(a, "traceparent")) != trace_id);
     // 65 bytes of a valid number is not cut to 64 of another: it is refused.
     client d{h.port()};
@@ -314,7 +315,7 @@ BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
     server::options o;
     o.upstreams = {upstream::make_service("echo", echo.url("/e"))};
     server::aggregator agg{ioc.get_executor(), o};
-    std::string const target = "/api/aggregate/errgroup?timeout_ms=900";
+    std::string const target = "/api/aggregate/errgroup?timeout_ms=8000";
     server::request_fields fields;
     fields.deadline = "400";
     fields.traceparent = std::string(traceparent);
@@ -342,7 +343,7 @@ BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
     BOOST_TEST(header_ms(b) >= 1);
     auto c = answer(without);
     BOOST_TEST(sent_trace_id(echoed_header(c, "traceparent")) != trace_id);
-    BOOST_TEST(header_ms(c) > 400);  // 900 less the time to send it
+    BOOST_TEST(header_ms(c) > 4000);  // 8000 less the time to send it
 }
 
 BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {

@@ -129,10 +129,11 @@ BOOST_AUTO_TEST_CASE(hedge_budget_bounds_the_extra_requests) {
     // A quarter of a hedge per fetch: the 4th and the 8th fetches have one.
     loop l{hedging(echo.url("/h"), 5ms, 0.25)};
     for (int i = 0; i < 8; ++i) BOOST_TEST(!l.fetch(300ms).has_value());
+    // Counted on the client's side, once its loop has nothing left to run: exact, however late the
+    // upstream sees them.
+    BOOST_TEST(l.client.stats().opened == 10u);
     BOOST_TEST(eventually([&] { return echo.counters().requests == 10u; }));
     BOOST_TEST(eventually([&] { return echo.counters().abandoned == 10u; }));  // every one closed
-    std::this_thread::sleep_for(50ms);
-    BOOST_TEST(echo.counters().requests == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(quantile_hedging_waits_for_enough_samples) {
@@ -220,7 +221,7 @@ BOOST_AUTO_TEST_CASE(no_retry_past_the_deadline) {
     BOOST_TEST((r.error->kind == error_kind::connect));  // the failure as it happened
     BOOST_TEST(r.attempts.retries == 0u);
     BOOST_TEST(!r.attempts.over_budget);
-    BOOST_TEST(r.elapsed < 500ms);  // it did not wait
+    BOOST_TEST(r.elapsed < 1000ms);  // it did not wait the backoff (the arithmetic: test_policy)
 }
 
 // A fetch given up after its request was written: the answer is read in the background and the

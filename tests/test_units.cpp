@@ -98,66 +98,77 @@ BOOST_AUTO_TEST_CASE(rejects_too_deep_nesting) {
     BOOST_TEST(!upstream::is_valid_json(deep));
 }
 
-// Boost.JSON's parser (strict by default, depth 32) is the reference the validator must agree with.
-bool reference_valid(std::string_view text) {
-    json::error_code ec;
-    json::parse(text, ec);
-    return !ec;
+// The contract, case by case: what a body must be to be embedded in an answer as it came.
+BOOST_AUTO_TEST_CASE(nesting_is_at_most_32_deep) {
+    auto arrays = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+    auto objects = [](int depth) {
+        std::string text;
+        for (int i = 0; i < depth; ++i) text += R"({"k":)";
+        return text + "1" + std::string(depth, '}');
+    };
+    BOOST_TEST(upstream::is_valid_json(arrays(32)));
+    BOOST_TEST(!upstream::is_valid_json(arrays(33)));
+    BOOST_TEST(upstream::is_valid_json(objects(32)));
+    BOOST_TEST(!upstream::is_valid_json(objects(33)));
 }
 
-BOOST_AUTO_TEST_CASE(agrees_with_boost_json_on_mutations) {
-    std::vector<std::string> corpus{
-        std::string(upstream::sim_body("users")),
-        std::string(upstream::sim_body("orders")),
-        R"({"a":[1,-2.5e+3,0.0,1E9,true,false,null,"x\"y\\z\/\b\f\n\r\t\u00e9\ud83d\ude00"],"b":{}})",
-        "[\"caf\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\", \"\xed\x9f\xbf\"]",
-        " [ [ ] , { } , { \"k\" : [ 0 , -0 , 12.34e-5 ] } ] ",
-    };
-    for (int depth : {30, 31, 32, 33, 34}) {
-        corpus.push_back(std::string(depth, '[') + std::string(depth, ']'));
-        std::string objects;
-        for (int i = 0; i < depth; ++i) objects += R"({"k":)";
-        objects += "1" + std::string(depth, '}');
-        corpus.push_back(objects);
-    }
-    // Every byte of the literal, the NUL and those after it included: a std::string built from the
-    // literal alone would stop at the NUL and never mutate in control bytes, DEL or non-ASCII.
-    static constexpr char alphabet[] = "\"\\{}[],:0-+e.E u9\x00\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xc0\xff";
-    std::string const bytes(alphabet, sizeof alphabet - 1);
-    BOOST_TEST(bytes.size() == 28u);
-    std::size_t checked = 0, disagreements = 0;
-    // Mutants carrying a control byte, or a byte >= 0x80, that the reference rejects: proof that
-    // the comparison covers them.
-    std::size_t control_rejected = 0, high_rejected = 0;
-    auto check = [&](std::string const& text) {
-        ++checked;
-        bool const reference = reference_valid(text);
-        if (upstream::is_valid_json(text) != reference) {
-            ++disagreements;
-            BOOST_TEST_MESSAGE("disagree on: " << text);
-        }
-        return reference;
-    };
-    for (auto const& doc : corpus) {
-        check(doc);
-        for (std::size_t i = 0; i <= doc.size(); ++i) {
-            check(doc.substr(0, i));
-            for (char b : bytes) {
-                if (i == doc.size()) break;
-                auto const byte = static_cast<unsigned char>(b);
-                auto mutated = doc;
-                mutated[i] = b;
-                bool const replaced_ok = check(mutated);
-                bool const inserted_ok = check(doc.substr(0, i) + b + doc.substr(i));
-                if (byte < 0x20 && !(replaced_ok && inserted_ok)) ++control_rejected;
-                if (byte >= 0x80 && !(replaced_ok && inserted_ok)) ++high_rejected;
-            }
-        }
-    }
-    BOOST_TEST(checked > 50000u);
-    BOOST_TEST(control_rejected > 0u);
-    BOOST_TEST(high_rejected > 0u);
-    BOOST_TEST(disagreements == 0u);
+BOOST_AUTO_TEST_CASE(strings_are_valid_utf8) {
+    BOOST_TEST(
+        upstream::is_valid_json("[\"caf\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\", \"\xed\x9f\xbf\"]")
+    );
+    for (auto bad : {
+             "\"\x80\"",              // a continuation byte alone
+             "\"\xc3\"",              // a sequence cut short
+             "\"\xc0\xaf\"",          // an overlong encoding of '/'
+             "\"\xed\xa0\x80\"",      // a surrogate encoded as UTF-8
+             "\"\xf4\x90\x80\x80\"",  // above U+10FFFF
+             "\"\xff\"",
+         })
+        BOOST_TEST(!upstream::is_valid_json(bad), bad);
+}
+
+BOOST_AUTO_TEST_CASE(escaped_surrogates_come_in_pairs) {
+    BOOST_TEST(upstream::is_valid_json(R"("\ud83d\ude00")"));
+    BOOST_TEST(upstream::is_valid_json(R"("\u00e9\u20ac")"));
+    BOOST_TEST(!upstream::is_valid_json(R"("\ud83d")"));        // a high surrogate alone
+    BOOST_TEST(!upstream::is_valid_json(R"("\ude00")"));        // a low one alone
+    BOOST_TEST(!upstream::is_valid_json(R"("\ud83d\u0041")"));  // followed by no low one
+    BOOST_TEST(!upstream::is_valid_json(R"("\u12")"));
+}
+
+BOOST_AUTO_TEST_CASE(one_value_and_nothing_after_it_but_whitespace) {
+    BOOST_TEST(upstream::is_valid_json(" \t\r\n{}\n "));
+    for (auto bad : {"{}x", "{}}", "[] []", "1 2", "{},"}) BOOST_TEST(!upstream::is_valid_json(bad), bad);
+    BOOST_TEST(!upstream::is_valid_json(std::string_view("{}\0", 3)));  // a NUL after the value
+    BOOST_TEST(!upstream::is_valid_json(std::string_view("\0", 1)));
+}
+
+BOOST_AUTO_TEST_CASE(strict_rfc_8259) {
+    for (auto bad : {
+             "[1,]",
+             "{\"a\":1,}",
+             "// c\n{}",
+             "/* c */ {}",
+             "{a:1}",
+             "['a']",
+             "[NaN]",
+             "[Infinity]",
+             "[01]",
+             "[1.]",
+             "[.5]",
+             "[+1]",
+             "[0x10]",
+             "[tru]",
+             "[\"tab\there\"]",
+             "[\"\\x41\"]",
+         })
+        BOOST_TEST(!upstream::is_valid_json(bad), bad);
+    BOOST_TEST(upstream::is_valid_json("[-0, 0.5e-3, 1E+2, -12.34e5, 1e999999999]"));  // infinite: still JSON
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_keys_are_accepted) {
+    // RFC 8259 leaves them to the receiver; the body is passed on as it came, so they are its reader's.
+    BOOST_TEST(upstream::is_valid_json(R"({"a":1,"a":2})"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

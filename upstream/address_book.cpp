@@ -31,25 +31,12 @@ bool address_specific(error_code ec) {
 
 struct address_book::state : std::enable_shared_from_this<state> {
     struct entry {
-        std::string host;
-        std::uint16_t port = 0;
-        bool literal = false;  // one address, never resolved
-        std::vector<tcp::endpoint> endpoints;
-        std::vector<steady_clock::time_point> skip_until;  // of each endpoint: passed over until then
-        std::size_t cursor = 0;                            // where next() looks first
-        bool resolving = false;
-        std::uint64_t generation = 0;  // of the last resolution started
-        std::uint64_t taken = 0;       // of the last answer taken
-        steady_clock::time_point started;
-        steady_clock::time_point due;  // when a resolution may start (none under way)
-        error_code error;              // of the last resolution that failed, until one succeeds
-        resolve_stats stats;
+        service_addresses addresses;
         std::optional<tcp::resolver> resolver;  // Asio's, without a resolve function
     };
 
     net::any_io_executor ex;  // not tracking work: nothing here keeps run() from returning
     resolve_function resolve;
-    address_book_options options;
     std::vector<entry> entries;
     // The timers of first_resolutions() under way, cancelled to wake them when something changed.
     std::vector<net::steady_timer*> waiting;
@@ -59,37 +46,20 @@ struct address_book::state : std::enable_shared_from_this<state> {
         for (auto* t : waiting) t->cancel();
     }
 
-    // The service's first resolution has ended (an answer, or given up), or it needs none.
-    bool resolved_once(entry const& e) const noexcept {
-        return e.literal || e.stats.succeeded + e.stats.failed > 0;
-    }
-
-    steady_clock::time_point after(steady_clock::time_point now, std::chrono::milliseconds wait) const {
-        return wait.count() == 0 ? steady_clock::time_point::max() : now + wait;
-    }
-
     void refresh_if_due(std::size_t index, steady_clock::time_point now) {
         auto& e = entries[index];
-        if (e.literal) return;
-        if (e.resolving) {
-            if (now - e.started < options.give_up) return;
-            // Never answered (a custom resolver lost it, or a DNS server hangs): ask again.
-            e.resolving = false;
-            ++e.stats.failed;
-            e.error = net::error::timed_out;
+        auto const what = e.addresses.due(now);
+        if (what == service_addresses::to_do::nothing) return;
+        if (what == service_addresses::to_do::give_up_and_resolve) {
             if (e.resolver) e.resolver->cancel();
             wake_waiting();
-        } else if (now < e.due) {
-            return;
         }
         start(index, now);
     }
 
     void start(std::size_t index, steady_clock::time_point now) {
         auto& e = entries[index];
-        e.resolving = true;
-        e.started = now;
-        auto const generation = ++e.generation;
+        auto const generation = e.addresses.generation();
         // Whatever thread it is called on, the answer is taken on the executor, and only if the book
         // still exists.
         resolve_handler done = [self = weak_from_this(), ex = ex, index,
@@ -100,12 +70,12 @@ struct address_book::state : std::enable_shared_from_this<state> {
         };
         try {
             if (resolve) {
-                resolve(e.host, e.port, std::move(done));
+                resolve(e.addresses.host(), e.addresses.port(), std::move(done));
                 return;
             }
             if (!e.resolver) e.resolver.emplace(ex);
             e.resolver->async_resolve(
-                e.host, std::to_string(e.port), tcp::resolver::numeric_service,
+                e.addresses.host(), std::to_string(e.addresses.port()), tcp::resolver::numeric_service,
                 [done = std::move(done)](error_code ec, tcp::resolver::results_type const& results) {
                     std::vector<tcp::endpoint> endpoints;
                     for (auto const& r : results) endpoints.push_back(r.endpoint());
@@ -113,8 +83,7 @@ struct address_book::state : std::enable_shared_from_this<state> {
                 }
             );
         } catch (...) {
-            e.resolving = false;
-            e.due = after(now, options.retry);
+            e.addresses.start_failed(now);
             throw;
         }
     }
@@ -122,63 +91,15 @@ struct address_book::state : std::enable_shared_from_this<state> {
     void take(
         std::size_t index, std::uint64_t generation, error_code ec, std::vector<tcp::endpoint> endpoints
     ) {
-        auto& e = entries[index];
-        bool const current = e.resolving && generation == e.generation;
-        if (!ec && endpoints.empty()) ec = net::error::host_not_found;
-        // A second answer, one older than the last taken, or the failure of one given up (counted then).
-        if (generation <= e.taken || (!current && ec)) return;
-        e.taken = generation;
-        if (current) e.resolving = false;
-        wake_waiting();
-        auto const now = steady_clock::now();
-        if (ec) {
-            ++e.stats.failed;
-            e.error = ec;
-            e.due = after(now, e.endpoints.empty() ? options.retry : options.refresh);
-            return;
-        }
-        ++e.stats.succeeded;
-        e.error = {};
-        e.due = after(now, options.refresh);
-        std::vector<tcp::endpoint> unique;
-        for (auto const& ep : endpoints)
-            if (std::find(unique.begin(), unique.end(), ep) == unique.end()) unique.push_back(ep);
-        // An address that stays keeps its skip period.
-        std::vector<steady_clock::time_point> skip(unique.size());
-        for (std::size_t i = 0; i < unique.size(); ++i) {
-            auto old = std::find(e.endpoints.begin(), e.endpoints.end(), unique[i]);
-            if (old != e.endpoints.end()) skip[i] = e.skip_until[old - e.endpoints.begin()];
-        }
-        e.endpoints = std::move(unique);
-        e.skip_until = std::move(skip);
-        e.cursor %= e.endpoints.size();
+        if (entries[index].addresses.answer(generation, ec, std::move(endpoints), steady_clock::now()))
+            wake_waiting();
     }
 
     // The next address in turn that is not in `tried`, preferring those not skipped.
     std::optional<tcp::endpoint> pick(std::size_t index, std::span<tcp::endpoint const> tried) {
         auto const now = steady_clock::now();
         refresh_if_due(index, now);
-        auto& e = entries[index];
-        auto const n = e.endpoints.size();
-        std::optional<std::size_t> best;
-        for (std::size_t k = 0; k < n; ++k) {
-            auto const i = (e.cursor + k) % n;
-            if (std::find(tried.begin(), tried.end(), e.endpoints[i]) != tried.end()) continue;
-            if (e.skip_until[i] <= now) {
-                best = i;
-                break;
-            }
-            if (!best || e.skip_until[i] < e.skip_until[*best]) best = i;
-        }
-        if (!best) return std::nullopt;
-        e.cursor = (*best + 1) % n;
-        return e.endpoints[*best];
-    }
-
-    void mark(std::size_t index, tcp::endpoint const& address, steady_clock::time_point until) {
-        auto& e = entries[index];
-        auto it = std::find(e.endpoints.begin(), e.endpoints.end(), address);
-        if (it != e.endpoints.end()) e.skip_until[it - e.endpoints.begin()] = until;
+        return entries[index].addresses.pick(now, tried);
     }
 };
 
@@ -192,22 +113,11 @@ address_book::address_book(
     auto& s = *state_;
     s.ex = net::prefer(std::move(ex), net::execution::outstanding_work.untracked);
     s.resolve = std::move(resolve);
-    s.options = options;
-    s.entries.resize(services.size());
+    s.entries.reserve(services.size());
     bool named = false;
-    for (std::size_t i = 0; i < services.size(); ++i) {
-        auto& e = s.entries[i];
-        e.host = services[i].host;
-        e.port = services[i].port;
-        error_code ec;
-        auto const literal = net::ip::make_address(e.host, ec);
-        if (ec) {
-            named = true;
-            continue;
-        }
-        e.literal = true;
-        e.endpoints = {tcp::endpoint{literal, e.port}};
-        e.skip_until.resize(1);
+    for (auto const& svc : services) {
+        s.entries.push_back({service_addresses{svc.host, svc.port, options}, std::nullopt});
+        named = named || !s.entries.back().addresses.literal();
     }
     // From the executor, so that a resolve function is only ever called there.
     if (named)
@@ -247,20 +157,21 @@ net::awaitable<error_code> address_book::wait_first_resolutions(std::shared_ptr<
         auto wake = steady_clock::time_point::max();
         bool done = true;
         for (std::size_t i = 0; i < st->entries.size(); ++i) {
-            auto& e = st->entries[i];
-            if (st->resolved_once(e)) continue;
+            auto const& e = st->entries[i].addresses;
+            if (e.resolved_once()) continue;
             // As next() would: starts a resolution due (none was), gives up one unanswered too long.
             st->refresh_if_due(i, now);
-            if (st->resolved_once(e)) continue;
+            if (e.resolved_once()) continue;
             done = false;
-            wake = std::min(wake, e.resolving ? e.started + st->options.give_up : e.due);
+            wake = std::min(wake, e.next_due());
         }
         if (done) break;
         timer.expires_at(wake);
         co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
     for (auto const& e : st->entries)
-        if (e.endpoints.empty()) co_return e.error ? e.error : error_code{net::error::host_not_found};
+        if (e.addresses.endpoints().empty())
+            co_return e.addresses.error() ? e.addresses.error() : error_code{net::error::host_not_found};
     co_return error_code{};
 }
 
@@ -273,26 +184,26 @@ std::optional<tcp::endpoint> address_book::next(std::size_t service_index) {
 }
 
 void address_book::refused(std::size_t service_index, tcp::endpoint const& address) {
-    state_->mark(service_index, address, steady_clock::now() + state_->options.skip);
+    state_->entries[service_index].addresses.refused(address, steady_clock::now());
 }
 
 std::size_t address_book::size(std::size_t service_index) const noexcept {
-    return state_->entries[service_index].endpoints.size();
+    return state_->entries[service_index].addresses.endpoints().size();
 }
 
 std::span<tcp::endpoint const> address_book::addresses(std::size_t service_index) const noexcept {
-    return state_->entries[service_index].endpoints;
+    return state_->entries[service_index].addresses.endpoints();
 }
 
 std::string address_book::why_none(std::size_t service_index) const {
-    auto const& e = state_->entries[service_index];
-    if (!e.endpoints.empty()) return {};
-    if (e.error) return "cannot resolve " + e.host + ": " + e.error.message();
-    return "resolving " + e.host;
+    auto const& e = state_->entries[service_index].addresses;
+    if (!e.endpoints().empty()) return {};
+    if (e.error()) return "cannot resolve " + e.host() + ": " + e.error().message();
+    return "resolving " + e.host();
 }
 
 resolve_stats address_book::stats(std::size_t service_index) const noexcept {
-    return state_->entries[service_index].stats;
+    return state_->entries[service_index].addresses.stats();
 }
 
 net::awaitable<error_code> address_book::connect(tcp::socket& socket, std::size_t service_index) {
@@ -317,8 +228,8 @@ net::awaitable<error_code> address_book::connect(tcp::socket& socket, std::size_
         tried.push_back(*address);
     }
     if (!ec && tried.empty()) {
-        auto const& e = state_->entries[service_index];
-        ec = e.error ? e.error : error_code{net::error::host_not_found_try_again};
+        auto const ec_last = state_->entries[service_index].addresses.error();
+        ec = ec_last ? ec_last : error_code{net::error::host_not_found_try_again};
     }
     error_code ignored;
     socket.close(ignored);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "upstream/service_addresses.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,24 +16,6 @@
 #include <string>
 
 namespace fanout::upstream {
-
-struct address_book_options {
-    // Addresses older than this are resolved again, in the background, when next asked for;
-    // 0: resolved at start only (until a first resolution succeeds, it is retried as below).
-    std::chrono::milliseconds refresh = std::chrono::seconds{30};
-    // While a service has no address yet, a failed resolution is tried again after this, not refresh.
-    std::chrono::milliseconds retry = std::chrono::seconds{1};
-    // An address that refused a connection (or was unreachable) is passed over for this long.
-    std::chrono::milliseconds skip = std::chrono::seconds{2};
-    // A resolution unanswered for this long is given up (its error: timed_out) and another one
-    // starts when an address is next asked for; a late answer with addresses is still taken.
-    std::chrono::milliseconds give_up = std::chrono::seconds{10};
-};
-
-struct resolve_stats {
-    std::uint64_t succeeded = 0;  // answers with addresses
-    std::uint64_t failed = 0;     // errors, empty answers and resolutions given up
-};
 
 // The addresses of each service of one client, kept off the request path: a service whose host is
 // an IP literal has that address; a host name is resolved in the background (see resolve_function),

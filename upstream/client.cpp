@@ -1,7 +1,8 @@
 #include "upstream/address_book.hpp"
 #include "upstream/json_validate.hpp"
-#include "upstream/latency_histogram.hpp"
-#include "upstream/response_parser.hpp"
+#include "upstream/policy.hpp"
+#include "upstream/pool.hpp"
+#include "upstream/request.hpp"
 #include "upstream/tls.hpp"
 #include "wire/read_message.hpp"
 
@@ -17,11 +18,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include <algorithm>
-#include <array>
-#include <charconv>
 #include <chrono>
 #include <fanout/client.hpp>
 #include <optional>
@@ -81,112 +79,8 @@ bool closed_while_idle(error_code ec) {
            ec == net::error::broken_pipe;
 }
 
-// The request line and the headers every GET of a service has: built once, unless the target has
-// placeholders. The headers of one fetch (fetch_headers) and the final empty line follow.
-std::string request_head(service const& svc, std::string_view target) {
-    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: " + svc.host_header +
-           "\r\nUser-Agent: fanout/" FANOUT_VERSION "\r\nAccept: application/json\r\n";
-}
-
-constexpr std::string_view crlf = "\r\n";
-
-// What one fetch adds to its service's request head, copied into the fetch's frame: no allocation
-// unless a tracestate is forwarded.
-struct fetch_headers {
-    std::optional<std::chrono::steady_clock::time_point> deadline;
-    trace_context trace;
-
-    // The whole request into `out`: the head, then a traceparent with a new parent id (each
-    // attempt is an upstream call of its own), the tracestate, and the time left as of now.
-    void write(std::string& out, std::string_view head, std::string_view deadline_header) const {
-        constexpr std::string_view traceparent_name = "traceparent: ", tracestate_name = "tracestate: ";
-        bool const traced = !trace.empty();
-        bool const forwards_state = traced && !trace.tracestate.empty();
-        bool const timed = deadline && !deadline_header.empty();
-        std::array<char, 55> parent{};
-        if (traced) parent = child_traceparent(trace);
-        char time_left[24];
-        std::size_t time_left_size = 0;
-        if (timed) {
-            auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                *deadline - std::chrono::steady_clock::now()
-            );
-            time_left[0] = ':';
-            time_left[1] = ' ';
-            auto end =
-                std::to_chars(time_left + 2, time_left + 22, std::max<std::int64_t>(left.count(), 1)).ptr;
-            time_left_size = static_cast<std::size_t>(end - time_left);
-        }
-        // Sized once and copied into: this runs for every upstream request.
-        out.resize(
-            head.size() + (traced ? traceparent_name.size() + parent.size() + crlf.size() : 0) +
-            (forwards_state ? tracestate_name.size() + trace.tracestate.size() + crlf.size() : 0) +
-            (timed ? deadline_header.size() + time_left_size + crlf.size() : 0) + crlf.size()
-        );
-        auto* p = out.data();
-        auto put = [&p](std::string_view part) { p = std::copy(part.begin(), part.end(), p); };
-        put(head);
-        if (traced) {
-            put(traceparent_name);
-            put({parent.data(), parent.size()});
-            put(crlf);
-        }
-        if (forwards_state) {
-            put(tracestate_name);
-            put(trace.tracestate);
-            put(crlf);
-        }
-        if (timed) {
-            put(deadline_header);
-            put({time_left, time_left_size});
-            put(crlf);
-        }
-        put(crlf);
-    }
-};
-
-// A keep-alive connection with its read buffer and the bytes of its last request, which keep their
-// capacity from one use to the next. On the heap, with the parser, so that a fetch's coroutine frame
-// stays small enough for Asio to recycle it.
-struct connection {
-    explicit connection(net::any_io_executor const& ex) : socket(ex) {}
-    ~connection() {
-        // Closed without a close_notify exchange, which OpenSSL would take for a broken session and
-        // make unresumable: it is not.
-        if (tls) SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    }
-    connection(connection const&) = delete;
-    connection& operator=(connection const&) = delete;
-
-    tcp::socket socket;
-    // https:// services: TLS over the socket, set up by the handshake. Never shut down with a
-    // close_notify exchange: closing a connection must not wait on its peer.
-    std::unique_ptr<tls_stream> tls;
-    beast::flat_buffer buffer;
-    std::string request;
-    std::optional<response_parser> parser;  // of the answer being read
-};
-
-// A fresh parser for the next answer on `conn`, within the client's limits.
-void expect_answer(connection& conn, std::size_t max_head, std::uint64_t max_body) {
-    conn.parser.emplace();
-    conn.parser->header_limit(static_cast<std::uint32_t>(max_head));
-    conn.parser->body_limit(max_body);
-}
-
 // More interim answers than this before the final one is an upstream misbehaving.
 constexpr int max_interim = 8;
-
-// A pooled connection is reused only if nothing arrived on it while it was idle: an unsolicited
-// answer would be taken for the next request's, stray bytes would fail it, an EOF means closed.
-// Pooled sockets are non-blocking, so this is one recv() that finds nothing.
-bool quiet_since_pooled(connection& conn) {
-    if (conn.buffer.size() != 0 || (conn.tls && tls_client::has_buffered(*conn.tls))) return false;
-    char byte;
-    error_code ec;
-    conn.socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
-    return ec == net::error::would_block;
-}
 
 // The exchange on `conn` failed with `ec`: as exchange_failure says, unless its TLS guard stopped
 // it or the server had asked for a renegotiation (refused, which an OpenSSL server answers with a
@@ -210,6 +104,71 @@ fetch_result exchange_failure(
             );
     }
     return exchange_failure(ec, limits, svc);
+}
+
+fetch_result circuit_open_failure(circuit_breaker const& b, std::chrono::steady_clock::time_point now) {
+    if (b.state() != breaker_state::open)
+        return make_failure(error_kind::circuit_open, "circuit half-open; a probe is under way");
+    auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at() - now).count();
+    return make_failure(
+        error_kind::circuit_open,
+        "circuit open; next try in " + std::to_string(std::max<std::int64_t>(left, 0)) + " ms"
+    );
+}
+
+// A read that ended at an interim answer: a 101, or one more than max_interim.
+fetch_result interim_failure(unsigned status) {
+    return make_failure(
+        error_kind::protocol, status == 101
+                                  ? "upstream switched protocols (101)"
+                                  : "more than " + std::to_string(max_interim) + " interim (1xx) answers"
+    );
+}
+
+// The final answer read whole into `parser`, into `out`: its body when it is a 2xx with JSON, else
+// the failure it is. The body is moved, not copied.
+void take_answer(response_parser& parser, fetch_result& out) {
+    auto const status = parser.status();
+    if (status > 299) {
+        out = make_failure(
+            error_kind::status, "upstream answered " + std::to_string(status) + " " + parser.reason(), status
+        );
+    } else if (!is_valid_json(parser.body())) {
+        out = make_failure(error_kind::invalid_json, "body is not JSON");
+    } else {
+        out.body = std::move(parser.body());
+        out.error.reset();
+    }
+}
+
+// Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2): reads up to
+// the final answer into conn.parser, or to a 101, or to one interim answer too many. `answered`
+// is set once some of an answer arrived. operation_aborted: cancelled, maybe before a read started.
+net::awaitable<error_code> read_answer(connection& conn, client_options const& limits, bool& answered) {
+    auto& parser = conn.parser;
+    error_code ec;
+    try {
+        for (int interim = 0;; ++interim) {
+            expect_answer(conn, limits.max_head, limits.max_body);
+            if (conn.tls) {
+                ec = co_await wire::read_message(*conn.tls, conn.buffer, *parser, limits.max_head);
+                // A close without close_notify, as eof is for plain HTTP: before any byte of
+                // the answer, a closed idle connection; after, an answer cut short (a
+                // close-delimited body too: its end cannot be told from an attack's).
+                if (ec == net::ssl::error::stream_truncated)
+                    ec = parser->got_some() || conn.buffer.size() != 0 ? http::error::partial_message
+                                                                       : http::error::end_of_stream;
+            } else {
+                ec = co_await wire::read_message(conn.socket, conn.buffer, *parser, limits.max_head);
+            }
+            answered = answered || !ec || parser->got_some() || conn.buffer.size() != 0;
+            if (ec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim) break;
+        }
+    } catch (boost::system::system_error const& e) {
+        if (e.code() != net::error::operation_aborted) throw;
+        ec = net::error::operation_aborted;  // cancelled before a read could start
+    }
+    co_return ec;
 }
 
 }  // namespace
@@ -236,65 +195,10 @@ std::string_view to_string(breaker_state s) noexcept {
 
 namespace {
 
-// One service's circuit breaker, in its client (so per event loop).
-struct circuit {
-    breaker_state state = breaker_state::closed;
-    unsigned failures = 0;  // consecutive, while closed
-    // Open: when a fetch may probe. Half-open: when a probe that never reported gives way.
-    std::chrono::steady_clock::time_point probe_at;
-    bool probing = false;  // half-open: the probe is under way
-};
-
-// Whether a fetch's outcome speaks against its service: nullopt when it says nothing either way
-// (cancelled by us before its deadline, or not tried).
-std::optional<bool> failed_upstream(
-    fetch_result const& r, std::optional<std::chrono::steady_clock::time_point> deadline
-) {
-    if (r.ok()) return false;
-    switch (r.error->kind) {
-        case error_kind::cancelled:
-            if (deadline && std::chrono::steady_clock::now() >= *deadline) return true;
-            return std::nullopt;
-        case error_kind::circuit_open:
-            return std::nullopt;
-        case error_kind::status:
-            return r.error->status >= 500;
-        default:
-            return true;
-    }
-}
-
-// Finagle's budget for extra requests (hedges, retries): each fetch deposits `ratio` of a token and
-// an extra request takes a whole one, so extra requests stay below `ratio` of the fetches; at most
-// 100 fetches' worth is saved, and `min_per_s` extra requests a second are allowed in any case.
-struct budget {
-    double tokens = 0;
-    std::chrono::steady_clock::time_point window;  // of the current second, for min_per_s
-    unsigned used_in_window = 0;
-
-    void deposit(double ratio) noexcept { tokens = std::min(tokens + ratio, std::max(1.0, 100 * ratio)); }
-
-    bool take(unsigned min_per_s, std::chrono::steady_clock::time_point now) noexcept {
-        if (min_per_s) {
-            if (now - window >= std::chrono::seconds(1)) {
-                window = now;
-                used_in_window = 0;
-            }
-            if (used_in_window < min_per_s) {
-                ++used_in_window;
-                return true;
-            }
-        }
-        if (tokens < 1) return false;
-        tokens -= 1;
-        return true;
-    }
-};
-
 // One service's hedging and retry state, in its client (so per event loop).
 struct resilience {
     latency_histogram latencies;  // of successful requests, for service::hedge_quantile
-    budget hedges, retries;
+    request_budget hedges, retries;
 };
 
 // An attempt run by co_spawn that threw: cancelled as it was about to start (Asio's awaitables
@@ -308,38 +212,6 @@ fetch_result cancelled_or_rethrow(std::exception_ptr e) {
     return cancelled_result();
 }
 
-bool hedges(service const& svc) {
-    return svc.hedge_after || svc.hedge_quantile;
-}
-
-// A failure that left the upstream nothing to answer: a GET may be sent again.
-bool retryable(fetch_result const& r) {
-    return !r.ok() && !r.answer_started &&
-           (r.error->kind == error_kind::connect || r.error->kind == error_kind::protocol);
-}
-
-// Whether a hedged pair is decided by a request's completion (the parallel group's cancellation
-// condition): a success wins; a failure decides only if the second request was not sent and was
-// not declined (so the first request's failure ends the wait for the hedge delay).
-struct hedge_race {
-    bool sent = false;      // the second request was sent
-    bool declined = false;  // it was due, but over budget: the first request decides alone
-    // The pair is decided and the other request is cancelled as the loser: its connection is
-    // closed, not settled (a cancellation from outside the pair settles as any other).
-    bool decided = false;
-    int completed = 0;
-
-    struct first_success {
-        hedge_race* race;
-        net::cancellation_type_t operator()(std::exception_ptr const& e, fetch_result const& r)
-            const noexcept {
-            if (++race->completed == 2) return net::cancellation_type::none;  // nothing left to cancel
-            race->decided = (!e && r.ok()) || !(race->sent || race->declined);
-            return race->decided ? net::cancellation_type::terminal : net::cancellation_type::none;
-        }
-    };
-};
-
 }  // namespace
 
 struct client::impl {
@@ -349,21 +221,17 @@ struct client::impl {
     std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
     // One per service, null for http:// ones; before the pools, whose connections use them.
     std::vector<std::unique_ptr<tls_client>> tls;
-    std::vector<std::vector<std::unique_ptr<connection>>> idle;
-    std::vector<circuit> breakers;        // one per service
-    std::vector<resilience> resiliences;  // one per service
+    std::optional<connection_pool> pool;
+    std::vector<circuit_breaker> breakers;  // one per service
+    std::vector<resilience> resiliences;    // one per service
     std::minstd_rand jitter{std::random_device{}()};
     pool_stats stats;
 
-    void set_breaker(std::size_t index, breaker_state state);
-    // Whether the breaker lets a fetch through now; `probe`: it is the half-open probe.
-    bool admits(std::size_t index, bool& probe);
-    void record(
-        std::size_t index,
-        fetch_result const& r,
-        std::optional<std::chrono::steady_clock::time_point> deadline,
-        bool probe
-    );
+    // The service's most recently pooled connection if nothing arrived on it while idle (`use`:
+    // reused); else null (`use`: retried, the connection closed) or null without any.
+    std::unique_ptr<connection> take_pooled(std::size_t index, connection_use& use);
+    // The state a service's breaker entered, if it entered one, to options.on_breaker.
+    void report(std::size_t index, std::optional<breaker_state> entered);
 
     std::optional<address_book> book;  // the services' addresses, names resolved in the background
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
@@ -381,8 +249,6 @@ struct client::impl {
     // background within options.settle_time and settle_bytes, then pool it; else close it.
     void settle(std::size_t index, std::unique_ptr<connection> conn);
     void settled(std::size_t index, std::unique_ptr<connection> conn, bool kept);
-    // Into the service's pool of idle connections, unless it is full; false: left to the caller.
-    bool to_pool(std::size_t index, std::unique_ptr<connection>& conn);
     net::awaitable<void> settle_in_background(
         std::shared_ptr<bool> client_alive,
         std::size_t index,
@@ -410,48 +276,23 @@ struct client::impl {
         std::chrono::steady_clock::duration delay,
         hedge_race& race
     );
-    std::optional<std::chrono::steady_clock::duration> hedge_delay(std::size_t index) const;
 };
 
-void client::impl::set_breaker(std::size_t index, breaker_state state) {
-    auto& b = breakers[index];
-    b.state = state;
-    b.probing = false;
-    if (state == breaker_state::open)
-        b.probe_at = std::chrono::steady_clock::now() + services[index].breaker_cooldown;
-    if (state != breaker_state::half_open) b.failures = 0;
-    if (options.on_breaker) options.on_breaker(index, state);
-}
-
-bool client::impl::admits(std::size_t index, bool& probe) {
-    auto& b = breakers[index];
-    auto const now = std::chrono::steady_clock::now();
-    if (b.state == breaker_state::open && now >= b.probe_at) set_breaker(index, breaker_state::half_open);
-    if (b.state == breaker_state::closed) return true;
-    // A probe that never reported (its coroutine destroyed, or it threw) gives way after a cooldown.
-    if (b.state == breaker_state::open || (b.probing && now < b.probe_at)) return false;
-    b.probing = probe = true;
-    b.probe_at = now + services[index].breaker_cooldown;
-    return true;
-}
-
-void client::impl::record(
-    std::size_t index,
-    fetch_result const& r,
-    std::optional<std::chrono::steady_clock::time_point> deadline,
-    bool probe
-) {
-    auto& b = breakers[index];
-    auto const failed = failed_upstream(r, deadline);
-    if (probe) {
-        if (!failed)
-            b.probing = false;  // no verdict: the next fetch probes
-        else
-            set_breaker(index, *failed ? breaker_state::open : breaker_state::closed);
-    } else if (b.state == breaker_state::closed && failed) {
-        b.failures = *failed ? b.failures + 1 : 0;
-        if (b.failures >= services[index].breaker_failures) set_breaker(index, breaker_state::open);
+std::unique_ptr<connection> client::impl::take_pooled(std::size_t index, connection_use& use) {
+    auto conn = pool->take(index);
+    if (!conn) return nullptr;
+    if (quiet_since_pooled(*conn)) {
+        ++stats.reused;
+        use = connection_use::reused;
+        return conn;
     }
+    ++stats.retried;
+    use = connection_use::retried;
+    return nullptr;
+}
+
+void client::impl::report(std::size_t index, std::optional<breaker_state> entered) {
+    if (entered && options.on_breaker) options.on_breaker(index, *entered);
 }
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t index) {
@@ -522,37 +363,22 @@ net::awaitable<fetch_result> client::impl::attempt(
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
     auto const& svc = services[index];
-    auto& pool = idle[index];
     bool probe = false;
     bool answered = false;  // some of an answer arrived (out is replaced whole by a failure)
-    if (svc.breaker_failures && !admits(index, probe)) {
-        auto const& b = breakers[index];
-        auto const left = std::chrono::ceil<std::chrono::milliseconds>(b.probe_at - start).count();
-        out = make_failure(
-            error_kind::circuit_open,
-            b.state == breaker_state::open
-                ? "circuit open; next try in " + std::to_string(std::max<std::int64_t>(left, 0)) + " ms"
-                : "circuit half-open; a probe is under way"
-        );
-        co_return out;
+    if (svc.breaker_failures) {
+        auto const admission = breakers[index].admit(start);
+        report(index, admission.entered);
+        if (!admission.admitted) {
+            out = circuit_open_failure(breakers[index], start);
+            co_return out;
+        }
+        probe = admission.probe;
     }
     try {
         for (int attempt = 0;; ++attempt) {
             std::unique_ptr<connection> conn;
-            bool reused = false;
-            if (attempt == 0 && !pool.empty()) {
-                conn = std::move(pool.back());
-                pool.pop_back();
-                reused = quiet_since_pooled(*conn);
-                if (reused) {
-                    ++stats.reused;
-                    use = connection_use::reused;
-                } else {
-                    ++stats.retried;
-                    use = connection_use::retried;
-                    conn.reset();
-                }
-            }
+            if (attempt == 0) conn = take_pooled(index, use);
+            bool const reused = conn != nullptr;
             if (!reused) {
                 conn = std::make_unique<connection>(ex);
                 if (auto ec = co_await connect(conn->socket, index)) {
@@ -566,7 +392,10 @@ net::awaitable<fetch_result> client::impl::attempt(
                 if (tls[index] && !co_await handshake(index, *conn, out)) break;
             }
 
-            headers.write(conn->request, head.empty() ? requests[index] : head, options.deadline_header);
+            headers.write(
+                conn->request, head.empty() ? requests[index] : head, options.deadline_header,
+                std::chrono::steady_clock::now()
+            );
             if (conn->tls) conn->tls->next_layer().guard.expect_answer();
             error_code wec;
             if (conn->tls)
@@ -585,35 +414,8 @@ net::awaitable<fetch_result> client::impl::attempt(
                 break;
             }
 
-            // Interim answers (1xx, e.g. 103 Early Hints) precede the final one (RFC 9110 §15.2).
+            auto const rec = co_await read_answer(*conn, options, answered);
             auto& parser = conn->parser;
-            error_code rec;
-            try {
-                for (int interim = 0;; ++interim) {
-                    expect_answer(*conn, options.max_head, options.max_body);
-                    if (conn->tls) {
-                        rec =
-                            co_await wire::read_message(*conn->tls, conn->buffer, *parser, options.max_head);
-                        // A close without close_notify, as eof is for plain HTTP: before any byte of
-                        // the answer, a closed idle connection; after, an answer cut short (a
-                        // close-delimited body too: its end cannot be told from an attack's).
-                        if (rec == net::ssl::error::stream_truncated)
-                            rec = parser->got_some() || conn->buffer.size() != 0
-                                      ? http::error::partial_message
-                                      : http::error::end_of_stream;
-                    } else {
-                        rec = co_await wire::read_message(
-                            conn->socket, conn->buffer, *parser, options.max_head
-                        );
-                    }
-                    answered = answered || !rec || parser->got_some() || conn->buffer.size() != 0;
-                    if (rec || parser->status() >= 200 || parser->status() == 101 || interim == max_interim)
-                        break;
-                }
-            } catch (boost::system::system_error const& e) {
-                if (e.code() != net::error::operation_aborted) throw;
-                rec = net::error::operation_aborted;  // cancelled before a read could start
-            }
             if (rec == net::error::operation_aborted) {
                 if (!lost_race || !*lost_race) settle(index, std::move(conn));
                 out = exchange_failure(rec, options, svc);
@@ -628,29 +430,13 @@ net::awaitable<fetch_result> client::impl::attempt(
                 out = exchange_failure(*conn, rec, options, svc);
                 break;
             }
-            auto const status = parser->status();
-            if (status < 200) {
-                out = make_failure(
-                    error_kind::protocol,
-                    status == 101 ? "upstream switched protocols (101)"
-                                  : "more than " + std::to_string(max_interim) + " interim (1xx) answers"
-                );
+            if (parser->status() < 200) {
+                out = interim_failure(parser->status());
                 break;
             }
-
-            if (status > 299) {
-                out = make_failure(
-                    error_kind::status,
-                    "upstream answered " + std::to_string(status) + " " + parser->reason(), status
-                );
-            } else if (!is_valid_json(parser->body())) {
-                out = make_failure(error_kind::invalid_json, "body is not JSON");
-            } else {
-                out.body = std::move(parser->body());
-                out.error.reset();
-                if (svc.hedge_quantile)
-                    resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
-            }
+            take_answer(*parser, out);
+            if (out.ok() && svc.hedge_quantile)
+                resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
 
             // Only a connection left exactly between two messages goes back to the pool, and not
             // one whose TLS guard stopped it reading (for good) while the answer completed.
@@ -658,7 +444,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 parser->keep_alive() && conn->buffer.size() == 0 &&
                 (!conn->tls || conn->tls->next_layer().guard.stopped() == tls_guard::stop::none);
             parser.reset();
-            if (reusable) to_pool(index, conn);
+            if (reusable) pool->put(index, conn);
             break;
         }
     } catch (boost::system::system_error const& e) {
@@ -667,10 +453,12 @@ net::awaitable<fetch_result> client::impl::attempt(
         if (e.code() != net::error::operation_aborted) throw;
         out = cancelled_result();
     }
-    out.elapsed = std::chrono::steady_clock::now() - start;
+    auto const end = std::chrono::steady_clock::now();
+    out.elapsed = end - start;
     out.connection = use;
     out.answer_started = answered;
-    if (svc.breaker_failures) record(index, out, headers.deadline, probe);
+    if (svc.breaker_failures)
+        report(index, breakers[index].record(failed_upstream(out, headers.deadline, end), probe, end));
     co_return out;
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -728,27 +516,9 @@ net::awaitable<void> client::impl::settle_in_background(
 }
 
 void client::impl::settled(std::size_t index, std::unique_ptr<connection> conn, bool kept) {
-    kept = kept && to_pool(index, conn);
+    kept = kept && pool->put(index, conn);
     ++(kept ? stats.settled_kept : stats.settled_closed);
     if (options.on_cancelled_connection) options.on_cancelled_connection(index, kept);
-}
-
-bool client::impl::to_pool(std::size_t index, std::unique_ptr<connection>& conn) {
-    auto& pool = idle[index];
-    if (pool.size() >= options.max_idle_per_service) return false;
-    error_code ec;
-    if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, ec);  // for the idle check
-    if (ec) return false;
-    pool.push_back(std::move(conn));
-    return true;
-}
-
-std::optional<std::chrono::steady_clock::duration> client::impl::hedge_delay(std::size_t index) const {
-    auto const& svc = services[index];
-    std::optional<std::chrono::steady_clock::duration> delay = svc.hedge_after;
-    if (svc.hedge_quantile)
-        if (auto q = resiliences[index].latencies.quantile()) delay = delay ? std::max(*delay, *q) : *q;
-    return delay;
 }
 
 net::awaitable<fetch_result> client::impl::resilient_fetch(
@@ -764,20 +534,19 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
     fetch_attempts attempts;
     try {
         for (;;) {
-            auto const delay = hedge_delay(index);
-            // Half-open, the one probe is the request: a hedge would only meet circuit_open.
-            bool const closed = !svc.breaker_failures || breakers[index].state == breaker_state::closed;
-            if (delay && closed && (!headers.deadline || clock::now() + *delay < *headers.deadline))
+            bool const closed = !svc.breaker_failures || breakers[index].state() == breaker_state::closed;
+            auto const delay = hedge_delay(svc, state.latencies, closed, headers.deadline, clock::now());
+            if (delay)
                 out = co_await hedged(index, head, headers, *delay, attempts);
             else
                 out = co_await attempt(index, head, headers);
-            if (!retryable(out) || attempts.retries >= svc.max_retries) break;
-            // Jittered (0.5 to 1.5 times), doubling: clients failed together do not retry together.
-            auto const backoff = std::chrono::duration_cast<clock::duration>(
-                svc.retry_backoff * (1 << attempts.retries) * std::uniform_real_distribution(0.5, 1.5)(jitter)
-            );
+            if (!retryable(out)) break;
             auto const now = clock::now();
-            if (headers.deadline && now + backoff >= *headers.deadline) break;
+            auto const backoff = retry_backoff(
+                svc, out, attempts.retries, std::uniform_real_distribution(0.5, 1.5)(jitter),
+                headers.deadline, now
+            );
+            if (!backoff) break;
             if ((co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none)
                 throw boost::system::system_error(net::error::operation_aborted);
             if (!state.retries.take(svc.retry_min_per_s, now)) {
@@ -785,7 +554,7 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
                 break;
             }
             ++attempts.retries;
-            net::steady_timer timer{ex, backoff};
+            net::steady_timer timer{ex, *backoff};
             co_await timer.async_wait(net::use_awaitable);
         }
     } catch (boost::system::system_error const& e) {
@@ -853,8 +622,7 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
         throw std::invalid_argument("deadline header '" + options.deadline_header + "' is not a field name");
     impl_->ex = std::move(ex);
     impl_->options = options;
-    impl_->idle.resize(services.size());
-    impl_->breakers.resize(services.size());
+    impl_->pool.emplace(services.size(), options.max_idle_per_service);
     impl_->resiliences.resize(services.size());
     for (std::size_t i = 0; i < services.size(); ++i) {
         auto const& svc = services[i];
@@ -867,6 +635,7 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
         if (!(svc.retry_budget >= 0 && svc.retry_budget <= 1)) throw bad("retry_budget must be from 0 to 1");
         if (svc.max_retries > 10) throw bad("max_retries must be at most 10");
         if (svc.hedge_quantile) impl_->resiliences[i].latencies.set_quantile(*svc.hedge_quantile);
+        impl_->breakers.emplace_back(svc.breaker_failures, svc.breaker_cooldown);
     }
     for (std::size_t i = 0; i < services.size(); ++i)
         for (std::size_t j = 0; j < i; ++j)
@@ -938,7 +707,7 @@ net::awaitable<fetch_result> client::fetch(
 }
 
 void client::close_idle() noexcept {
-    for (auto& pool : impl_->idle) pool.clear();
+    impl_->pool->clear();
 }
 
 pool_stats client::stats() const noexcept {
@@ -946,11 +715,11 @@ pool_stats client::stats() const noexcept {
 }
 
 breaker_state client::breaker(std::size_t service_index) const noexcept {
-    return impl_->breakers[service_index].state;
+    return impl_->breakers[service_index].state();
 }
 
 std::size_t client::idle_connections(std::size_t service_index) const noexcept {
-    return impl_->idle[service_index].size();
+    return impl_->pool->idle(service_index);
 }
 
 }  // namespace fanout::upstream

@@ -32,6 +32,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <deque>
+#include <fanout/detail/cancellation.hpp>
 #include <fanout/detail/group.hpp>
 #include <memory>
 #include <tuple>
@@ -202,23 +203,25 @@ class completions {
 
     // Calls on_each(index, outcome) for each child still to complete, as it completes; done when
     // all have. One coroutine for them all: cheaper than next() in a loop.
+    // An exception from on_each comes out of each(), throw_if_cancelled as it was before the call.
     template <class OnEach>
     boost::asio::awaitable<void> each(OnEach on_each) {
-        namespace net = boost::asio;
-        bool const throwing = co_await net::this_coro::throw_if_cancelled();
-        co_await net::this_coro::throw_if_cancelled(false);
-        auto cs = co_await net::this_coro::cancellation_state;
-        while (remaining_ > 0) {
-            auto [ec, index, result] = co_await receive(cs);
-            on_each(index, std::move(result));
-        }
-        co_await net::this_coro::throw_if_cancelled(throwing);
+        return detail::cancellation_not_thrown(receive_each(std::move(on_each)));
     }
 
     // Cancels every child still running (terminal cancellation); their outcomes still come.
     void cancel() { state_->cancel_running(); }
 
   private:
+    template <class OnEach>
+    boost::asio::awaitable<void> receive_each(OnEach on_each) {
+        auto cs = co_await boost::asio::this_coro::cancellation_state;
+        while (remaining_ > 0) {
+            auto [ec, index, result] = co_await receive(cs);
+            on_each(index, std::move(result));
+        }
+    }
+
     // The receive itself is never cancelled: on Boost 1.81 a cancelled receive leaves the channel
     // refusing try_send. The reader's cancellation reaches the children instead, who then
     // complete at once. Asio clears the coroutine's slot each time it resumes, so the handler is
