@@ -35,14 +35,16 @@ class local_value {
 using local_counter = local_value<std::uint64_t>;
 using local_gauge = local_value<std::int64_t>;
 
-// A latency histogram with fixed buckets, in seconds.
+// A latency histogram with fixed buckets, in seconds: from 50 µs, where answers from a cache or a
+// local service fall, to 60 s, where a hung request still lands in a finite bucket.
 class histogram {
   public:
-    static constexpr std::array<double, 14> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                   0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
-    static constexpr std::array<char const*, 15> bound_labels{"0.0005", "0.001", "0.0025", "0.005", "0.01",
-                                                              "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
-                                                              "1",      "2.5",   "5",      "10",    "+Inf"};
+    static constexpr std::array<double, 19> bounds{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                   0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,
+                                                   2.5,     5.0,    10.0,    30.0,   60.0};
+    static constexpr std::array<char const*, bounds.size() + 1> bound_labels{
+        "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+        "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
     void observe(std::chrono::steady_clock::duration d) noexcept;
 
     std::array<local_counter, bounds.size() + 1> buckets;  // the last one is +Inf
