@@ -279,13 +279,23 @@ std::string metrics_registry::render() const {
                  "fanout_upstream_connections_reused_total", "Upstream requests sent on a pooled connection.",
                  &metrics_shard::service_metrics::reused},
              pool_counter{
+                 "fanout_upstream_stale_connection_resends_total",
+                 "Requests resent on a new connection because the pooled one had been closed by the "
+                 "upstream.",
+                 &metrics_shard::service_metrics::retried},
+             pool_counter{
+                 "fanout_upstream_failure_retries_total",
+                 "Requests sent again after a failure to connect or a connection lost before any answer "
+                 "(max_retries).",
+                 &metrics_shard::service_metrics::fetch_retries},
+             // The old names of the two above, kept for one release so that dashboards can move.
+             pool_counter{
                  "fanout_upstream_retries_total",
-                 "Requests resent because a pooled connection had been closed by the upstream.",
+                 "Deprecated, removed in the next release: fanout_upstream_stale_connection_resends_total.",
                  &metrics_shard::service_metrics::retried},
              pool_counter{
                  "fanout_upstream_fetch_retries_total",
-                 "Requests sent again after a failure to connect or a connection lost before any answer "
-                 "(max_retries).",
+                 "Deprecated, removed in the next release: fanout_upstream_failure_retries_total.",
                  &metrics_shard::service_metrics::fetch_retries},
              pool_counter{
                  "fanout_upstream_over_budget_total",
@@ -337,36 +347,40 @@ std::string metrics_registry::render() const {
     );
 
     using upstream::breaker_state;
-    // One sample per service and breaker state: `get(shard metrics of the service, state)`.
-    auto per_breaker_state = [&](char const* name, char const* state_label, auto get) {
-        for (std::size_t i = 0; i < service_names_.size(); ++i) {
-            for (auto state : {breaker_state::closed, breaker_state::open, breaker_state::half_open}) {
-                w.sample(
-                    name,
-                    label("service", service_names_[i]) + "," +
-                        label(state_label, upstream::to_string(state)),
-                    sum([&](metrics_shard const& s) -> std::uint64_t { return get(s.services[i], state); })
-                );
-            }
-        }
-    };
+    constexpr std::array states{breaker_state::closed, breaker_state::open, breaker_state::half_open};
+    // Each loop has its own breaker, which opens on the failures that loop saw: one 0/1 series per
+    // loop, so that one loop stuck open shows, and summing over `loop` counts loops per state.
     w.header(
         "fanout_upstream_breaker_state", "gauge",
-        "Event loops whose circuit breaker for the service is in each state (each loop has its own)."
+        "1 for the state the circuit breaker of the service is in on the event loop, 0 for the others."
     );
-    per_breaker_state("fanout_upstream_breaker_state", "state", [](auto const& m, breaker_state state) {
-        return m.breaker.load() == static_cast<std::uint8_t>(state);
-    });
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (std::size_t l = 0; l < shards_.size(); ++l) {
+            auto const now = shards_[l]->services[i].breaker.load(std::memory_order_relaxed);
+            auto const labels = label("service", service_names_[i]) + "," + label("loop", std::to_string(l));
+            for (auto state : states)
+                w.sample(
+                    "fanout_upstream_breaker_state",
+                    labels + "," + label("state", upstream::to_string(state)),
+                    now == static_cast<std::uint8_t>(state) ? 1 : 0
+                );
+        }
+    }
     w.header(
         "fanout_upstream_breaker_transitions_total", "counter",
         "Circuit breaker state changes, by service and the state entered."
     );
-    per_breaker_state(
-        "fanout_upstream_breaker_transitions_total", "to",
-        [](auto const& m, breaker_state state) {
-            return m.breaker_transitions[static_cast<std::size_t>(state)].value();
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (auto state : states) {
+            w.sample(
+                "fanout_upstream_breaker_transitions_total",
+                label("service", service_names_[i]) + "," + label("to", upstream::to_string(state)),
+                sum([&](metrics_shard const& s) {
+                    return s.services[i].breaker_transitions[static_cast<std::size_t>(state)].value();
+                })
+            );
         }
-    );
+    }
     return out;
 }
 

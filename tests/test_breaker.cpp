@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(opens_fails_fast_without_connecting_half_opens_and_closes) 
 
     echo.answer_status(500);
     for (int i = 0; i < 3; ++i) BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="open"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="open"})") == 1);
     BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="open"})") == 1);
     BOOST_TEST(log.with(R"("event":"circuit_breaker","service":"echo","state":"open")").size() == 1u);
 
@@ -89,7 +89,7 @@ BOOST_AUTO_TEST_CASE(opens_fails_fast_without_connecting_half_opens_and_closes) 
     std::this_thread::sleep_for(350ms);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "ok");
     BOOST_TEST(seen.requests.load() == requests + 1);
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="closed"})") == 1);
     BOOST_TEST(
         loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="half_open"})") == 1
     );
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(a_failed_probe_reopens_it_and_a_success_resets_the_count) {
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
     echo.answer_status(503);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="closed"})") == 1);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "circuit_open");
 
@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE(a_fetch_cancelled_by_a_sibling_is_no_failure) {
         auto a = loop.get("/api/aggregate/errgroup");
         BOOST_TEST(kind_of(a, "slow") == "cancelled");
     }
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="slow",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="slow",loop="0",state="closed"})") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(its_settings_come_from_the_config_file) {

@@ -1,15 +1,44 @@
 // The metrics page as a scraper and an alert rule read it.
 #include "tests/support.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fanout/aggregator.hpp>
 #include <fanout/metrics.hpp>
 #include <string>
 
 using namespace fanout;
 using namespace fanout::test;
+using upstream::sim_behaviour;
+namespace net = boost::asio;
 
 namespace {
+
+std::string scrape(std::uint16_t port) {
+    auto res = fetch(port, "/metrics");
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    return res->body();
+}
+
+// An aggregator on an event loop of its own that the test runs for each request, sharing a registry.
+struct mounted {
+    net::io_context ioc;
+    server::aggregator agg;
+
+    mounted(server::options o, std::shared_ptr<server::metrics_registry> reg, std::size_t shard)
+        : agg(ioc.get_executor(), std::move(o), std::move(reg), shard) {}
+
+    server::aggregator::response_type get(std::string target) {
+        auto answer =
+            net::co_spawn(ioc, agg.handle(boost::beast::http::verb::get, std::move(target)), net::use_future);
+        ioc.restart();
+        ioc.run();
+        return answer.get();
+    }
+};
 
 // A registry of one loop for the seed's routes, its shard claimed for the test to write.
 struct one_shard {
@@ -55,6 +84,53 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
     BOOST_TEST(upstream_bucket("0.0001") == 1);
     BOOST_TEST(upstream_bucket("10") == 1);
     BOOST_TEST(upstream_bucket("30") == 2);
+}
+
+// Each loop has its own breaker: one loop open and the other closed are both visible, 0/1 each.
+BOOST_AUTO_TEST_CASE(breaker_state_is_one_gauge_per_loop_and_state) {
+    server::options o;
+    auto refused =
+        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
+    refused.breaker_failures = 1;
+    refused.breaker_cooldown = 60s;
+    o.upstreams = {refused};
+    auto reg = std::make_shared<server::metrics_registry>(std::vector<std::string>{"refused"}, 2);
+    mounted first{o, reg, 0}, second{o, reg, 1};
+    BOOST_TEST(first.get("/api/aggregate/wg").result_int() == 502u);  // connect: the breaker opens
+    BOOST_TEST(second.get("/api/aggregate/wg").result_int() == 502u);
+    auto const page = second.get("/metrics");
+    BOOST_TEST(page.result_int() == 200u);
+    auto state = [&](char const* loop, char const* s) {
+        return metric(
+            page.body(), std::string(R"(fanout_upstream_breaker_state{service="refused",loop=")") + loop +
+                             R"(",state=")" + s + "\"}"
+        );
+    };
+    BOOST_TEST(state("0", "open") == 1);
+    BOOST_TEST(state("0", "closed") == 0);
+    BOOST_TEST(state("0", "half_open") == 0);
+    BOOST_TEST(state("1", "open") == 1);  // its own failure opened it too
+    BOOST_TEST(state("1", "closed") == 0);
+}
+
+// The clearer names count what the old ones count, which stay for one release.
+BOOST_AUTO_TEST_CASE(retry_counters_under_new_and_deprecated_names) {
+    auto refused =
+        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
+    refused.max_retries = 1;
+    refused.retry_backoff = 1ms;
+    harness h{{sim("users", sim_behaviour::close_after_response)}, {}, {refused}};
+    for (int i = 0; i < 3; ++i) BOOST_TEST(get(h.port(), "/api/aggregate/wg").status == 200u);
+    auto const m = scrape(h.port());
+    auto const stale = metric(m, R"(fanout_upstream_stale_connection_resends_total{service="users"})");
+    auto const retried = metric(m, R"(fanout_upstream_failure_retries_total{service="refused"})");
+    BOOST_TEST(stale >= 3.0 - h.threads());
+    BOOST_TEST(stale == metric(m, R"(fanout_upstream_retries_total{service="users"})"));
+    BOOST_TEST(retried == 3);
+    BOOST_TEST(retried == metric(m, R"(fanout_upstream_fetch_retries_total{service="refused"})"));
+    BOOST_TEST(metric(m, R"(fanout_upstream_failure_retries_total{service="users"})") == 0);
+    BOOST_TEST(metric(m, R"(fanout_upstream_stale_connection_resends_total{service="refused"})") == 0);
+    BOOST_TEST(m.find("# HELP fanout_upstream_retries_total Deprecated") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
