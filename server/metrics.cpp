@@ -1,6 +1,11 @@
+#include "server/process_stats.hpp"
+
+#include <boost/version.hpp>
+
 #include <charconv>
 #include <fanout/client.hpp>
 #include <fanout/metrics.hpp>
+#include <openssl/crypto.h>
 #include <stdexcept>
 
 namespace fanout::server {
@@ -155,6 +160,39 @@ std::string label(std::string_view key, std::string_view value) {
     }
     out += '"';
     return out;
+}
+
+// The process collector of the Prometheus client libraries (names, meanings, help), and what
+// this build is made of.
+void process_samples(writer& w) {
+    if (auto const p = read_process_stats()) {
+        w.header("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        w.sample("process_cpu_seconds_total", "", p->cpu_seconds);
+        w.header("process_open_fds", "gauge", "Number of open file descriptors.");
+        w.sample("process_open_fds", "", p->open_fds);
+        w.header("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        w.sample("process_max_fds", "", p->max_fds);
+        w.header("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        w.sample("process_virtual_memory_bytes", "", p->virtual_bytes);
+        w.header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        w.sample("process_resident_memory_bytes", "", p->resident_bytes);
+        w.header(
+            "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds."
+        );
+        w.sample("process_start_time_seconds", "", p->start_time_seconds);
+    }
+    auto const boost = std::to_string(BOOST_VERSION / 100000) + "." +
+                       std::to_string(BOOST_VERSION / 100 % 1000) + "." + std::to_string(BOOST_VERSION % 100);
+    // OpenSSL as loaded at run time, which may be newer than the headers the build saw.
+    w.header(
+        "fanout_build_info", "gauge", "Always 1: the versions of fanout and of the libraries it runs with."
+    );
+    w.sample(
+        "fanout_build_info",
+        label("version", FANOUT_VERSION) + "," + label("boost", boost) + "," +
+            label("openssl", OpenSSL_version(OPENSSL_VERSION_STRING)),
+        1
+    );
 }
 
 }  // namespace
@@ -381,6 +419,7 @@ std::string metrics_registry::render() const {
             );
         }
     }
+    if (process_metrics_.load(std::memory_order_relaxed)) process_samples(w);
     return out;
 }
 

@@ -1,12 +1,16 @@
 // The metrics page as a scraper and an alert rule read it.
+#include "server/process_stats.hpp"
+#include "tests/process.hpp"
 #include "tests/support.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <fanout/aggregator.hpp>
 #include <fanout/metrics.hpp>
+#include <openssl/crypto.h>
 #include <string>
 
 using namespace fanout;
@@ -131,6 +135,77 @@ BOOST_AUTO_TEST_CASE(retry_counters_under_new_and_deprecated_names) {
     BOOST_TEST(metric(m, R"(fanout_upstream_failure_retries_total{service="users"})") == 0);
     BOOST_TEST(metric(m, R"(fanout_upstream_stale_connection_resends_total{service="refused"})") == 0);
     BOOST_TEST(m.find("# HELP fanout_upstream_retries_total Deprecated") != std::string::npos);
+}
+
+// A command name may hold spaces and parentheses: the fields are counted from its last ')'.
+BOOST_AUTO_TEST_CASE(proc_stat_fields_are_counted_after_the_command_name) {
+    std::string const stat =
+        "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 150 0 0 20 0 3 0 1000 123456789 300 "
+        "18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 17 1 0 0 0 0 0\n";
+    auto const p = server::parse_proc_stat(stat, 100, 4096, 1'700'000'000);
+    BOOST_TEST_REQUIRE(p.has_value());
+    BOOST_TEST(p->cpu_seconds == 4.0);  // (250 + 150) ticks
+    BOOST_TEST(p->start_time_seconds == 1'700'000'010.0);
+    BOOST_TEST(p->virtual_bytes == 123456789u);
+    BOOST_TEST(p->resident_bytes == 300u * 4096);
+    BOOST_TEST(!server::parse_proc_stat("4242 (x", 100, 4096, 0).has_value());
+    BOOST_TEST(!server::parse_proc_stat("4242 (x) S 1 2", 100, 4096, 0).has_value());
+    auto bad_utime = stat;
+    bad_utime.replace(bad_utime.find(" 250 "), 5, " x ");
+    BOOST_TEST(!server::parse_proc_stat(bad_utime, 100, 4096, 0).has_value());
+}
+
+// The fanout program exports the process collector's series and its build; they follow the process.
+BOOST_AUTO_TEST_CASE(process_metrics_of_the_program_follow_its_connections) {
+    sim_runner upstreams{{sim("users")}};
+    child_process f{
+        {FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn", "--upstream",
+         upstreams.upstream_flag(0)}};
+    auto line = f.read_line_starting("listening on http://127.0.0.1:", 10s);
+    BOOST_TEST_REQUIRE(line.has_value());
+    auto const port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+
+    auto const before = scrape(port);
+    auto const fds_before = metric(before, "process_open_fds");
+    BOOST_TEST(fds_before > 0);
+    BOOST_TEST(metric(before, "process_max_fds") > fds_before);
+    BOOST_TEST(metric(before, "process_resident_memory_bytes") > 0);
+    BOOST_TEST(
+        metric(before, "process_virtual_memory_bytes") >= metric(before, "process_resident_memory_bytes")
+    );
+    BOOST_TEST(metric(before, "process_cpu_seconds_total") >= 0);
+    auto const now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto const started = metric(before, "process_start_time_seconds");
+    BOOST_TEST(started > now - 60);
+    BOOST_TEST(started <= now + 1);
+    auto const build = std::string(R"(fanout_build_info{version=")") + FANOUT_VERSION +
+                       R"(",boost="1.81.0",openssl=")" + OpenSSL_version(OPENSSL_VERSION_STRING) + "\"}";
+    BOOST_TEST(metric(before, build) == 1, build);
+
+    std::vector<std::unique_ptr<client>> open;
+    for (int i = 0; i < 20; ++i) {
+        open.push_back(std::make_unique<client>(port));
+        open.back()->send_get("/healthz");
+        BOOST_TEST_REQUIRE(open.back()->read().has_value());  // accepted, and kept open
+    }
+    auto const during = scrape(port);
+    BOOST_TEST(metric(during, "process_open_fds") >= fds_before + 20);
+    BOOST_TEST(metric(during, "process_cpu_seconds_total") >= metric(before, "process_cpu_seconds_total"));
+    open.clear();
+    BOOST_TEST(eventually([&] { return metric(scrape(port), "process_open_fds") <= fds_before + 1; }));
+}
+
+// Embedded, the application decides: none of them unless it asks.
+BOOST_AUTO_TEST_CASE(process_metrics_are_opt_in_for_an_application) {
+    harness h{{sim("users")}};
+    auto const off = scrape(h.port());
+    BOOST_TEST(off.find("process_") == std::string::npos);
+    BOOST_TEST(off.find("fanout_build_info") == std::string::npos);
+    h.server().metrics().include_process_metrics(true);
+    auto const on = scrape(h.port());
+    BOOST_TEST(metric(on, "process_open_fds") > 0);
+    BOOST_TEST(on.find("fanout_build_info{") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -132,6 +132,12 @@ class metrics_registry {
     // Prometheus text exposition format 0.0.4.
     std::string render() const;
 
+    // Whether render() adds the process collector's series (process_cpu_seconds_total and the
+    // others the Prometheus client libraries export, from /proc/self) and fanout_build_info. Off
+    // by default, since an application embedding fanout may export its own; the fanout program
+    // turns it on. Any thread, at any time.
+    void include_process_metrics(bool on) noexcept { process_metrics_.store(on, std::memory_order_relaxed); }
+
     // Connections open across all loops, for --max-connections.
     std::atomic<std::size_t> open_connections{0};
 
@@ -139,6 +145,7 @@ class metrics_registry {
     std::vector<std::string> service_names_;
     std::vector<route_label> routes_;
     std::vector<std::unique_ptr<metrics_shard>> shards_;
+    std::atomic<bool> process_metrics_{false};
 };
 
 }  // namespace fanout::server
