@@ -585,6 +585,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
     }
     // Balancers learn from /healthz that we are going, while connections are still accepted.
     draining = true;
+    core.metrics.draining.store(true, std::memory_order_relaxed);
     drain_timer.expires_after(delay);
     drain_timer.async_wait([self = shared_from_this(), grace](error_code ec) {
         if (!ec) self->stop_accepting(grace);
@@ -594,6 +595,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
 void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
     if (!stopping) {
         stopping = true;
+        core.metrics.draining.store(true, std::memory_order_relaxed);
         drain_timer.cancel();
         if (accepting) accept_queued();
         release_listener(acceptor);

@@ -261,6 +261,15 @@ std::string metrics_registry::render() const {
     for (auto const& s : shards_) in_flight += s->in_flight.value();
     w.sample("fanout_requests_in_flight", "", in_flight);
 
+    w.header(
+        "fanout_draining", "gauge",
+        "1 from the start of a shutdown on: the drain delay (/healthz answers 503), then the grace."
+    );
+    w.sample(
+        "fanout_draining", "",
+        sum([](auto const& s) -> std::uint64_t { return s.draining.load(); }) > 0 ? 1 : 0
+    );
+
     w.header("fanout_connections_open", "gauge", "Client connections open.");
     w.sample("fanout_connections_open", "", open_connections.load(std::memory_order_relaxed));
     w.header("fanout_connections_accepted_total", "counter", "Client connections accepted.");

@@ -208,4 +208,17 @@ BOOST_AUTO_TEST_CASE(process_metrics_are_opt_in_for_an_application) {
     BOOST_TEST(on.find("fanout_build_info{") != std::string::npos);
 }
 
+// An instance serving its drain delay says so, for an alert on one that drains for too long.
+BOOST_AUTO_TEST_CASE(draining_gauge_is_one_from_the_start_of_a_shutdown) {
+    server::options opts;
+    opts.drain_delay = 60s;
+    harness h{{sim("users")}, opts};
+    auto const port = h.port();
+    BOOST_TEST(metric(scrape(port), "fanout_draining") == 0);
+    for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown();
+    BOOST_TEST(eventually([&] { return metric(scrape(port), "fanout_draining") == 1; }));
+    shutdown_all(h, 5s);
+    BOOST_TEST(h.wait_stopped(5s));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

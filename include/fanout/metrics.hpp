@@ -97,6 +97,7 @@ struct metrics_shard {
     local_counter connections_accepted;
     local_counter connections_rejected;
     local_counter connections_timed_out;  // idle or slow request head
+    std::atomic<bool> draining{false};    // from the start of a shutdown on
     std::atomic<bool> claimed{false};
 };
 
