@@ -480,6 +480,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         std::optional<std::size_t> route;  // the index of the route it matched
+        upstream::trace_context trace;     // an exemplar of the request's duration
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
         } else {
@@ -488,13 +489,14 @@ net::awaitable<void> http_server::impl::serve_requests(
             auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
             target = r.target;
             if (r.plan) route = r.plan->index;
+            trace.trace_id = r.trace.trace_id;
             if (r.answer) {
                 res = std::move(*r.answer);
             } else if (target == endpoint::healthz) {
                 res = draining || stopping ? json_response(503, R"({"status":"draining"})")
                                            : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
-                res = core.metrics_page();
+                res = core.metrics_page(parser.fields().accept);
             } else if (r.cancel_on_disconnect) {
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
@@ -532,7 +534,8 @@ net::awaitable<void> http_server::impl::serve_requests(
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
         auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
         if (wec) co_return;
-        metrics.count_request(target, route, res.status, clock::now() - start);  // answers sent, only
+        // Answers sent, only.
+        metrics.count_request(target, route, res.status, clock::now() - start, trace.id());
         if (!keep_alive) co_return;
     }
 }

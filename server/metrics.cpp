@@ -2,7 +2,9 @@
 
 #include <boost/version.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <fanout/client.hpp>
 #include <fanout/metrics.hpp>
 #include <openssl/crypto.h>
@@ -30,16 +32,102 @@ std::string_view to_string(endpoint e) noexcept {
     return "other";
 }
 
-void histogram::observe(std::chrono::steady_clock::duration d) noexcept {
+void exemplar_slot::set(std::string_view trace_id, double seconds, double at) noexcept {
+    if (trace_id.size() != 32) return;
+    std::array<std::uint64_t, 4> words;
+    std::memcpy(words.data(), trace_id.data(), 32);
+    auto const s = sequence_.load(std::memory_order_relaxed);
+    sequence_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (std::size_t i = 0; i < words.size(); ++i) trace_id_[i].store(words[i], std::memory_order_relaxed);
+    seconds_.store(seconds, std::memory_order_relaxed);
+    at_.store(at, std::memory_order_relaxed);
+    sequence_.store(s + 2, std::memory_order_release);
+}
+
+std::optional<exemplar_slot::exemplar> exemplar_slot::get() const noexcept {
+    // A write takes nanoseconds and a loop writes one slot rarely twice in a row: a few tries suffice.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        auto const before = sequence_.load(std::memory_order_acquire);
+        if (before == 0) return std::nullopt;
+        if (before % 2) continue;
+        std::array<std::uint64_t, 4> words;
+        for (std::size_t i = 0; i < words.size(); ++i)
+            words[i] = trace_id_[i].load(std::memory_order_relaxed);
+        exemplar e{{}, seconds_.load(std::memory_order_relaxed), at_.load(std::memory_order_relaxed)};
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (sequence_.load(std::memory_order_relaxed) != before) continue;
+        std::memcpy(e.trace_id.data(), words.data(), 32);
+        return e;
+    }
+    return std::nullopt;
+}
+
+void histogram::observe(std::chrono::steady_clock::duration d, std::string_view trace_id) noexcept {
     double const seconds = std::chrono::duration<double>(d).count();
     std::size_t i = 0;
     while (i < bounds.size() && seconds > bounds[i]) ++i;
     buckets[i].add();
     sum_ns.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    if (!trace_id.empty()) {
+        auto const now = std::chrono::system_clock::now().time_since_epoch();
+        exemplars[i].set(trace_id, seconds, std::chrono::duration<double>(now).count());
+    }
+}
+
+exposition negotiate_exposition(std::string_view accept) noexcept {
+    auto trim = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    auto lower_equals = [](std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if ((a[i] >= 'A' && a[i] <= 'Z' ? a[i] - 'A' + 'a' : a[i]) != b[i]) return false;
+        return true;
+    };
+    double openmetrics = 0, text = 0;
+    while (!accept.empty()) {
+        auto const comma = accept.find(',');
+        auto range = accept.substr(0, comma);
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+        auto const semicolon = range.find(';');
+        auto const type = trim(range.substr(0, semicolon));
+        double q = 1;
+        for (auto params = semicolon == std::string_view::npos ? std::string_view{}
+                                                               : range.substr(semicolon + 1);
+             !params.empty();) {
+            auto const next = params.find(';');
+            auto const param = trim(params.substr(0, next));
+            params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+            if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+                double value = 0;
+                auto [end, ec] = std::from_chars(param.data() + 2, param.data() + param.size(), value);
+                q = ec == std::errc{} && end == param.data() + param.size() && value >= 0 && value <= 1
+                        ? value
+                        : 0;
+            }
+        }
+        if (lower_equals(type, "application/openmetrics-text"))
+            openmetrics = std::max(openmetrics, q);
+        else if (lower_equals(type, "text/plain"))
+            text = std::max(text, q);
+    }
+    return openmetrics > 0 && openmetrics >= text ? exposition::openmetrics : exposition::prometheus_text;
+}
+
+std::string_view content_type(exposition format) noexcept {
+    return format == exposition::openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                             : "text/plain; version=0.0.4; charset=utf-8";
 }
 
 void metrics_shard::count_request(
-    endpoint e, std::optional<std::size_t> route, unsigned status, std::chrono::steady_clock::duration took
+    endpoint e,
+    std::optional<std::size_t> route,
+    unsigned status,
+    std::chrono::steady_clock::duration took,
+    std::string_view trace_id
 ) noexcept {
     std::size_t code = 0;
     while (code + 1 < codes.size() && codes[code] != status) ++code;
@@ -49,7 +137,7 @@ void metrics_shard::count_request(
                                             : other_series;
     if (i >= requests.size()) return;
     requests[i].answers[code].add();
-    requests[i].duration.observe(took);
+    requests[i].duration.observe(took, trace_id);
 }
 
 std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
@@ -94,13 +182,24 @@ namespace {
 
 class writer {
   public:
-    explicit writer(std::string& out) : out_(out) {}
+    writer(std::string& out, exposition format)
+        : out_(out), openmetrics_(format == exposition::openmetrics) {}
 
+    // OpenMetrics names a counter's family without the _total of its samples, and escapes quotes
+    // in help text.
     void header(std::string_view name, std::string_view type, std::string_view help) {
+        if (openmetrics_ && type == "counter" && name.ends_with("_total")) name.remove_suffix(6);
         out_ += "# HELP ";
         out_ += name;
         out_ += ' ';
-        out_ += help;
+        for (char c : help) {
+            if (c == '\\' || (c == '"' && openmetrics_)) out_ += '\\';
+            if (c == '\n') {
+                out_ += "\\n";
+                continue;
+            }
+            out_ += c;
+        }
         out_ += "\n# TYPE ";
         out_ += name;
         out_ += ' ';
@@ -111,19 +210,12 @@ class writer {
     // labels: already formatted, e.g. endpoint="wg",code="200"; may be empty.
     template <class Number>
     void sample(std::string_view name, std::string_view labels, Number value) {
-        out_ += name;
-        if (!labels.empty()) {
-            out_ += '{';
-            out_ += labels;
-            out_ += '}';
-        }
-        out_ += ' ';
-        char buf[32];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-        out_.append(buf, ec == std::errc{} ? end : buf);
+        sample_line(name, labels, value);
         out_ += '\n';
     }
 
+    // The buckets, sum and count of the histograms `parts` (one per loop) summed; in OpenMetrics,
+    // each bucket with the most recent exemplar of any part.
     void histogram_samples(
         std::string_view name, std::string labels, std::vector<histogram const*> const& parts
     ) {
@@ -131,10 +223,12 @@ class writer {
         std::string prefix = labels.empty() ? "" : labels + ",";
         for (std::size_t b = 0; b <= histogram::bounds.size(); ++b) {
             for (auto const* h : parts) cumulative += h->buckets[b].value();
-            sample(
+            sample_line(
                 std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"",
                 cumulative
             );
+            if (openmetrics_) exemplar_of(parts, b);
+            out_ += '\n';
         }
         std::uint64_t sum_ns = 0;
         for (auto const* h : parts) sum_ns += h->sum_ns.value();
@@ -142,8 +236,46 @@ class writer {
         sample(std::string(name) + "_count", labels, cumulative);
     }
 
+    void end() {
+        if (openmetrics_) out_ += "# EOF\n";
+    }
+
   private:
+    template <class Number>
+    void sample_line(std::string_view name, std::string_view labels, Number value) {
+        out_ += name;
+        if (!labels.empty()) {
+            out_ += '{';
+            out_ += labels;
+            out_ += '}';
+        }
+        out_ += ' ';
+        number(value);
+    }
+
+    template <class Number>
+    void number(Number value) {
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        out_.append(buf, ec == std::errc{} ? end : buf);
+    }
+
+    // ` # {trace_id="..."} value timestamp`
+    void exemplar_of(std::vector<histogram const*> const& parts, std::size_t bucket) {
+        std::optional<exemplar_slot::exemplar> latest;
+        for (auto const* h : parts)
+            if (auto e = h->exemplars[bucket].get(); e && (!latest || e->at > latest->at)) latest = e;
+        if (!latest) return;
+        out_ += " # {trace_id=\"";
+        out_.append(latest->trace_id.data(), latest->trace_id.size());
+        out_ += "\"} ";
+        number(latest->seconds);
+        out_ += ' ';
+        number(latest->at);
+    }
+
     std::string& out_;
+    bool openmetrics_;
 };
 
 // Label values escaped as the exposition format requires: backslash, double quote, line feed.
@@ -197,10 +329,10 @@ void process_samples(writer& w) {
 
 }  // namespace
 
-std::string metrics_registry::render() const {
+std::string metrics_registry::render(exposition format) const {
     std::string out;
     out.reserve(16 * 1024);
-    writer w{out};
+    writer w{out, format};
     auto sum = [&](auto get) {
         std::uint64_t total = 0;
         for (auto const& s : shards_) total += get(*s);
@@ -429,6 +561,7 @@ std::string metrics_registry::render() const {
         }
     }
     if (process_metrics_.load(std::memory_order_relaxed)) process_samples(w);
+    w.end();
     return out;
 }
 

@@ -11,6 +11,8 @@
 #include <fanout/aggregator.hpp>
 #include <fanout/metrics.hpp>
 #include <openssl/crypto.h>
+#include <regex>
+#include <sstream>
 #include <string>
 
 using namespace fanout;
@@ -219,6 +221,128 @@ BOOST_AUTO_TEST_CASE(draining_gauge_is_one_from_the_start_of_a_shutdown) {
     BOOST_TEST(eventually([&] { return metric(scrape(port), "fanout_draining") == 1; }));
     shutdown_all(h, 5s);
     BOOST_TEST(h.wait_stopped(5s));
+}
+
+BOOST_AUTO_TEST_CASE(openmetrics_is_served_to_whoever_prefers_it) {
+    using server::exposition;
+    using server::negotiate_exposition;
+    // What Prometheus 2.42 sends.
+    BOOST_TEST(
+        (negotiate_exposition(
+             "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+             "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+         ) == exposition::openmetrics)
+    );
+    BOOST_TEST(
+        (negotiate_exposition("Application/OpenMetrics-Text; version=1.0.0") == exposition::openmetrics)
+    );
+    BOOST_TEST((negotiate_exposition("") == exposition::prometheus_text));
+    BOOST_TEST((negotiate_exposition("*/*") == exposition::prometheus_text));
+    BOOST_TEST((negotiate_exposition("text/plain;version=0.0.4") == exposition::prometheus_text));
+    BOOST_TEST((
+        negotiate_exposition("application/openmetrics-text;q=0.2, text/plain") == exposition::prometheus_text
+    ));
+    BOOST_TEST((negotiate_exposition("application/openmetrics-text;q=0") == exposition::prometheus_text));
+    BOOST_TEST((negotiate_exposition("application/openmetrics-text;q=x") == exposition::prometheus_text));
+    BOOST_TEST(
+        (server::content_type(exposition::openmetrics) ==
+         "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+}
+
+// A scrape asking for OpenMetrics gets it, with the trace id of the request just made as the
+// exemplar of the buckets it fell in; the failure log names the same trace. Others get 0.0.4.
+BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request) {
+    std::string const trace_id = "0af7651916cd43dd8448eb211c80319c";
+    captured_events log;
+    server::options opts;
+    log.attach(opts, "warning");
+    harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
+    BOOST_TEST(
+        get(h.port(), "/api/aggregate/wg", 10s, {{"traceparent", "00-" + trace_id + "-b7ad6b7169203331-01"}}
+        ).status == 200u
+    );
+    BOOST_TEST(log.with(R"("event":"upstream_failure")").size() == 1u);
+    BOOST_TEST(log.with(R"("trace_id":")" + trace_id + "\"").size() == 1u);
+
+    auto const exemplar = R"( # {trace_id=")" + trace_id + R"("} )";
+    std::string page;
+    // The answer is counted once written, which a scrape on another loop may come before.
+    BOOST_TEST(eventually([&] {
+        client c{h.port()};
+        c.send(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n"
+        );
+        auto res = c.read();
+        if (!res) return false;
+        BOOST_TEST(
+            (*res)[boost::beast::http::field::content_type] ==
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        page = res->body();
+        return page.find(R"(fanout_request_duration_seconds_bucket{)" + wg_labels) != std::string::npos &&
+               page.find(exemplar) != std::string::npos &&
+               metric(page, R"(fanout_requests_total{)" + wg_labels + R"(,code="200"})") == 1;
+    }));
+    BOOST_TEST(page.ends_with("\n# EOF\n"));
+    BOOST_TEST(page.find("# TYPE fanout_requests counter\n") != std::string::npos);
+    BOOST_TEST(page.find("# TYPE fanout_requests_total") == std::string::npos);
+    BOOST_TEST(page.find("# TYPE fanout_request_duration_seconds histogram\n") != std::string::npos);
+    // Every sample, comment and exemplar is well formed; the exemplars are on buckets only.
+    std::regex const sample{R"(^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? -?[0-9.e+-]+$)"};
+    std::regex const bucket{
+        R"(^[a-z_]+_bucket\{([a-z_]+="[^"]*",?)+\} [0-9]+( # \{trace_id="[0-9a-f]{32}"\} [0-9.e+-]+ [0-9.e+-]+)?$)"};
+    std::regex const comment{R"(^# (HELP|TYPE) [a-z_]+ .+$|^# EOF$)"};
+    std::istringstream lines{page};
+    int exemplars = 0;
+    for (std::string line; std::getline(lines, line);) {
+        bool const ok = std::regex_match(
+            line, line.starts_with("#")                        ? comment
+                  : line.find("_bucket{") != std::string::npos ? bucket
+                                                               : sample
+        );
+        BOOST_TEST(ok, line);
+        exemplars += line.find(" # {") != std::string::npos;
+    }
+    // The request's bucket, and each service's fetch (users answered, orders failed).
+    auto with_exemplar = [&](std::string const& prefix) {
+        std::istringstream in{page};
+        for (std::string line; std::getline(in, line);)
+            if (line.starts_with(prefix) && line.find(exemplar) != std::string::npos) return true;
+        return false;
+    };
+    BOOST_TEST(with_exemplar("fanout_request_duration_seconds_bucket{" + wg_labels));
+    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="users")"));
+    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="orders")"));
+    BOOST_TEST(exemplars == 3);
+
+    auto const plain = scrape(h.port());
+    BOOST_TEST(plain.find("# EOF") == std::string::npos);
+    BOOST_TEST(plain.find(" # {") == std::string::npos);
+    BOOST_TEST(plain.find("# TYPE fanout_requests_total counter\n") != std::string::npos);
+}
+
+// Embedded, the aggregator answers /metrics as the server does.
+BOOST_AUTO_TEST_CASE(an_embedded_aggregator_negotiates_too) {
+    server::options o;
+    o.upstreams = {
+        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")};
+    mounted m{o, nullptr, 0};
+    server::request_fields fields;
+    fields.accept = "application/openmetrics-text";
+    auto om = net::co_spawn(
+        m.ioc, m.agg.handle(boost::beast::http::verb::get, "/metrics", 11, fields), net::use_future
+    );
+    m.ioc.restart();
+    m.ioc.run();
+    auto const res = om.get();
+    BOOST_TEST(
+        res[boost::beast::http::field::content_type] ==
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    BOOST_TEST(res.body().ends_with("# EOF\n"));
+    auto const plain = m.get("/metrics");
+    BOOST_TEST(plain[boost::beast::http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
