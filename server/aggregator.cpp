@@ -45,7 +45,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else if (r.target == endpoint::healthz) {
         res = json_response(200, R"({"status":"ok"})");
     } else if (r.target == endpoint::metrics) {
-        res = impl_->core.metrics_page();
+        res = impl_->core.metrics_page(fields.accept);
     } else if (r.plan->stream) {
         // Here the whole answer is returned at once: its lines, in the order they completed.
         ndjson_parts parts{impl_->ex, *r.plan, start};
@@ -60,7 +60,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     }
     impl_->core.metrics.count_request(
         r.target, r.plan ? std::optional(r.plan->index) : std::nullopt, res.status,
-        std::chrono::steady_clock::now() - start
+        std::chrono::steady_clock::now() - start, r.trace.id()
     );
 
     response_type out{static_cast<http::status>(res.status), version};

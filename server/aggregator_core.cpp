@@ -92,9 +92,10 @@ aggregator_core::~aggregator_core() {
     registry->release(shard_index);
 }
 
-response aggregator_core::metrics_page() const {
-    auto res = json_response(200, registry->render());
-    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+response aggregator_core::metrics_page(std::string_view accept) const {
+    auto const format = negotiate_exposition(accept);
+    auto res = json_response(200, registry->render(format));
+    res.content_type = content_type(format);
     return res;
 }
 

@@ -49,8 +49,9 @@ class aggregator_core {
     // done() is called even on a failure), the response has no body.
     boost::asio::awaitable<response> answer(dispatch const& r, handlers::part_sink* parts = nullptr);
 
-    // GET /metrics: the registry's Prometheus text (every loop sharing it, summed).
-    response metrics_page() const;
+    // GET /metrics: the registry's page (every loop sharing it, summed), in the format `accept`
+    // (the request's Accept header) asks for.
+    response metrics_page(std::string_view accept) const;
 
     route_table routes;  // first: it checks the options (throws std::invalid_argument)
     std::shared_ptr<metrics_registry> registry;

@@ -18,7 +18,7 @@ void fetch_recorder::fetched(handlers::fetch_event const& event) {
 void fetch_recorder::record(handlers::fetch_event const& event) {
     auto const& r = event.result;
     auto& m = metrics_->services[event.service];
-    m.duration.observe(r.elapsed);
+    m.duration.observe(r.elapsed, event.trace_id);
     switch (r.connection) {
         case upstream::connection_use::none:
             break;

@@ -490,6 +490,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         std::optional<std::size_t> route;  // the index of the route it matched
+        upstream::trace_context trace;     // an exemplar of the request's duration
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
         } else {
@@ -498,13 +499,14 @@ net::awaitable<void> http_server::impl::serve_requests(
             auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
             target = r.target;
             if (r.plan) route = r.plan->index;
+            trace.trace_id = r.trace.trace_id;
             if (r.answer) {
                 res = std::move(*r.answer);
             } else if (target == endpoint::healthz) {
                 res = draining || stopping ? json_response(503, R"({"status":"draining"})")
                                            : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
-                res = core.metrics_page();
+                res = core.metrics_page(parser.fields().accept);
             } else if (r.plan->stream) {
                 if (version == 10) keep_alive = false;  // the body ends with the connection
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
@@ -556,7 +558,8 @@ net::awaitable<void> http_server::impl::serve_requests(
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
         auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
         if (wec) co_return;
-        metrics.count_request(target, route, res.status, clock::now() - start);  // answers sent, only
+        // Answers sent, only.
+        metrics.count_request(target, route, res.status, clock::now() - start, trace.id());
         if (!keep_alive) co_return;
     }
 }
@@ -661,6 +664,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
     }
     // Balancers learn from /healthz that we are going, while connections are still accepted.
     draining = true;
+    core.metrics.draining.store(true, std::memory_order_relaxed);
     drain_timer.expires_after(delay);
     drain_timer.async_wait([self = shared_from_this(), grace](error_code ec) {
         if (!ec) self->stop_accepting(grace);
@@ -670,6 +674,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
 void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
     if (!stopping) {
         stopping = true;
+        core.metrics.draining.store(true, std::memory_order_relaxed);
         drain_timer.cancel();
         if (accepting) accept_queued();
         release_listener(acceptor);

@@ -90,6 +90,7 @@ int serve(server::options opts) {
     for (auto const& s : opts.upstreams) names.push_back(s.name);
     auto registry =
         std::make_shared<server::metrics_registry>(names, loops.size(), server::route_labels(opts.routes));
+    registry->include_process_metrics(true);
     std::vector<std::unique_ptr<server::http_server>> servers;
     for (std::size_t i = 0; i < loops.size(); ++i) {
         servers.push_back(std::make_unique<server::http_server>(

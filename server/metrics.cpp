@@ -1,6 +1,13 @@
+#include "server/process_stats.hpp"
+
+#include <boost/version.hpp>
+
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <fanout/client.hpp>
 #include <fanout/metrics.hpp>
+#include <openssl/crypto.h>
 #include <stdexcept>
 
 namespace fanout::server {
@@ -25,16 +32,102 @@ std::string_view to_string(endpoint e) noexcept {
     return "other";
 }
 
-void histogram::observe(std::chrono::steady_clock::duration d) noexcept {
+void exemplar_slot::set(std::string_view trace_id, double seconds, double at) noexcept {
+    if (trace_id.size() != 32) return;
+    std::array<std::uint64_t, 4> words;
+    std::memcpy(words.data(), trace_id.data(), 32);
+    auto const s = sequence_.load(std::memory_order_relaxed);
+    sequence_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (std::size_t i = 0; i < words.size(); ++i) trace_id_[i].store(words[i], std::memory_order_relaxed);
+    seconds_.store(seconds, std::memory_order_relaxed);
+    at_.store(at, std::memory_order_relaxed);
+    sequence_.store(s + 2, std::memory_order_release);
+}
+
+std::optional<exemplar_slot::exemplar> exemplar_slot::get() const noexcept {
+    // A write takes nanoseconds and a loop writes one slot rarely twice in a row: a few tries suffice.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        auto const before = sequence_.load(std::memory_order_acquire);
+        if (before == 0) return std::nullopt;
+        if (before % 2) continue;
+        std::array<std::uint64_t, 4> words;
+        for (std::size_t i = 0; i < words.size(); ++i)
+            words[i] = trace_id_[i].load(std::memory_order_relaxed);
+        exemplar e{{}, seconds_.load(std::memory_order_relaxed), at_.load(std::memory_order_relaxed)};
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (sequence_.load(std::memory_order_relaxed) != before) continue;
+        std::memcpy(e.trace_id.data(), words.data(), 32);
+        return e;
+    }
+    return std::nullopt;
+}
+
+void histogram::observe(std::chrono::steady_clock::duration d, std::string_view trace_id) noexcept {
     double const seconds = std::chrono::duration<double>(d).count();
     std::size_t i = 0;
     while (i < bounds.size() && seconds > bounds[i]) ++i;
     buckets[i].add();
     sum_ns.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    if (!trace_id.empty()) {
+        auto const now = std::chrono::system_clock::now().time_since_epoch();
+        exemplars[i].set(trace_id, seconds, std::chrono::duration<double>(now).count());
+    }
+}
+
+exposition negotiate_exposition(std::string_view accept) noexcept {
+    auto trim = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    auto lower_equals = [](std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if ((a[i] >= 'A' && a[i] <= 'Z' ? a[i] - 'A' + 'a' : a[i]) != b[i]) return false;
+        return true;
+    };
+    double openmetrics = 0, text = 0;
+    while (!accept.empty()) {
+        auto const comma = accept.find(',');
+        auto range = accept.substr(0, comma);
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+        auto const semicolon = range.find(';');
+        auto const type = trim(range.substr(0, semicolon));
+        double q = 1;
+        for (auto params = semicolon == std::string_view::npos ? std::string_view{}
+                                                               : range.substr(semicolon + 1);
+             !params.empty();) {
+            auto const next = params.find(';');
+            auto const param = trim(params.substr(0, next));
+            params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+            if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+                double value = 0;
+                auto [end, ec] = std::from_chars(param.data() + 2, param.data() + param.size(), value);
+                q = ec == std::errc{} && end == param.data() + param.size() && value >= 0 && value <= 1
+                        ? value
+                        : 0;
+            }
+        }
+        if (lower_equals(type, "application/openmetrics-text"))
+            openmetrics = std::max(openmetrics, q);
+        else if (lower_equals(type, "text/plain"))
+            text = std::max(text, q);
+    }
+    return openmetrics > 0 && openmetrics >= text ? exposition::openmetrics : exposition::prometheus_text;
+}
+
+std::string_view content_type(exposition format) noexcept {
+    return format == exposition::openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                             : "text/plain; version=0.0.4; charset=utf-8";
 }
 
 void metrics_shard::count_request(
-    endpoint e, std::optional<std::size_t> route, unsigned status, std::chrono::steady_clock::duration took
+    endpoint e,
+    std::optional<std::size_t> route,
+    unsigned status,
+    std::chrono::steady_clock::duration took,
+    std::string_view trace_id
 ) noexcept {
     std::size_t code = 0;
     while (code + 1 < codes.size() && codes[code] != status) ++code;
@@ -44,7 +137,7 @@ void metrics_shard::count_request(
                                             : other_series;
     if (i >= requests.size()) return;
     requests[i].answers[code].add();
-    requests[i].duration.observe(took);
+    requests[i].duration.observe(took, trace_id);
 }
 
 std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
@@ -89,13 +182,24 @@ namespace {
 
 class writer {
   public:
-    explicit writer(std::string& out) : out_(out) {}
+    writer(std::string& out, exposition format)
+        : out_(out), openmetrics_(format == exposition::openmetrics) {}
 
+    // OpenMetrics names a counter's family without the _total of its samples, and escapes quotes
+    // in help text.
     void header(std::string_view name, std::string_view type, std::string_view help) {
+        if (openmetrics_ && type == "counter" && name.ends_with("_total")) name.remove_suffix(6);
         out_ += "# HELP ";
         out_ += name;
         out_ += ' ';
-        out_ += help;
+        for (char c : help) {
+            if (c == '\\' || (c == '"' && openmetrics_)) out_ += '\\';
+            if (c == '\n') {
+                out_ += "\\n";
+                continue;
+            }
+            out_ += c;
+        }
         out_ += "\n# TYPE ";
         out_ += name;
         out_ += ' ';
@@ -106,19 +210,12 @@ class writer {
     // labels: already formatted, e.g. endpoint="wg",code="200"; may be empty.
     template <class Number>
     void sample(std::string_view name, std::string_view labels, Number value) {
-        out_ += name;
-        if (!labels.empty()) {
-            out_ += '{';
-            out_ += labels;
-            out_ += '}';
-        }
-        out_ += ' ';
-        char buf[32];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-        out_.append(buf, ec == std::errc{} ? end : buf);
+        sample_line(name, labels, value);
         out_ += '\n';
     }
 
+    // The buckets, sum and count of the histograms `parts` (one per loop) summed; in OpenMetrics,
+    // each bucket with the most recent exemplar of any part.
     void histogram_samples(
         std::string_view name, std::string labels, std::vector<histogram const*> const& parts
     ) {
@@ -126,10 +223,12 @@ class writer {
         std::string prefix = labels.empty() ? "" : labels + ",";
         for (std::size_t b = 0; b <= histogram::bounds.size(); ++b) {
             for (auto const* h : parts) cumulative += h->buckets[b].value();
-            sample(
+            sample_line(
                 std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"",
                 cumulative
             );
+            if (openmetrics_) exemplar_of(parts, b);
+            out_ += '\n';
         }
         std::uint64_t sum_ns = 0;
         for (auto const* h : parts) sum_ns += h->sum_ns.value();
@@ -137,8 +236,46 @@ class writer {
         sample(std::string(name) + "_count", labels, cumulative);
     }
 
+    void end() {
+        if (openmetrics_) out_ += "# EOF\n";
+    }
+
   private:
+    template <class Number>
+    void sample_line(std::string_view name, std::string_view labels, Number value) {
+        out_ += name;
+        if (!labels.empty()) {
+            out_ += '{';
+            out_ += labels;
+            out_ += '}';
+        }
+        out_ += ' ';
+        number(value);
+    }
+
+    template <class Number>
+    void number(Number value) {
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+        out_.append(buf, ec == std::errc{} ? end : buf);
+    }
+
+    // ` # {trace_id="..."} value timestamp`
+    void exemplar_of(std::vector<histogram const*> const& parts, std::size_t bucket) {
+        std::optional<exemplar_slot::exemplar> latest;
+        for (auto const* h : parts)
+            if (auto e = h->exemplars[bucket].get(); e && (!latest || e->at > latest->at)) latest = e;
+        if (!latest) return;
+        out_ += " # {trace_id=\"";
+        out_.append(latest->trace_id.data(), latest->trace_id.size());
+        out_ += "\"} ";
+        number(latest->seconds);
+        out_ += ' ';
+        number(latest->at);
+    }
+
     std::string& out_;
+    bool openmetrics_;
 };
 
 // Label values escaped as the exposition format requires: backslash, double quote, line feed.
@@ -157,12 +294,45 @@ std::string label(std::string_view key, std::string_view value) {
     return out;
 }
 
+// The process collector of the Prometheus client libraries (names, meanings, help), and what
+// this build is made of.
+void process_samples(writer& w) {
+    if (auto const p = read_process_stats()) {
+        w.header("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        w.sample("process_cpu_seconds_total", "", p->cpu_seconds);
+        w.header("process_open_fds", "gauge", "Number of open file descriptors.");
+        w.sample("process_open_fds", "", p->open_fds);
+        w.header("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        w.sample("process_max_fds", "", p->max_fds);
+        w.header("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        w.sample("process_virtual_memory_bytes", "", p->virtual_bytes);
+        w.header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        w.sample("process_resident_memory_bytes", "", p->resident_bytes);
+        w.header(
+            "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds."
+        );
+        w.sample("process_start_time_seconds", "", p->start_time_seconds);
+    }
+    auto const boost = std::to_string(BOOST_VERSION / 100000) + "." +
+                       std::to_string(BOOST_VERSION / 100 % 1000) + "." + std::to_string(BOOST_VERSION % 100);
+    // OpenSSL as loaded at run time, which may be newer than the headers the build saw.
+    w.header(
+        "fanout_build_info", "gauge", "Always 1: the versions of fanout and of the libraries it runs with."
+    );
+    w.sample(
+        "fanout_build_info",
+        label("version", FANOUT_VERSION) + "," + label("boost", boost) + "," +
+            label("openssl", OpenSSL_version(OPENSSL_VERSION_STRING)),
+        1
+    );
+}
+
 }  // namespace
 
-std::string metrics_registry::render() const {
+std::string metrics_registry::render(exposition format) const {
     std::string out;
     out.reserve(16 * 1024);
-    writer w{out};
+    writer w{out, format};
     auto sum = [&](auto get) {
         std::uint64_t total = 0;
         for (auto const& s : shards_) total += get(*s);
@@ -223,6 +393,15 @@ std::string metrics_registry::render() const {
     for (auto const& s : shards_) in_flight += s->in_flight.value();
     w.sample("fanout_requests_in_flight", "", in_flight);
 
+    w.header(
+        "fanout_draining", "gauge",
+        "1 from the start of a shutdown on: the drain delay (/healthz answers 503), then the grace."
+    );
+    w.sample(
+        "fanout_draining", "",
+        sum([](auto const& s) -> std::uint64_t { return s.draining.load(); }) > 0 ? 1 : 0
+    );
+
     w.header("fanout_connections_open", "gauge", "Client connections open.");
     w.sample("fanout_connections_open", "", open_connections.load(std::memory_order_relaxed));
     w.header("fanout_connections_accepted_total", "counter", "Client connections accepted.");
@@ -279,13 +458,23 @@ std::string metrics_registry::render() const {
                  "fanout_upstream_connections_reused_total", "Upstream requests sent on a pooled connection.",
                  &metrics_shard::service_metrics::reused},
              pool_counter{
+                 "fanout_upstream_stale_connection_resends_total",
+                 "Requests resent on a new connection because the pooled one had been closed by the "
+                 "upstream.",
+                 &metrics_shard::service_metrics::retried},
+             pool_counter{
+                 "fanout_upstream_failure_retries_total",
+                 "Requests sent again after a failure to connect or a connection lost before any answer "
+                 "(max_retries).",
+                 &metrics_shard::service_metrics::fetch_retries},
+             // The old names of the two above, kept for one release so that dashboards can move.
+             pool_counter{
                  "fanout_upstream_retries_total",
-                 "Requests resent because a pooled connection had been closed by the upstream.",
+                 "Deprecated, removed in the next release: fanout_upstream_stale_connection_resends_total.",
                  &metrics_shard::service_metrics::retried},
              pool_counter{
                  "fanout_upstream_fetch_retries_total",
-                 "Requests sent again after a failure to connect or a connection lost before any answer "
-                 "(max_retries).",
+                 "Deprecated, removed in the next release: fanout_upstream_failure_retries_total.",
                  &metrics_shard::service_metrics::fetch_retries},
              pool_counter{
                  "fanout_upstream_over_budget_total",
@@ -337,36 +526,42 @@ std::string metrics_registry::render() const {
     );
 
     using upstream::breaker_state;
-    // One sample per service and breaker state: `get(shard metrics of the service, state)`.
-    auto per_breaker_state = [&](char const* name, char const* state_label, auto get) {
-        for (std::size_t i = 0; i < service_names_.size(); ++i) {
-            for (auto state : {breaker_state::closed, breaker_state::open, breaker_state::half_open}) {
-                w.sample(
-                    name,
-                    label("service", service_names_[i]) + "," +
-                        label(state_label, upstream::to_string(state)),
-                    sum([&](metrics_shard const& s) -> std::uint64_t { return get(s.services[i], state); })
-                );
-            }
-        }
-    };
+    constexpr std::array states{breaker_state::closed, breaker_state::open, breaker_state::half_open};
+    // Each loop has its own breaker, which opens on the failures that loop saw: one 0/1 series per
+    // loop, so that one loop stuck open shows, and summing over `loop` counts loops per state.
     w.header(
         "fanout_upstream_breaker_state", "gauge",
-        "Event loops whose circuit breaker for the service is in each state (each loop has its own)."
+        "1 for the state the circuit breaker of the service is in on the event loop, 0 for the others."
     );
-    per_breaker_state("fanout_upstream_breaker_state", "state", [](auto const& m, breaker_state state) {
-        return m.breaker.load() == static_cast<std::uint8_t>(state);
-    });
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (std::size_t l = 0; l < shards_.size(); ++l) {
+            auto const now = shards_[l]->services[i].breaker.load(std::memory_order_relaxed);
+            auto const labels = label("service", service_names_[i]) + "," + label("loop", std::to_string(l));
+            for (auto state : states)
+                w.sample(
+                    "fanout_upstream_breaker_state",
+                    labels + "," + label("state", upstream::to_string(state)),
+                    now == static_cast<std::uint8_t>(state) ? 1 : 0
+                );
+        }
+    }
     w.header(
         "fanout_upstream_breaker_transitions_total", "counter",
         "Circuit breaker state changes, by service and the state entered."
     );
-    per_breaker_state(
-        "fanout_upstream_breaker_transitions_total", "to",
-        [](auto const& m, breaker_state state) {
-            return m.breaker_transitions[static_cast<std::size_t>(state)].value();
+    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (auto state : states) {
+            w.sample(
+                "fanout_upstream_breaker_transitions_total",
+                label("service", service_names_[i]) + "," + label("to", upstream::to_string(state)),
+                sum([&](metrics_shard const& s) {
+                    return s.services[i].breaker_transitions[static_cast<std::size_t>(state)].value();
+                })
+            );
         }
-    );
+    }
+    if (process_metrics_.load(std::memory_order_relaxed)) process_samples(w);
+    w.end();
     return out;
 }
 

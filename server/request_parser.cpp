@@ -33,6 +33,8 @@ void take_field(
         add(fields.traceparent, 128);
     else if (iequals(name, "tracestate"))
         add_line(fields.tracestate, value, upstream::max_tracestate);
+    else if (iequals(name, "accept"))
+        add_line(fields.accept, value, 512);
     // Kept as received (the request head's limit bounds them all); a value with a byte that could
     // end a header line is not forwarded at all.
     if (forwarded.empty() || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)

@@ -63,7 +63,7 @@ BOOST_AUTO_TEST_CASE(opens_and_fails_fast_without_connecting) {
 
     echo.answer_status(500);
     for (int i = 0; i < 3; ++i) BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="open"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="open"})") == 1);
     BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="open"})") == 1);
     BOOST_TEST(log.with(R"("event":"circuit_breaker","service":"echo","state":"open")").size() == 1u);
 
@@ -108,9 +108,9 @@ BOOST_AUTO_TEST_CASE(a_probe_half_opens_it_and_closes_or_reopens_it) {
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
     echo.answer_status(503);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="closed"})") == 1);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "status");
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="open"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="open"})") == 1);
 
     // The probe fails: open again.
     auto const requests = seen.requests.load();
@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(a_probe_half_opens_it_and_closes_or_reopens_it) {
     echo.answer_status(200);
     BOOST_TEST(kind_of(loop.get("/api/aggregate/wg"), "echo") == "ok");
     BOOST_TEST(seen.requests.load() == requests + 2);
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="echo",loop="0",state="closed"})") == 1);
     BOOST_TEST(
         loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="half_open"})") == 2
     );
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(a_fetch_cancelled_by_a_sibling_is_no_failure) {
         auto a = loop.get("/api/aggregate/errgroup");
         BOOST_TEST(kind_of(a, "slow") == "cancelled");
     }
-    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="slow",state="closed"})") == 1);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_breaker_state{service="slow",loop="0",state="closed"})") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(its_settings_come_from_the_config_file) {

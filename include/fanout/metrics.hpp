@@ -35,18 +35,43 @@ class local_value {
 using local_counter = local_value<std::uint64_t>;
 using local_gauge = local_value<std::int64_t>;
 
-// A latency histogram with fixed buckets, in seconds.
+// The trace of one observation, kept beside the bucket it fell in: an OpenMetrics exemplar.
+// Written by one thread; any thread reads a consistent copy (a sequence lock over atomics).
+class exemplar_slot {
+  public:
+    struct exemplar {
+        std::array<char, 32> trace_id;
+        double seconds;  // the value observed
+        double at;       // when, in seconds since the Unix epoch
+    };
+
+    // `trace_id`: 32 characters (W3C Trace Context); anything else is not kept.
+    void set(std::string_view trace_id, double seconds, double at) noexcept;
+    // The last one set, or nothing if none was (or writes kept overtaking the read).
+    std::optional<exemplar> get() const noexcept;
+
+  private:
+    std::atomic<std::uint32_t> sequence_{0};  // odd while a write is under way
+    std::array<std::atomic<std::uint64_t>, 4> trace_id_{};
+    std::atomic<double> seconds_{0}, at_{0};
+};
+
+// A latency histogram with fixed buckets, in seconds: from 50 µs, where answers from a cache or a
+// local service fall, to 60 s, where a hung request still lands in a finite bucket.
 class histogram {
   public:
-    static constexpr std::array<double, 14> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                   0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
-    static constexpr std::array<char const*, 15> bound_labels{"0.0005", "0.001", "0.0025", "0.005", "0.01",
-                                                              "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
-                                                              "1",      "2.5",   "5",      "10",    "+Inf"};
-    void observe(std::chrono::steady_clock::duration d) noexcept;
+    static constexpr std::array<double, 19> bounds{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                   0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,
+                                                   2.5,     5.0,    10.0,    30.0,   60.0};
+    static constexpr std::array<char const*, bounds.size() + 1> bound_labels{
+        "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+        "0.1",   "0.25",   "0.5",     "1",      "2.5",   "5",      "10",    "30",   "60",    "+Inf"};
+    // `trace_id`: of the request observed, kept as its bucket's exemplar; empty: none.
+    void observe(std::chrono::steady_clock::duration d, std::string_view trace_id = {}) noexcept;
 
     std::array<local_counter, bounds.size() + 1> buckets;  // the last one is +Inf
     local_counter sum_ns;
+    std::array<exemplar_slot, bounds.size() + 1> exemplars;
 };
 
 using upstream::error_kind_count;
@@ -81,11 +106,13 @@ struct metrics_shard {
         : services(service_count), requests(first_route + route_count) {}
 
     // `route`: the route's index in the registry's routes(), for a request routed to one.
+    // `trace_id`: the request's, an exemplar of its duration; empty: none.
     void count_request(
         endpoint e,
         std::optional<std::size_t> route,
         unsigned status,
-        std::chrono::steady_clock::duration took
+        std::chrono::steady_clock::duration took,
+        std::string_view trace_id = {}
     ) noexcept;
 
     std::vector<service_metrics> services;
@@ -95,8 +122,18 @@ struct metrics_shard {
     local_counter connections_accepted;
     local_counter connections_rejected;
     local_counter connections_timed_out;  // idle or slow request head
+    std::atomic<bool> draining{false};    // from the start of a shutdown on
     std::atomic<bool> claimed{false};
 };
+
+// The formats render() writes: the Prometheus text format 0.0.4, or OpenMetrics 1.0 (with exemplars).
+enum class exposition : std::uint8_t { prometheus_text, openmetrics };
+
+// The format a scraper's Accept header asks for: OpenMetrics when it names
+// application/openmetrics-text with a q at least that of text/plain; else (no header too) 0.0.4.
+exposition negotiate_exposition(std::string_view accept) noexcept;
+// The Content-Type of a page in that format.
+std::string_view content_type(exposition format) noexcept;
 
 // A route as the request metrics label it: its pattern and its path template.
 struct route_label {
@@ -127,8 +164,15 @@ class metrics_registry {
     std::vector<std::string> const& service_names() const noexcept { return service_names_; }
     std::vector<route_label> const& routes() const noexcept { return routes_; }
 
-    // Prometheus text exposition format 0.0.4.
-    std::string render() const;
+    // The Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 text, which adds the trace id
+    // of a recent request to each bucket of the request and upstream histograms as an exemplar.
+    std::string render(exposition format = exposition::prometheus_text) const;
+
+    // Whether render() adds the process collector's series (process_cpu_seconds_total and the
+    // others the Prometheus client libraries export, from /proc/self) and fanout_build_info. Off
+    // by default, since an application embedding fanout may export its own; the fanout program
+    // turns it on. Any thread, at any time.
+    void include_process_metrics(bool on) noexcept { process_metrics_.store(on, std::memory_order_relaxed); }
 
     // Connections open across all loops, for --max-connections.
     std::atomic<std::size_t> open_connections{0};
@@ -137,6 +181,7 @@ class metrics_registry {
     std::vector<std::string> service_names_;
     std::vector<route_label> routes_;
     std::vector<std::unique_ptr<metrics_shard>> shards_;
+    std::atomic<bool> process_metrics_{false};
 };
 
 }  // namespace fanout::server

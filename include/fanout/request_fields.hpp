@@ -18,6 +18,8 @@ struct request_fields {
     // The lines of the header fields some route forwards (route_config::forward_headers), in
     // order: name in lower case, value.
     std::vector<std::pair<std::string, std::string>> forwarded;
+    // Accept, its lines joined by ',': the format of the metrics page.
+    std::string accept;
 };
 
 }  // namespace fanout::server
