@@ -96,6 +96,8 @@ struct metrics_shard {
     local_counter connections_rejected;
     local_counter connections_timed_out;  // idle or slow request head
     std::atomic<bool> claimed{false};
+    local_gauge background_fetches;      // wg and channel requests whose client left, fetches going on
+    local_counter background_cancelled;  // of those, cancelled over --max-background-fetches
 };
 
 // A route as the request metrics label it: its pattern and its path template.
