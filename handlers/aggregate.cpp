@@ -166,9 +166,14 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         // The request's values and headers are copied before fetch() returns: the awaitable
         // outlives neither this call's arguments nor them.
         auto fetch = client.fetch(i, req.params, context);
-        if (bounded && deadline < req.start + req.timeout) {
+        // What bounds the fetch besides its pattern's deadline, if anything does: the service's own
+        // timeout on a pattern without a deadline, and always max_fetch, so that none waits for ever.
+        auto bound = req.start + req.max_fetch;
+        if (!bounded && services[i].timeout) bound = std::min(bound, req.start + *services[i].timeout);
+        if (bounded) bound = std::min(bound, deadline);
+        if (!bounded || bound < req.start + req.timeout) {
             aggregate_request times{req.timeout, req.start};
-            fetch = fetch_bounded(std::move(fetch), std::move(times), deadline);
+            fetch = fetch_bounded(std::move(fetch), std::move(times), bound);
         }
         if (req.parts) fetch = reported(std::move(fetch), req.parts, b);
         out.push_back(std::move(fetch));

@@ -11,11 +11,12 @@ namespace fanout::handlers {
 // The four aggregation patterns, each one of the combinators of <fanout/combinators.hpp> over a
 // fetch of every configured service. `ctx` must outlive the returned awaitable.
 
-// Wait for all (wait_all): no deadline, a hung service hangs the request.
+// Wait for all (wait_all): no deadline; a hung service without a timeout of its own holds the request
+// until max_fetch.
 boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req);
 
 // As they complete (as_completed): each fetch sends its result into a channel; the handler
-// receives N times. No deadline either.
+// receives N times. No deadline either (the fetches are bounded as wait_group's).
 boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req);
 
 // Partial results at the deadline (within): the late fetches are cancelled and reported as timeout.
@@ -24,9 +25,10 @@ boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request re
 // Fail fast under the deadline (fail_fast): the first failure cancels the other fetches.
 boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
 
-// One fetch per backend of the request's route (without one: per configured service). `bounded`: a service
-// with a timeout of its own sooner than the request's deadline fails as a timeout at it (the deadline-bound
-// patterns).
+// One fetch per backend of the request's route (without one: per configured service). A service's own
+// timeout ends its fetch as a timeout in every pattern; `bounded` (the deadline-bound patterns): it is
+// also sent as the deadline, with the request's when sooner. Every fetch ends as a timeout at
+// req.max_fetch at the latest.
 std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
     upstream::client& client, aggregate_request const& req, bool bounded
 );

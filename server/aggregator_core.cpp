@@ -63,7 +63,8 @@ aggregator_core::aggregator_core(
                }}
       ),
       recorder(&metrics, log, &log_limit),
-      ctx{.client = client, .observer = &recorder} {
+      ctx{.client = client, .observer = &recorder},
+      max_fetch(opts.max_fetch) {
     // Said once per process (the first loop's core), at start, for every service it concerns.
     if (shard_index != 0) return;
     for (auto const& svc : opts.upstreams)
@@ -102,6 +103,7 @@ response aggregator_core::metrics_page(std::string_view accept) const {
 net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::part_sink* parts) {
     try {
         handlers::aggregate_request aggregate{r.timeout};
+        aggregate.max_fetch = max_fetch;
         aggregate.params = r.params;
         aggregate.trace = r.trace;
         aggregate.route = r.plan;

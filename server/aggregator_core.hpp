@@ -62,6 +62,7 @@ class aggregator_core {
     upstream::client client;
     fetch_recorder recorder;
     handlers::context ctx;
+    std::chrono::milliseconds max_fetch;  // options::max_fetch
 
   private:
     void breaker_changed(std::size_t service, upstream::breaker_state now);

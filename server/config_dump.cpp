@@ -104,6 +104,7 @@ std::string describe(options const& opts) {
     out["threads"] = opts.threads;
     out["timeout_ms"] = opts.timeout.count();
     out["max_timeout_ms"] = opts.max_timeout.count();
+    out["max_fetch_ms"] = opts.max_fetch.count();
     out["deadline_header"] = opts.deadline_header;
     out["max_upstream_body"] = opts.max_upstream_body;
     out["max_upstream_head"] = opts.max_upstream_head;
@@ -114,6 +115,7 @@ std::string describe(options const& opts) {
     out["header_timeout_ms"] = opts.header_timeout.count();
     out["idle_timeout_ms"] = opts.idle_timeout.count();
     out["max_connections"] = opts.max_connections;
+    out["max_background_fetches"] = opts.max_background_fetches;
     out["shutdown_grace_ms"] = opts.shutdown_grace.count();
     out["drain_delay_ms"] = opts.drain_delay.count();
     out["log_level"] = opts.log_level;

@@ -235,6 +235,23 @@ struct disconnect_watch {
     void disarm() { armed = false; }
 };
 
+// A wg or channel request's handler, run apart from its session: these patterns have no deadline,
+// so when the client leaves, the session ends (its connection slot freed at once) and the handler
+// goes on in the background, bounded by the fetches' own limits, --max-background-fetches and the
+// shutdown grace. Released once both the handler has completed and the session has let go of it.
+struct handler_run {
+    explicit handler_run(net::any_io_executor const& ex) : finished(ex, clock::time_point::max()) {}
+
+    dispatch request;                 // owned here: the handler reads it until it completes
+    net::cancellation_signal cancel;  // the handler's, used by co_spawn until its completion handler
+    net::steady_timer finished;       // never expires: cancelled when `answer` is set
+    std::optional<response> answer;
+    bool held = true;         // by its session, waiting for the answer
+    bool done = false;        // its completion handler has run
+    bool background = false;  // its client left
+    bool cancelled = false;   // over --max-background-fetches, or at the end of the shutdown grace
+};
+
 struct http_server::impl : std::enable_shared_from_this<impl> {
     impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
         : ex(std::move(executor)),
@@ -257,6 +274,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     http_date date;
     std::list<session_slot> sessions;  // served and rejected connections alike
     std::size_t rejecting = 0;         // rejected connections lingering
+    std::list<handler_run> runs;       // wg and channel handlers whose session waits for them
+    std::list<handler_run> background;  // and those whose client left, oldest first
     bool accepting = false;
     bool draining = false;  // the drain delay: serving on, /healthz 503, connections closed after an answer
     bool stopping = false;  // no longer accepting; requests that reached us are still answered
@@ -266,6 +285,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
 
     struct slot_release;
+    struct run_release;
+    net::awaitable<void> run_handler(handler_run& run);
+    void release_run(std::list<handler_run>::iterator run);
+    void to_background(std::list<handler_run>::iterator run);
     net::awaitable<void> accept();
     void start_session(tcp::socket sock);
     net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
@@ -289,7 +312,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     // Channel producers end before their handler, and so before their session; counted all the same,
     // since they use the client.
     bool is_drained() const {
-        return stopping && !accepting && sessions.empty() && core.ctx.stats->channel_producers_live == 0;
+        return stopping && !accepting && sessions.empty() && runs.empty() && background.empty() &&
+               core.ctx.stats->channel_producers_live == 0;
     }
     void check_drained();
     static net::awaitable<void> serve_until_drained(std::shared_ptr<impl> self);
@@ -333,6 +357,64 @@ struct http_server::impl::slot_release {
         server->check_drained();
     }
 };
+
+// As slot_release, for a handler run: its signal lives until the completion handler has run.
+struct http_server::impl::run_release {
+    std::shared_ptr<impl> server;  // empty once moved from
+    std::list<handler_run>::iterator run;
+
+    run_release(std::shared_ptr<impl> s, std::list<handler_run>::iterator it)
+        : server(std::move(s)), run(it) {}
+    run_release(run_release&&) noexcept = default;
+    run_release& operator=(run_release&&) = delete;
+    ~run_release() {
+        if (!server) return;
+        run->done = true;
+        server->release_run(run);
+    }
+};
+
+net::awaitable<void> http_server::impl::run_handler(handler_run& run) {
+    run.answer = co_await core.answer(run.request);  // never throws
+    run.finished.cancel();
+}
+
+void http_server::impl::release_run(std::list<handler_run>::iterator run) {
+    if (run->held || !run->done) return;
+    if (run->background) {
+        if (!run->cancelled) metrics.background_fetches.add(-1);
+        background.erase(run);
+    } else {
+        runs.erase(run);
+    }
+    check_drained();
+}
+
+// The client of a waiting session left: its handler goes on without it. Over the limit (counted
+// across the process, enforced on this loop's own), the oldest still running is cancelled, fetches
+// and all: under a hung upstream it is the one furthest from any use.
+void http_server::impl::to_background(std::list<handler_run>::iterator run) {
+    run->held = false;
+    if (run->done) {
+        release_run(run);
+        return;
+    }
+    run->background = true;
+    background.splice(background.end(), runs, run);
+    metrics.background_fetches.add(1);
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < registry->shard_count(); ++i)
+        total += registry->shard(i).background_fetches.value();
+    if (total <= static_cast<std::int64_t>(opts.max_background_fetches)) return;
+    for (auto& oldest : background) {
+        if (oldest.cancelled) continue;
+        oldest.cancelled = true;
+        metrics.background_fetches.add(-1);
+        metrics.background_cancelled.add();
+        oldest.cancel.emit(net::cancellation_type::terminal);
+        return;
+    }
+}
 
 void http_server::impl::start_session(tcp::socket sock) {
     metrics.connections_accepted.add();
@@ -536,7 +618,38 @@ net::awaitable<void> http_server::impl::serve_requests(
                     co_return;
                 }
             } else {
-                res = co_await core.answer(r);
+                // wg or channel: the handler runs on its own, so that the session can end without it.
+                if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
+                auto run = runs.emplace(runs.end(), ex);
+                run->request = std::move(r);
+                net::co_spawn(
+                    ex, run_handler(*run),
+                    net::bind_cancellation_slot(
+                        run->cancel.slot(), net::consign(net::detached, run_release{shared_from_this(), run})
+                    )
+                );
+                watch->arm(sock, watch);
+                while (!run->answer && !slot.cancelled) co_await run->finished.async_wait(use_tuple);
+                watch->disarm();
+                if (!run->answer) {
+                    if (!watch->fired) {  // the end of the shutdown grace: cancel_sessions() cancels it
+                        run->held = false;
+                        release_run(run);
+                        co_return;
+                    }
+                    // Not a cancelled request (client_disconnects): counted in background_fetches.
+                    if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
+                        log->info(
+                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}","background":true}})",
+                            to_string(target), millis(clock::now() - start), run->request.trace.id()
+                        );
+                    to_background(run);
+                    co_return;
+                }
+                res = std::move(*run->answer);
+                r = std::move(run->request);  // the handler is done with it
+                run->held = false;
+                release_run(run);
             }
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
@@ -632,6 +745,13 @@ void http_server::impl::cancel_sessions() {
         s.cancel.emit(net::cancellation_type::terminal);
         error_code ec;
         if (s.socket) s.socket->close(ec);
+    }
+    for (auto* list : {&runs, &background}) {
+        for (auto& run : *list) {
+            if (run.background && !run.cancelled) metrics.background_fetches.add(-1);
+            run.cancelled = true;
+            run.cancel.emit(net::cancellation_type::terminal);
+        }
     }
 }
 

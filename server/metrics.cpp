@@ -560,6 +560,21 @@ std::string metrics_registry::render(exposition format) const {
             );
         }
     }
+
+    w.header(
+        "fanout_background_fetches", "gauge",
+        "wg and channel requests whose client left while their fetches go on."
+    );
+    std::int64_t background = 0;
+    for (auto const& s : shards_) background += s->background_fetches.value();
+    w.sample("fanout_background_fetches", "", background);
+    w.header(
+        "fanout_background_cancelled_total", "counter",
+        "Background requests cancelled, the oldest first, over --max-background-fetches."
+    );
+    w.sample("fanout_background_cancelled_total", "", sum([](auto const& s) {
+                 return s.background_cancelled.value();
+             }));
     if (process_metrics_.load(std::memory_order_relaxed)) process_samples(w);
     w.end();
     return out;

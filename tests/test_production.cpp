@@ -129,6 +129,74 @@ BOOST_AUTO_TEST_CASE(wait_for_all_patterns_finish_their_fetches) {
     BOOST_TEST(metric(m, R"(fanout_client_disconnects_total{endpoint="channel"})") == 0);
 }
 
+// Each client sends a wg request and leaves while the hung upstream has it: the connection's slot
+// is free at once, so twice --max-connections of them never make the server refuse anyone.
+BOOST_AUTO_TEST_CASE(abandoned_wait_for_all_requests_release_their_connections) {
+    server::options opts;
+    opts.max_connections = 100;
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
+    for (std::uint64_t i = 1; i <= 200; ++i) {
+        client c{h.port()};
+        c.send_get(i % 2 ? wg : channel);
+        BOOST_TEST_REQUIRE(eventually([&] { return h.counters("orders").requests == i; }, 10s));
+        c.close();
+    }
+    std::string m;
+    BOOST_TEST(eventually(
+        [&] {
+            m = scrape(h.port());
+            return metric(m, "fanout_background_fetches") == 200;
+        },
+        10s
+    ));
+    BOOST_TEST(metric(m, "fanout_background_cancelled_total") == 0);
+    BOOST_TEST(metric(m, "fanout_connections_rejected_total") == 0);
+    auto health = fetch(h.port(), "/healthz");
+    BOOST_TEST_REQUIRE(health.has_value());
+    BOOST_TEST(health->result_int() == 200u);
+    // Their fetches go on: none of the hung service's connections was closed.
+    BOOST_TEST(h.counters("orders").abandoned == 0u);
+    // At shutdown they are cancelled at the end of the grace like any request.
+    auto const start = std::chrono::steady_clock::now();
+    shutdown_all(h, 200ms);
+    BOOST_TEST(h.wait_stopped(10s));
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 200ms));
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 200; }, 10s));
+}
+
+// Over --max-background-fetches the oldest background request is cancelled, its fetches with it.
+BOOST_AUTO_TEST_CASE(background_requests_over_the_limit_cancel_the_oldest) {
+    server::options opts;
+    opts.max_background_fetches = 3;
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
+    for (std::uint64_t i = 1; i <= 5; ++i) {
+        client c{h.port()};
+        c.send_get(i % 2 ? wg : channel);
+        BOOST_TEST_REQUIRE(eventually([&] { return h.counters("orders").requests == i; }, 10s));
+        c.close();
+        // Each one is in the background before the next comes, so that "oldest" is well defined.
+        BOOST_TEST_REQUIRE(eventually(
+            [&] {
+                auto m = scrape(h.port());
+                return metric(m, "fanout_background_fetches") +
+                           metric(m, "fanout_background_cancelled_total") ==
+                       i;
+            },
+            10s
+        ));
+    }
+    auto m = scrape(h.port());
+    BOOST_TEST(metric(m, "fanout_background_fetches") == 3);
+    BOOST_TEST(metric(m, "fanout_background_cancelled_total") == 2);
+    // The two cancelled ones closed their upstream connections, the others still wait.
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 2; }));
+    BOOST_TEST(eventually([&] {
+        return metric(
+                   scrape(h.port()), R"(fanout_upstream_failures_total{service="orders",kind="cancelled"})"
+               ) == 2;
+    }));
+}
+
 BOOST_AUTO_TEST_CASE(pipelined_request_is_not_a_disconnect) {
     harness h{{sim("users", sim_behaviour::ok, 150ms), sim("orders")}};
     client c{h.port()};
@@ -801,10 +869,60 @@ BOOST_AUTO_TEST_CASE(per_service_timeout_bounds_its_fetch) {
     // A request deadline sooner than the service's timeout wins.
     auto sooner = get(h.port(), context_timeout + "?timeout_ms=50");
     BOOST_TEST(sooner.body.at("errors").at("orders").at("message").as_string() == "no answer within 50 ms");
-    // The wait-for-all patterns have no deadline for it to bound.
-    auto w = get(h.port(), wg);
-    BOOST_TEST(w.status == 200u);
-    BOOST_TEST(w.body.at("complete").as_bool());
+    // The wait-for-all patterns have no deadline, but the service's timeout bounds its fetch there too.
+    for (auto const& path : {wg, channel}) {
+        auto w = get(h.port(), path);
+        BOOST_TEST(w.status == 200u);
+        BOOST_TEST(w.body.at("errors").at("orders").at("message").as_string() == "no answer within 100 ms");
+    }
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 4; }));
+    BOOST_TEST(h.counters("orders").answered == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_service_with_a_timeout_ends_wait_for_all_at_it) {
+    server::options opts;
+    upstream::service orders;
+    orders.name = "orders";
+    orders.timeout = 200ms;
+    opts.upstreams.push_back(orders);
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
+    for (auto const& path : {wg, channel}) {
+        BOOST_TEST_CONTEXT(path) {
+            auto a = get(h.port(), path, 10s);
+            BOOST_TEST(a.status == 200u);
+            BOOST_TEST(a.complete_header == "false");
+            BOOST_TEST(kind_of(a, "users") == "ok");
+            BOOST_TEST(kind_of(a, "orders") == "timeout");
+            BOOST_TEST(
+                a.body.at("errors").at("orders").at("message").as_string() == "no answer within 200 ms"
+            );
+            BOOST_TEST((a.took >= 200ms));
+        }
+    }
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 2; }));
+}
+
+// No service timeout, no deadline: --max-fetch-ms still ends the fetch, on every pattern.
+BOOST_AUTO_TEST_CASE(max_fetch_bounds_every_fetch_of_every_pattern) {
+    server::options opts;
+    opts.max_fetch = 300ms;
+    harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
+    for (auto const& path : {wg, channel, context_timeout + "?timeout_ms=5000"}) {
+        BOOST_TEST_CONTEXT(path) {
+            auto a = get(h.port(), path, 10s);
+            BOOST_TEST(a.status == 200u);
+            BOOST_TEST(kind_of(a, "orders") == "timeout");
+            BOOST_TEST(
+                a.body.at("errors").at("orders").at("message").as_string() == "no answer within 300 ms"
+            );
+            BOOST_TEST((a.took >= 300ms));
+        }
+    }
+    // The errgroup's first failure is the timeout: the request fails at once with it.
+    auto e = get(h.port(), errgroup + "?timeout_ms=5000", 10s);
+    BOOST_TEST(e.status == 504u);
+    BOOST_TEST(kind_of(e, "orders") == "timeout");
+    BOOST_TEST(eventually([&] { return h.counters("orders").abandoned == 4; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

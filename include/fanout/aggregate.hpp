@@ -67,6 +67,8 @@ class part_sink {
 struct aggregate_request {
     std::chrono::milliseconds timeout;  // deadline of the deadline-bound patterns
     clock::time_point start = clock::now();
+    // Every fetch of every pattern ends as a timeout after it (options::max_fetch).
+    std::chrono::milliseconds max_fetch{60000};
     std::vector<upstream::param> params = {};  // values of the services' placeholders
     upstream::trace_context trace = {};        // forwarded on every fetch; empty: none
     // The route: its backends, shape and pattern. Null: every service, the seed's envelope.

@@ -124,6 +124,8 @@ struct metrics_shard {
     local_counter connections_timed_out;  // idle or slow request head
     std::atomic<bool> draining{false};    // from the start of a shutdown on
     std::atomic<bool> claimed{false};
+    local_gauge background_fetches;      // wg and channel requests whose client left, fetches going on
+    local_counter background_cancelled;  // of those, cancelled over --max-background-fetches
 };
 
 // The formats render() writes: the Prometheus text format 0.0.4, or OpenMetrics 1.0 (with exemplars).

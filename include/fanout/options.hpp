@@ -40,6 +40,8 @@ struct options {
     bool server_timing = false;
     milliseconds timeout{1000};                // default deadline
     milliseconds max_timeout{10000};           // cap of ?timeout_ms=
+    // Every fetch of every pattern ends as a timeout after it, whatever else bounds it or not.
+    milliseconds max_fetch{60000};
     // Sent to the upstreams of the deadline-bound endpoints with the milliseconds left; an incoming
     // request's value shortens its deadline. Empty: neither.
     std::string deadline_header = "X-Request-Timeout-Ms";
@@ -52,6 +54,9 @@ struct options {
     milliseconds header_timeout{10000};         // a started request must be complete within it (slowloris)
     milliseconds idle_timeout{60000};           // keep-alive connections with no request are closed after it
     std::size_t max_connections = 10000;        // open client connections, whole process
+    // wg and channel requests whose client left while their fetches go on, whole process; over it
+    // the oldest of the event loop is cancelled.
+    std::size_t max_background_fetches = 10000;
     milliseconds shutdown_grace{5000};          // in-flight requests may finish within it at shutdown
     milliseconds drain_delay{0};                // at shutdown, serve on this long with /healthz 503 first
     std::string log_level = "info";             // trace, debug, info, warn, error, off
