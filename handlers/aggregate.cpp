@@ -168,10 +168,12 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
         auto fetch = client.fetch(i, req.params, context);
         // What bounds the fetch besides its pattern's deadline, if anything does: the service's own
         // timeout on a pattern without a deadline, and always max_fetch, so that none waits for ever.
+        // On the patterns without a deadline, max_fetch bounds the group with one timer (the
+        // handler's, see group_bound()): only a sooner timeout of the service's own needs one here.
         auto bound = req.start + req.max_fetch;
         if (!bounded && services[i].timeout) bound = std::min(bound, req.start + *services[i].timeout);
         if (bounded) bound = std::min(bound, deadline);
-        if (!bounded || bound < req.start + req.timeout) {
+        if (bounded ? bound < req.start + req.timeout : bound < req.start + req.max_fetch) {
             aggregate_request times{req.timeout, req.start};
             fetch = fetch_bounded(std::move(fetch), std::move(times), bound);
         }
@@ -199,20 +201,25 @@ unsigned partial_status(
     return all_timeouts && !results.empty() ? 504 : 502;
 }
 
-upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req) {
+upstream::fetch_result settled(
+    outcome<upstream::fetch_result>&& o, aggregate_request const& req, std::optional<clock::time_point> at
+) {
     // A fetch errgroup took as its failure keeps its own error, in its value.
     if (o.ok() || o.error == group_error::failed) return std::move(*o.value);
-    if (o.error == group_error::timeout) return timeout_failure(req.start, req.start + req.timeout);
+    if (o.error == group_error::timeout)
+        return timeout_failure(req.start, at.value_or(req.start + req.timeout));
     auto const why = o.exception ? what(o.exception) : o.error.message();
     return upstream::make_failure(error_kind::cancelled, "fetch failed: " + why);
 }
 
 std::vector<upstream::fetch_result> settled(
-    std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req
+    std::vector<outcome<upstream::fetch_result>>&& outcomes,
+    aggregate_request const& req,
+    std::optional<clock::time_point> at
 ) {
     std::vector<upstream::fetch_result> results;
     results.reserve(outcomes.size());
-    for (auto& o : outcomes) results.push_back(settled(std::move(o), req));
+    for (auto& o : outcomes) results.push_back(settled(std::move(o), req, at));
     return results;
 }
 

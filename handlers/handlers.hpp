@@ -28,16 +28,24 @@ boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
 // One fetch per backend of the request's route (without one: per configured service). A service's own
 // timeout ends its fetch as a timeout in every pattern; `bounded` (the deadline-bound patterns): it is
 // also sent as the deadline, with the request's when sooner. Every fetch ends as a timeout at
-// req.max_fetch at the latest.
+// req.max_fetch at the latest: on the deadline-bound patterns here, on wg and channel by their
+// handler's one timer for the group.
 std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
     upstream::client& client, aggregate_request const& req, bool bounded
 );
 
 // A fetch's outcome as a result: a late one is a timeout at the request's deadline. A fetch
 // returns upstream failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
-upstream::fetch_result settled(outcome<upstream::fetch_result>&& o, aggregate_request const& req);
+// `at`: the deadline a late one missed, when not the request's (max_fetch, on wg and channel).
+upstream::fetch_result settled(
+    outcome<upstream::fetch_result>&& o,
+    aggregate_request const& req,
+    std::optional<clock::time_point> at = std::nullopt
+);
 std::vector<upstream::fetch_result> settled(
-    std::vector<outcome<upstream::fetch_result>>&& outcomes, aggregate_request const& req
+    std::vector<outcome<upstream::fetch_result>>&& outcomes,
+    aggregate_request const& req,
+    std::optional<clock::time_point> at = std::nullopt
 );
 
 // partial_status() for a route: a failed backend with a fallback counts as answered.

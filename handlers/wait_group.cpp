@@ -4,8 +4,10 @@ namespace fanout::handlers {
 
 boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
     // fetch() returns failures as values, so wait_all waits for every service, like WaitGroup.Wait().
-    auto outcomes = co_await wait_all(fetches(ctx.client, req, false));
-    auto results = settled(std::move(outcomes), req);
+    // max_fetch, the safety net, is one timer for the group (wait_all's join raced against it).
+    auto const bound = req.start + req.max_fetch;
+    auto outcomes = co_await within(bound, fetches(ctx.client, req, false));
+    auto results = settled(std::move(outcomes), req, bound);
     co_return finish(ctx, "wg", results, partial_status(results, req), req);
 }
 
