@@ -1,6 +1,7 @@
 // Routes from configuration: path templates, request mapping, header forwarding, shapes,
 // fallbacks, and their errors; over real sockets against echo upstreams.
 
+#include "handlers/shape.hpp"
 #include "server/route_table.hpp"
 #include "tests/support.hpp"
 
@@ -697,6 +698,76 @@ BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_readme_shows) {
     auto lines = ndjson(feed->body());
     BOOST_TEST_REQUIRE(lines.size() == 3u);
     BOOST_TEST(lines[2].at("complete").as_bool());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_shape)
+
+namespace {
+
+handlers::backend_plan backend(
+    std::string key,
+    std::vector<handlers::member_path> allow = {},
+    std::vector<handlers::member_path> deny = {}
+) {
+    handlers::backend_plan b;
+    b.key = std::move(key);
+    b.allow = std::move(allow);
+    b.deny = std::move(deny);
+    return b;
+}
+
+upstream::fetch_result answered(std::string body) {
+    upstream::fetch_result r;
+    r.body = std::move(body);
+    return r;
+}
+
+std::string shaped(handlers::backend_plan const& b, std::string body) {
+    std::string out;
+    handlers::append_part(out, b, answered(std::move(body)));
+    return out;
+}
+
+}  // namespace
+
+// Members are found in the text as it came: strings holding braces, quotes, commas and escapes,
+// keys with escapes, whitespace and nesting must not confuse the scan; kept values stay as written.
+BOOST_AUTO_TEST_CASE(allow_and_deny_work_on_the_text_as_it_came) {
+    std::string const body = R"( { "a" : "x}\"{,y" , "b\u0063" : [ {"a":1}, "]" ] ,
+        "n": 1.50E2, "o": {"p": {"q": 1, "r": [2]}, "s": "t"}, "e": {} } )";
+    BOOST_TEST(
+        shaped(backend("k", {{"a"}, {"bc"}}), body) == R"({"a":"x}\"{,y","b\u0063":[ {"a":1}, "]" ]})"
+    );
+    BOOST_TEST(
+        shaped(backend("k", {{"n"}, {"o", "p", "r"}, {"o", "s"}}), body) ==
+        R"({"n":1.50E2,"o":{"p":{"r":[2]},"s":"t"}})"
+    );
+    BOOST_TEST(
+        shaped(backend("k", {}, {{"a"}, {"bc"}, {"o", "p"}, {"e", "x"}}), body) ==
+        R"({"n":1.50E2,"o":{"s":"t"},"e":{}})"
+    );
+    BOOST_TEST(shaped(backend("k", {{"missing"}}), body) == "{}");
+    BOOST_TEST(shaped(backend("k", {{"a"}}), " [1, {\"a\": 2}] ") == " [1, {\"a\": 2}] ");  // not an object
+    BOOST_TEST(shaped(backend("k", {{"a"}}), "{}") == "{}");
+}
+
+BOOST_AUTO_TEST_CASE(merge_replaces_in_place_and_places_the_rest_under_their_key) {
+    handlers::route_plan route;
+    route.shape = server::shape::merge;
+    route.backends = {backend("one"), backend("two", {{"b"}, {"c"}}), backend("three")};
+    std::vector<upstream::fetch_result> results{
+        answered(R"({"a": 1, "b": {"x": 1}, "_errors": 0})"), answered(R"({"c": 3, "b": "second", "d": 4})"),
+        answered(R"("text")")};
+    BOOST_TEST(
+        handlers::merged(route, results) == R"({"a":1,"b":"second","_errors":0,"c":3,"three":"text"})"
+    );
+    results[2] = upstream::make_failure(upstream::error_kind::timeout, "late");
+    BOOST_TEST(
+        handlers::merged(route, results) ==
+        R"({"a":1,"b":"second","c":3,"_errors":{"three":{"kind":"timeout","message":"late"}}})"
+    );
 }
 
 BOOST_AUTO_TEST_SUITE_END()
