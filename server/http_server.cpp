@@ -612,8 +612,9 @@ net::awaitable<void> http_server::impl::serve_requests(
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
                         log->info(
-                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}"}})",
-                            to_string(target), millis(clock::now() - start), r.trace.id()
+                            R"({{"event":"client_disconnect","endpoint":"{}","route":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
+                            to_string(target), json_quote(r.plan->path), millis(clock::now() - start),
+                            r.trace.id()
                         );
                     co_return;
                 }
@@ -640,8 +641,9 @@ net::awaitable<void> http_server::impl::serve_requests(
                     // Not a cancelled request (client_disconnects): counted in background_fetches.
                     if (log_limit.admit(*log, spdlog::level::info, "client_disconnect", to_string(target)))
                         log->info(
-                            R"({{"event":"client_disconnect","endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}","background":true}})",
-                            to_string(target), millis(clock::now() - start), run->request.trace.id()
+                            R"({{"event":"client_disconnect","endpoint":"{}","route":{},"elapsed_ms":{:.3f},"trace_id":"{}","background":true}})",
+                            to_string(target), json_quote(run->request.plan->path),
+                            millis(clock::now() - start), run->request.trace.id()
                         );
                     to_background(run);
                     co_return;
@@ -653,9 +655,11 @@ net::awaitable<void> http_server::impl::serve_requests(
             }
             if (log->should_log(spdlog::level::debug)) {
                 log->debug(
-                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","elapsed_ms":{:.3f},"trace_id":"{}"}})",
+                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","route":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
                     json_quote(parser.method_string()), json_quote(parser.target()), res.status,
-                    to_string(target), millis(clock::now() - start), r.trace.id()
+                    to_string(target),
+                    json_quote(r.plan ? std::string_view(r.plan->path) : std::string_view()),
+                    millis(clock::now() - start), r.trace.id()
                 );
             }
         }

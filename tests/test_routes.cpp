@@ -403,6 +403,21 @@ BOOST_AUTO_TEST_CASE(routes_mounted_in_an_applications_own_server) {
     BOOST_TEST(ndjson(res.body()).size() == 2u);
 }
 
+// Logs name the route by its template, as the metrics do.
+BOOST_AUTO_TEST_CASE(the_access_log_names_the_route) {
+    echo_upstream echo;
+    captured_events events;
+    auto opts = routed(R"([{"path":"/u/{id}","backends":[{"service":"users"}]}])");
+    events.attach(opts, "debug");
+    {
+        harness h{{}, opts, echoes(echo, {"users"})};
+        BOOST_TEST(get(h.port(), "/u/9").status == 200u);
+    }
+    auto access = events.with(R"("event":"access")");
+    BOOST_TEST_REQUIRE(access.size() == 1u);
+    BOOST_TEST(access.front().find(R"("route":"/u/{id}")") != std::string::npos, access.front());
+}
+
 // A route configured in code (no config file) is checked the same way when the server is made.
 BOOST_AUTO_TEST_CASE(routes_declared_in_code_are_checked_when_the_server_is_made) {
     server::options o;
