@@ -33,7 +33,14 @@ void service_warnings(
     if (s.timeout && *s.timeout > opts.max_timeout)
         out.push_back(
             key_of(i, "timeout_ms") + ": " + ms(*s.timeout) + " is above max_timeout_ms (" +
-            ms(opts.max_timeout) + "): a request's deadline, at most that, always ends first"
+            ms(opts.max_timeout) +
+            "): on context-timeout and errgroup a request's deadline, at most that, always ends first; it "
+            "bounds wg and channel only"
+        );
+    if (s.timeout && *s.timeout > opts.max_fetch)
+        out.push_back(
+            key_of(i, "timeout_ms") + ": " + ms(*s.timeout) + " is above max_fetch_ms (" +
+            ms(opts.max_fetch) + "): every fetch ends at max_fetch_ms first"
         );
     if (s.hedge_after && s.timeout && *s.hedge_after >= *s.timeout)
         out.push_back(

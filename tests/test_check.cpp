@@ -187,8 +187,8 @@ BOOST_AUTO_TEST_CASE(self_defeating_settings_are_warnings) {
     BOOST_TEST(exited_with(checked, 0), checked.err);
     BOOST_TEST(json::parse(checked.out).is_object());
     std::vector<std::string> const expected{
-        "warning: upstreams[0].timeout_ms: 3000 is above max_timeout_ms (2000): a request's deadline, at "
-        "most that, always ends first",
+        "warning: upstreams[0].timeout_ms: 3000 is above max_timeout_ms (2000): on context-timeout and "
+        "errgroup a request's deadline, at most that, always ends first; it bounds wg and channel only",
         "warning: upstreams[0].breaker_failures: 2 is not above max_retries + 1 (2): each retry counts as "
         "a failure, so one failing fetch opens the circuit of 'users'"};
     BOOST_TEST(lines(checked.err) == expected, boost::test_tools::per_element());
@@ -294,6 +294,22 @@ BOOST_AUTO_TEST_CASE(a_service_timeout_above_the_deadline_cap) {
     auto const w = server::config_warnings(with(s, o));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].timeout_ms: 2001 is above max_timeout_ms (2000)"));
+}
+
+BOOST_AUTO_TEST_CASE(a_service_timeout_above_max_fetch) {
+    server::options o;
+    o.max_timeout = 100000ms;
+    o.max_fetch = 5000ms;
+    auto s = service();
+    s.timeout = 5000ms;
+    BOOST_TEST(server::config_warnings(with(s, o)).empty());
+    s.timeout = 5001ms;
+    auto const w = server::config_warnings(with(s, o));
+    BOOST_TEST_REQUIRE(w.size() == 1u);
+    BOOST_TEST(
+        w[0] ==
+        "upstreams[0].timeout_ms: 5001 is above max_fetch_ms (5000): every fetch ends at max_fetch_ms first"
+    );
 }
 
 BOOST_AUTO_TEST_CASE(a_hedge_after_the_timeout_or_without_budget) {
