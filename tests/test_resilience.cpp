@@ -154,7 +154,9 @@ BOOST_AUTO_TEST_CASE(quantile_hedging_waits_for_enough_samples) {
     auto r = l.fetch(5000ms);
     BOOST_TEST_REQUIRE(r.has_value());
     BOOST_TEST(r->ok());
-    BOOST_TEST(r->attempts.hedge_won);
+    // Hedged. Which of the two requests the upstream reads first, and so hangs, is up to its
+    // scheduling (under TSan the hedge is sometimes read first): either may be the one answered.
+    BOOST_TEST(r->attempts.hedged);
     BOOST_TEST(echo.counters().requests == before + 2);
 }
 
