@@ -272,9 +272,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
     http_date date;
-    std::list<session_slot> sessions;  // served and rejected connections alike
-    std::size_t rejecting = 0;         // rejected connections lingering
-    std::list<handler_run> runs;       // wg and channel handlers whose session waits for them
+    std::list<session_slot> sessions;   // served and rejected connections alike
+    std::size_t rejecting = 0;          // rejected connections lingering
+    std::list<handler_run> runs;        // wg and channel handlers whose session waits for them
     std::list<handler_run> background;  // and those whose client left, oldest first
     bool accepting = false;
     bool draining = false;  // the drain delay: serving on, /healthz 503, connections closed after an answer

@@ -63,6 +63,20 @@ std::optional<exemplar_slot::exemplar> exemplar_slot::get() const noexcept {
     return std::nullopt;
 }
 
+endpoint endpoint_of(pattern p) noexcept {
+    switch (p) {
+        case pattern::wg:
+            return endpoint::wg;
+        case pattern::channel:
+            return endpoint::channel;
+        case pattern::context_timeout:
+            return endpoint::context_timeout;
+        case pattern::errgroup:
+            return endpoint::errgroup;
+    }
+    return endpoint::other;
+}
+
 void histogram::observe(std::chrono::steady_clock::duration d, std::string_view trace_id) noexcept {
     double const seconds = std::chrono::duration<double>(d).count();
     std::size_t i = 0;
@@ -142,14 +156,7 @@ void metrics_shard::count_request(
 
 std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
     std::vector<route_label> labels;
-    for (auto const& r : routes)
-        labels.push_back(
-            {r.pattern == pattern::wg                ? endpoint::wg
-             : r.pattern == pattern::channel         ? endpoint::channel
-             : r.pattern == pattern::context_timeout ? endpoint::context_timeout
-                                                     : endpoint::errgroup,
-             r.path}
-        );
+    for (auto const& r : routes) labels.push_back({endpoint_of(r.pattern), r.path});
     return labels;
 }
 

@@ -14,24 +14,6 @@ namespace net = boost::asio;
 namespace http = boost::beast::http;
 namespace urls = boost::urls;
 
-namespace {
-
-endpoint endpoint_of(pattern p) noexcept {
-    switch (p) {
-        case pattern::wg:
-            return endpoint::wg;
-        case pattern::channel:
-            return endpoint::channel;
-        case pattern::context_timeout:
-            return endpoint::context_timeout;
-        case pattern::errgroup:
-            return endpoint::errgroup;
-    }
-    return endpoint::other;
-}
-
-}  // namespace
-
 std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::optional<std::string_view> param,
     std::chrono::milliseconds default_timeout,

@@ -23,8 +23,8 @@ struct dispatch {
     endpoint target = endpoint::other;           // a route's is its pattern's
     handlers::route_plan const* plan = nullptr;  // set for a route; the table must outlive it
     std::chrono::milliseconds timeout{};
-    bool cancel_on_disconnect = false;    // the deadline-bound patterns stop when the client goes
-    std::optional<response> answer;       // set when the router answers itself (404, 405, 400)
+    bool cancel_on_disconnect = false;  // the deadline-bound patterns stop when the client goes
+    std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
     // The placeholders' values: the route's path segments, then the query parameters they name.
     std::vector<upstream::param> params;
     // Per backend of the plan: its own target, expanded; empty for one using its service's URL.

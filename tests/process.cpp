@@ -71,7 +71,8 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
             status_ = status;
             return status_;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling for the exit, bounded
+        // waitpid() has no timeout: the child's exit is polled for, bounded by `until`.
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     } while (std::chrono::steady_clock::now() < until);
     return std::nullopt;
 }

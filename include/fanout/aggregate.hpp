@@ -83,7 +83,7 @@ struct aggregate_request {
 struct reply {
     unsigned status = 200;
     std::string body;
-    bool complete = true;  // no upstream failed (X-Aggregate-Complete)
+    bool complete = true;       // no upstream failed (X-Aggregate-Complete)
     std::string server_timing;  // the Server-Timing header's value; empty: none
 };
 

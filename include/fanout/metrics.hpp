@@ -19,6 +19,8 @@ enum class endpoint : std::uint8_t { wg, channel, context_timeout, errgroup, hea
 // Arrays indexed by endpoint have this size: keep `other` the last one.
 inline constexpr std::size_t endpoint_count = static_cast<std::size_t>(endpoint::other) + 1;
 std::string_view to_string(endpoint e) noexcept;
+// A route's label: its pattern's endpoint.
+endpoint endpoint_of(pattern p) noexcept;
 
 // Written by one thread, read by any: a relaxed load and store need no locked instruction.
 template <class T>

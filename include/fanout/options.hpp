@@ -38,8 +38,8 @@ struct options {
     // and the total, for browser dev tools. Off by default: it reveals the API's internals.
     // A route's own server_timing, when set, wins.
     bool server_timing = false;
-    milliseconds timeout{1000};                // default deadline
-    milliseconds max_timeout{10000};           // cap of ?timeout_ms=
+    milliseconds timeout{1000};       // default deadline
+    milliseconds max_timeout{10000};  // cap of ?timeout_ms=
     // Every fetch of every pattern ends as a timeout after it, whatever else bounds it or not.
     milliseconds max_fetch{60000};
     // Sent to the upstreams of the deadline-bound endpoints with the milliseconds left; an incoming
@@ -57,10 +57,10 @@ struct options {
     // wg and channel requests whose client left while their fetches go on, whole process; over it
     // the oldest of the event loop is cancelled.
     std::size_t max_background_fetches = 10000;
-    milliseconds shutdown_grace{5000};          // in-flight requests may finish within it at shutdown
-    milliseconds drain_delay{0};                // at shutdown, serve on this long with /healthz 503 first
-    std::string log_level = "info";             // trace, debug, info, warn, error, off
-    std::uint32_t log_rate_limit = 5;           // lines a second of each kind of failure, per thread
+    milliseconds shutdown_grace{5000};  // in-flight requests may finish within it at shutdown
+    milliseconds drain_delay{0};        // at shutdown, serve on this long with /healthz 503 first
+    std::string log_level = "info";     // trace, debug, info, warn, error, off
+    std::uint32_t log_rate_limit = 5;   // lines a second of each kind of failure, per thread
     // Where log lines go. Each line's message is one JSON object, {"event":"NAME",...}, so any
     // pattern works (fanout's own stderr logger puts "time" and "level" first in the object).
     // Neither set: no log (the fanout executable sets a stderr logger at log_level).
