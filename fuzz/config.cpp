@@ -10,10 +10,10 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     std::string const text(reinterpret_cast<char const*>(data) + 1, size - 1);
     try {
         if (data[0] % 2 == 0) {
-            fanout::server::options opts;
-            fanout::server::apply_config(opts, text);
+            fanout::options opts;
+            fanout::apply_config(opts, text);
         } else {
-            auto s = fanout::upstream::parse_service(text);
+            auto s = fanout::parse_service(text);
             if (s.name.empty() || s.host.empty() || s.port == 0 || s.target.empty() || s.target[0] != '/')
                 __builtin_trap();
         }

@@ -13,10 +13,10 @@
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size) {
     using namespace fanout;
     namespace http = boost::beast::http;
-    static server::options const opts;
+    static fanout::options const opts;
     fuzz::pieces input{data, size};
     boost::beast::flat_buffer buffer;
-    std::optional<server::request_parser> parser;
+    std::optional<fanout::request_parser> parser;
     auto fresh = [&] {
         parser.emplace();
         parser->header_limit(static_cast<std::uint32_t>(opts.max_request_head));
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             fuzz::check_bounded(buffer, opts.max_request_head, input.piece_size());
             if (ec == http::error::need_more) break;
             if (ec) return 0;  // the server answers 4xx and closes
-            auto r = server::match(parser->method(), parser->target(), opts);
+            auto r = fanout::match(parser->method(), parser->target(), opts);
             if (r.answer) {
                 boost::system::error_code jec;
                 boost::json::parse(r.answer->body, jec);

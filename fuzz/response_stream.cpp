@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     constexpr std::size_t max_body = 4096;
     fuzz::pieces input{data, size};
     boost::beast::flat_buffer buffer;
-    std::optional<upstream::response_parser> parser;
+    std::optional<fanout::response_parser> parser;
     auto fresh = [&] {
         parser.emplace();
         parser->header_limit(max_head);
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             continue;
         }
         if (parser->body().size() > max_body) __builtin_trap();
-        (void)upstream::is_valid_json(parser->body());
+        (void)fanout::is_valid_json(parser->body());
         break;  // stray bytes after the answer stay in the buffer: the pool discards the connection
     }
     return 0;

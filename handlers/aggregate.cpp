@@ -8,12 +8,11 @@
 #include <charconv>
 #include <fanout/aggregate.hpp>
 
-namespace fanout::handlers {
+namespace fanout {
 
 namespace net = boost::asio;
-using upstream::error_kind;
 
-unsigned partial_status(std::span<upstream::fetch_result const> results) noexcept {
+unsigned partial_status(std::span<fanout::fetch_result const> results) noexcept {
     bool all_timeouts = true;
     for (auto const& r : results) {
         if (r.ok()) return 200;
@@ -42,8 +41,8 @@ void append_millis(std::string& out, clock::duration d) {
 
 reply render(
     std::string_view pattern,
-    std::span<upstream::service const> services,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::service const> services,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     clock::time_point start
 ) {
@@ -53,15 +52,15 @@ reply render(
 reply render(
     std::string_view pattern,
     route_plan const* route,
-    std::span<upstream::service const> services,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::service const> services,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     clock::time_point start
 ) {
     reply r;
     r.status = status;
     for (auto const& result : results) r.complete = r.complete && result.ok();
-    if (route && route->shape == server::shape::merge) {
+    if (route && route->shape == fanout::shape::merge) {
         r.body = merged(*route, results);
         return r;
     }
@@ -119,8 +118,8 @@ namespace {
 
 // A backend whose service's own timeout is sooner than the request's deadline: its fetch is
 // bounded by it.
-net::awaitable<upstream::fetch_result> fetch_bounded(
-    net::awaitable<upstream::fetch_result> fetch, aggregate_request req, clock::time_point deadline
+net::awaitable<fanout::fetch_result> fetch_bounded(
+    net::awaitable<fanout::fetch_result> fetch, aggregate_request req, clock::time_point deadline
 ) {
     auto [outcome] = co_await within(deadline, std::move(fetch));
     if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
@@ -129,8 +128,8 @@ net::awaitable<upstream::fetch_result> fetch_bounded(
 
 // Reports the fetch's result as soon as it has one, unless the group cancelled it: a result
 // made by the group (a timeout at its deadline, a sibling's failure) is known only at its end.
-net::awaitable<upstream::fetch_result> reported(
-    net::awaitable<upstream::fetch_result> fetch, part_sink* sink, std::size_t backend
+net::awaitable<fanout::fetch_result> reported(
+    net::awaitable<fanout::fetch_result> fetch, part_sink* sink, std::size_t backend
 ) {
     auto result = co_await std::move(fetch);
     auto const cs = co_await net::this_coro::cancellation_state;
@@ -150,17 +149,17 @@ std::string what(std::exception_ptr const& e) {
 
 }  // namespace
 
-std::vector<net::awaitable<upstream::fetch_result>> fetches(
-    upstream::client& client, aggregate_request const& req, bool bounded
+std::vector<net::awaitable<fanout::fetch_result>> fetches(
+    fanout::client& client, aggregate_request const& req, bool bounded
 ) {
     auto services = client.services();
     auto const count = req.route ? req.route->backends.size() : services.size();
-    std::vector<net::awaitable<upstream::fetch_result>> out;
+    std::vector<net::awaitable<fanout::fetch_result>> out;
     out.reserve(count);
     for (std::size_t b = 0; b < count; ++b) {
         auto const i = req.route ? req.route->backends[b].service : b;
         auto const deadline = service_deadline(services[i], req);
-        upstream::fetch_context context{bounded ? std::optional(deadline) : std::nullopt, &req.trace};
+        fanout::fetch_context context{bounded ? std::optional(deadline) : std::nullopt, &req.trace};
         if (b < req.targets.size()) context.target = req.targets[b];
         context.headers = req.forwarded;
         // The request's values and headers are copied before fetch() returns: the awaitable
@@ -186,11 +185,11 @@ std::vector<net::awaitable<upstream::fetch_result>> fetches(
 bool tolerated(aggregate_request const& req, std::size_t backend) noexcept {
     if (!req.route) return false;
     auto const& b = req.route->backends[backend];
-    return b.fallback || (!b.required && req.route->pattern == server::pattern::errgroup);
+    return b.fallback || (!b.required && req.route->pattern == fanout::pattern::errgroup);
 }
 
 unsigned partial_status(
-    std::span<upstream::fetch_result const> results, aggregate_request const& req
+    std::span<fanout::fetch_result const> results, aggregate_request const& req
 ) noexcept {
     if (!req.route) return partial_status(results);
     bool all_timeouts = true;
@@ -201,36 +200,36 @@ unsigned partial_status(
     return all_timeouts && !results.empty() ? 504 : 502;
 }
 
-upstream::fetch_result settled(
-    outcome<upstream::fetch_result>&& o, aggregate_request const& req, std::optional<clock::time_point> at
+fanout::fetch_result settled(
+    outcome<fanout::fetch_result>&& o, aggregate_request const& req, std::optional<clock::time_point> at
 ) {
     // A fetch errgroup took as its failure keeps its own error, in its value.
     if (o.ok() || o.error == group_error::failed) return std::move(*o.value);
     if (o.error == group_error::timeout)
         return timeout_failure(req.start, at.value_or(req.start + req.timeout));
     auto const why = o.exception ? what(o.exception) : o.error.message();
-    return upstream::make_failure(error_kind::cancelled, "fetch failed: " + why);
+    return fanout::make_failure(error_kind::cancelled, "fetch failed: " + why);
 }
 
-std::vector<upstream::fetch_result> settled(
-    std::vector<outcome<upstream::fetch_result>>&& outcomes,
+std::vector<fanout::fetch_result> settled(
+    std::vector<outcome<fanout::fetch_result>>&& outcomes,
     aggregate_request const& req,
     std::optional<clock::time_point> at
 ) {
-    std::vector<upstream::fetch_result> results;
+    std::vector<fanout::fetch_result> results;
     results.reserve(outcomes.size());
     for (auto& o : outcomes) results.push_back(settled(std::move(o), req, at));
     return results;
 }
 
-upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline) {
+fanout::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - start).count();
-    auto r = upstream::make_failure(error_kind::timeout, "no answer within " + std::to_string(ms) + " ms");
+    auto r = fanout::make_failure(error_kind::timeout, "no answer within " + std::to_string(ms) + " ms");
     r.elapsed = clock::now() - start;
     return r;
 }
 
-clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept {
+clock::time_point service_deadline(fanout::service const& svc, aggregate_request const& req) noexcept {
     auto deadline = req.start + req.timeout;
     if (svc.timeout && req.start + *svc.timeout < deadline) deadline = req.start + *svc.timeout;
     return deadline;
@@ -239,7 +238,7 @@ clock::time_point service_deadline(upstream::service const& svc, aggregate_reque
 // Server-Timing (W3C): `key;dur=MS;desc="outcome"` per backend, then `total;dur=MS`. Keys are
 // tokens ([A-Za-z0-9_.-]) and outcomes error kinds: nothing to escape.
 std::string server_timing(
-    route_plan const& route, std::span<upstream::fetch_result const> results, clock::time_point start
+    route_plan const& route, std::span<fanout::fetch_result const> results, clock::time_point start
 ) {
     std::string out;
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -247,7 +246,7 @@ std::string server_timing(
         out += ";dur=";
         append_millis(out, results[i].elapsed);
         out += ";desc=\"";
-        out += results[i].ok() ? std::string_view("ok") : upstream::to_string(results[i].error->kind);
+        out += results[i].ok() ? std::string_view("ok") : fanout::to_string(results[i].error->kind);
         out += "\", ";
     }
     out += "total;dur=";
@@ -258,7 +257,7 @@ std::string server_timing(
 reply finish(
     context& ctx,
     std::string_view pattern,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     aggregate_request const& req
 ) {
@@ -282,4 +281,4 @@ reply finish(
     return r;
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

@@ -6,7 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace fanout::handlers {
+namespace fanout {
 
 namespace net = boost::asio;
 
@@ -19,8 +19,8 @@ net::awaitable<reply> channel(context& ctx, aggregate_request req) {
     // Cancelling the collection (shutdown, or max_fetch passing: one timer for the group) cancels
     // the fetches, and each() still collects a value from each, so that none is left behind using
     // the client.
-    std::vector<upstream::fetch_result> results(arriving.size());
-    auto collect = [&](std::size_t index, outcome<upstream::fetch_result> o) {
+    std::vector<fanout::fetch_result> results(arriving.size());
+    auto collect = [&](std::size_t index, outcome<fanout::fetch_result> o) {
         results[index] = settled(std::move(o), req);
     };
     auto const bound = req.start + req.max_fetch;
@@ -30,9 +30,9 @@ net::awaitable<reply> channel(context& ctx, aggregate_request req) {
     // The timer won: the fetches it cancelled missed max_fetch.
     if (ended.index() == 1 && !std::get<0>(std::get<1>(ended)))
         for (auto& r : results)
-            if (!r.ok() && r.error->kind == upstream::error_kind::cancelled)
+            if (!r.ok() && r.error->kind == fanout::error_kind::cancelled)
                 r = timeout_failure(req.start, bound);
     co_return finish(ctx, "channel", results, partial_status(results, req), req);
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

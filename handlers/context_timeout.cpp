@@ -1,6 +1,6 @@
 #include "handlers/handlers.hpp"
 
-namespace fanout::handlers {
+namespace fanout {
 
 boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
     // The fetches race one shared deadline; the ones still running then are cancelled and
@@ -10,4 +10,4 @@ boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request re
     co_return finish(ctx, "context-timeout", results, partial_status(results, req), req);
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

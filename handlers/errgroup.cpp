@@ -3,13 +3,11 @@
 
 #include <algorithm>
 
-namespace fanout::handlers {
-
-using upstream::error_kind;
+namespace fanout {
 
 boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     // A backend with a fallback, or not required, fails without failing the group.
-    auto const failed = [&req](std::size_t backend, upstream::fetch_result const& r) {
+    auto const failed = [&req](std::size_t backend, fanout::fetch_result const& r) {
         return !r.ok() && !tolerated(req, backend);
     };
     auto group = co_await fail_fast(req.start + req.timeout, fetches(ctx.client, req, true), failed);
@@ -43,4 +41,4 @@ boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
     co_return finish(ctx, "errgroup", results, status, req);
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

@@ -6,7 +6,7 @@
 #include <fanout/combinators.hpp>
 #include <vector>
 
-namespace fanout::handlers {
+namespace fanout {
 
 // The four aggregation patterns, each one of the combinators of <fanout/combinators.hpp> over a
 // fetch of every configured service. `ctx` must outlive the returned awaitable.
@@ -30,36 +30,34 @@ boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
 // also sent as the deadline, with the request's when sooner. Every fetch ends as a timeout at
 // req.max_fetch at the latest: on the deadline-bound patterns here, on wg and channel by their
 // handler's one timer for the group.
-std::vector<boost::asio::awaitable<upstream::fetch_result>> fetches(
-    upstream::client& client, aggregate_request const& req, bool bounded
+std::vector<boost::asio::awaitable<fanout::fetch_result>> fetches(
+    fanout::client& client, aggregate_request const& req, bool bounded
 );
 
 // A fetch's outcome as a result: a late one is a timeout at the request's deadline. A fetch
 // returns upstream failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
 // `at`: the deadline a late one missed, when not the request's (max_fetch, on wg and channel).
-upstream::fetch_result settled(
-    outcome<upstream::fetch_result>&& o,
+fanout::fetch_result settled(
+    outcome<fanout::fetch_result>&& o,
     aggregate_request const& req,
     std::optional<clock::time_point> at = std::nullopt
 );
-std::vector<upstream::fetch_result> settled(
-    std::vector<outcome<upstream::fetch_result>>&& outcomes,
+std::vector<fanout::fetch_result> settled(
+    std::vector<outcome<fanout::fetch_result>>&& outcomes,
     aggregate_request const& req,
     std::optional<clock::time_point> at = std::nullopt
 );
 
 // partial_status() for a route: a failed backend with a fallback counts as answered.
-unsigned partial_status(
-    std::span<upstream::fetch_result const> results, aggregate_request const& req
-) noexcept;
+unsigned partial_status(std::span<fanout::fetch_result const> results, aggregate_request const& req) noexcept;
 
 // Whether a backend's failure leaves the route's answer as if it had succeeded (a fallback), or,
 // on errgroup, cancels nothing (`required: false`).
 bool tolerated(aggregate_request const& req, std::size_t backend) noexcept;
 
 // The deadline of one service's fetch: the request's, or the service's own timeout if sooner.
-clock::time_point service_deadline(upstream::service const& svc, aggregate_request const& req) noexcept;
+clock::time_point service_deadline(fanout::service const& svc, aggregate_request const& req) noexcept;
 
-upstream::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
+fanout::fetch_result timeout_failure(clock::time_point start, clock::time_point deadline);
 
-}  // namespace fanout::handlers
+}  // namespace fanout

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::handlers {
+namespace fanout {
 
 // A member of allow/deny, split at its dots: "address.city" is {"address", "city"}.
 using member_path = std::vector<std::string>;
@@ -18,7 +18,7 @@ struct backend_plan {
     std::size_t service = 0;  // index in the client's services
     std::string key;          // its part's name in the answer
     // The service with the backend's own target in place of its URL's; none: the URL's own.
-    std::optional<upstream::service> own_target;
+    std::optional<fanout::service> own_target;
     std::vector<member_path> allow, deny;
     std::optional<std::string> fallback;  // JSON text, validated
     bool required = true;
@@ -29,8 +29,8 @@ struct backend_plan {
 // A route_config, checked and compiled: what the handlers need of a route.
 struct route_plan {
     std::string path;  // the template, e.g. "/api/users/{id}/overview": a label, never a concrete path
-    server::pattern pattern = server::pattern::context_timeout;
-    server::shape shape = server::shape::envelope;
+    fanout::pattern pattern = fanout::pattern::context_timeout;
+    fanout::shape shape = fanout::shape::envelope;
     bool stream = false;
     // One of the seed's four endpoints over every upstream (no routes configured): its answers keep
     // the seed's contract byte for byte (no "route" member, no upstream status passed through).
@@ -43,11 +43,11 @@ struct route_plan {
 
     // Whether answers need their bodies parsed (merge, or members kept or dropped).
     bool shaped() const noexcept {
-        if (shape == server::shape::merge) return true;
+        if (shape == fanout::shape::merge) return true;
         for (auto const& b : backends)
             if (b.filtered()) return true;
         return false;
     }
 };
 
-}  // namespace fanout::handlers
+}  // namespace fanout

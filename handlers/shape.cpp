@@ -9,14 +9,13 @@
 #include <deque>
 #include <vector>
 
-namespace fanout::handlers {
+namespace fanout {
 
 namespace json = boost::json;
-using upstream::error_kind;
 
-void append_error(std::string& out, upstream::fetch_error const& e) {
+void append_error(std::string& out, fanout::fetch_error const& e) {
     out += R"({"kind":")";
-    out += upstream::to_string(e.kind);
+    out += fanout::to_string(e.kind);
     out += R"(","message":)";
     out += wire::json_quote(e.message);
     if (e.kind == error_kind::status) {
@@ -152,7 +151,7 @@ void append_body(std::string& out, backend_plan const& backend, std::string_view
 
 }  // namespace
 
-bool append_part(std::string& out, backend_plan const& backend, upstream::fetch_result const& result) {
+bool append_part(std::string& out, backend_plan const& backend, fanout::fetch_result const& result) {
     if (!result.ok()) {
         if (!backend.fallback) return false;
         out += *backend.fallback;
@@ -162,7 +161,7 @@ bool append_part(std::string& out, backend_plan const& backend, upstream::fetch_
     return true;
 }
 
-std::string merged(route_plan const& route, std::span<upstream::fetch_result const> results) {
+std::string merged(route_plan const& route, std::span<fanout::fetch_result const> results) {
     std::deque<std::string> texts;  // shaped parts and quoted keys, which members point into
     decoded_keys keys;
     std::vector<member> answer, part;
@@ -231,7 +230,7 @@ std::string merged(route_plan const& route, std::span<upstream::fetch_result con
     return out;
 }
 
-std::string part_line(backend_plan const& backend, upstream::fetch_result const& result) {
+std::string part_line(backend_plan const& backend, fanout::fetch_result const& result) {
     std::string out = R"({"key":)";
     out += wire::json_quote(backend.key);
     if (append_part(out.append(R"(,"result":)"), backend, result)) {
@@ -255,4 +254,4 @@ std::string summary_line(bool complete, unsigned status, std::chrono::steady_clo
            "}\n";
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

@@ -1,6 +1,6 @@
 #include "handlers/handlers.hpp"
 
-namespace fanout::handlers {
+namespace fanout {
 
 boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
     // fetch() returns failures as values, so wait_all waits for every service, like WaitGroup.Wait().
@@ -11,4 +11,4 @@ boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
     co_return finish(ctx, "wg", results, partial_status(results, req), req);
 }
 
-}  // namespace fanout::handlers
+}  // namespace fanout

@@ -5,7 +5,7 @@
 
 #include <fanout/aggregator.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace http = boost::beast::http;
 
@@ -82,4 +82,4 @@ void aggregator::close_idle() noexcept {
     impl_->core.client.close_idle();
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <stdexcept>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace net = boost::asio;
 
@@ -55,7 +55,7 @@ aggregator_core::aggregator_core(
                    auto& m = metrics.services[i];
                    (kept ? m.settled_kept : m.settled_closed).add();
                },
-           .on_breaker = [this](std::size_t i, upstream::breaker_state now) { breaker_changed(i, now); },
+           .on_breaker = [this](std::size_t i, fanout::breaker_state now) { breaker_changed(i, now); },
            .on_tls_handshake =
                [this](std::size_t i, bool resumed) {
                    auto& m = metrics.services[i];
@@ -77,15 +77,15 @@ aggregator_core::aggregator_core(
 }
 
 // Transitions are few (at most two a cooldown per service and loop): each is logged.
-void aggregator_core::breaker_changed(std::size_t service, upstream::breaker_state now) {
+void aggregator_core::breaker_changed(std::size_t service, fanout::breaker_state now) {
     auto& m = metrics.services[service];
     m.breaker.store(static_cast<std::uint8_t>(now), std::memory_order_relaxed);
     m.breaker_transitions[static_cast<std::size_t>(now)].add();
     auto const& svc = client.services()[service];
-    auto const level = now == upstream::breaker_state::open ? spdlog::level::warn : spdlog::level::info;
+    auto const level = now == fanout::breaker_state::open ? spdlog::level::warn : spdlog::level::info;
     log->log(
         level, R"({{"event":"circuit_breaker","service":"{}","state":"{}","cooldown_ms":{}}})", svc.name,
-        upstream::to_string(now), svc.breaker_cooldown.count()
+        fanout::to_string(now), svc.breaker_cooldown.count()
     );
 }
 
@@ -100,9 +100,9 @@ response aggregator_core::metrics_page(std::string_view accept) const {
     return res;
 }
 
-net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::part_sink* parts) {
+net::awaitable<response> aggregator_core::answer(dispatch const& r, fanout::part_sink* parts) {
     try {
-        handlers::aggregate_request aggregate{r.timeout};
+        fanout::aggregate_request aggregate{r.timeout};
         aggregate.max_fetch = max_fetch;
         aggregate.params = r.params;
         aggregate.trace = r.trace;
@@ -110,19 +110,19 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::pa
         aggregate.targets = r.targets;
         aggregate.forwarded = r.forwarded;
         aggregate.parts = parts;
-        handlers::reply reply;
+        fanout::reply reply;
         switch (r.plan->pattern) {
             case pattern::wg:
-                reply = co_await handlers::wait_group(ctx, std::move(aggregate));
+                reply = co_await fanout::wait_group(ctx, std::move(aggregate));
                 break;
             case pattern::channel:
-                reply = co_await handlers::channel(ctx, std::move(aggregate));
+                reply = co_await fanout::channel(ctx, std::move(aggregate));
                 break;
             case pattern::context_timeout:
-                reply = co_await handlers::context_timeout(ctx, std::move(aggregate));
+                reply = co_await fanout::context_timeout(ctx, std::move(aggregate));
                 break;
             case pattern::errgroup:
-                reply = co_await handlers::errgroup(ctx, std::move(aggregate));
+                reply = co_await fanout::errgroup(ctx, std::move(aggregate));
                 break;
         }
         auto res = json_response(reply.status, std::move(reply.body));
@@ -148,4 +148,4 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r, handlers::pa
     co_return error_response(500, "internal error");
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

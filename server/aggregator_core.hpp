@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 struct metrics_shard;
 class metrics_registry;
@@ -47,7 +47,7 @@ class aggregator_core {
     // The answer of a route (a dispatch with a plan). Never throws: a failure of the handler
     // itself is logged and answered 500. `parts` set: the parts go there as they complete (and
     // done() is called even on a failure), the response has no body.
-    boost::asio::awaitable<response> answer(dispatch const& r, handlers::part_sink* parts = nullptr);
+    boost::asio::awaitable<response> answer(dispatch const& r, fanout::part_sink* parts = nullptr);
 
     // GET /metrics: the registry's page (every loop sharing it, summed), in the format `accept`
     // (the request's Accept header) asks for.
@@ -59,13 +59,13 @@ class aggregator_core {
     metrics_shard& metrics;
     std::shared_ptr<spdlog::logger> log;
     log_limiter log_limit;  // the loop's: also for the owner's own log lines
-    upstream::client client;
+    fanout::client client;
     fetch_recorder recorder;
-    handlers::context ctx;
+    fanout::context ctx;
     std::chrono::milliseconds max_fetch;  // options::max_fetch
 
   private:
-    void breaker_changed(std::size_t service, upstream::breaker_state now);
+    void breaker_changed(std::size_t service, fanout::breaker_state now);
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -6,12 +6,12 @@
 
 #include <fanout/client.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 void check_startable(options const& opts) {
     listen_endpoint(opts.listen_host, opts.listen_port);
     boost::asio::io_context never_run;
-    upstream::client{
+    fanout::client{
         never_run.get_executor(),
         opts.upstreams,
         {.max_body = opts.max_upstream_body,
@@ -19,8 +19,8 @@ void check_startable(options const& opts) {
          .max_idle_per_service = opts.upstream_pool_size,
          .deadline_header = opts.deadline_header,
          // Never answered: nothing is looked up (the loop never runs), and nothing waits for it.
-         .resolve = [](std::string const&, std::uint16_t, upstream::resolve_handler) {},
+         .resolve = [](std::string const&, std::uint16_t, fanout::resolve_handler) {},
          .dns_refresh = opts.dns_refresh}};
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -2,7 +2,7 @@
 
 #include <fanout/options.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 // What a start checks beyond the command line and the configuration file, without binding or
 // starting anything: the listen address, and the upstream client as each event loop builds its own
@@ -11,4 +11,4 @@ namespace fanout::server {
 // with the same message.
 void check_startable(options const& opts);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -6,7 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace json = boost::json;
 
@@ -26,7 +26,7 @@ std::string listen_address(options const& opts) {
     return (v6 ? "[" + opts.listen_host + "]" : opts.listen_host) + ":" + std::to_string(opts.listen_port);
 }
 
-json::object describe_service(upstream::service const& s) {
+json::object describe_service(fanout::service const& s) {
     json::object out;
     out["name"] = s.name;
     out["url"] = s.url();
@@ -51,7 +51,7 @@ json::object describe_service(upstream::service const& s) {
     return out;
 }
 
-json::array describe_upstreams(std::vector<upstream::service> const& services) {
+json::array describe_upstreams(std::vector<fanout::service> const& services) {
     json::array out;
     for (auto const& s : services) out.push_back(describe_service(s));
     return out;
@@ -128,4 +128,4 @@ std::string describe(options const& opts) {
     return text;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

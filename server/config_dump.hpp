@@ -3,7 +3,7 @@
 #include <fanout/options.hpp>
 #include <string>
 
-namespace fanout::server {
+namespace fanout {
 
 // The effective configuration as a JSON object, indented for reading: every setting of the
 // configuration file, its defaults filled in, under the file's own keys, so that the text is itself
@@ -12,4 +12,4 @@ namespace fanout::server {
 // settings and are left out. What `fanout --check` prints.
 std::string describe(options const& opts);
 
-}  // namespace fanout::server
+}  // namespace fanout

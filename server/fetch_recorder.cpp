@@ -6,55 +6,53 @@
 #include <fanout/metrics.hpp>
 #include <spdlog/spdlog.h>
 
-namespace fanout::server {
+namespace fanout {
 
-using upstream::error_kind;
-
-void fetch_recorder::fetched(handlers::fetch_event const& event) {
+void fetch_recorder::fetched(fanout::fetch_event const& event) {
     if (metrics_) record(event);
     if (log_ && !event.result.ok()) log(event);
 }
 
-void fetch_recorder::record(handlers::fetch_event const& event) {
+void fetch_recorder::record(fanout::fetch_event const& event) {
     auto const& r = event.result;
     auto& m = metrics_->services[event.service];
     m.duration.observe(r.elapsed, event.trace_id);
     switch (r.connection) {
-        case upstream::connection_use::none:
+        case fanout::connection_use::none:
             break;
-        case upstream::connection_use::opened:
+        case fanout::connection_use::opened:
             m.opened.add();
             break;
-        case upstream::connection_use::reused:
+        case fanout::connection_use::reused:
             m.reused.add();
             break;
-        case upstream::connection_use::retried:
+        case fanout::connection_use::retried:
             m.retried.add();
             if (!r.error || r.error->kind != error_kind::connect) m.opened.add();  // reconnected
             break;
     }
-    if (!r.ok()) m.failures[upstream::kind_index(r.error->kind)].add();
+    if (!r.ok()) m.failures[fanout::kind_index(r.error->kind)].add();
     if (r.attempts.hedged) (r.attempts.hedge_won ? m.hedges_won : m.hedges_lost).add();
     if (r.attempts.retries) m.fetch_retries.add(r.attempts.retries);
     if (r.attempts.over_budget) m.over_budget.add();
 }
 
-void fetch_recorder::log(handlers::fetch_event const& event) {
+void fetch_recorder::log(fanout::fetch_event const& event) {
     auto const& e = *event.result.error;
     // Cancellations follow from another event (a sibling's failure, the client leaving,
     // shutdown) that is logged itself: they are detail. Timeouts get their own event name.
     auto level = e.kind == error_kind::cancelled ? spdlog::level::debug : spdlog::level::warn;
     std::string_view const name = e.kind == error_kind::timeout ? "upstream_timeout" : "upstream_failure";
-    bool const write =
-        limit_ ? limit_->admit(*log_, level, name, upstream::to_string(e.kind), event.service_name)
-               : log_->should_log(level);
+    bool const write = limit_
+                           ? limit_->admit(*log_, level, name, fanout::to_string(e.kind), event.service_name)
+                           : log_->should_log(level);
     if (!write) return;
     log_->log(
         level,
         R"({{"event":"{}","endpoint":"{}","service":"{}","kind":"{}","message":{},"status":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
-        name, event.endpoint, event.service_name, upstream::to_string(e.kind), json_quote(e.message),
-        e.status, std::chrono::duration<double, std::milli>(event.result.elapsed).count(), event.trace_id
+        name, event.endpoint, event.service_name, fanout::to_string(e.kind), json_quote(e.message), e.status,
+        std::chrono::duration<double, std::milli>(event.result.elapsed).count(), event.trace_id
     );
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -7,28 +7,28 @@ namespace spdlog {
 class logger;
 }
 
-namespace fanout::server {
+namespace fanout {
 
 struct metrics_shard;
 class log_limiter;
 
 // The server's observer of the aggregate handlers: each fetch into the loop's metrics, and each
 // failure one log line (timeouts included; cancellations at debug level).
-class fetch_recorder final : public handlers::fetch_observer {
+class fetch_recorder final : public fanout::fetch_observer {
   public:
     // Null members are skipped: no metrics, no log, or no rate limit on the log.
     fetch_recorder(metrics_shard* metrics, std::shared_ptr<spdlog::logger> log, log_limiter* limit)
         : metrics_(metrics), log_(std::move(log)), limit_(limit) {}
 
-    void fetched(handlers::fetch_event const& event) override;
+    void fetched(fanout::fetch_event const& event) override;
 
   private:
-    void record(handlers::fetch_event const& event);
-    void log(handlers::fetch_event const& event);
+    void record(fanout::fetch_event const& event);
+    void log(fanout::fetch_event const& event);
 
     metrics_shard* metrics_;
     std::shared_ptr<spdlog::logger> log_;
     log_limiter* limit_;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

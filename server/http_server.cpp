@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <tuple>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -98,9 +98,9 @@ void close_after_answer(tcp::socket& sock) {
 // re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
 // When it passes, the socket is closed: a cancelled read may be lost against a peer that sends
 // without pause (every read completes at once), a closed socket fails the next one.
-class deadline {
+class phase_deadline {
   public:
-    explicit deadline(tcp::socket& sock) : sock_(sock), timer_(sock.get_executor()) {}
+    explicit phase_deadline(tcp::socket& sock) : sock_(sock), timer_(sock.get_executor()) {}
 
     void set(clock::time_point t) {
         at_ = t;
@@ -157,7 +157,7 @@ constexpr std::size_t max_lingering_rejects = 64;
 // and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
 constexpr auto idle_close_wait = std::chrono::milliseconds(250);
 
-net::awaitable<void> discard(tcp::socket& sock, deadline& limit, clock::time_point end) {
+net::awaitable<void> discard(tcp::socket& sock, phase_deadline& limit, clock::time_point end) {
     thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
     std::size_t total = 0;
     for (;;) {
@@ -174,7 +174,7 @@ net::awaitable<void> linger(tcp::socket& sock) {
     error_code ec;
     sock.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) co_return;
-    deadline limit{sock};
+    phase_deadline limit{sock};
     auto const end = clock::now() + linger_time;
     limit.set(std::min(end, clock::now() + linger_gap));
     co_await (discard(sock, limit, end) || limit.watch());
@@ -293,12 +293,12 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     void start_session(tcp::socket sock);
     net::awaitable<void> session(tcp::socket sock, std::list<session_slot>::iterator slot);
     net::awaitable<void> reject(tcp::socket sock, std::list<session_slot>::iterator slot);
-    net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, deadline& limit);
-    net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, deadline& limit);
+    net::awaitable<void> serve(tcp::socket& sock, session_slot& slot, phase_deadline& limit);
+    net::awaitable<void> serve_requests(tcp::socket& sock, session_slot& slot, phase_deadline& limit);
     net::awaitable<bool> request_arrives(tcp::socket& sock);
     net::awaitable<std::optional<unsigned>> stream(
         tcp::socket& sock,
-        deadline& limit,
+        phase_deadline& limit,
         dispatch const& r,
         bool head_only,
         unsigned version,
@@ -482,7 +482,7 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     slot->socket = &sock;
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
-    deadline limit{sock};
+    phase_deadline limit{sock};
     limit.after(opts.idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
     if (limit.expired())
@@ -493,7 +493,7 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
 }
 
 // Never throws: it races the watchdog with `||`, which would wait on for the other branch.
-net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, deadline& limit) {
+net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& slot, phase_deadline& limit) {
     try {
         co_await serve_requests(sock, slot, limit);
     } catch (std::exception const&) {
@@ -502,7 +502,7 @@ net::awaitable<void> http_server::impl::serve(tcp::socket& sock, session_slot& s
 }
 
 net::awaitable<void> http_server::impl::serve_requests(
-    tcp::socket& sock, session_slot& slot, deadline& limit
+    tcp::socket& sock, session_slot& slot, phase_deadline& limit
 ) {
     beast::flat_buffer buffer;
     std::string head;                         // reused: its capacity stays
@@ -572,7 +572,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         std::optional<std::size_t> route;  // the index of the route it matched
-        upstream::trace_context trace;     // an exemplar of the request's duration
+        fanout::trace_context trace;       // an exemplar of the request's duration
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
         } else {
@@ -685,7 +685,12 @@ net::awaitable<void> http_server::impl::serve_requests(
 // the moment it is ready, then the summary. The status sent, or nullopt when the connection must
 // close (the client left, or a write failed or timed out).
 net::awaitable<std::optional<unsigned>> http_server::impl::stream(
-    tcp::socket& sock, deadline& limit, dispatch const& r, bool head_only, unsigned version, bool keep_alive
+    tcp::socket& sock,
+    phase_deadline& limit,
+    dispatch const& r,
+    bool head_only,
+    unsigned version,
+    bool keep_alive
 ) {
     auto const start = clock::now();
     response res;
@@ -901,11 +906,11 @@ void http_server::cancel() {
     shutdown(std::chrono::milliseconds(0));
 }
 
-upstream::pool_stats http_server::upstream_stats() const noexcept {
+fanout::pool_stats http_server::upstream_stats() const noexcept {
     return impl_->core.client.stats();
 }
 
-handlers::handler_stats const& http_server::handler_stats() const noexcept {
+fanout::handler_stats const& http_server::handler_stats() const noexcept {
     return *impl_->core.ctx.stats;
 }
 
@@ -913,4 +918,4 @@ metrics_registry& http_server::metrics() const noexcept {
     return *impl_->registry;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace net = boost::asio;
 
@@ -26,4 +26,4 @@ net::ip::tcp::endpoint listen_endpoint(std::string_view host, std::uint16_t port
     return {*address, port};
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-namespace fanout::server {
+namespace fanout {
 
 // Opening the socket is the wire layer's (the simulated upstreams listen the same way); the
 // server's code names it as its own.
@@ -24,4 +24,4 @@ std::optional<boost::asio::ip::address> parse_listen_host(std::string_view host)
 // one parse_listen_host() accepts.
 boost::asio::ip::tcp::endpoint listen_endpoint(std::string_view host, std::uint16_t port);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -7,7 +7,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace {
 
@@ -93,4 +93,4 @@ std::shared_ptr<spdlog::logger> make_stderr_logger(std::string const& level) {
     return logger;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

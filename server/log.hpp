@@ -11,7 +11,7 @@ namespace spdlog {
 class logger;
 }
 
-namespace fanout::server {
+namespace fanout {
 
 using wire::json_quote;
 
@@ -28,4 +28,4 @@ void use_json_lines(spdlog::logger& logger);
 // else none (an embedded server never writes to stderr on its own).
 std::shared_ptr<spdlog::logger> logger_for(options const& opts);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace fanout::server {
+namespace fanout {
 
 bool log_limiter::admit(
     spdlog::logger& log,
@@ -42,4 +42,4 @@ bool log_limiter::admit(
     return true;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

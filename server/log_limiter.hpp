@@ -13,7 +13,7 @@ enum level_enum : int;
 }
 }  // namespace spdlog
 
-namespace fanout::server {
+namespace fanout {
 
 // Bounds the log lines of one event loop: of each kind of event (`event`, `detail` and `service`:
 // e.g. "upstream_failure", "timeout", "users") the first `per_second` in each second are written,
@@ -53,4 +53,4 @@ class log_limiter {
     std::uint64_t suppressed_total_ = 0;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

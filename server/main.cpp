@@ -30,7 +30,7 @@ std::string http_url(net::ip::tcp::endpoint const& ep) {
 // What this instance is, once it listens: for whoever reads the log after a start or a restart.
 void log_start(
     spdlog::logger& log,
-    server::options const& opts,
+    fanout::options const& opts,
     std::string const& listen,
     bool demo,
     std::vector<std::string> const& warnings
@@ -39,12 +39,12 @@ void log_start(
     for (auto const& s : opts.upstreams) {
         if (!upstreams.empty()) upstreams += ',';
         upstreams += fmt::format(
-            R"({{"name":{},"host":{},"port":{},"tls":{}}})", server::json_quote(s.name),
-            server::json_quote(s.host), s.port, s.tls ? "true" : "false"
+            R"({{"name":{},"host":{},"port":{},"tls":{}}})", fanout::json_quote(s.name),
+            fanout::json_quote(s.host), s.port, s.tls ? "true" : "false"
         );
     }
     std::string warning_list;
-    for (auto const& w : warnings) warning_list += (warning_list.empty() ? "" : ",") + server::json_quote(w);
+    for (auto const& w : warnings) warning_list += (warning_list.empty() ? "" : ",") + fanout::json_quote(w);
     log.info(
         R"({{"event":"start","version":"{}","listen":"{}","threads":{},"demo":{},"upstreams":[{}],)"
         R"("warnings":[{}]}})",
@@ -54,33 +54,33 @@ void log_start(
 
 // fanout --check: what a start would refuse is thrown as the start throws it; host names are
 // resolved (a start does not wait for them) for at most 2 s in all.
-int check(server::options const& opts) {
-    server::check_startable(opts);
-    auto warnings = server::config_warnings(opts);
-    auto unresolved = server::resolution_warnings(opts, std::chrono::seconds(2));
+int check(fanout::options const& opts) {
+    fanout::check_startable(opts);
+    auto warnings = fanout::config_warnings(opts);
+    auto unresolved = fanout::resolution_warnings(opts, std::chrono::seconds(2));
     warnings.insert(warnings.end(), unresolved.begin(), unresolved.end());
-    std::cout << server::describe(opts) << std::endl;
+    std::cout << fanout::describe(opts) << std::endl;
     for (auto const& w : warnings) std::cerr << "warning: " << w << "\n";
     return 0;
 }
 
-int serve(server::options opts) {
-    opts.logger = server::make_stderr_logger(opts.log_level);
-    auto const warnings = server::config_warnings(opts);
+int serve(fanout::options opts) {
+    opts.logger = fanout::make_stderr_logger(opts.log_level);
+    auto const warnings = fanout::config_warnings(opts);
     for (auto const& w : warnings)
-        opts.logger->warn(R"({{"event":"config_warning","message":{}}})", server::json_quote(w));
+        opts.logger->warn(R"({{"event":"config_warning","message":{}}})", fanout::json_quote(w));
     // One single-threaded event loop per thread: a request never leaves its thread, so the
     // awaitable operators and the upstream pools need no locks.
     std::vector<std::unique_ptr<net::io_context>> loops;
     for (unsigned i = 0; i < opts.threads; ++i) loops.push_back(std::make_unique<net::io_context>(1));
 
-    std::unique_ptr<upstream::simulator> demo;
+    std::unique_ptr<fanout::simulator> demo;
     if (opts.upstreams.empty()) {
-        demo = std::make_unique<upstream::simulator>(
-            loops[0]->get_executor(), std::vector<upstream::sim_service>{{"users"}, {"orders"}, {"inventory"}}
+        demo = std::make_unique<fanout::simulator>(
+            loops[0]->get_executor(), std::vector<fanout::sim_service>{{"users"}, {"orders"}, {"inventory"}}
         );
         for (std::size_t i = 0; i < demo->size(); ++i) {
-            opts.upstreams.push_back(upstream::make_service(demo->name(i), demo->url(i)));
+            opts.upstreams.push_back(fanout::make_service(demo->name(i), demo->url(i)));
             std::cout << "demo upstream " << demo->name(i) << " on " << demo->url(i) << "\n";
         }
         demo->start();
@@ -89,11 +89,11 @@ int serve(server::options opts) {
     std::vector<std::string> names;
     for (auto const& s : opts.upstreams) names.push_back(s.name);
     auto registry =
-        std::make_shared<server::metrics_registry>(names, loops.size(), server::route_labels(opts.routes));
+        std::make_shared<fanout::metrics_registry>(names, loops.size(), fanout::route_labels(opts.routes));
     registry->include_process_metrics(true);
-    std::vector<std::unique_ptr<server::http_server>> servers;
+    std::vector<std::unique_ptr<fanout::http_server>> servers;
     for (std::size_t i = 0; i < loops.size(); ++i) {
-        servers.push_back(std::make_unique<server::http_server>(
+        servers.push_back(std::make_unique<fanout::http_server>(
             loops[i]->get_executor(), opts, registry, i, /*reuse_port=*/loops.size() > 1
         ));
         opts.listen_port = servers.front()->local_endpoint().port();  // the others share the port
@@ -138,7 +138,7 @@ int serve(server::options opts) {
         try {
             loop.run();
         } catch (std::exception const& e) {
-            opts.logger->critical(R"({{"event":"loop_failed","message":{}}})", server::json_quote(e.what()));
+            opts.logger->critical(R"({{"event":"loop_failed","message":{}}})", fanout::json_quote(e.what()));
             failed = true;
             for (auto& l : loops) l->stop();
         }
@@ -157,23 +157,23 @@ int serve(server::options opts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    server::command_line cl;
+    fanout::command_line cl;
     try {
-        cl = server::parse_command_line(argc, argv);
+        cl = fanout::parse_command_line(argc, argv);
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << " (see --help)\n";
         return 2;
     }
-    if (cl.what == server::command_line::action::help) {
+    if (cl.what == fanout::command_line::action::help) {
         std::cout << cl.help;
         return 0;
     }
-    if (cl.what == server::command_line::action::version) {
+    if (cl.what == fanout::command_line::action::version) {
         std::cout << "fanout " FANOUT_VERSION "\n";
         return 0;
     }
     try {
-        if (cl.what == server::command_line::action::check) return check(cl.opts);
+        if (cl.what == fanout::command_line::action::check) return check(cl.opts);
         return serve(std::move(cl.opts));
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << "\n";

@@ -10,7 +10,7 @@
 #include <openssl/crypto.h>
 #include <stdexcept>
 
-namespace fanout::server {
+namespace fanout {
 
 std::string_view to_string(endpoint e) noexcept {
     switch (e) {
@@ -446,7 +446,7 @@ std::string metrics_registry::render(exposition format) const {
             w.sample(
                 "fanout_upstream_failures_total",
                 label("service", service_names_[i]) + "," +
-                    label("kind", upstream::to_string(upstream::kind_at(k))),
+                    label("kind", fanout::to_string(fanout::kind_at(k))),
                 sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); })
             );
         }
@@ -532,7 +532,6 @@ std::string metrics_registry::render(exposition format) const {
         {"resumed", &metrics_shard::service_metrics::tls_resumed}
     );
 
-    using upstream::breaker_state;
     constexpr std::array states{breaker_state::closed, breaker_state::open, breaker_state::half_open};
     // Each loop has its own breaker, which opens on the failures that loop saw: one 0/1 series per
     // loop, so that one loop stuck open shows, and summing over `loop` counts loops per state.
@@ -546,8 +545,7 @@ std::string metrics_registry::render(exposition format) const {
             auto const labels = label("service", service_names_[i]) + "," + label("loop", std::to_string(l));
             for (auto state : states)
                 w.sample(
-                    "fanout_upstream_breaker_state",
-                    labels + "," + label("state", upstream::to_string(state)),
+                    "fanout_upstream_breaker_state", labels + "," + label("state", fanout::to_string(state)),
                     now == static_cast<std::uint8_t>(state) ? 1 : 0
                 );
         }
@@ -560,7 +558,7 @@ std::string metrics_registry::render(exposition format) const {
         for (auto state : states) {
             w.sample(
                 "fanout_upstream_breaker_transitions_total",
-                label("service", service_names_[i]) + "," + label("to", upstream::to_string(state)),
+                label("service", service_names_[i]) + "," + label("to", fanout::to_string(state)),
                 sum([&](metrics_shard const& s) {
                     return s.services[i].breaker_transitions[static_cast<std::size_t>(state)].value();
                 })
@@ -587,4 +585,4 @@ std::string metrics_registry::render(exposition format) const {
     return out;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

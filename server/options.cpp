@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace po = boost::program_options;
 namespace json = boost::json;
@@ -89,7 +89,7 @@ constexpr std::int64_t max_ms = 24 * 3600 * 1000;
 
 // A header field name (an RFC 9110 token), not one that fanout writes itself or that frames a message.
 void set_deadline_header(options& opts, std::string const& where, std::string const& value) {
-    if (!value.empty() && !upstream::valid_field_name(value))
+    if (!value.empty() && !fanout::valid_field_name(value))
         throw bad(
             where, "expected a header name (letters, digits, !#$%&'*+-.^_`|~; at most 64), got " +
                        wire::quoted_short(value)
@@ -313,7 +313,7 @@ void check_consistency(
     throw std::invalid_argument(mismatch(cap, "must not be below", timeout, path));
 }
 
-void add_upstream(options& o, std::set<std::string>& names, upstream::service s, std::string const& where) {
+void add_upstream(options& o, std::set<std::string>& names, fanout::service s, std::string const& where) {
     if (!names.insert(s.name).second)
         throw bad(where, "service " + wire::quoted_short(s.name) + " given twice");
     o.upstreams.push_back(std::move(s));
@@ -355,9 +355,7 @@ std::string readable_file(std::string const& key, json::value const& value) {
     return path;
 }
 
-void apply_tls_key(
-    upstream::service& s, std::string const& key, std::string_view k, json::value const& value
-) {
+void apply_tls_key(fanout::service& s, std::string const& key, std::string_view k, json::value const& value) {
     if (!s.tls) throw bad(key, "only for https:// upstreams");
     auto& tls = *s.tls;
     if (k == "ca_file") {
@@ -388,7 +386,7 @@ bool off_unless_given(std::string_view k) {
 }
 
 void apply_upstream_key(
-    upstream::service& s, std::string const& key, std::string_view k, json::value const& value
+    fanout::service& s, std::string const& key, std::string_view k, json::value const& value
 ) {
     if (value.is_null() && off_unless_given(k)) {
         if (!s.tls && (k == "ca_file" || k == "client_cert" || k == "client_key" || k == "server_name"))
@@ -439,9 +437,9 @@ void apply_upstreams(options& o, json::value const& v) {
             return std::string(value->as_string());
         };
         auto const spec = text("name") + "=" + text("url");
-        upstream::service s;
+        fanout::service s;
         try {
-            s = upstream::parse_service(spec);
+            s = fanout::parse_service(spec);
         } catch (std::invalid_argument const& e) {
             throw bad(where, e.what());
         }
@@ -699,7 +697,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
         std::set<std::string> names;
         for (auto const& spec : vm["upstream"].as<std::vector<std::string>>()) {
             try {
-                add_upstream(o, names, upstream::parse_service(spec), "--upstream");
+                add_upstream(o, names, fanout::parse_service(spec), "--upstream");
             } catch (std::invalid_argument const& e) {
                 std::string what = e.what();
                 throw std::invalid_argument(what.rfind("--upstream", 0) == 0 ? what : "--upstream: " + what);
@@ -728,4 +726,4 @@ command_line parse_command_line(int argc, char const* const* argv) {
     return cl;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

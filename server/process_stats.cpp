@@ -8,7 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace {
 
@@ -76,4 +76,4 @@ std::optional<process_stats> read_process_stats() {
     return p;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

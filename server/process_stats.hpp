@@ -4,7 +4,7 @@
 #include <optional>
 #include <string_view>
 
-namespace fanout::server {
+namespace fanout {
 
 // What the Prometheus client libraries' process collector reports, read from /proc/self.
 struct process_stats {
@@ -25,4 +25,4 @@ std::optional<process_stats> parse_proc_stat(
 // This process's, or nothing when /proc cannot be read (not Linux, or not mounted).
 std::optional<process_stats> read_process_stats();
 
-}  // namespace fanout::server
+}  // namespace fanout

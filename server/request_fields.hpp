@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::server {
+namespace fanout {
 
 // Adds one line of a field that may be repeated, as RFC 9110 §5.3 combines them. Past `max` bytes
 // the field is stored as just "\x7f", which no parser of it accepts: a value too long to be valid
@@ -32,4 +32,4 @@ void take_field(
     std::span<std::string const> forwarded = {}
 );
 
-}  // namespace fanout::server
+}  // namespace fanout

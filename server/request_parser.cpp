@@ -5,7 +5,7 @@
 
 #include <fanout/trace.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 bool request_parser::valid_host(string_view value) {
     if (value.empty()) return false;
@@ -32,7 +32,7 @@ void take_field(
     else if (iequals(name, "traceparent"))
         add(fields.traceparent, 128);
     else if (iequals(name, "tracestate"))
-        add_line(fields.tracestate, value, upstream::max_tracestate);
+        add_line(fields.tracestate, value, fanout::max_tracestate);
     else if (iequals(name, "accept"))
         add_line(fields.accept, value, 512);
     // Kept as received (the request head's limit bounds them all); a value with a byte that could
@@ -56,4 +56,4 @@ unsigned unsupported_version(std::string_view head) noexcept {
     return static_cast<unsigned>((v[0] - '0') * 10 + (v[2] - '0'));
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::server {
+namespace fanout {
 
 // Reads what fanout needs of a request (method, target, version, keep-alive) and skips header fields
 // and body, which a general message would store (and allocate for). Limits as on any Beast parser:
@@ -98,4 +98,4 @@ class request_parser : public wire::guarded_parser<true> {
 // refuses every version but 1.0 and 1.1 alike, and these deserve 505 rather than 400.
 unsigned unsupported_version(std::string_view head) noexcept;
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -8,7 +8,7 @@
 #include <charconv>
 #include <ctime>
 
-namespace fanout::server {
+namespace fanout {
 
 response json_response(unsigned status, std::string body) {
     response res;
@@ -76,4 +76,4 @@ void write_head(
     out += "\r\n";
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::server {
+namespace fanout {
 
 // An answer before serialisation. fanout's answers have a fixed set of headers, so they are written
 // straight into bytes (write_head) instead of going through a general field container.
@@ -43,4 +43,4 @@ class http_date {
     std::size_t size_ = 0;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

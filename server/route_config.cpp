@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace json = boost::json;
 
@@ -129,4 +129,4 @@ void apply_routes(options& opts, json::value const& routes) {
         opts.routes.push_back(read_route("routes[" + std::to_string(i) + "]", routes.as_array()[i]));
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -4,7 +4,7 @@
 
 #include <fanout/options.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 // Reads the config file's "routes" (a list of route objects) into opts.routes, replacing them.
 // Checks the types and names of the keys, throwing std::invalid_argument naming the key (e.g.
@@ -12,4 +12,4 @@ namespace fanout::server {
 // (upstream names, the deadline cap) is checked by route_table.
 void apply_routes(options& opts, boost::json::value const& routes);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -12,7 +12,7 @@
 #include <fanout/client.hpp>
 #include <stdexcept>
 
-namespace fanout::server {
+namespace fanout {
 
 std::string_view to_string(pattern p) noexcept {
     switch (p) {
@@ -102,15 +102,15 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::vector<handlers::member_path> member_paths(
+std::vector<fanout::member_path> member_paths(
     std::string const& where, std::vector<std::string> const& names
 ) {
-    std::vector<handlers::member_path> out;
+    std::vector<fanout::member_path> out;
     for (std::size_t i = 0; i < names.size(); ++i) {
         auto const& name = names[i];
         auto const at = where + "[" + std::to_string(i) + "]";
         if (name.empty() || name.size() > 256) throw bad(at, "expected a member name of 1 to 256 characters");
-        handlers::member_path path;
+        fanout::member_path path;
         std::size_t from = 0;
         for (;;) {
             auto const dot = name.find('.', from);
@@ -139,7 +139,7 @@ route_table::route_table(options const& opts) {
     for (std::size_t r = 0; r < configs.size(); ++r) {
         auto const& config = configs[r];
         auto const where = "routes[" + std::to_string(r) + "]";
-        handlers::route_plan plan;
+        fanout::route_plan plan;
         plan.seed = seed;
         plan.index = r;
         plan.path = config.path;
@@ -225,7 +225,7 @@ route_table::route_table(options const& opts) {
         for (std::size_t h = 0; h < config.forward_headers.size(); ++h) {
             auto const& name = config.forward_headers[h];
             auto const at = where + ".forward_headers[" + std::to_string(h) + "]";
-            if (!upstream::valid_field_name(name))
+            if (!fanout::valid_field_name(name))
                 throw bad(at, "expected a header name, got " + wire::quoted_short(name));
             if (unforwardable(name, opts.deadline_header))
                 throw bad(
@@ -248,7 +248,7 @@ route_table::route_table(options const& opts) {
         for (std::size_t b = 0; b < config.backends.size(); ++b) {
             auto const& bc = config.backends[b];
             auto const at = where + ".backends[" + std::to_string(b) + "]";
-            handlers::backend_plan bp;
+            fanout::backend_plan bp;
             auto const svc = std::find_if(opts.upstreams.begin(), opts.upstreams.end(), [&](auto const& s) {
                 return s.name == bc.service;
             });
@@ -262,7 +262,7 @@ route_table::route_table(options const& opts) {
                         "expected an origin-form path starting with '/', got " + wire::quoted_short(bc.path)
                     );
                 try {
-                    auto parsed = upstream::make_service(
+                    auto parsed = fanout::make_service(
                         svc->name, (svc->tls ? "https://" : "http://") + svc->host_header + bc.path
                     );
                     bp.own_target = *svc;
@@ -306,8 +306,7 @@ route_table::route_table(options const& opts) {
     }
 }
 
-handlers::route_plan const* route_table::find(std::string_view path, std::vector<upstream::param>& values)
-    const {
+fanout::route_plan const* route_table::find(std::string_view path, std::vector<fanout::param>& values) const {
     if (path.size() < 2 || path.front() != '/') return nullptr;
     // The request's segments, still encoded; one past the most a template has matches none.
     std::array<std::string_view, max_segments + 1> parts;
@@ -355,4 +354,4 @@ handlers::route_plan const* route_table::find(std::string_view path, std::vector
     return nullptr;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

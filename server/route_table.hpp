@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // The routes a server answers, compiled from options::routes (or the seed's four endpoints when it
 // is empty), and the matching of a request path against their templates.
@@ -22,9 +22,9 @@ class route_table {
     // The route whose template matches `path` (origin-form, percent-encoded, no query), with the
     // values of its `{name}` segments (decoded) appended to `values`; null if none does.
     // A segment that is not valid percent-encoding matches no placeholder.
-    handlers::route_plan const* find(std::string_view path, std::vector<upstream::param>& values) const;
+    fanout::route_plan const* find(std::string_view path, std::vector<fanout::param>& values) const;
 
-    std::vector<handlers::route_plan> const& plans() const noexcept { return plans_; }
+    std::vector<fanout::route_plan> const& plans() const noexcept { return plans_; }
     // Every header any route forwards, lower-case: what a request parser must keep.
     std::vector<std::string> const& forwarded_names() const noexcept { return forwarded_; }
 
@@ -33,9 +33,9 @@ class route_table {
         std::string text;  // a literal, or a placeholder's name
         bool placeholder = false;
     };
-    std::vector<handlers::route_plan> plans_;
+    std::vector<fanout::route_plan> plans_;
     std::vector<std::vector<segment>> segments_;  // of each plan
     std::vector<std::string> forwarded_;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -8,7 +8,7 @@
 #include <charconv>
 #include <iterator>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
@@ -123,7 +123,7 @@ dispatch match(
                 known = std::prev(r.params.end());
             }
             // Checked for each backend: a value may fit one's query and not another's path.
-            if (!upstream::fits_placeholder(svc, name, known->value)) {
+            if (!fanout::fits_placeholder(svc, name, known->value)) {
                 auto const source = static_cast<std::size_t>(known - r.params.begin()) < from_path
                                         ? "path segment '"
                                         : "query parameter '";
@@ -138,7 +138,7 @@ dispatch match(
         auto const& backend = plan.backends[b];
         if (!backend.own_target) continue;
         r.targets.resize(plan.backends.size());
-        r.targets[b] = upstream::expand_target(*backend.own_target, r.params);
+        r.targets[b] = fanout::expand_target(*backend.own_target, r.params);
     }
     for (auto const& [name, value] : fields.forwarded)
         if (std::find(plan.forward_headers.begin(), plan.forward_headers.end(), name) !=
@@ -167,9 +167,9 @@ dispatch match(
         }
         r.timeout = std::min(r.timeout, std::get<std::chrono::milliseconds>(left));
     }
-    auto trace = fields.traceparent ? upstream::parse_trace_context(*fields.traceparent, fields.tracestate)
+    auto trace = fields.traceparent ? fanout::parse_trace_context(*fields.traceparent, fields.tracestate)
                                     : std::nullopt;
-    r.trace = trace ? std::move(*trace) : upstream::new_trace();
+    r.trace = trace ? std::move(*trace) : fanout::new_trace();
     r.cancel_on_disconnect =
         plan.stream || plan.pattern == pattern::context_timeout || plan.pattern == pattern::errgroup;
     return r;
@@ -183,4 +183,4 @@ dispatch match(
     return match(method, target, opts, *routes, fields);
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -16,22 +16,22 @@
 #include <variant>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // Where a request goes. Building it does no I/O.
 struct dispatch {
     endpoint target = endpoint::other;           // a route's is its pattern's
-    handlers::route_plan const* plan = nullptr;  // set for a route; the table must outlive it
+    fanout::route_plan const* plan = nullptr;    // set for a route; the table must outlive it
     std::chrono::milliseconds timeout{};
     bool cancel_on_disconnect = false;  // the deadline-bound patterns stop when the client goes
     std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
     // The placeholders' values: the route's path segments, then the query parameters they name.
-    std::vector<upstream::param> params;
+    std::vector<fanout::param> params;
     // Per backend of the plan: its own target, expanded; empty for one using its service's URL.
     // Empty when no backend has one.
     std::vector<std::string> targets;
     std::string forwarded;          // the header lines the route forwards, "name: value\r\n" each
-    upstream::trace_context trace;  // the request's trace, or a new one (routes)
+    fanout::trace_context trace;    // the request's trace, or a new one (routes)
 };
 
 // The longest value of a placeholder a request may give (decoded); longer is a 400.
@@ -68,4 +68,4 @@ std::variant<std::chrono::milliseconds, std::string> parse_timeout(
     std::string_view name = "timeout_ms"
 );
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -5,12 +5,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace net = boost::asio;
 
 ndjson_parts::ndjson_parts(
-    net::any_io_executor ex, handlers::route_plan const& route, std::chrono::steady_clock::time_point start
+    net::any_io_executor ex, fanout::route_plan const& route, std::chrono::steady_clock::time_point start
 )
     : route_(route),
       start_(start),
@@ -18,22 +18,22 @@ ndjson_parts::ndjson_parts(
       lines_(std::move(ex), route.backends.size() + 1) {
 }
 
-void ndjson_parts::part(std::size_t backend, upstream::fetch_result const& result) {
+void ndjson_parts::part(std::size_t backend, fanout::fetch_result const& result) {
     if (finished_ || backend >= sent_.size() || sent_[backend]) return;
     sent_[backend] = true;
-    lines_.try_send(boost::system::error_code{}, handlers::part_line(route_.backends[backend], result));
+    lines_.try_send(boost::system::error_code{}, fanout::part_line(route_.backends[backend], result));
 }
 
-void ndjson_parts::done(std::span<upstream::fetch_result const> results, unsigned status) {
+void ndjson_parts::done(std::span<fanout::fetch_result const> results, unsigned status) {
     if (finished_) return;
     bool complete = results.size() == sent_.size();
     std::string rest;  // the parts not sent yet, in backend order, with the summary: one send
     for (std::size_t i = 0; i < results.size() && i < sent_.size(); ++i) {
         complete = complete && results[i].ok();
-        if (!sent_[i]) rest += handlers::part_line(route_.backends[i], results[i]);
+        if (!sent_[i]) rest += fanout::part_line(route_.backends[i], results[i]);
         sent_[i] = true;
     }
-    rest += handlers::summary_line(complete, status, std::chrono::steady_clock::now() - start_);
+    rest += fanout::summary_line(complete, status, std::chrono::steady_clock::now() - start_);
     finished_ = true;
     lines_.try_send(boost::system::error_code{}, std::move(rest));
 }
@@ -48,4 +48,4 @@ net::awaitable<std::string> ndjson_parts::next() {
     co_return text;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

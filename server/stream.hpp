@@ -11,21 +11,21 @@
 #include <string>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // A streamed route's answer as lines of application/x-ndjson: each backend's part the moment it
 // completes, then a summary. The handler puts them in (part_sink, on the handler's executor);
 // the connection takes them out with next(), as they come.
-class ndjson_parts final : public handlers::part_sink {
+class ndjson_parts final : public fanout::part_sink {
   public:
     ndjson_parts(
         boost::asio::any_io_executor ex,
-        handlers::route_plan const& route,
+        fanout::route_plan const& route,
         std::chrono::steady_clock::time_point start
     );
 
-    void part(std::size_t backend, upstream::fetch_result const& result) override;
-    void done(std::span<upstream::fetch_result const> results, unsigned status) override;
+    void part(std::size_t backend, fanout::fetch_result const& result) override;
+    void done(std::span<fanout::fetch_result const> results, unsigned status) override;
 
     // The lines ready (at least one, several when several are), waiting for them; empty once the
     // summary has been taken. Throws when cancelled.
@@ -33,7 +33,7 @@ class ndjson_parts final : public handlers::part_sink {
     bool ended() const noexcept { return taken_; }  // the summary was taken
 
   private:
-    handlers::route_plan const& route_;
+    fanout::route_plan const& route_;
     std::chrono::steady_clock::time_point start_;
     std::vector<bool> sent_;  // by backend
     bool finished_ = false;   // the summary was put in
@@ -43,4 +43,4 @@ class ndjson_parts final : public handlers::part_sink {
     boost::asio::experimental::channel<void(boost::system::error_code, std::string)> lines_;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

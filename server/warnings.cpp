@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <thread>
 
-namespace fanout::server {
+namespace fanout {
 
 namespace {
 
@@ -27,7 +27,7 @@ std::string ms(std::chrono::milliseconds d) {
 }
 
 void service_warnings(
-    options const& opts, std::size_t i, upstream::service const& s, std::vector<std::string>& out
+    options const& opts, std::size_t i, fanout::service const& s, std::vector<std::string>& out
 ) {
     auto const name = wire::quoted_short(s.name);
     if (s.timeout && *s.timeout > opts.max_timeout)
@@ -178,4 +178,4 @@ std::vector<std::string> resolution_warnings(options const& opts, std::chrono::m
     return out;
 }
 
-}  // namespace fanout::server
+}  // namespace fanout

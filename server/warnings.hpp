@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // Settings that are valid one by one but defeat their own purpose together (a circuit breaker
 // that one failing fetch opens, a service timeout no request deadline lets it reach, a hedge
@@ -20,4 +20,4 @@ std::vector<std::string> config_warnings(options const& opts);
 // unanswered goes on in a thread of its own, which the caller may leave running or exit under.
 std::vector<std::string> resolution_warnings(options const& opts, std::chrono::milliseconds budget);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -10,7 +10,7 @@
 
 namespace net = boost::asio;
 namespace po = boost::program_options;
-using namespace fanout::upstream;
+using namespace fanout;
 
 namespace {
 

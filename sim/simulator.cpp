@@ -23,7 +23,7 @@
 #include <tuple>
 #include <unordered_map>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -538,4 +538,4 @@ sim_counters const& simulator::counters(std::size_t i) const noexcept {
     return state_->entries[i]->counters;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // How a simulated service answers (after its latency).
 enum class sim_behaviour {
@@ -117,4 +117,4 @@ class simulator {
 // The JSON body a healthy simulated service answers with.
 std::string_view sim_body(std::string_view service_name) noexcept;
 
-}  // namespace fanout::upstream
+}  // namespace fanout

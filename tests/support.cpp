@@ -35,20 +35,20 @@ unsigned test_threads() {
 }
 
 harness::harness(
-    std::vector<upstream::sim_service> services, server::options opts, std::vector<upstream::service> extra
+    std::vector<fanout::sim_service> services, fanout::options opts, std::vector<fanout::service> extra
 ) {
     for (unsigned i = 0; i < test_threads(); ++i) {
         loops_.push_back(std::make_unique<net::io_context>(1));
         work_.push_back(net::make_work_guard(*loops_.back()));
     }
-    sim_ = std::make_unique<upstream::simulator>(loops_[0]->get_executor(), std::move(services));
+    sim_ = std::make_unique<fanout::simulator>(loops_[0]->get_executor(), std::move(services));
     opts.listen_host = "127.0.0.1";
     opts.listen_port = 0;
     // Services the caller configured by name (e.g. with a timeout) get the simulator's address.
     auto configured = std::move(opts.upstreams);
     opts.upstreams.clear();
     for (std::size_t i = 0; i < sim_->size(); ++i) {
-        auto s = upstream::make_service(sim_->name(i), sim_->url(i));
+        auto s = fanout::make_service(sim_->name(i), sim_->url(i));
         for (auto const& c : configured)
             if (c.name == s.name) {
                 s.timeout = c.timeout;
@@ -65,9 +65,9 @@ harness::harness(
     std::vector<std::string> names;
     for (auto const& s : opts.upstreams) names.push_back(s.name);
     auto registry =
-        std::make_shared<server::metrics_registry>(names, loops_.size(), server::route_labels(opts.routes));
+        std::make_shared<fanout::metrics_registry>(names, loops_.size(), fanout::route_labels(opts.routes));
     for (std::size_t i = 0; i < loops_.size(); ++i) {
-        servers_.push_back(std::make_unique<server::http_server>(
+        servers_.push_back(std::make_unique<fanout::http_server>(
             loops_[i]->get_executor(), opts, registry, i, loops_.size() > 1
         ));
         opts.listen_port = servers_.front()->local_endpoint().port();
@@ -99,14 +99,14 @@ std::uint16_t harness::port() const {
     return servers_.front()->local_endpoint().port();
 }
 
-upstream::sim_counters const& harness::counters(std::string_view service) const {
+fanout::sim_counters const& harness::counters(std::string_view service) const {
     for (std::size_t i = 0; i < sim_->size(); ++i)
         if (sim_->name(i) == service) return sim_->counters(i);
     throw std::invalid_argument("no simulated service " + std::string(service));
 }
 
-upstream::pool_stats harness::upstream_stats() {
-    upstream::pool_stats total;
+fanout::pool_stats harness::upstream_stats() {
+    fanout::pool_stats total;
     for (std::size_t i = 0; i < servers_.size(); ++i) {
         auto s = on_loop(i, [this, i] { return servers_[i]->upstream_stats(); });
         total.opened += s.opened;
@@ -123,7 +123,7 @@ std::size_t harness::channel_producers_live() {
     return total;
 }
 
-sim_runner::sim_runner(std::vector<upstream::sim_service> services)
+sim_runner::sim_runner(std::vector<fanout::sim_service> services)
     : sim_(ioc_.get_executor(), std::move(services)) {
     sim_.start();
     thread_ = std::thread([this] { ioc_.run(); });
@@ -142,7 +142,7 @@ std::string sim_runner::upstream_flag(std::size_t i) const {
 std::optional<response> fetch(
     std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout
 ) {
-    client c{port};
+    blocking_client c{port};
     c.send_get(target);
     return c.read(timeout);
 }
@@ -159,8 +159,8 @@ double metric(std::string const& exposition, std::string const& series) {
     return -1;
 }
 
-upstream::sim_service sim(std::string name, upstream::sim_behaviour b, std::chrono::milliseconds latency) {
-    upstream::sim_service s;
+fanout::sim_service sim(std::string name, fanout::sim_behaviour b, std::chrono::milliseconds latency) {
+    fanout::sim_service s;
     s.name = std::move(name);
     s.behaviour = b;
     s.latency = latency;
@@ -173,22 +173,22 @@ std::uint16_t closed_port() {
     return acceptor.local_endpoint().port();  // closed again when acceptor goes
 }
 
-client::client(std::uint16_t port) : stream_(ioc_) {
+blocking_client::blocking_client(std::uint16_t port) : stream_(ioc_) {
     stream_.connect(tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
 }
 
-void client::send(std::string_view raw) {
+void blocking_client::send(std::string_view raw) {
     net::write(stream_.socket(), net::buffer(raw));
 }
 
-void client::send_get(std::string_view target, bool keep_alive) {
+void blocking_client::send_get(std::string_view target, bool keep_alive) {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "127.0.0.1");
     req.keep_alive(keep_alive);
     http::write(stream_.socket(), req);
 }
 
-std::optional<response> client::read(std::chrono::milliseconds timeout, bool to_head) {
+std::optional<response> blocking_client::read(std::chrono::milliseconds timeout, bool to_head) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(16 * 1024 * 1024);
     parser.skip(to_head);
@@ -203,7 +203,7 @@ std::optional<response> client::read(std::chrono::milliseconds timeout, bool to_
     return parser.release();
 }
 
-bool client::closed_by_server(std::chrono::milliseconds timeout) {
+bool blocking_client::closed_by_server(std::chrono::milliseconds timeout) {
     boost::system::error_code result = net::error::would_block;
     stream_.expires_after(timeout);
     char byte;
@@ -215,7 +215,7 @@ bool client::closed_by_server(std::chrono::milliseconds timeout) {
     return result == net::error::eof || result == net::error::connection_reset;
 }
 
-void client::close() {
+void blocking_client::close() {
     stream_.close();
 }
 
@@ -226,7 +226,7 @@ aggregate_answer get(
     std::vector<header> const& headers
 ) {
     auto start = std::chrono::steady_clock::now();
-    client c{port};
+    blocking_client c{port};
     std::string raw = "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     for (auto const& h : headers) raw += h.name + ": " + h.value + "\r\n";
     c.send(raw + "\r\n");
@@ -342,15 +342,15 @@ void shutdown_all(harness& h, std::chrono::milliseconds grace, bool wait) {
 
 bool refuses_connections(std::uint16_t port) {
     try {
-        client c{port};
+        blocking_client c{port};
         return false;
     } catch (std::exception const&) {
         return true;
     }
 }
 
-net::awaitable<std::optional<upstream::fetch_result>> fetch_within(
-    upstream::client& c, std::chrono::milliseconds limit
+net::awaitable<std::optional<fanout::fetch_result>> fetch_within(
+    fanout::client& c, std::chrono::milliseconds limit
 ) {
     using namespace net::experimental::awaitable_operators;
     net::steady_timer timer{co_await net::this_coro::executor, limit};

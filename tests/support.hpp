@@ -35,16 +35,16 @@ class harness {
     // The server aggregates the simulated services, in order, then `extra` (e.g. unreachable ones).
     // Services in opts.upstreams only lend their settings (timeout) to the simulated ones of that name.
     explicit harness(
-        std::vector<upstream::sim_service> services,
-        server::options opts = {},
-        std::vector<upstream::service> extra = {}
+        std::vector<fanout::sim_service> services,
+        fanout::options opts = {},
+        std::vector<fanout::service> extra = {}
     );
     ~harness();
 
     std::uint16_t port() const;
     std::size_t threads() const { return loops_.size(); }
-    server::http_server& server(std::size_t i = 0) { return *servers_[i]; }
-    upstream::sim_counters const& counters(std::string_view service) const;
+    fanout::http_server& server(std::size_t i = 0) { return *servers_[i]; }
+    fanout::sim_counters const& counters(std::string_view service) const;
 
     // Runs f on loop i and returns its result: the loops' state is not thread-safe.
     template <class F>
@@ -55,7 +55,7 @@ class harness {
         return result.get();
     }
 
-    upstream::pool_stats upstream_stats();  // summed over the loops
+    fanout::pool_stats upstream_stats();    // summed over the loops
     std::size_t channel_producers_live();   // summed over the loops
     // Blocks until every server's run() has completed, or the timeout passes; true if they did.
     bool wait_stopped(std::chrono::milliseconds timeout = 10s);
@@ -64,8 +64,8 @@ class harness {
     std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
     // Keep every loop running after its server has stopped, so that on_loop() still works.
     std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-    std::unique_ptr<upstream::simulator> sim_;
-    std::vector<std::unique_ptr<server::http_server>> servers_;
+    std::unique_ptr<fanout::simulator> sim_;
+    std::vector<std::unique_ptr<fanout::http_server>> servers_;
     std::atomic<std::size_t> running_{0};
     std::promise<void> all_stopped_;
     std::shared_future<void> stopped_;
@@ -77,22 +77,22 @@ unsigned test_threads();
 // Simulated upstreams alone, on a background thread (for fanout run as a separate process).
 class sim_runner {
   public:
-    explicit sim_runner(std::vector<upstream::sim_service> services);
+    explicit sim_runner(std::vector<fanout::sim_service> services);
     ~sim_runner();
     std::string upstream_flag(std::size_t i) const;  // NAME=URL, for --upstream
-    upstream::sim_counters const& counters(std::size_t i) const { return sim_.counters(i); }
+    fanout::sim_counters const& counters(std::size_t i) const { return sim_.counters(i); }
     std::uint16_t port(std::size_t i) const { return sim_.port(i); }
 
   private:
     boost::asio::io_context ioc_{1};
-    upstream::simulator sim_;
+    fanout::simulator sim_;
     std::thread thread_;
 };
 
 // A fetch of the client's first service given up after `limit`, as the deadline endpoints do:
 // empty when it was.
-boost::asio::awaitable<std::optional<upstream::fetch_result>> fetch_within(
-    upstream::client& c, std::chrono::milliseconds limit
+boost::asio::awaitable<std::optional<fanout::fetch_result>> fetch_within(
+    fanout::client& c, std::chrono::milliseconds limit
 );
 
 // GET target and return the raw answer (any content type), or nullopt.
@@ -103,9 +103,9 @@ std::optional<response> fetch(
 // The value of one sample in a Prometheus exposition, e.g. metric(text, R"(fanout_x{a="b"})"); -1 if absent.
 double metric(std::string const& exposition, std::string const& series);
 
-upstream::sim_service sim(
+fanout::sim_service sim(
     std::string name,
-    upstream::sim_behaviour b = upstream::sim_behaviour::ok,
+    fanout::sim_behaviour b = fanout::sim_behaviour::ok,
     std::chrono::milliseconds latency = 0ms
 );
 
@@ -120,9 +120,9 @@ bool refuses_connections(std::uint16_t port);
 std::uint16_t closed_port();
 
 // A blocking HTTP client with a timeout on every read, for driving the server from a test.
-class client {
+class blocking_client {
   public:
-    explicit client(std::uint16_t port);
+    explicit blocking_client(std::uint16_t port);
 
     void send(std::string_view raw);
     void send_get(std::string_view target, bool keep_alive = true);
@@ -203,9 +203,9 @@ struct captured_events {
     std::mutex m;
     std::vector<std::string> lines;
 
-    void attach(server::options& o, std::string level = "debug") {
+    void attach(fanout::options& o, std::string level = "debug") {
         o.log_level = std::move(level);
-        o.on_event = [this](server::log_event const& e) {
+        o.on_event = [this](fanout::log_event const& e) {
             std::lock_guard lock{m};
             lines.emplace_back(e.json);
         };

@@ -27,8 +27,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-upstream::service named(std::string host, std::uint16_t port = 80) {
-    upstream::service s;
+fanout::service named(std::string host, std::uint16_t port = 80) {
+    fanout::service s;
     s.name = "svc";
     s.host = std::move(host);
     s.port = port;
@@ -78,7 +78,7 @@ bool runs_dry(net::io_context& ioc) {
     return ioc.stopped();
 }
 
-error_code connect(net::io_context& ioc, upstream::address_book& book, tcp::socket& s, std::size_t i = 0) {
+error_code connect(net::io_context& ioc, fanout::address_book& book, tcp::socket& s, std::size_t i = 0) {
     auto f = net::co_spawn(ioc, book.connect(s, i), net::use_future);
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     return f.get();
@@ -98,9 +98,9 @@ struct scripted_resolver {
     std::function<std::pair<error_code, std::vector<tcp::endpoint>>()> answer;
     std::shared_ptr<int> calls = std::make_shared<int>(0);
 
-    upstream::resolve_function function() {
+    fanout::resolve_function function() {
         return [answer = answer,
-                calls = calls](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+                calls = calls](std::string const&, std::uint16_t, fanout::resolve_handler done) {
             ++*calls;
             auto [ec, endpoints] = answer();
             done(ec, std::move(endpoints));
@@ -110,11 +110,11 @@ struct scripted_resolver {
 
 // Never answers; keeps the handlers it was given, as a resolver whose server hangs would.
 struct hung_resolver {
-    std::shared_ptr<std::vector<upstream::resolve_handler>> held =
-        std::make_shared<std::vector<upstream::resolve_handler>>();
+    std::shared_ptr<std::vector<fanout::resolve_handler>> held =
+        std::make_shared<std::vector<fanout::resolve_handler>>();
 
-    upstream::resolve_function function() {
-        return [held = held](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+    fanout::resolve_function function() {
+        return [held = held](std::string const&, std::uint16_t, fanout::resolve_handler done) {
             held->push_back(std::move(done));
         };
     }
@@ -127,10 +127,9 @@ BOOST_AUTO_TEST_SUITE(test_address_book)
 BOOST_AUTO_TEST_CASE(localhost_resolves_with_asio_and_connects) {
     net::io_context ioc;
     listener server{ioc};
-    std::vector services{upstream::make_service(
-        "local", "http://localhost:" + std::to_string(server.endpoint().port()) + "/"
-    )};
-    upstream::address_book book{ioc.get_executor(), services};
+    std::vector services{
+        fanout::make_service("local", "http://localhost:" + std::to_string(server.endpoint().port()) + "/")};
+    fanout::address_book book{ioc.get_executor(), services};
 
     // Nothing resolved before the loop runs: no answer, and a reason.
     BOOST_TEST(!book.next(0));
@@ -155,7 +154,7 @@ BOOST_AUTO_TEST_CASE(ip_literal_is_its_own_address_and_never_resolved) {
     net::io_context ioc;
     scripted_resolver r{[] { return std::pair{error_code{}, std::vector{loopback(1)}}; }};
     std::vector services{named("127.0.0.1", 8080), named("::1", 8081)};
-    upstream::address_book book{ioc.get_executor(), services, r.function()};
+    fanout::address_book book{ioc.get_executor(), services, r.function()};
     BOOST_TEST(str(book.next(0)) == str(loopback(8080)));
     BOOST_TEST(str(book.next(1)) == str(tcp::endpoint(net::ip::make_address("::1"), 8081)));
     BOOST_TEST(runs_dry(ioc));
@@ -167,7 +166,7 @@ BOOST_AUTO_TEST_CASE(hung_resolver_fails_connect_at_once_and_lets_run_return) {
     net::io_context ioc;
     hung_resolver r;
     std::vector services{named("backend.invalid", 8080)};
-    upstream::address_book book{ioc.get_executor(), services, r.function()};
+    fanout::address_book book{ioc.get_executor(), services, r.function()};
     BOOST_TEST_REQUIRE(runs_dry(ioc));  // the resolver was asked, and its silence holds nothing
     BOOST_TEST_REQUIRE(r.held->size() == 1u);
 
@@ -200,7 +199,7 @@ BOOST_AUTO_TEST_CASE(connects_take_the_addresses_in_turn) {
     listener a{ioc}, b{ioc};
     scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{a.endpoint(), b.endpoint()}}; }};
     std::vector services{named("pair.test")};
-    upstream::address_book book{ioc.get_executor(), services, r.function()};
+    fanout::address_book book{ioc.get_executor(), services, r.function()};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     BOOST_TEST_REQUIRE(book.size(0) == 2u);
 
@@ -220,9 +219,9 @@ BOOST_AUTO_TEST_CASE(refusing_address_is_passed_over_for_the_skip_period) {
     auto const bad = refusing(ioc);
     scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{bad, good.endpoint()}}; }};
     std::vector services{named("half.test")};
-    upstream::address_book_options o;
+    fanout::address_book_options o;
     o.skip = 1min;  // longer than the test, however slow the machine
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
+    fanout::address_book book{ioc.get_executor(), services, r.function(), o};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
 
     // The first connect meets the refusing address first, marks it and goes on to the good one.
@@ -243,7 +242,7 @@ BOOST_AUTO_TEST_CASE(every_address_refusing_fails_after_trying_each_once) {
     auto const bad1 = refusing(ioc), bad2 = refusing(ioc);
     scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{bad1, bad2}}; }};
     std::vector services{named("down.test")};
-    upstream::address_book book{ioc.get_executor(), services, r.function()};
+    fanout::address_book book{ioc.get_executor(), services, r.function()};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     tcp::socket s{ioc};
     BOOST_TEST(connect(ioc, book, s) == net::error::connection_refused);
@@ -257,7 +256,7 @@ BOOST_AUTO_TEST_CASE(cancelled_connect_stops_at_once) {
     listener server{ioc};
     scripted_resolver r{[&] { return std::pair{error_code{}, std::vector{server.endpoint()}}; }};
     std::vector services{named("one.test")};
-    upstream::address_book book{ioc.get_executor(), services, r.function()};
+    fanout::address_book book{ioc.get_executor(), services, r.function()};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
 
     // Cancelled before connect() starts, and not thrown at (so connect's own check is what stops it).
@@ -284,9 +283,9 @@ BOOST_AUTO_TEST_CASE(failed_refresh_keeps_the_last_good_addresses) {
         return std::pair{error_code{net::error::host_not_found}, std::vector<tcp::endpoint>{}};
     }};
     std::vector services{named("flaky.test")};
-    upstream::address_book_options o;
+    fanout::address_book_options o;
     o.refresh = 1ms;
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
+    fanout::address_book book{ioc.get_executor(), services, r.function(), o};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     BOOST_TEST_REQUIRE(book.size(0) == 1u);
     let_pass(ioc, 2ms);  // the refresh interval: no thread to wait for, only the clock
@@ -309,9 +308,9 @@ BOOST_AUTO_TEST_CASE(failure_without_addresses_is_the_reason_and_is_retried) {
         return std::pair{error_code{net::error::host_not_found}, std::vector<tcp::endpoint>{}};
     }};
     std::vector services{named("nowhere.test")};
-    upstream::address_book_options o;
+    fanout::address_book_options o;
     o.refresh = 0ms;  // resolved at start only; the retry still applies until one succeeds
-    upstream::address_book book{ioc.get_executor(), services, r.function(), o};
+    fanout::address_book book{ioc.get_executor(), services, r.function(), o};
     BOOST_TEST_REQUIRE(runs_dry(ioc));
     BOOST_TEST(
         book.why_none(0) == "cannot resolve nowhere.test: " + error_code(net::error::host_not_found).message()
@@ -326,7 +325,7 @@ BOOST_AUTO_TEST_CASE(first_resolutions_ends_when_an_unanswered_one_is_given_up) 
     net::io_context ioc;
     hung_resolver r;
     std::vector services{named("127.0.0.1", 8080), named("backend.invalid", 8080)};
-    upstream::address_book book{
+    fanout::address_book book{
         ioc.get_executor(),
         services,
         r.function(),
@@ -347,7 +346,7 @@ BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
         hung_resolver r;
         std::vector services{named("late.test")};
         {
-            upstream::address_book book{ioc.get_executor(), services, r.function()};
+            fanout::address_book book{ioc.get_executor(), services, r.function()};
             BOOST_TEST_REQUIRE(runs_dry(ioc));
         }
         BOOST_TEST_REQUIRE(r.held->size() == 1u);
@@ -359,7 +358,7 @@ BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
         net::io_context ioc;
         std::vector services{named("localhost")};
         {
-            upstream::address_book book{ioc.get_executor(), services};
+            fanout::address_book book{ioc.get_executor(), services};
             ioc.poll_one();  // starts the resolution
         }
         BOOST_TEST(runs_dry(ioc));
@@ -368,7 +367,7 @@ BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
     {
         net::io_context ioc;
         std::vector services{named("localhost")};
-        { upstream::address_book book{ioc.get_executor(), services}; }
+        { fanout::address_book book{ioc.get_executor(), services}; }
         BOOST_TEST(runs_dry(ioc));
     }
 }
@@ -377,11 +376,11 @@ BOOST_AUTO_TEST_CASE(destroyed_with_a_resolution_pending) {
 
 namespace {
 
-using addresses = upstream::service_addresses;
+using addresses = fanout::service_addresses;
 using to_do = addresses::to_do;
 auto const t0 = std::chrono::steady_clock::time_point{} + 1000h;
 
-upstream::address_book_options timing() {
+fanout::address_book_options timing() {
     return {.refresh = 30s, .retry = 1s, .skip = 2s, .give_up = 10s};
 }
 

@@ -19,9 +19,9 @@ namespace {
 
 struct one_loop {
     boost::asio::io_context ioc;
-    server::aggregator agg;
+    fanout::aggregator agg;
 
-    explicit one_loop(server::options o) : agg(ioc.get_executor(), std::move(o)) {}
+    explicit one_loop(fanout::options o) : agg(ioc.get_executor(), std::move(o)) {}
 
     aggregate_answer get(std::string target) {
         auto start = std::chrono::steady_clock::now();
@@ -41,7 +41,7 @@ struct one_loop {
     double metric(std::string const& series) { return test::metric(agg.metrics().render(), series); }
 };
 
-upstream::service with_breaker(upstream::service s, unsigned failures, std::chrono::milliseconds cooldown) {
+fanout::service with_breaker(fanout::service s, unsigned failures, std::chrono::milliseconds cooldown) {
     s.breaker_failures = failures;
     s.breaker_cooldown = cooldown;
     return s;
@@ -55,9 +55,9 @@ BOOST_AUTO_TEST_SUITE(test_breaker)
 BOOST_AUTO_TEST_CASE(opens_and_fails_fast_without_connecting) {
     echo_upstream echo;
     captured_events log;
-    server::options o;
+    fanout::options o;
     log.attach(o, "info");
-    o.upstreams = {with_breaker(upstream::make_service("echo", echo.url("/e")), 3, 1h)};
+    o.upstreams = {with_breaker(fanout::make_service("echo", echo.url("/e")), 3, 1h)};
     one_loop loop{o};
     auto& seen = echo.counters();
 
@@ -94,9 +94,9 @@ BOOST_AUTO_TEST_CASE(opens_and_fails_fast_without_connecting) {
 BOOST_AUTO_TEST_CASE(a_probe_half_opens_it_and_closes_or_reopens_it) {
     echo_upstream echo;
     captured_events log;
-    server::options o;
+    fanout::options o;
     log.attach(o, "info");
-    o.upstreams = {with_breaker(upstream::make_service("echo", echo.url("/e")), 2, 0ms)};
+    o.upstreams = {with_breaker(fanout::make_service("echo", echo.url("/e")), 2, 0ms)};
     one_loop loop{o};
     auto& seen = echo.counters();
 
@@ -133,11 +133,11 @@ BOOST_AUTO_TEST_CASE(a_probe_half_opens_it_and_closes_or_reopens_it) {
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_service_opens_it_by_its_timeouts) {
-    sim_runner upstreams{{sim("users"), sim("hung", upstream::sim_behaviour::hang)}};
-    server::options o;
+    sim_runner upstreams{{sim("users"), sim("hung", fanout::sim_behaviour::hang)}};
+    fanout::options o;
     o.upstreams = {
-        upstream::parse_service(upstreams.upstream_flag(0)),
-        with_breaker(upstream::parse_service(upstreams.upstream_flag(1)), 2, 10s)};
+        fanout::parse_service(upstreams.upstream_flag(0)),
+        with_breaker(fanout::parse_service(upstreams.upstream_flag(1)), 2, 10s)};
     one_loop loop{o};
     for (int i = 0; i < 2; ++i)
         BOOST_TEST(
@@ -154,11 +154,11 @@ BOOST_AUTO_TEST_CASE(a_hung_service_opens_it_by_its_timeouts) {
 
 BOOST_AUTO_TEST_CASE(a_fetch_cancelled_by_a_sibling_is_no_failure) {
     sim_runner upstreams{
-        {sim("broken", upstream::sim_behaviour::fail), sim("slow", upstream::sim_behaviour::ok, 300ms)}};
-    server::options o;
+        {sim("broken", fanout::sim_behaviour::fail), sim("slow", fanout::sim_behaviour::ok, 300ms)}};
+    fanout::options o;
     o.upstreams = {
-        upstream::parse_service(upstreams.upstream_flag(0)),
-        with_breaker(upstream::parse_service(upstreams.upstream_flag(1)), 2, 10s)};
+        fanout::parse_service(upstreams.upstream_flag(0)),
+        with_breaker(fanout::parse_service(upstreams.upstream_flag(1)), 2, 10s)};
     one_loop loop{o};
     for (int i = 0; i < 4; ++i) {
         auto a = loop.get("/api/aggregate/errgroup");
@@ -168,19 +168,19 @@ BOOST_AUTO_TEST_CASE(a_fetch_cancelled_by_a_sibling_is_no_failure) {
 }
 
 BOOST_AUTO_TEST_CASE(its_settings_come_from_the_config_file) {
-    server::options o;
-    server::apply_config(
+    fanout::options o;
+    fanout::apply_config(
         o,
         R"({"upstreams":[{"name":"a","url":"http://127.0.0.1:1/a","breaker_failures":5,"breaker_cooldown_ms":2500}]})"
     );
     BOOST_TEST(o.upstreams.at(0).breaker_failures == 5u);
     BOOST_TEST(o.upstreams.at(0).breaker_cooldown.count() == 2500);
     BOOST_CHECK_THROW(
-        server::apply_config(o, R"({"upstreams":[{"name":"a","url":"http://h/a","breaker_failures":-1}]})"),
+        fanout::apply_config(o, R"({"upstreams":[{"name":"a","url":"http://h/a","breaker_failures":-1}]})"),
         std::invalid_argument
     );
     BOOST_CHECK_THROW(
-        server::apply_config(o, R"({"upstreams":[{"name":"a","url":"http://h/a","breaker_cooldown_ms":0}]})"),
+        fanout::apply_config(o, R"({"upstreams":[{"name":"a","url":"http://h/a","breaker_cooldown_ms":0}]})"),
         std::invalid_argument
     );
 }

@@ -241,26 +241,26 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_warnings)
 
-server::options with(upstream::service s, server::options o = {}) {
+fanout::options with(fanout::service s, fanout::options o = {}) {
     o.upstreams.push_back(std::move(s));
     return o;
 }
 
-upstream::service service(std::string_view url = "http://127.0.0.1:9/users") {
-    return upstream::make_service("users", url);
+fanout::service service(std::string_view url = "http://127.0.0.1:9/users") {
+    return fanout::make_service("users", url);
 }
 
 BOOST_AUTO_TEST_CASE(none_for_the_defaults_and_the_example) {
-    BOOST_TEST(server::config_warnings(with(service())).empty());
+    BOOST_TEST(fanout::config_warnings(with(service())).empty());
     auto example = with(service());
-    example.upstreams.push_back(upstream::make_service("orders", "https://10.0.0.7/orders"));
+    example.upstreams.push_back(fanout::make_service("orders", "https://10.0.0.7/orders"));
     example.upstreams.back().timeout = 300ms;
     example.upstreams.back().tls->ca_file = "/etc/fanout/ca.pem";
-    BOOST_TEST(server::config_warnings(example).empty());
+    BOOST_TEST(fanout::config_warnings(example).empty());
 }
 
 BOOST_AUTO_TEST_CASE(no_upstreams_is_the_demo) {
-    auto const w = server::config_warnings({});
+    auto const w = fanout::config_warnings({});
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams: none given: the embedded demo services answer"));
 }
@@ -270,7 +270,7 @@ BOOST_AUTO_TEST_CASE(a_breaker_that_one_failing_fetch_opens) {
     auto s = service();
     s.max_retries = 2;
     s.breaker_failures = 3;
-    auto const w = server::config_warnings(with(s));
+    auto const w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(
         w[0] ==
@@ -278,33 +278,33 @@ BOOST_AUTO_TEST_CASE(a_breaker_that_one_failing_fetch_opens) {
         "so one failing fetch opens the circuit of 'users'"
     );
     s.breaker_failures = 4;
-    BOOST_TEST(server::config_warnings(with(s)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s)).empty());
     s.breaker_failures = 1;  // without retries, a breaker at 1 is a choice
     s.max_retries = 0;
-    BOOST_TEST(server::config_warnings(with(s)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s)).empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_service_timeout_above_the_deadline_cap) {
-    server::options o;
+    fanout::options o;
     o.max_timeout = 2000ms;
     auto s = service();
     s.timeout = 2000ms;
-    BOOST_TEST(server::config_warnings(with(s, o)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s, o)).empty());
     s.timeout = 2001ms;
-    auto const w = server::config_warnings(with(s, o));
+    auto const w = fanout::config_warnings(with(s, o));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].timeout_ms: 2001 is above max_timeout_ms (2000)"));
 }
 
 BOOST_AUTO_TEST_CASE(a_service_timeout_above_max_fetch) {
-    server::options o;
+    fanout::options o;
     o.max_timeout = 100000ms;
     o.max_fetch = 5000ms;
     auto s = service();
     s.timeout = 5000ms;
-    BOOST_TEST(server::config_warnings(with(s, o)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s, o)).empty());
     s.timeout = 5001ms;
-    auto const w = server::config_warnings(with(s, o));
+    auto const w = fanout::config_warnings(with(s, o));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(
         w[0] ==
@@ -316,15 +316,15 @@ BOOST_AUTO_TEST_CASE(a_hedge_after_the_timeout_or_without_budget) {
     auto s = service();
     s.timeout = 100ms;
     s.hedge_after = 99ms;
-    BOOST_TEST(server::config_warnings(with(s)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s)).empty());
     s.hedge_after = 100ms;
-    auto w = server::config_warnings(with(s));
+    auto w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].hedge_after_ms: 100 is not below timeout_ms (100)"));
     s = service();
     s.hedge_quantile = 0.9;
     s.hedge_budget = 0;
-    w = server::config_warnings(with(s));
+    w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0] == "upstreams[0].hedge_budget: 0 allows no hedge: hedge_quantile has no effect");
 }
@@ -334,39 +334,39 @@ BOOST_AUTO_TEST_CASE(retries_that_cannot_happen) {
     s.max_retries = 1;
     s.retry_budget = 0;
     s.retry_min_per_s = 0;
-    auto w = server::config_warnings(with(s));
+    auto w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].max_retries: 1, but retry_budget and retry_min_per_s are 0"));
     s = service();
     s.max_retries = 1;
     s.timeout = 50ms;
     s.retry_backoff = 50ms;
-    w = server::config_warnings(with(s));
+    w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].retry_backoff_ms: 50 is not below timeout_ms (50)"));
     s.max_retries = 0;  // no retries: the backoff is unused
-    BOOST_TEST(server::config_warnings(with(s)).empty());
+    BOOST_TEST(fanout::config_warnings(with(s)).empty());
 }
 
 BOOST_AUTO_TEST_CASE(tls_off_and_the_other_scheme_s_port) {
     auto s = service("https://10.0.0.9:8443/");
     s.tls->insecure_skip_verify = true;
-    auto w = server::config_warnings(with(s));
+    auto w = fanout::config_warnings(with(s));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].insecure_skip_verify: the certificate and name of 10.0.0.9:8443"
     ));
-    w = server::config_warnings(with(service("http://api.example:443/")));
+    w = fanout::config_warnings(with(service("http://api.example:443/")));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].url: http:// to port 443"));
-    w = server::config_warnings(with(service("https://api.example:80/")));
+    w = fanout::config_warnings(with(service("https://api.example:80/")));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[0].url: https:// to port 80"));
 }
 
 BOOST_AUTO_TEST_CASE(no_idle_connection_kept) {
-    server::options o;
+    fanout::options o;
     o.upstream_pool_size = 0;
-    auto const w = server::config_warnings(with(service(), o));
+    auto const w = fanout::config_warnings(with(service(), o));
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstream_pool_size: 0 keeps no connection"));
 }
@@ -378,15 +378,15 @@ BOOST_AUTO_TEST_CASE(the_service_at_fault_is_named_by_its_index) {
     bad.breaker_failures = 1;
     auto o = with(service());
     o.upstreams.push_back(bad);
-    auto const w = server::config_warnings(o);
+    auto const w = fanout::config_warnings(o);
     BOOST_TEST_REQUIRE(w.size() == 1u);
     BOOST_TEST(w[0].starts_with("upstreams[1].breaker_failures: "));
 }
 
 BOOST_AUTO_TEST_CASE(ip_literals_are_not_looked_up) {
     auto o = with(service("http://[::1]:9/"));
-    o.upstreams.push_back(upstream::make_service("b", "http://127.0.0.1:9/"));
-    BOOST_TEST(server::resolution_warnings(o, 2s).empty());
+    o.upstreams.push_back(fanout::make_service("b", "http://127.0.0.1:9/"));
+    BOOST_TEST(fanout::resolution_warnings(o, 2s).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -396,7 +396,7 @@ BOOST_AUTO_TEST_SUITE(test_describe)
 // Every setting of the configuration file is there: the flags of --help, in snake_case.
 BOOST_AUTO_TEST_CASE(every_setting_is_described) {
     std::vector<char const*> args{"fanout", "--help"};
-    auto const help = server::parse_command_line(2, args.data()).help;
+    auto const help = fanout::parse_command_line(2, args.data()).help;
     std::set<std::string> settings{"upstreams"};
     for (auto at = help.find("  --"); at != std::string::npos; at = help.find("  --", at + 1)) {
         auto flag = help.substr(at + 4, help.find_first_of(" \n", at + 4) - at - 4);
@@ -406,7 +406,7 @@ BOOST_AUTO_TEST_CASE(every_setting_is_described) {
         settings.insert(flag);
     }
     std::set<std::string> described;
-    auto const printed = json::parse(server::describe({}));
+    auto const printed = json::parse(fanout::describe({}));
     for (auto const& [key, value] : printed.as_object()) described.insert(key);
     BOOST_TEST(described == settings, boost::test_tools::per_element());
 }
@@ -433,23 +433,23 @@ BOOST_AUTO_TEST_CASE(every_upstream_key_is_described) {
         {"server_name", "billing.internal"},
         {"insecure_skip_verify", false},
         {"tls_handshake_timeout_ms", 2000}};
-    server::options o;
-    server::apply_config(o, json::serialize(json::object{{"upstreams", json::array{given}}}));
-    auto const described = json::parse(server::describe(o)).at("upstreams").at(0).as_object();
+    fanout::options o;
+    fanout::apply_config(o, json::serialize(json::object{{"upstreams", json::array{given}}}));
+    auto const described = json::parse(fanout::describe(o)).at("upstreams").at(0).as_object();
     BOOST_TEST(json::serialize(described) == json::serialize(given));
 }
 
 BOOST_AUTO_TEST_CASE(an_ipv6_listen_address_is_in_brackets) {
-    server::options o;
+    fanout::options o;
     o.listen_host = "::1";
     o.listen_port = 8080;
-    BOOST_TEST(json::parse(server::describe(o)).at("listen").as_string() == "[::1]:8080");
+    BOOST_TEST(json::parse(fanout::describe(o)).at("listen").as_string() == "[::1]:8080");
 }
 
 // null is how --check prints a setting that is off: as a value, it leaves it off.
 BOOST_AUTO_TEST_CASE(null_leaves_an_optional_setting_off) {
-    server::options o;
-    server::apply_config(
+    fanout::options o;
+    fanout::apply_config(
         o, R"({"upstreams": [{"name": "a", "url": "https://h/", "timeout_ms": null, "hedge_after_ms": null,
                "hedge_quantile": null, "ca_file": null, "client_cert": null, "client_key": null,
                "server_name": null}]})"
@@ -457,11 +457,11 @@ BOOST_AUTO_TEST_CASE(null_leaves_an_optional_setting_off) {
     BOOST_TEST(!o.upstreams.at(0).timeout.has_value());
     BOOST_TEST(o.upstreams.at(0).tls->ca_file.empty());
     BOOST_CHECK_THROW(
-        server::apply_config(o, R"({"upstreams": [{"name": "a", "url": "http://h/", "ca_file": null}]})"),
+        fanout::apply_config(o, R"({"upstreams": [{"name": "a", "url": "http://h/", "ca_file": null}]})"),
         std::invalid_argument
     );
     BOOST_CHECK_THROW(
-        server::apply_config(o, R"({"upstreams": [{"name": "a", "url": "http://h/", "max_retries": null}]})"),
+        fanout::apply_config(o, R"({"upstreams": [{"name": "a", "url": "http://h/", "max_retries": null}]})"),
         std::invalid_argument
     );
 }

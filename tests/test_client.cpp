@@ -15,7 +15,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
 
@@ -24,24 +23,24 @@ namespace {
 // The client and its upstreams on one event loop, driven from the test thread.
 struct direct {
     net::io_context ioc{1};
-    upstream::simulator sim;
-    upstream::client client;
+    fanout::simulator sim;
+    fanout::client client;
 
-    direct(std::vector<upstream::sim_service> services, upstream::client_options options = {})
+    direct(std::vector<fanout::sim_service> services, fanout::client_options options = {})
         : sim(ioc.get_executor(), std::move(services)), client(ioc.get_executor(), urls(sim), options) {
         sim.start();
     }
 
-    static std::vector<upstream::service> urls(upstream::simulator const& s) {
-        std::vector<upstream::service> out;
-        for (std::size_t i = 0; i < s.size(); ++i) out.push_back(upstream::make_service(s.name(i), s.url(i)));
+    static std::vector<fanout::service> urls(fanout::simulator const& s) {
+        std::vector<fanout::service> out;
+        for (std::size_t i = 0; i < s.size(); ++i) out.push_back(fanout::make_service(s.name(i), s.url(i)));
         return out;
     }
 };
 
 // A service named by a host name: the client resolves it in the background from its creation.
-std::vector<upstream::service> at_localhost(upstream::simulator const& s) {
-    return {upstream::make_service(s.name(0), "http://localhost:" + std::to_string(s.port(0)) + "/")};
+std::vector<fanout::service> at_localhost(fanout::simulator const& s) {
+    return {fanout::make_service(s.name(0), "http://localhost:" + std::to_string(s.port(0)) + "/")};
 }
 
 // Runs what is ready to run (the loop stops whenever it runs out of work: restarted first).
@@ -60,12 +59,12 @@ void run_until(net::io_context& ioc, Done done) {
 
 // Keeps each question for the test to answer, as a resolver waiting on its server would.
 struct held_resolver {
-    std::shared_ptr<std::vector<upstream::resolve_handler>> held =
-        std::make_shared<std::vector<upstream::resolve_handler>>();
+    std::shared_ptr<std::vector<fanout::resolve_handler>> held =
+        std::make_shared<std::vector<fanout::resolve_handler>>();
 
-    upstream::client_options options() {
-        upstream::client_options o;
-        o.resolve = [held = held](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+    fanout::client_options options() {
+        fanout::client_options o;
+        o.resolve = [held = held](std::string const&, std::uint16_t, fanout::resolve_handler done) {
             held->push_back(std::move(done));
         };
         return o;
@@ -103,12 +102,12 @@ BOOST_AUTO_TEST_CASE(connection_closed_while_idle_is_retried) {
 }
 
 BOOST_AUTO_TEST_CASE(idle_pool_is_bounded) {
-    upstream::client_options options;
+    fanout::client_options options;
     options.max_idle_per_service = 1;
     direct d{{sim("users", sim_behaviour::ok, 50ms)}, options};
     int done = 0;
     for (int i = 0; i < 4; ++i) {
-        net::co_spawn(d.ioc, d.client.fetch(0), [&](std::exception_ptr, upstream::fetch_result r) {
+        net::co_spawn(d.ioc, d.client.fetch(0), [&](std::exception_ptr, fanout::fetch_result r) {
             BOOST_TEST(r.ok());
             if (++done == 4) d.sim.cancel();
         });
@@ -121,7 +120,7 @@ BOOST_AUTO_TEST_CASE(idle_pool_is_bounded) {
 
 BOOST_AUTO_TEST_CASE(race_loser_closes_its_connection) {
     direct d{{sim("users", sim_behaviour::hang)}};
-    std::optional<upstream::fetch_result> result;
+    std::optional<fanout::fetch_result> result;
     std::optional<std::size_t> winner;
     auto fetch_into = [&]() -> net::awaitable<void> { result = co_await d.client.fetch(0); };
     auto race = [&]() -> net::awaitable<void> {
@@ -141,13 +140,13 @@ BOOST_AUTO_TEST_CASE(race_loser_closes_its_connection) {
 
 BOOST_AUTO_TEST_CASE(fetch_reports_cancellation_as_a_value) {
     direct d{{sim("users", sim_behaviour::hang)}};
-    std::optional<upstream::fetch_result> result;
+    std::optional<fanout::fetch_result> result;
     net::cancellation_signal cancel;
     net::co_spawn(
         d.ioc, d.client.fetch(0),
         net::bind_cancellation_slot(
             cancel.slot(),
-            [&](std::exception_ptr e, upstream::fetch_result r) {
+            [&](std::exception_ptr e, fanout::fetch_result r) {
                 BOOST_TEST(!e);
                 result = std::move(r);
             }
@@ -166,7 +165,7 @@ BOOST_AUTO_TEST_CASE(fetch_reports_cancellation_as_a_value) {
 BOOST_AUTO_TEST_CASE(async_fetch_takes_any_completion_token) {
     direct d{{sim("users"), sim("orders", sim_behaviour::fail)}};
     int done = 0;
-    d.client.async_fetch(0, [&](boost::system::error_code ec, upstream::fetch_result r) {
+    d.client.async_fetch(0, [&](boost::system::error_code ec, fanout::fetch_result r) {
         BOOST_TEST(!ec);
         BOOST_TEST(r.ok());
         ++done;
@@ -177,14 +176,14 @@ BOOST_AUTO_TEST_CASE(async_fetch_takes_any_completion_token) {
         d.ioc,
         [&]() -> net::awaitable<void> {
             auto [ec, r] = co_await d.client.async_fetch(1, net::as_tuple(net::use_awaitable));
-            BOOST_TEST((ec == upstream::error_kind::status));
+            BOOST_TEST((ec == fanout::error_kind::status));
             BOOST_TEST(r.error->status == 500u);
             ++done;
         },
         net::detached
     );
-    std::move(deferred)([&](boost::system::error_code ec, upstream::fetch_result) {
-        BOOST_TEST((ec == upstream::error_kind::status));
+    std::move(deferred)([&](boost::system::error_code ec, fanout::fetch_result) {
+        BOOST_TEST((ec == fanout::error_kind::status));
         ++done;
     });
     for (int i = 0; i < 100 && (done < 3 || failed.wait_for(0s) != std::future_status::ready); ++i)
@@ -192,7 +191,7 @@ BOOST_AUTO_TEST_CASE(async_fetch_takes_any_completion_token) {
     BOOST_TEST(done == 3);
     // use_future: the error code becomes the future's exception.
     BOOST_CHECK_EXCEPTION(failed.get(), boost::system::system_error, [](auto const& e) {
-        return e.code() == upstream::error_kind::status;
+        return e.code() == fanout::error_kind::status;
     });
 }
 
@@ -208,31 +207,31 @@ BOOST_AUTO_TEST_CASE(async_fetch_is_cancelled_through_its_slot) {
     timer.async_wait([&](auto) { cancel.emit(net::cancellation_type::terminal); });
     d.ioc.run_for(300ms);
     BOOST_TEST_REQUIRE(code.has_value());
-    BOOST_TEST((*code == upstream::error_kind::cancelled));
+    BOOST_TEST((*code == fanout::error_kind::cancelled));
     BOOST_TEST(d.sim.counters(0).abandoned == 1u);
 }
 
 // A fetch made as the client is created finds no address yet; after async_wait_resolved it connects.
 BOOST_AUTO_TEST_CASE(a_fetch_after_async_wait_resolved_finds_the_service) {
     net::io_context ioc{1};
-    upstream::simulator s{ioc.get_executor(), {sim("users")}};
+    fanout::simulator s{ioc.get_executor(), {sim("users")}};
     s.start();
     {
-        upstream::client c{ioc.get_executor(), at_localhost(s), {}};
-        std::optional<upstream::fetch_result> r;
-        c.async_fetch(0, [&](boost::system::error_code, upstream::fetch_result res) { r = std::move(res); });
+        fanout::client c{ioc.get_executor(), at_localhost(s), {}};
+        std::optional<fanout::fetch_result> r;
+        c.async_fetch(0, [&](boost::system::error_code, fanout::fetch_result res) { r = std::move(res); });
         run_until(ioc, [&] { return r.has_value(); });
         BOOST_TEST_REQUIRE(r.has_value());
         BOOST_TEST_REQUIRE(!r->ok());
-        BOOST_TEST((r->error->code() == upstream::error_kind::connect));
+        BOOST_TEST((r->error->code() == fanout::error_kind::connect));
         BOOST_TEST(r->error->message.find("resolving localhost") != std::string::npos, r->error->message);
     }
-    upstream::client c{ioc.get_executor(), at_localhost(s), {}};
+    fanout::client c{ioc.get_executor(), at_localhost(s), {}};
     std::optional<boost::system::error_code> waited;
-    std::optional<upstream::fetch_result> r;
+    std::optional<fanout::fetch_result> r;
     c.async_wait_resolved([&](boost::system::error_code ec) {
         waited = ec;
-        c.async_fetch(0, [&](boost::system::error_code, upstream::fetch_result res) { r = std::move(res); });
+        c.async_fetch(0, [&](boost::system::error_code, fanout::fetch_result res) { r = std::move(res); });
     });
     BOOST_TEST(!waited.has_value());  // never inside the call
     run_until(ioc, [&] { return r.has_value(); });
@@ -250,11 +249,11 @@ BOOST_AUTO_TEST_CASE(async_wait_resolved_reports_the_first_service_without_an_ad
     net::io_context ioc{1};
     held_resolver resolver;
     std::vector services{
-        upstream::make_service("literal", "http://127.0.0.1:1/"),
-        upstream::make_service("found", "http://found.test/"),
-        upstream::make_service("missing", "http://missing.test/"),
-        upstream::make_service("late", "http://late.test/")};
-    upstream::client c{ioc.get_executor(), services, resolver.options()};
+        fanout::make_service("literal", "http://127.0.0.1:1/"),
+        fanout::make_service("found", "http://found.test/"),
+        fanout::make_service("missing", "http://missing.test/"),
+        fanout::make_service("late", "http://late.test/")};
+    fanout::client c{ioc.get_executor(), services, resolver.options()};
     std::optional<boost::system::error_code> waited;
     c.async_wait_resolved([&](boost::system::error_code ec) { waited = ec; });
     run_until(ioc, [&] { return resolver.held->size() == 3; });
@@ -269,7 +268,7 @@ BOOST_AUTO_TEST_CASE(async_wait_resolved_reports_the_first_service_without_an_ad
     BOOST_TEST((*waited == net::error::host_not_found), waited->message());  // "missing", the first
 
     // Nothing to wait for: at once, but not inside the call.
-    upstream::client literal{ioc.get_executor(), {services[0]}, {}};
+    fanout::client literal{ioc.get_executor(), {services[0]}, {}};
     std::optional<boost::system::error_code> at_once;
     literal.async_wait_resolved([&](boost::system::error_code ec) { at_once = ec; });
     BOOST_TEST(!at_once.has_value());
@@ -283,8 +282,8 @@ BOOST_AUTO_TEST_CASE(async_wait_resolved_reports_the_first_service_without_an_ad
 BOOST_AUTO_TEST_CASE(async_wait_resolved_is_cancelled_through_its_slot_and_by_the_client_going) {
     net::io_context ioc{1};
     held_resolver resolver;
-    std::vector services{upstream::make_service("svc", "http://svc.test:8080/")};
-    auto c = std::make_unique<upstream::client>(ioc.get_executor(), services, resolver.options());
+    std::vector services{fanout::make_service("svc", "http://svc.test:8080/")};
+    auto c = std::make_unique<fanout::client>(ioc.get_executor(), services, resolver.options());
     std::optional<boost::system::error_code> cancelled, destroyed, later;
     net::cancellation_signal cancel;
     c->async_wait_resolved(net::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec) {
@@ -305,7 +304,7 @@ BOOST_AUTO_TEST_CASE(async_wait_resolved_is_cancelled_through_its_slot_and_by_th
     BOOST_TEST(!*later);
     BOOST_TEST(resolver.held->size() == 1u);  // asked once
 
-    auto d = std::make_unique<upstream::client>(ioc.get_executor(), services, resolver.options());
+    auto d = std::make_unique<fanout::client>(ioc.get_executor(), services, resolver.options());
     d->async_wait_resolved([&](boost::system::error_code ec) { destroyed = ec; });
     run_ready(ioc);
     d.reset();
@@ -327,14 +326,14 @@ BOOST_AUTO_TEST_CASE(services_are_found_by_name) {
     auto f = d.client.async_fetch(*index, net::use_future);
     run_until(d.ioc, [&] { return f.wait_for(0s) == std::future_status::ready; });
     BOOST_CHECK_EXCEPTION(f.get(), boost::system::system_error, [](auto const& e) {
-        return e.code() == upstream::error_kind::status;  // orders answers 500: it was orders
+        return e.code() == fanout::error_kind::status;  // orders answers 500: it was orders
     });
     BOOST_CHECK_THROW(static_cast<void>(d.client.fetch(2)), std::out_of_range);
     BOOST_CHECK_THROW(d.client.async_fetch(2, net::detached), std::out_of_range);
     std::vector twice{
-        upstream::make_service("users", "http://127.0.0.1:1/"),
-        upstream::make_service("users", "http://127.0.0.1:2/")};
-    BOOST_CHECK_THROW(upstream::client(d.ioc.get_executor(), twice, {}), std::invalid_argument);
+        fanout::make_service("users", "http://127.0.0.1:1/"),
+        fanout::make_service("users", "http://127.0.0.1:2/")};
+    BOOST_CHECK_THROW(fanout::client(d.ioc.get_executor(), twice, {}), std::invalid_argument);
     d.sim.cancel();
 }
 

@@ -14,7 +14,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace json = boost::json;
 namespace net = boost::asio;
 
@@ -96,7 +95,7 @@ BOOST_AUTO_TEST_CASE(keep_alive_clients_lose_no_request_at_shutdown) {
             for (int i = 0; i < connections; ++i) {
                 clients.emplace_back([&, i, port = h.port()] {
                     try {
-                        client c{port};
+                        blocking_client c{port};
                         for (;;) {
                             c.send_get(i % 2 ? wg : "/healthz");
                             auto res = c.read(10s);
@@ -131,7 +130,7 @@ BOOST_AUTO_TEST_CASE(keep_alive_clients_lose_no_request_at_shutdown) {
 
 BOOST_AUTO_TEST_CASE(pipelined_requests_behind_one_in_flight_are_answered) {
     harness h{{sim("users", sim_behaviour::ok, 300ms)}};
-    client c{h.port()};
+    blocking_client c{h.port()};
     std::string get = "GET " + wg + " HTTP/1.1\r\nHost: x\r\n\r\n";
     c.send(get + get + get);
     BOOST_TEST_REQUIRE(eventually([&] { return h.counters("users").requests == 1; }));  // in flight
@@ -162,7 +161,7 @@ BOOST_AUTO_TEST_CASE(a_connection_still_in_the_listen_queue_is_answered) {
         });
     }
     BOOST_TEST_REQUIRE(eventually([&] { return blocked == h.threads(); }));
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send_get("/healthz");
     shutdown_all(h, 5s, /*wait=*/false);  // runs on each loop once it is free, before its listener
     release.set_value();
@@ -174,11 +173,11 @@ BOOST_AUTO_TEST_CASE(a_connection_still_in_the_listen_queue_is_answered) {
 }
 
 BOOST_AUTO_TEST_CASE(drain_delay_serves_on_with_healthz_503_then_stops_accepting) {
-    server::options opts;
+    fanout::options opts;
     opts.drain_delay = 3000ms;
     harness h{{sim("users")}, opts};
     auto const port = h.port();  // not once the listeners are closed
-    client before{port};
+    blocking_client before{port};
     before.send_get("/healthz");
     auto ok = before.read();
     BOOST_TEST_REQUIRE(ok.has_value());
@@ -197,7 +196,7 @@ BOOST_AUTO_TEST_CASE(drain_delay_serves_on_with_healthz_503_then_stops_accepting
     BOOST_TEST(!health->keep_alive());
 
     // New connections are still accepted and served, and closed after their answer.
-    client during{port};
+    blocking_client during{port};
     during.send_get(wg);
     auto served = during.read();
     BOOST_TEST_REQUIRE(served.has_value());
@@ -217,7 +216,7 @@ BOOST_AUTO_TEST_CASE(drain_delay_serves_on_with_healthz_503_then_stops_accepting
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_with_a_grace_ends_the_drain_delay) {
-    server::options opts;
+    fanout::options opts;
     opts.drain_delay = 60s;
     harness h{{sim("users")}, opts};
     auto const port = h.port();
@@ -267,10 +266,10 @@ BOOST_AUTO_TEST_CASE(a_malformed_request_with_more_bytes_behind_reads_its_400) {
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_over_the_limit_reads_its_503) {
-    server::options opts;
+    fanout::options opts;
     opts.max_connections = 1;
     harness h{{sim("users")}, opts};
-    client held{h.port()};
+    blocking_client held{h.port()};
     held.send_get("/healthz");
     BOOST_TEST_REQUIRE(held.read().has_value());
     raw_connection over{h.port()};

@@ -8,7 +8,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace json = boost::json;
 namespace net = boost::asio;
 
@@ -42,7 +41,7 @@ bool has_result(aggregate_answer const& a, std::string_view service) {
     return a.body.at("results").as_object().contains(service);
 }
 
-std::vector<upstream::sim_service> healthy() {
+std::vector<fanout::sim_service> healthy() {
     return {sim("users"), sim("orders"), sim("inventory")};
 }
 
@@ -87,7 +86,7 @@ BOOST_AUTO_TEST_CASE(fetches_run_concurrently) {
     std::uint64_t n = 0;
     for (auto const& e : endpoints) {
         BOOST_TEST_CONTEXT(e.path) {
-            client c{hung.port()};
+            blocking_client c{hung.port()};
             c.send_get(e.path + "?timeout_ms=10000");
             ++n;
             BOOST_TEST(eventually([&] {
@@ -152,7 +151,7 @@ BOOST_AUTO_TEST_CASE(one_hung_service) {
     std::uint64_t sent = 2;
     for (auto pattern : {"wg", "channel"}) {
         BOOST_TEST_CONTEXT(pattern) {
-            client c{h.port()};
+            blocking_client c{h.port()};
             c.send_get(by_pattern(pattern).path + "?timeout_ms=200");
             ++sent;
             BOOST_TEST(eventually([&] { return h.counters("inventory").requests == sent; }));
@@ -190,7 +189,7 @@ BOOST_AUTO_TEST_CASE(all_timed_out_is_504) {
 }
 
 BOOST_AUTO_TEST_CASE(deadline_defaults_to_the_option_and_is_capped) {
-    server::options opts;
+    fanout::options opts;
     opts.timeout = 150ms;
     opts.max_timeout = 300ms;
     harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
@@ -216,7 +215,7 @@ BOOST_AUTO_TEST_CASE(every_kind_is_reported) {
          sim("too_large", sim_behaviour::huge), sim("garbage", sim_behaviour::garbage),
          sim("close_early", sim_behaviour::close_early), sim("timeout", sim_behaviour::hang)},
         {},
-        {upstream::make_service("connect", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")}};
+        {fanout::make_service("connect", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")}};
     // A deadline long enough for the slowest kind (a body over the limit) under TSan on a busy machine.
     auto a = get(h.port(), by_pattern("context-timeout").path + "?timeout_ms=2000");
     BOOST_TEST(a.status == 200u);
@@ -240,7 +239,7 @@ BOOST_AUTO_TEST_CASE(wait_for_all_patterns_report_them_too) {
         {sim("ok"), sim("status", sim_behaviour::fail), sim("invalid_json", sim_behaviour::invalid_json),
          sim("too_large", sim_behaviour::huge), sim("garbage", sim_behaviour::garbage)},
         {},
-        {upstream::make_service("connect", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")}};
+        {fanout::make_service("connect", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")}};
     for (auto pattern : {"wg", "channel"}) {
         BOOST_TEST_CONTEXT(pattern) {
             auto a = get(h.port(), by_pattern(pattern).path);
@@ -255,7 +254,7 @@ BOOST_AUTO_TEST_CASE(wait_for_all_patterns_report_them_too) {
 }
 
 BOOST_AUTO_TEST_CASE(body_limit_is_configurable) {
-    server::options opts;
+    fanout::options opts;
     opts.max_upstream_body = 100;  // the simulated bodies are a few hundred bytes
     harness h{{sim("users"), sim("orders")}, opts};
     auto a = get(h.port(), by_pattern("wg").path);
@@ -307,19 +306,19 @@ BOOST_AUTO_TEST_SUITE(test_channel)
 
 BOOST_AUTO_TEST_CASE(no_producer_outlives_the_handler) {
     net::io_context ioc{1};
-    upstream::simulator upstreams{
+    fanout::simulator upstreams{
         ioc.get_executor(),
         {sim("users"), sim("orders", sim_behaviour::ok, 50ms), sim("inventory", sim_behaviour::fail)}};
-    std::vector<upstream::service> services;
+    std::vector<fanout::service> services;
     for (std::size_t i = 0; i < upstreams.size(); ++i)
-        services.push_back(upstream::make_service(upstreams.name(i), upstreams.url(i)));
-    upstream::client client{ioc.get_executor(), services, {}};
-    handlers::context ctx{client};
+        services.push_back(fanout::make_service(upstreams.name(i), upstreams.url(i)));
+    fanout::client client{ioc.get_executor(), services, {}};
+    fanout::context ctx{client};
     upstreams.start();
 
-    std::optional<handlers::reply> reply;
+    std::optional<fanout::reply> reply;
     std::size_t live_at_return = 99;
-    net::co_spawn(ioc, handlers::channel(ctx, {1000ms}), [&](std::exception_ptr e, handlers::reply r) {
+    net::co_spawn(ioc, fanout::channel(ctx, {1000ms}), [&](std::exception_ptr e, fanout::reply r) {
         BOOST_TEST(!e);
         live_at_return = ctx.stats->channel_producers_live;
         reply = std::move(r);

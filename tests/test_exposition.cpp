@@ -17,7 +17,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace net = boost::asio;
 
 namespace {
@@ -32,12 +31,12 @@ std::string scrape(std::uint16_t port) {
 // An aggregator on an event loop of its own that the test runs for each request, sharing a registry.
 struct mounted {
     net::io_context ioc;
-    server::aggregator agg;
+    fanout::aggregator agg;
 
-    mounted(server::options o, std::shared_ptr<server::metrics_registry> reg, std::size_t shard)
+    mounted(fanout::options o, std::shared_ptr<fanout::metrics_registry> reg, std::size_t shard)
         : agg(ioc.get_executor(), std::move(o), std::move(reg), shard) {}
 
-    server::aggregator::response_type get(std::string target) {
+    fanout::aggregator::response_type get(std::string target) {
         auto answer =
             net::co_spawn(ioc, agg.handle(boost::beast::http::verb::get, std::move(target)), net::use_future);
         ioc.restart();
@@ -48,8 +47,8 @@ struct mounted {
 
 // A registry of one loop for the seed's routes, its shard claimed for the test to write.
 struct one_shard {
-    server::metrics_registry registry;
-    server::metrics_shard& shard;
+    fanout::metrics_registry registry;
+    fanout::metrics_shard& shard;
 
     explicit one_shard(std::vector<std::string> services)
         : registry(std::move(services), 1), shard(registry.claim(0)) {}
@@ -65,9 +64,9 @@ BOOST_AUTO_TEST_SUITE(test_exposition)
 // A 3x regression of a sub-millisecond answer and a hung request must both be visible.
 BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_buckets) {
     one_shard m{{"users"}};
-    m.shard.count_request(server::endpoint::wg, 0, 200, 100us);
-    m.shard.count_request(server::endpoint::wg, 0, 200, 300us);
-    m.shard.count_request(server::endpoint::wg, 0, 200, 30s);
+    m.shard.count_request(fanout::endpoint::wg, 0, 200, 100us);
+    m.shard.count_request(fanout::endpoint::wg, 0, 200, 300us);
+    m.shard.count_request(fanout::endpoint::wg, 0, 200, 30s);
     m.shard.services[0].duration.observe(100us);
     m.shard.services[0].duration.observe(30s);
     auto const text = m.registry.render();
@@ -94,13 +93,12 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
 
 // Each loop has its own breaker: one loop open and the other closed are both visible, 0/1 each.
 BOOST_AUTO_TEST_CASE(breaker_state_is_one_gauge_per_loop_and_state) {
-    server::options o;
-    auto refused =
-        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
+    fanout::options o;
+    auto refused = fanout::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
     refused.breaker_failures = 1;
     refused.breaker_cooldown = 60s;
     o.upstreams = {refused};
-    auto reg = std::make_shared<server::metrics_registry>(std::vector<std::string>{"refused"}, 2);
+    auto reg = std::make_shared<fanout::metrics_registry>(std::vector<std::string>{"refused"}, 2);
     mounted first{o, reg, 0}, second{o, reg, 1};
     BOOST_TEST(first.get("/api/aggregate/wg").result_int() == 502u);  // connect: the breaker opens
     BOOST_TEST(second.get("/api/aggregate/wg").result_int() == 502u);
@@ -121,8 +119,7 @@ BOOST_AUTO_TEST_CASE(breaker_state_is_one_gauge_per_loop_and_state) {
 
 // The clearer names count what the old ones count, which stay for one release.
 BOOST_AUTO_TEST_CASE(retry_counters_under_new_and_deprecated_names) {
-    auto refused =
-        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
+    auto refused = fanout::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/");
     refused.max_retries = 1;
     refused.retry_backoff = 1ms;
     harness h{{sim("users", sim_behaviour::close_after_response)}, {}, {refused}};
@@ -144,17 +141,17 @@ BOOST_AUTO_TEST_CASE(proc_stat_fields_are_counted_after_the_command_name) {
     std::string const stat =
         "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 150 0 0 20 0 3 0 1000 123456789 300 "
         "18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 17 1 0 0 0 0 0\n";
-    auto const p = server::parse_proc_stat(stat, 100, 4096, 1'700'000'000);
+    auto const p = fanout::parse_proc_stat(stat, 100, 4096, 1'700'000'000);
     BOOST_TEST_REQUIRE(p.has_value());
     BOOST_TEST(p->cpu_seconds == 4.0);  // (250 + 150) ticks
     BOOST_TEST(p->start_time_seconds == 1'700'000'010.0);
     BOOST_TEST(p->virtual_bytes == 123456789u);
     BOOST_TEST(p->resident_bytes == 300u * 4096);
-    BOOST_TEST(!server::parse_proc_stat("4242 (x", 100, 4096, 0).has_value());
-    BOOST_TEST(!server::parse_proc_stat("4242 (x) S 1 2", 100, 4096, 0).has_value());
+    BOOST_TEST(!fanout::parse_proc_stat("4242 (x", 100, 4096, 0).has_value());
+    BOOST_TEST(!fanout::parse_proc_stat("4242 (x) S 1 2", 100, 4096, 0).has_value());
     auto bad_utime = stat;
     bad_utime.replace(bad_utime.find(" 250 "), 5, " x ");
-    BOOST_TEST(!server::parse_proc_stat(bad_utime, 100, 4096, 0).has_value());
+    BOOST_TEST(!fanout::parse_proc_stat(bad_utime, 100, 4096, 0).has_value());
 }
 
 // The fanout program exports the process collector's series and its build; they follow the process.
@@ -185,9 +182,9 @@ BOOST_AUTO_TEST_CASE(process_metrics_of_the_program_follow_its_connections) {
                        R"(",boost="1.81.0",openssl=")" + OpenSSL_version(OPENSSL_VERSION_STRING) + "\"}";
     BOOST_TEST(metric(before, build) == 1, build);
 
-    std::vector<std::unique_ptr<client>> open;
+    std::vector<std::unique_ptr<blocking_client>> open;
     for (int i = 0; i < 20; ++i) {
-        open.push_back(std::make_unique<client>(port));
+        open.push_back(std::make_unique<blocking_client>(port));
         open.back()->send_get("/healthz");
         BOOST_TEST_REQUIRE(open.back()->read().has_value());  // accepted, and kept open
     }
@@ -212,7 +209,7 @@ BOOST_AUTO_TEST_CASE(process_metrics_are_opt_in_for_an_application) {
 
 // An instance serving its drain delay says so, for an alert on one that drains for too long.
 BOOST_AUTO_TEST_CASE(draining_gauge_is_one_from_the_start_of_a_shutdown) {
-    server::options opts;
+    fanout::options opts;
     opts.drain_delay = 60s;
     harness h{{sim("users")}, opts};
     auto const port = h.port();
@@ -224,8 +221,6 @@ BOOST_AUTO_TEST_CASE(draining_gauge_is_one_from_the_start_of_a_shutdown) {
 }
 
 BOOST_AUTO_TEST_CASE(openmetrics_is_served_to_whoever_prefers_it) {
-    using server::exposition;
-    using server::negotiate_exposition;
     // What Prometheus 2.42 sends.
     BOOST_TEST(
         (negotiate_exposition(
@@ -245,7 +240,7 @@ BOOST_AUTO_TEST_CASE(openmetrics_is_served_to_whoever_prefers_it) {
     BOOST_TEST((negotiate_exposition("application/openmetrics-text;q=0") == exposition::prometheus_text));
     BOOST_TEST((negotiate_exposition("application/openmetrics-text;q=x") == exposition::prometheus_text));
     BOOST_TEST(
-        (server::content_type(exposition::openmetrics) ==
+        (fanout::content_type(exposition::openmetrics) ==
          "application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
 }
@@ -255,7 +250,7 @@ BOOST_AUTO_TEST_CASE(openmetrics_is_served_to_whoever_prefers_it) {
 BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request) {
     std::string const trace_id = "0af7651916cd43dd8448eb211c80319c";
     captured_events log;
-    server::options opts;
+    fanout::options opts;
     log.attach(opts, "warning");
     harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
     BOOST_TEST(
@@ -269,7 +264,7 @@ BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request)
     std::string page;
     // The answer is counted once written, which a scrape on another loop may come before.
     BOOST_TEST(eventually([&] {
-        client c{h.port()};
+        blocking_client c{h.port()};
         c.send(
             "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n"
         );
@@ -324,11 +319,11 @@ BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request)
 
 // Embedded, the aggregator answers /metrics as the server does.
 BOOST_AUTO_TEST_CASE(an_embedded_aggregator_negotiates_too) {
-    server::options o;
+    fanout::options o;
     o.upstreams = {
-        upstream::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")};
+        fanout::make_service("refused", "http://127.0.0.1:" + std::to_string(closed_port()) + "/")};
     mounted m{o, nullptr, 0};
-    server::request_fields fields;
+    fanout::request_fields fields;
     fields.accept = "application/openmetrics-text";
     auto om = net::co_spawn(
         m.ioc, m.agg.handle(boost::beast::http::verb::get, "/metrics", 11, fields), net::use_future

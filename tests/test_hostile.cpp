@@ -17,7 +17,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -140,16 +139,16 @@ BOOST_AUTO_TEST_CASE(a_last_chunk_split_at_every_byte_parses) {
     std::string const with_data = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
     for (std::size_t i = 0; i <= request.size(); ++i)
         for (std::size_t j = i; j <= request.size(); ++j)
-            BOOST_TEST_REQUIRE(!parse_in_pieces<server::request_parser>(request, i, j), i << "," << j);
+            BOOST_TEST_REQUIRE(!parse_in_pieces<fanout::request_parser>(request, i, j), i << "," << j);
     for (auto const& message : {response, with_data})
         for (std::size_t i = 0; i <= message.size(); ++i)
             for (std::size_t j = i; j <= message.size(); ++j)
-                BOOST_TEST_REQUIRE(!parse_in_pieces<upstream::response_parser>(message, i, j), i << "," << j);
+                BOOST_TEST_REQUIRE(!parse_in_pieces<fanout::response_parser>(message, i, j), i << "," << j);
 }
 
 BOOST_AUTO_TEST_CASE(bytes_waiting_for_the_parser_are_bounded) {
     auto feed = [](std::string const& head, std::string_view piece) {
-        upstream::response_parser parser;
+        fanout::response_parser parser;
         boost::beast::flat_buffer buffer;
         auto data = head;
         boost::beast::error_code ec = http::error::need_more;
@@ -195,8 +194,8 @@ BOOST_AUTO_TEST_CASE(framing_sections_are_held_to_the_head_limit) {
             }
         }
     };
-    check(static_cast<server::request_parser*>(nullptr), true);
-    check(static_cast<upstream::response_parser*>(nullptr), false);
+    check(static_cast<fanout::request_parser*>(nullptr), true);
+    check(static_cast<fanout::response_parser*>(nullptr), false);
 }
 
 // A read that starts inside a chunk's data and goes on past its end: the framing after the data
@@ -214,8 +213,8 @@ BOOST_AUTO_TEST_CASE(framing_after_chunk_data_in_the_same_read_is_held_to_the_li
             );
         }
     };
-    check(static_cast<server::request_parser*>(nullptr), true);
-    check(static_cast<upstream::response_parser*>(nullptr), false);
+    check(static_cast<fanout::request_parser*>(nullptr), true);
+    check(static_cast<fanout::response_parser*>(nullptr), false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -236,7 +235,7 @@ BOOST_AUTO_TEST_CASE(upstream_endless_chunk_line_or_trailers_fail_as_protocol) {
 // The upstream never stops sending a body that stays under the size limit: the deadline still
 // ends the fetch, as a timeout, and the connection is closed.
 BOOST_AUTO_TEST_CASE(deadline_holds_against_an_upstream_that_never_stops_sending) {
-    server::options opts;
+    fanout::options opts;
     opts.max_upstream_body = std::size_t(1) << 30;
     harness h{{sim("users", sim_behaviour::endless_body), sim("orders")}, opts};
     for (std::string pattern : {"channel-with-context-timeout", "errgroup"}) {
@@ -249,9 +248,9 @@ BOOST_AUTO_TEST_CASE(deadline_holds_against_an_upstream_that_never_stops_sending
 
 // The same with a service timeout sooner than the request's deadline.
 BOOST_AUTO_TEST_CASE(a_service_timeout_holds_against_an_upstream_that_never_stops_sending) {
-    server::options opts;
+    fanout::options opts;
     opts.max_upstream_body = std::size_t(1) << 30;
-    opts.upstreams.push_back(upstream::make_service("users", "http://127.0.0.1:1/users"));
+    opts.upstreams.push_back(fanout::make_service("users", "http://127.0.0.1:1/users"));
     opts.upstreams.back().timeout = 200ms;
     harness h{{sim("users", sim_behaviour::endless_body), sim("orders")}, opts};
     auto a = get(h.port(), "/api/aggregate/channel-with-context-timeout?timeout_ms=10000", 30s);
@@ -265,7 +264,7 @@ BOOST_AUTO_TEST_CASE(interim_answers_are_skipped_and_the_pool_stays_in_step) {
         auto a = get(h.port(), "/api/aggregate/wg");
         BOOST_TEST_REQUIRE(a.status == 200u);
         BOOST_TEST_REQUIRE(a.complete_header == "true");
-        BOOST_TEST_REQUIRE(a.body.at("results").at("users") == json::parse(upstream::sim_body("users")));
+        BOOST_TEST_REQUIRE(a.body.at("results").at("users") == json::parse(fanout::sim_body("users")));
     }
     BOOST_TEST(h.counters("users").connections <= h.threads());  // every fetch after the first reused one
 }
@@ -274,19 +273,18 @@ BOOST_AUTO_TEST_CASE(interim_answers_are_skipped_and_the_pool_stays_in_step) {
 // pool, so the connection must not be reused, or the next fetch would take that answer for its own.
 BOOST_AUTO_TEST_CASE(an_unsolicited_answer_discards_the_pooled_connection) {
     net::io_context ioc{1};
-    upstream::simulator sim{
-        ioc.get_executor(),
-        {upstream::sim_service{.name = "users", .behaviour = sim_behaviour::unsolicited}}};
-    upstream::client client{ioc.get_executor(), {upstream::make_service("users", sim.url(0))}, {}};
+    fanout::simulator sim{
+        ioc.get_executor(), {fanout::sim_service{.name = "users", .behaviour = sim_behaviour::unsolicited}}};
+    fanout::client client{ioc.get_executor(), {fanout::make_service("users", sim.url(0))}, {}};
     sim.start();
     for (std::uint64_t round = 1; round <= 3; ++round) {
-        std::optional<upstream::fetch_result> result;
-        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, upstream::fetch_result r) {
+        std::optional<fanout::fetch_result> result;
+        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, fanout::fetch_result r) {
             result = std::move(r);
         });
         while (!result || sim.counters(0).unsolicited < round) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
         BOOST_TEST_REQUIRE(result->ok());
-        BOOST_TEST(result->body == upstream::sim_body("users"));
+        BOOST_TEST(result->body == fanout::sim_body("users"));
     }
     BOOST_TEST(client.stats().retried == 2u);
     BOOST_TEST(client.stats().opened == 3u);
@@ -311,7 +309,7 @@ BOOST_AUTO_TEST_CASE(a_client_long_chunk_line_or_trailers_in_one_write_get_400_a
     std::string const long_text(60'000, 'a');
     for (auto const& body :
          {"1;e=" + long_text + "\r\nx\r\n0\r\n\r\n", "0\r\nX-T: " + long_text + "\r\n\r\n"}) {
-        client c{h.port()};
+        blocking_client c{h.port()};
         c.send(chunked_post + body);
         auto res = c.read();
         BOOST_TEST_REQUIRE(res.has_value());
@@ -323,7 +321,7 @@ BOOST_AUTO_TEST_CASE(a_client_long_chunk_line_or_trailers_in_one_write_get_400_a
 
 // --max-request-head counts the whole head: request line, fields and the empty line.
 BOOST_AUTO_TEST_CASE(the_request_head_limit_counts_the_request_line) {
-    server::options opts;
+    fanout::options opts;
     opts.max_request_head = 1024;
     harness h{{sim("users")}, opts};
     auto head_of = [](std::size_t size) {
@@ -332,12 +330,12 @@ BOOST_AUTO_TEST_CASE(the_request_head_limit_counts_the_request_line) {
         head.append(size - head.size() - rest.size(), 'a');
         return head + rest;
     };
-    client at{h.port()};
+    blocking_client at{h.port()};
     at.send(head_of(1024));
     auto r1 = at.read();
     BOOST_TEST_REQUIRE(r1.has_value());
     BOOST_TEST(r1->result_int() == 200u);
-    client over{h.port()};
+    blocking_client over{h.port()};
     over.send(head_of(1025));
     auto r2 = over.read();
     BOOST_TEST_REQUIRE(r2.has_value());
@@ -355,14 +353,14 @@ BOOST_AUTO_TEST_CASE(upstream_long_chunk_line_or_trailers_in_one_write_fail_as_p
         tcp::acceptor acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
         net::co_spawn(ioc, answer_once(acceptor, head + body), net::detached);
         auto const url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/users";
-        upstream::client client{ioc.get_executor(), {upstream::make_service("users", url)}, {}};
-        std::optional<upstream::fetch_result> result;
-        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, upstream::fetch_result r) {
+        fanout::client client{ioc.get_executor(), {fanout::make_service("users", url)}, {}};
+        std::optional<fanout::fetch_result> result;
+        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, fanout::fetch_result r) {
             result = std::move(r);
         });
         while (!result) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
         BOOST_TEST_REQUIRE(result->error.has_value());
-        BOOST_TEST((result->error->kind == upstream::error_kind::protocol));
+        BOOST_TEST((result->error->kind == fanout::error_kind::protocol));
         BOOST_TEST(
             result->error->message.find("larger than 16384 bytes") != std::string::npos,
             result->error->message
@@ -374,7 +372,7 @@ BOOST_AUTO_TEST_CASE(upstream_long_chunk_line_or_trailers_in_one_write_fail_as_p
 
 // Chunks within every size limit, sent without pause: the header timeout still closes the connection.
 BOOST_AUTO_TEST_CASE(header_timeout_holds_against_a_client_that_never_stops_sending) {
-    server::options opts;
+    fanout::options opts;
     opts.header_timeout = 200ms;
     opts.max_request_body = std::size_t(1) << 30;
     harness h{{sim("users")}, opts};
@@ -386,7 +384,7 @@ BOOST_AUTO_TEST_CASE(header_timeout_holds_against_a_client_that_never_stops_send
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_grace_holds_against_a_client_that_never_stops_sending) {
-    server::options opts;
+    fanout::options opts;
     opts.header_timeout = 60s;
     opts.max_request_body = std::size_t(1) << 30;
     harness h{{sim("users")}, opts};

@@ -25,7 +25,7 @@ net::ip::address const loopback = net::ip::make_address("127.0.0.1");
 std::string listen_error(tcp::endpoint const& endpoint, bool reuse_port) {
     net::io_context ioc;
     try {
-        server::open_listener(ioc.get_executor(), endpoint, reuse_port);
+        fanout::open_listener(ioc.get_executor(), endpoint, reuse_port);
     } catch (boost::system::system_error const& e) {
         return e.what();
     }
@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_SUITE(test_listener)
 
 BOOST_AUTO_TEST_CASE(errors_name_the_address_and_nothing_else) {
     net::io_context ioc;
-    auto first = server::open_listener(ioc.get_executor(), {loopback, 0}, false);
+    auto first = fanout::open_listener(ioc.get_executor(), {loopback, 0}, false);
     auto port = first.local_endpoint().port();
     BOOST_TEST(listen_error({loopback, port}, false) == in_use("127.0.0.1", port));
     // TEST-NET-1 is no address of this machine.
@@ -68,9 +68,9 @@ BOOST_AUTO_TEST_CASE(errors_name_the_address_and_nothing_else) {
 
 BOOST_AUTO_TEST_CASE(the_loops_of_one_process_share_a_port) {
     net::io_context ioc;
-    auto first = server::open_listener(ioc.get_executor(), {loopback, 0}, true);
+    auto first = fanout::open_listener(ioc.get_executor(), {loopback, 0}, true);
     auto port = first.local_endpoint().port();
-    auto second = server::open_listener(ioc.get_executor(), {loopback, port}, true);
+    auto second = fanout::open_listener(ioc.get_executor(), {loopback, port}, true);
     BOOST_TEST(second.local_endpoint().port() == port);
     // Without reuse_port the port stays taken, for this process too.
     BOOST_TEST(listen_error({loopback, port}, false) == in_use("127.0.0.1", port));
@@ -118,23 +118,23 @@ BOOST_AUTO_TEST_CASE(a_listener_that_came_meanwhile_is_found) {
     auto port = other.local_endpoint().port();
 
     // Bound but not listening, `other` goes unnoticed.
-    auto ours = server::open_listener(ioc.get_executor(), {loopback, port}, true);
+    auto ours = fanout::open_listener(ioc.get_executor(), {loopback, port}, true);
     int const own[] = {ours.native_handle()};
-    BOOST_CHECK_NO_THROW(server::check_own_listeners({loopback, port}, own));
+    BOOST_CHECK_NO_THROW(fanout::check_own_listeners({loopback, port}, own));
 
     other.listen();
     std::string error;
     try {
-        server::check_own_listeners({loopback, port}, own);
+        fanout::check_own_listeners({loopback, port}, own);
     } catch (boost::system::system_error const& e) {
         error = e.what();
         BOOST_TEST((e.code() == net::error::address_in_use));
     }
     BOOST_TEST(error == in_use("127.0.0.1", port));
     int const both[] = {ours.native_handle(), other.native_handle()};
-    BOOST_CHECK_NO_THROW(server::check_own_listeners({loopback, port}, both));
+    BOOST_CHECK_NO_THROW(fanout::check_own_listeners({loopback, port}, both));
     // A listener elsewhere is no concern.
-    BOOST_CHECK_NO_THROW(server::check_own_listeners({net::ip::make_address("127.0.0.2"), port}, own));
+    BOOST_CHECK_NO_THROW(fanout::check_own_listeners({net::ip::make_address("127.0.0.2"), port}, own));
 }
 
 #ifdef FANOUT_LISTEN_PAUSE

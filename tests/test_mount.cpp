@@ -12,7 +12,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -22,10 +21,10 @@ namespace {
 // An aggregator and its simulated upstreams on one loop, driven from the test thread.
 struct mounted {
     net::io_context ioc{1};
-    upstream::simulator sim;
-    server::aggregator agg;
+    fanout::simulator sim;
+    fanout::aggregator agg;
 
-    explicit mounted(std::vector<upstream::sim_service> services, std::vector<upstream::service> extra = {})
+    explicit mounted(std::vector<fanout::sim_service> services, std::vector<fanout::service> extra = {})
         : sim(ioc.get_executor(), std::move(services)), agg(ioc.get_executor(), opts(sim, std::move(extra))) {
         sim.start();
     }
@@ -34,16 +33,16 @@ struct mounted {
         ioc.run_for(std::chrono::milliseconds(50));
     }
 
-    static server::options opts(upstream::simulator const& s, std::vector<upstream::service> extra) {
-        server::options o;
+    static fanout::options opts(fanout::simulator const& s, std::vector<fanout::service> extra) {
+        fanout::options o;
         for (std::size_t i = 0; i < s.size(); ++i)
-            o.upstreams.push_back(upstream::make_service(s.name(i), s.url(i)));
+            o.upstreams.push_back(fanout::make_service(s.name(i), s.url(i)));
         for (auto& e : extra) o.upstreams.push_back(std::move(e));
         return o;
     }
 
-    server::aggregator::response_type handle(http::verb method, std::string target) {
-        std::optional<server::aggregator::response_type> res;
+    fanout::aggregator::response_type handle(http::verb method, std::string target) {
+        std::optional<fanout::aggregator::response_type> res;
         ioc.restart();  // it stops whenever it runs out of work
         net::co_spawn(ioc, agg.handle(method, std::move(target)), [&](std::exception_ptr e, auto r) {
             BOOST_TEST(!e);
@@ -97,8 +96,7 @@ BOOST_AUTO_TEST_CASE(failures_and_bad_requests_answer_as_fanouts_server_does) {
 
 BOOST_AUTO_TEST_CASE(placeholders_come_from_the_query) {
     mounted m{
-        {},
-        {upstream::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()) + "/u/{id}")}};
+        {}, {fanout::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()) + "/u/{id}")}};
     BOOST_TEST(m.handle(http::verb::get, "/api/aggregate/wg").result_int() == 400);
     auto res = m.handle(http::verb::get, "/api/aggregate/wg?id=7");
     BOOST_TEST(res.result_int() == 502);  // it got as far as connecting
@@ -108,12 +106,12 @@ BOOST_AUTO_TEST_CASE(placeholders_come_from_the_query) {
 BOOST_AUTO_TEST_CASE(cancelling_a_handle_cancels_its_fetches) {
     mounted m{{sim("users", sim_behaviour::hang)}};
     net::cancellation_signal cancel;
-    std::optional<server::aggregator::response_type> res;
+    std::optional<fanout::aggregator::response_type> res;
     m.agg.async_handle(
         http::verb::get, "/api/aggregate/wg", 11,
         net::bind_cancellation_slot(
             cancel.slot(),
-            [&](boost::system::error_code ec, server::aggregator::response_type r) {
+            [&](boost::system::error_code ec, fanout::aggregator::response_type r) {
                 BOOST_TEST(!ec);
                 res = std::move(r);
             }

@@ -11,7 +11,7 @@
 #include <string>
 
 using namespace fanout;
-using namespace fanout::upstream;
+using namespace fanout;
 using namespace std::chrono_literals;
 
 namespace {

@@ -23,7 +23,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace json = boost::json;
 namespace net = boost::asio;
 
@@ -50,7 +49,7 @@ struct captured_log {
         logger = std::make_shared<spdlog::logger>(
             "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out)
         );
-        server::use_json_lines(*logger);
+        fanout::use_json_lines(*logger);
         logger->set_level(level);
     }
 
@@ -87,7 +86,7 @@ BOOST_AUTO_TEST_CASE(deadline_patterns_stop_when_the_client_goes) {
     std::uint64_t expected = 0;
     for (auto const& path : {context_timeout, errgroup}) {
         BOOST_TEST_CONTEXT(path) {
-            client c{h.port()};
+            blocking_client c{h.port()};
             c.send_get(path + "?timeout_ms=5000");
             ++expected;
             // The request is being handled: the hung upstream has it.
@@ -114,7 +113,7 @@ BOOST_AUTO_TEST_CASE(wait_for_all_patterns_finish_their_fetches) {
     harness h{{sim("users"), sim("orders", sim_behaviour::ok, 400ms)}};
     std::uint64_t sent = 0;
     for (auto const& path : {wg, channel}) {
-        client c{h.port()};
+        blocking_client c{h.port()};
         c.send_get(path);
         ++sent;
         // The client goes while the slow upstream has the request and has not answered.
@@ -132,11 +131,11 @@ BOOST_AUTO_TEST_CASE(wait_for_all_patterns_finish_their_fetches) {
 // Each client sends a wg request and leaves while the hung upstream has it: the connection's slot
 // is free at once, so twice --max-connections of them never make the server refuse anyone.
 BOOST_AUTO_TEST_CASE(abandoned_wait_for_all_requests_release_their_connections) {
-    server::options opts;
+    fanout::options opts;
     opts.max_connections = 100;
     harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
     for (std::uint64_t i = 1; i <= 200; ++i) {
-        client c{h.port()};
+        blocking_client c{h.port()};
         c.send_get(i % 2 ? wg : channel);
         BOOST_TEST_REQUIRE(eventually([&] { return h.counters("orders").requests == i; }, 10s));
         c.close();
@@ -166,11 +165,11 @@ BOOST_AUTO_TEST_CASE(abandoned_wait_for_all_requests_release_their_connections) 
 
 // Over --max-background-fetches the oldest background request is cancelled, its fetches with it.
 BOOST_AUTO_TEST_CASE(background_requests_over_the_limit_cancel_the_oldest) {
-    server::options opts;
+    fanout::options opts;
     opts.max_background_fetches = 3;
     harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
     for (std::uint64_t i = 1; i <= 5; ++i) {
-        client c{h.port()};
+        blocking_client c{h.port()};
         c.send_get(i % 2 ? wg : channel);
         BOOST_TEST_REQUIRE(eventually([&] { return h.counters("orders").requests == i; }, 10s));
         c.close();
@@ -199,7 +198,7 @@ BOOST_AUTO_TEST_CASE(background_requests_over_the_limit_cancel_the_oldest) {
 
 BOOST_AUTO_TEST_CASE(pipelined_request_is_not_a_disconnect) {
     harness h{{sim("users", sim_behaviour::ok, 150ms), sim("orders")}};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send(
         "GET " + context_timeout + " HTTP/1.1\r\nHost: x\r\n\r\nGET " + errgroup +
         " HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -219,7 +218,7 @@ BOOST_AUTO_TEST_SUITE(test_shutdown)
 
 BOOST_AUTO_TEST_CASE(in_flight_request_finishes_within_grace) {
     harness h{{sim("users", sim_behaviour::ok, 300ms)}};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(eventually([&] { return h.counters("users").requests == 1; }));  // in flight
     for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(3000ms);
@@ -228,14 +227,14 @@ BOOST_AUTO_TEST_CASE(in_flight_request_finishes_within_grace) {
     BOOST_TEST(res->result_int() == 200u);
     BOOST_TEST(!res->keep_alive());  // no more requests on it
     BOOST_TEST(h.wait_stopped(2s));
-    BOOST_CHECK_THROW(client{h.port()}, std::exception);  // no longer accepting
+    BOOST_CHECK_THROW(blocking_client{h.port()}, std::exception);  // no longer accepting
 }
 
 BOOST_AUTO_TEST_CASE(hung_requests_are_cancelled_after_grace) {
     harness h{{sim("users", sim_behaviour::hang), sim("orders")}};
-    client a{h.port()};
+    blocking_client a{h.port()};
     a.send_get(wg);
-    client b{h.port()};
+    blocking_client b{h.port()};
     b.send_get(channel);
     BOOST_TEST_REQUIRE(eventually([&] { return h.counters("users").requests == 2; }));  // both in flight
     auto start = std::chrono::steady_clock::now();
@@ -251,7 +250,7 @@ BOOST_AUTO_TEST_CASE(hung_requests_are_cancelled_after_grace) {
 
 BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_is_closed_at_once) {
     harness h{{sim("users")}};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(c.read().has_value());
     // A grace longer than both waits below together: closing and stopping within them is not
@@ -268,9 +267,9 @@ BOOST_AUTO_TEST_CASE(healthz_turns_503_while_stopping) {
     BOOST_TEST(ok->result_int() == 200u);
     BOOST_TEST(json::parse(ok->body()).at("status").as_string() == "ok");
 
-    client probe{h.port()};
+    blocking_client probe{h.port()};
     probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");  // a request under way is in flight
-    client slow{h.port()};
+    blocking_client slow{h.port()};
     slow.send_get(wg);
     // Both connections are open and the slow request, sent after the probe's bytes, has reached
     // its upstream: the server has read the probe's first bytes by now (no metric shows a
@@ -291,12 +290,12 @@ BOOST_AUTO_TEST_CASE(healthz_turns_503_while_stopping) {
 
 BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
     net::io_context ioc{1};
-    upstream::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
-    server::options opts;
+    fanout::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
+    fanout::options opts;
     opts.listen_port = 0;
     opts.log_level = "off";
-    opts.upstreams.push_back(upstream::make_service("users", upstreams.url(0)));
-    server::http_server server{ioc.get_executor(), opts};
+    opts.upstreams.push_back(fanout::make_service("users", upstreams.url(0)));
+    fanout::http_server server{ioc.get_executor(), opts};
     upstreams.start();
     net::cancellation_signal stop;
     bool done = false;
@@ -307,7 +306,7 @@ BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
     }));
     std::atomic<bool> answered{true};
     std::thread user([port = server.local_endpoint().port(), &answered] {
-        client c{port};
+        blocking_client c{port};
         c.send_get(wg);
         answered = c.read(3s).has_value();  // hung, then closed by the cancellation
     });
@@ -330,15 +329,15 @@ BOOST_AUTO_TEST_CASE(cancelling_the_run_stops_the_server) {
 // The run starts when the loop gets to it, which may be after the server object is gone.
 BOOST_AUTO_TEST_CASE(a_server_destroyed_before_its_run_started_stops_cleanly) {
     net::io_context ioc{1};
-    server::options opts;
+    fanout::options opts;
     opts.listen_port = 0;
     opts.log_level = "off";
     opts.upstreams.push_back(
-        upstream::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
+        fanout::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
     );
     bool done = false;
     {
-        server::http_server server{ioc.get_executor(), opts};
+        fanout::http_server server{ioc.get_executor(), opts};
         server.async_run([&](boost::system::error_code e) {
             BOOST_TEST(!e);
             done = true;
@@ -351,12 +350,12 @@ BOOST_AUTO_TEST_CASE(a_server_destroyed_before_its_run_started_stops_cleanly) {
 
 BOOST_AUTO_TEST_CASE(destroying_a_running_server_stops_it) {
     net::io_context ioc{1};
-    upstream::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
-    server::options opts;
+    fanout::simulator upstreams{ioc.get_executor(), {sim("users", sim_behaviour::hang)}};
+    fanout::options opts;
     opts.listen_port = 0;
     opts.log_level = "off";
-    opts.upstreams.push_back(upstream::make_service("users", upstreams.url(0)));
-    auto server = std::make_unique<server::http_server>(ioc.get_executor(), opts);
+    opts.upstreams.push_back(fanout::make_service("users", upstreams.url(0)));
+    auto server = std::make_unique<fanout::http_server>(ioc.get_executor(), opts);
     auto const port = server->local_endpoint().port();
     upstreams.start();
     bool done = false;
@@ -367,7 +366,7 @@ BOOST_AUTO_TEST_CASE(destroying_a_running_server_stops_it) {
     });
     std::atomic<bool> answered{true};
     std::thread user([port, &answered] {
-        client c{port};
+        blocking_client c{port};
         c.send_get(wg);
         answered = c.read(3s).has_value();  // hung, then closed when the server is destroyed
     });
@@ -440,7 +439,7 @@ BOOST_AUTO_TEST_CASE(start_and_stop_are_logged_events) {
 BOOST_AUTO_TEST_CASE(sigterm_lets_a_slow_request_finish_then_exits_0) {
     sim_runner upstreams{{sim("users", sim_behaviour::ok, 400ms)}};
     fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "3000"}};
-    client c{f.port};
+    blocking_client c{f.port};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(eventually([&] { return upstreams.counters(0).requests == 1; }));  // in flight
     f.process.signal(SIGTERM);
@@ -456,7 +455,7 @@ BOOST_AUTO_TEST_CASE(sigterm_lets_a_slow_request_finish_then_exits_0) {
 BOOST_AUTO_TEST_CASE(sigterm_cancels_a_hung_request_after_grace) {
     sim_runner upstreams{{sim("users", sim_behaviour::hang)}};
     fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "300"}};
-    client c{f.port};
+    blocking_client c{f.port};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(eventually([&] { return upstreams.counters(0).requests == 1; }));  // hung
     auto start = std::chrono::steady_clock::now();
@@ -473,7 +472,7 @@ BOOST_AUTO_TEST_CASE(sigterm_cancels_a_hung_request_after_grace) {
 BOOST_AUTO_TEST_CASE(a_second_signal_exits_at_once) {
     sim_runner upstreams{{sim("users", sim_behaviour::hang)}};
     fanout_process f{{"--upstream", upstreams.upstream_flag(0), "--shutdown-grace-ms", "60000"}};
-    client c{f.port};
+    blocking_client c{f.port};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(eventually([&] { return upstreams.counters(0).requests == 1; }));  // hung
     f.process.signal(SIGTERM);
@@ -570,7 +569,7 @@ BOOST_AUTO_TEST_SUITE(test_logs)
 
 BOOST_AUTO_TEST_CASE(one_json_line_per_timeout) {
     captured_log log{spdlog::level::info};
-    server::options opts;
+    fanout::options opts;
     opts.logger = log.logger;
     {
         harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
@@ -589,7 +588,7 @@ BOOST_AUTO_TEST_CASE(one_json_line_per_timeout) {
 
 BOOST_AUTO_TEST_CASE(one_json_line_per_upstream_failure) {
     captured_log log{spdlog::level::info};
-    server::options opts;
+    fanout::options opts;
     opts.logger = log.logger;
     {
         harness h{{sim("users"), sim("orders", sim_behaviour::fail)}, opts};
@@ -604,7 +603,7 @@ BOOST_AUTO_TEST_CASE(one_json_line_per_upstream_failure) {
 
 BOOST_AUTO_TEST_CASE(access_log_at_debug) {
     captured_log log{spdlog::level::debug};
-    server::options opts;
+    fanout::options opts;
     opts.logger = log.logger;
     {
         harness h{{sim("users")}, opts};
@@ -619,7 +618,7 @@ BOOST_AUTO_TEST_CASE(access_log_at_debug) {
 // An application's logger with a pattern of its own gets each event as one whole JSON object.
 BOOST_AUTO_TEST_CASE(any_logger_pattern_gets_whole_json_objects) {
     auto out = std::make_shared<std::ostringstream>();
-    server::options opts;
+    fanout::options opts;
     opts.logger =
         std::make_shared<spdlog::logger>("app", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
     opts.logger->set_pattern("app [%l] %v");
@@ -648,13 +647,13 @@ BOOST_AUTO_TEST_CASE(embedded_without_a_logger_writes_nothing_to_stderr) {
     dup2(file, 2);
     {
         net::io_context ioc{1};
-        server::options opts;
+        fanout::options opts;
         opts.listen_port = 0;
         opts.log_level = "trace";
         opts.upstreams.push_back(
-            upstream::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
+            fanout::make_service("users", "http://127.0.0.1:" + std::to_string(closed_port()))
         );
-        server::http_server server{ioc.get_executor(), opts};
+        fanout::http_server server{ioc.get_executor(), opts};
         server.async_run(net::detached);
         std::thread user([&, port = server.local_endpoint().port()] {
             BOOST_TEST(get(port, wg).status == 502u);  // a connect failure, logged at warning
@@ -676,11 +675,11 @@ BOOST_AUTO_TEST_CASE(embedded_without_a_logger_writes_nothing_to_stderr) {
 BOOST_AUTO_TEST_CASE(on_event_receives_each_event) {
     std::mutex m;
     std::vector<std::pair<std::string, json::object>> events;
-    server::options opts;
+    fanout::options opts;
     opts.log_level = "debug";
     std::vector<std::string> wrong_levels;
     // Called on the server's threads: no Boost.Test assertion in here.
-    opts.on_event = [&](server::log_event const& e) {
+    opts.on_event = [&](fanout::log_event const& e) {
         std::lock_guard lock{m};
         events.emplace_back(std::string(e.name), json::parse(e.json).as_object());
         if (e.level != (e.name == "access" ? "debug" : "warning")) wrong_levels.emplace_back(e.name);
@@ -705,10 +704,10 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_limits)
 
 BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_times_out) {
-    server::options opts;
+    fanout::options opts;
     opts.idle_timeout = 200ms;
     harness h{{sim("users")}, opts};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send_get(wg);
     BOOST_TEST_REQUIRE(c.read().has_value());
     auto start = std::chrono::steady_clock::now();
@@ -719,10 +718,10 @@ BOOST_AUTO_TEST_CASE(idle_keep_alive_connection_times_out) {
 }
 
 BOOST_AUTO_TEST_CASE(slow_request_head_times_out) {
-    server::options opts;
+    fanout::options opts;
     opts.header_timeout = 200ms;
     harness h{{sim("users")}, opts};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\n");  // and never the end of the head
     auto start = std::chrono::steady_clock::now();
     BOOST_TEST(c.closed_by_server(3s));
@@ -734,15 +733,15 @@ BOOST_AUTO_TEST_CASE(slow_request_head_times_out) {
 }
 
 BOOST_AUTO_TEST_CASE(connections_over_the_limit_are_refused) {
-    server::options opts;
+    fanout::options opts;
     opts.max_connections = 2;
     harness h{{sim("users")}, opts};
-    client a{h.port()}, b{h.port()};
+    blocking_client a{h.port()}, b{h.port()};
     for (auto* c : {&a, &b}) {
         c->send_get("/healthz");
         BOOST_TEST_REQUIRE(c->read().has_value());  // both accepted and open
     }
-    client over{h.port()};
+    blocking_client over{h.port()};
     auto res = over.read(2s);
     BOOST_TEST_REQUIRE(res.has_value());
     BOOST_TEST(res->result_int() == 503u);
@@ -760,13 +759,13 @@ BOOST_AUTO_TEST_CASE(connections_over_the_limit_are_refused) {
 
 // A server that takes one connection, with that connection taken (open and answered once).
 struct full_server {
-    static server::options one_connection() {
-        server::options o;
+    static fanout::options one_connection() {
+        fanout::options o;
         o.max_connections = 1;
         return o;
     }
     harness h{{sim("users")}, one_connection()};
-    client held{h.port()};
+    blocking_client held{h.port()};
     full_server() {
         held.send_get("/healthz");
         BOOST_TEST_REQUIRE(held.read().has_value());
@@ -812,9 +811,9 @@ BOOST_AUTO_TEST_CASE(a_rejected_client_gone_at_once_is_forgotten_safely) {
 BOOST_AUTO_TEST_CASE(a_burst_over_the_limit_gets_503_on_every_connection) {
     full_server full;
     auto& h = full.h;
-    std::vector<std::unique_ptr<client>> burst;
+    std::vector<std::unique_ptr<blocking_client>> burst;
     for (int i = 0; i < 300; ++i) {
-        burst.push_back(std::make_unique<client>(h.port()));
+        burst.push_back(std::make_unique<blocking_client>(h.port()));
         burst.back()->send_get("/healthz");
     }
     int refused = 0;
@@ -826,16 +825,16 @@ BOOST_AUTO_TEST_CASE(a_burst_over_the_limit_gets_503_on_every_connection) {
 }
 
 BOOST_AUTO_TEST_CASE(request_size_limits_have_flags) {
-    server::options opts;
+    fanout::options opts;
     opts.max_request_head = 1024;
     opts.max_request_body = 10;
     harness h{{sim("users")}, opts};
-    client head{h.port()};
+    blocking_client head{h.port()};
     head.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(2000, 'a') + "\r\n\r\n");
     auto r1 = head.read();
     BOOST_TEST_REQUIRE(r1.has_value());
     BOOST_TEST(r1->result_int() == 431u);
-    client body{h.port()};
+    blocking_client body{h.port()};
     body.send("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n01234567890");
     auto r2 = body.read();
     BOOST_TEST_REQUIRE(r2.has_value());
@@ -847,8 +846,8 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_service_timeout)
 
 BOOST_AUTO_TEST_CASE(per_service_timeout_bounds_its_fetch) {
-    server::options opts;
-    upstream::service orders;
+    fanout::options opts;
+    fanout::service orders;
     orders.name = "orders";
     orders.timeout = 100ms;
     opts.upstreams.push_back(orders);
@@ -880,8 +879,8 @@ BOOST_AUTO_TEST_CASE(per_service_timeout_bounds_its_fetch) {
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_service_with_a_timeout_ends_wait_for_all_at_it) {
-    server::options opts;
-    upstream::service orders;
+    fanout::options opts;
+    fanout::service orders;
     orders.name = "orders";
     orders.timeout = 200ms;
     opts.upstreams.push_back(orders);
@@ -904,7 +903,7 @@ BOOST_AUTO_TEST_CASE(a_hung_service_with_a_timeout_ends_wait_for_all_at_it) {
 
 // No service timeout, no deadline: --max-fetch-ms still ends the fetch, on every pattern.
 BOOST_AUTO_TEST_CASE(max_fetch_bounds_every_fetch_of_every_pattern) {
-    server::options opts;
+    fanout::options opts;
     opts.max_fetch = 300ms;
     harness h{{sim("users"), sim("orders", sim_behaviour::hang)}, opts};
     for (auto const& path : {wg, channel, context_timeout + "?timeout_ms=5000"}) {

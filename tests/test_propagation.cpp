@@ -29,7 +29,7 @@ long header_ms(aggregate_answer const& a, std::string_view service = "echo") {
 // The trace id of a traceparent that fanout sent, after checking its form.
 std::string sent_trace_id(std::string const& tp) {
     BOOST_TEST_REQUIRE(tp.size() == 55u, tp);
-    BOOST_TEST(upstream::parse_trace_context(tp).has_value(), tp);
+    BOOST_TEST(fanout::parse_trace_context(tp).has_value(), tp);
     BOOST_TEST(tp.substr(0, 3) == "00-");
     return tp.substr(3, 32);
 }
@@ -40,7 +40,7 @@ BOOST_AUTO_TEST_SUITE(test_propagation)
 
 BOOST_AUTO_TEST_CASE(the_deadline_bound_endpoints_send_the_time_left) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     for (auto path : {"/api/aggregate/channel-with-context-timeout", "/api/aggregate/errgroup"}) {
         auto a = get(h.port(), std::string(path) + "?timeout_ms=8000");
         BOOST_TEST_REQUIRE(a.status == 200u, path);
@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(the_deadline_bound_endpoints_send_the_time_left) {
 
 BOOST_AUTO_TEST_CASE(a_service_timeout_sooner_than_the_deadline_is_the_one_sent) {
     echo_upstream echo;
-    auto svc = upstream::make_service("echo", echo.url("/e"));
+    auto svc = fanout::make_service("echo", echo.url("/e"));
     svc.timeout = std::chrono::milliseconds(250);
     harness h{{}, {}, {svc}};
     auto a = get(h.port(), "/api/aggregate/channel-with-context-timeout?timeout_ms=5000");
@@ -71,8 +71,7 @@ BOOST_AUTO_TEST_CASE(a_service_timeout_sooner_than_the_deadline_is_the_one_sent)
 
 BOOST_AUTO_TEST_CASE(an_incoming_deadline_shortens_the_request_s) {
     echo_upstream echo;
-    harness h{
-        {sim("hung", upstream::sim_behaviour::hang)}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{sim("hung", fanout::sim_behaviour::hang)}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     // The smallest of the header and ?timeout_ms= wins, whichever it is.
     auto a =
         get(h.port(), "/api/aggregate/channel-with-context-timeout?timeout_ms=5000", 10s,
@@ -93,9 +92,9 @@ BOOST_AUTO_TEST_CASE(an_incoming_deadline_shortens_the_request_s) {
 
 BOOST_AUTO_TEST_CASE(an_incoming_deadline_is_capped_like_the_query) {
     echo_upstream echo;
-    server::options o;
+    fanout::options o;
     o.max_timeout = std::chrono::milliseconds(8000);
-    harness h{{}, o, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, o, {fanout::make_service("echo", echo.url("/e"))}};
     auto a =
         get(h.port(), "/api/aggregate/errgroup?timeout_ms=99999999", 10s,
             {{"X-Request-Timeout-Ms", "99999999999999999999999"}});
@@ -106,7 +105,7 @@ BOOST_AUTO_TEST_CASE(an_incoming_deadline_is_capped_like_the_query) {
 
 BOOST_AUTO_TEST_CASE(a_bad_incoming_deadline_is_a_400_naming_the_header) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     for (std::vector<header> bad : std::vector<std::vector<header>>{
              {{"X-Request-Timeout-Ms", "abc"}},
              {{"X-Request-Timeout-Ms", "0"}},
@@ -115,7 +114,7 @@ BOOST_AUTO_TEST_CASE(a_bad_incoming_deadline_is_a_400_naming_the_header) {
              {{"X-Request-Timeout-Ms", ""}},
              {{"X-Request-Timeout-Ms", "100"}, {"X-Request-Timeout-Ms", "200"}},
          }) {
-        client c{h.port()};
+        blocking_client c{h.port()};
         std::string raw = "GET /api/aggregate/errgroup HTTP/1.1\r\nHost: 127.0.0.1\r\n";
         for (auto const& x : bad) raw += x.name + ": " + x.value + "\r\n";
         c.send(raw + "\r\n");
@@ -131,9 +130,9 @@ BOOST_AUTO_TEST_CASE(a_bad_incoming_deadline_is_a_400_naming_the_header) {
 
 BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     // A chunked body whose trailer section carries them: only the head counts.
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send(
         "GET /api/aggregate/errgroup?timeout_ms=8000 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
         "chunked\r\n\r\n"
@@ -148,7 +147,7 @@ BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
     BOOST_TEST(header_ms(a) > 1000);  // the query's 8000 less the time to send it, not the trailer's 100
     BOOST_TEST(sent_trace_id(echoed_header(a, "traceparent")) != trace_id);
     // 65 bytes of a valid number is not cut to 64 of another: it is refused.
-    client d{h.port()};
+    blocking_client d{h.port()};
     d.send(
         "GET /api/aggregate/errgroup HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Timeout-Ms: " +
         std::string(62, '0') + "300\r\n\r\n"
@@ -160,9 +159,9 @@ BOOST_AUTO_TEST_CASE(fields_in_a_trailer_or_too_long_are_not_taken) {
 
 BOOST_AUTO_TEST_CASE(the_header_s_name_is_configured_and_empty_turns_it_off) {
     echo_upstream echo;
-    server::options o;
+    fanout::options o;
     o.deadline_header = "X-Budget-Ms";
-    harness h{{}, o, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, o, {fanout::make_service("echo", echo.url("/e"))}};
     auto a = get(h.port(), "/api/aggregate/errgroup?timeout_ms=900", 10s, {{"X-Budget-Ms", "400"}});
     BOOST_TEST_REQUIRE(a.status == 200u);
     auto budget = echoed_header(a, "x-budget-ms");
@@ -170,22 +169,22 @@ BOOST_AUTO_TEST_CASE(the_header_s_name_is_configured_and_empty_turns_it_off) {
     BOOST_TEST(std::stol(budget) <= 400);
     BOOST_TEST(header_ms(a) == -1);
 
-    server::options off;
+    fanout::options off;
     off.deadline_header = "";
-    harness h2{{}, off, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h2{{}, off, {fanout::make_service("echo", echo.url("/e"))}};
     auto b = get(h2.port(), "/api/aggregate/errgroup?timeout_ms=900", 10s, {{"X-Request-Timeout-Ms", "abc"}});
     BOOST_TEST(b.status == 200u);  // not read
     BOOST_TEST(header_ms(b) == -1);
 
     BOOST_CHECK_THROW(
-        server::parse_command_line(
+        fanout::parse_command_line(
             3, std::array<char const*, 3>{"fanout", "--deadline-header", "Bad Name"}.data()
         ),
         std::invalid_argument
     );
     for (auto reserved : {"host", "TraceParent", "Content-Length"}) {
         BOOST_CHECK_THROW(
-            server::parse_command_line(
+            fanout::parse_command_line(
                 3, std::array<char const*, 3>{"fanout", "--deadline-header", reserved}.data()
             ),
             std::invalid_argument
@@ -193,9 +192,9 @@ BOOST_AUTO_TEST_CASE(the_header_s_name_is_configured_and_empty_turns_it_off) {
     }
     // An application's options are checked too, by the client.
     boost::asio::io_context ioc;
-    upstream::client_options injected;
+    fanout::client_options injected;
     injected.deadline_header = "X-Bad\r\nInjected: 1";
-    BOOST_CHECK_THROW(upstream::client(ioc.get_executor(), {}, injected), std::invalid_argument);
+    BOOST_CHECK_THROW(fanout::client(ioc.get_executor(), {}, injected), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(traceparent_is_forwarded_with_a_new_parent_id_per_upstream_call) {
@@ -203,7 +202,7 @@ BOOST_AUTO_TEST_CASE(traceparent_is_forwarded_with_a_new_parent_id_per_upstream_
     harness h{
         {},
         {},
-        {upstream::make_service("echo", echo.url("/e")), upstream::make_service("echo2", echo.url("/f"))}};
+        {fanout::make_service("echo", echo.url("/e")), fanout::make_service("echo2", echo.url("/f"))}};
     for (auto path :
          {"/api/aggregate/wg", "/api/aggregate/channel", "/api/aggregate/channel-with-context-timeout",
           "/api/aggregate/errgroup"}) {
@@ -224,7 +223,7 @@ BOOST_AUTO_TEST_CASE(traceparent_is_forwarded_with_a_new_parent_id_per_upstream_
 
 BOOST_AUTO_TEST_CASE(a_request_without_a_valid_traceparent_starts_a_new_trace) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     std::set<std::string> ids;
     for (std::string bad :
          {"", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
@@ -251,12 +250,12 @@ BOOST_AUTO_TEST_CASE(a_request_without_a_valid_traceparent_starts_a_new_trace) {
 
 BOOST_AUTO_TEST_CASE(a_tracestate_too_long_or_not_printable_is_dropped) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/e"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/e"))}};
     auto joined =
         get(h.port(), "/api/aggregate/wg", 10s,
             {{"traceparent", std::string(traceparent)}, {"tracestate", "a=1"}, {"tracestate", "b=2"}});
     BOOST_TEST(echoed_header(joined, "tracestate") == "a=1,b=2");
-    auto longest = "k=" + std::string(upstream::max_tracestate - 2, 'v');
+    auto longest = "k=" + std::string(fanout::max_tracestate - 2, 'v');
     auto kept =
         get(h.port(), "/api/aggregate/wg", 10s,
             {{"traceparent", std::string(traceparent)}, {"tracestate", longest}});
@@ -270,9 +269,9 @@ BOOST_AUTO_TEST_CASE(a_tracestate_too_long_or_not_printable_is_dropped) {
 
 BOOST_AUTO_TEST_CASE(the_access_and_failure_logs_carry_the_trace_id) {
     captured_events log;
-    server::options o;
+    fanout::options o;
     log.attach(o);
-    harness h{{sim("users"), sim("broken", upstream::sim_behaviour::fail)}, o};
+    harness h{{sim("users"), sim("broken", fanout::sim_behaviour::fail)}, o};
     auto a = get(h.port(), "/api/aggregate/wg", 10s, {{"traceparent", std::string(traceparent)}});
     BOOST_TEST(a.status == 200u);
     auto const expected = R"("trace_id":")" + std::string(trace_id) + '"';
@@ -288,9 +287,9 @@ BOOST_AUTO_TEST_CASE(the_access_and_failure_logs_carry_the_trace_id) {
 BOOST_AUTO_TEST_CASE(a_mounted_aggregator_reads_the_same_fields) {
     echo_upstream echo;
     boost::asio::io_context ioc;
-    server::options o;
-    o.upstreams = {upstream::make_service("echo", echo.url("/e"))};
-    server::aggregator agg{ioc.get_executor(), o};
+    fanout::options o;
+    o.upstreams = {fanout::make_service("echo", echo.url("/e"))};
+    fanout::aggregator agg{ioc.get_executor(), o};
     boost::beast::http::request<boost::beast::http::empty_body> req{
         boost::beast::http::verb::get, "/api/aggregate/errgroup?timeout_ms=900", 11};
     req.set("traceparent", traceparent);
@@ -312,11 +311,11 @@ BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
     namespace http = boost::beast::http;
     echo_upstream echo;
     boost::asio::io_context ioc;
-    server::options o;
-    o.upstreams = {upstream::make_service("echo", echo.url("/e"))};
-    server::aggregator agg{ioc.get_executor(), o};
+    fanout::options o;
+    o.upstreams = {fanout::make_service("echo", echo.url("/e"))};
+    fanout::aggregator agg{ioc.get_executor(), o};
     std::string const target = "/api/aggregate/errgroup?timeout_ms=8000";
-    server::request_fields fields;
+    fanout::request_fields fields;
     fields.deadline = "400";
     fields.traceparent = std::string(traceparent);
     auto given = agg.async_handle(http::verb::get, target, 11, fields, boost::asio::use_future);
@@ -326,7 +325,7 @@ BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
     auto read = agg.async_handle(req, boost::asio::use_future);
     auto without = agg.async_handle(http::verb::get, target, 11, boost::asio::use_future);
     ioc.run();
-    auto answer = [](std::future<server::aggregator::response_type>& f) {
+    auto answer = [](std::future<fanout::aggregator::response_type>& f) {
         auto res = f.get();
         BOOST_TEST_REQUIRE(res.result_int() == 200);
         aggregate_answer a;
@@ -347,7 +346,7 @@ BOOST_AUTO_TEST_CASE(async_handle_passes_the_same_fields_on) {
 }
 
 BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
-    auto ok = upstream::parse_trace_context(traceparent, "a=b");
+    auto ok = fanout::parse_trace_context(traceparent, "a=b");
     BOOST_TEST_REQUIRE(ok.has_value());
     BOOST_TEST(ok->id() == trace_id);
     BOOST_TEST(ok->flags == 1);
@@ -355,32 +354,32 @@ BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
     // A later version may append fields; version 00 may not.
     // Only `sampled` is kept of the flags (version 00's only one).
     BOOST_TEST(
-        upstream::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what")
+        fanout::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what")
             .value()
             .flags == 1
     );
     BOOST_TEST(
-        upstream::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe")
+        fanout::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe")
             .value()
             .flags == 0
     );
-    BOOST_TEST(!upstream::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09what")
+    BOOST_TEST(!fanout::parse_trace_context("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09what")
                     .has_value());
     BOOST_TEST(
-        !upstream::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0").has_value()
+        !fanout::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0").has_value()
     );
     BOOST_TEST(
-        !upstream::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g").has_value()
+        !fanout::parse_trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g").has_value()
     );
     BOOST_TEST(
-        !upstream::parse_trace_context("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").has_value()
+        !fanout::parse_trace_context("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").has_value()
     );
-    BOOST_TEST(!upstream::parse_trace_context(traceparent, "a=\x01").value().tracestate.size());
-    auto fresh = upstream::new_trace();
+    BOOST_TEST(!fanout::parse_trace_context(traceparent, "a=\x01").value().tracestate.size());
+    auto fresh = fanout::new_trace();
     BOOST_TEST(fresh.id().size() == 32u);
     BOOST_TEST(fresh.flags == 0);  // fanout makes no sampling decision
-    auto child = upstream::child_traceparent(fresh);
-    BOOST_TEST(upstream::parse_trace_context({child.data(), child.size()}).value().id() == fresh.id());
+    auto child = fanout::child_traceparent(fresh);
+    BOOST_TEST(fanout::parse_trace_context({child.data(), child.size()}).value().id() == fresh.id());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

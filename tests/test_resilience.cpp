@@ -17,16 +17,15 @@ using namespace fanout;
 using namespace fanout::test;
 namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
-using upstream::error_kind;
 
 namespace {
 
 // One client on an event loop driven from the test's thread.
 struct loop {
     net::io_context ioc{1};
-    upstream::client client;
+    fanout::client client;
 
-    explicit loop(upstream::service s, upstream::client_options o = {})
+    explicit loop(fanout::service s, fanout::client_options o = {})
         : client(ioc.get_executor(), {std::move(s)}, std::move(o)) {}
 
     template <class T>
@@ -36,23 +35,23 @@ struct loop {
         ioc.run();
         return f.get();
     }
-    upstream::fetch_result fetch(upstream::fetch_context const& context = {}) {
+    fanout::fetch_result fetch(fanout::fetch_context const& context = {}) {
         return run(client.fetch(0, {}, context));
     }
-    std::optional<upstream::fetch_result> fetch(std::chrono::milliseconds limit) {
+    std::optional<fanout::fetch_result> fetch(std::chrono::milliseconds limit) {
         return run(fetch_within(client, limit));
     }
 };
 
-upstream::service hedging(std::string url, std::chrono::milliseconds after, double budget = 1) {
-    auto s = upstream::make_service("echo", url);
+fanout::service hedging(std::string url, std::chrono::milliseconds after, double budget = 1) {
+    auto s = fanout::make_service("echo", url);
     s.hedge_after = after;
     s.hedge_budget = budget;
     return s;
 }
 
-upstream::service retrying(std::string url, unsigned retries, double budget = 0.2, unsigned min_per_s = 10) {
-    auto s = upstream::make_service("echo", url);
+fanout::service retrying(std::string url, unsigned retries, double budget = 0.2, unsigned min_per_s = 10) {
+    auto s = fanout::make_service("echo", url);
     s.max_retries = retries;
     s.retry_backoff = 1ms;
     s.retry_budget = budget;
@@ -61,7 +60,7 @@ upstream::service retrying(std::string url, unsigned retries, double budget = 0.
 }
 
 // `n` fetches one after the other; counts those that failed.
-net::awaitable<void> fetch_many(upstream::client& c, int n, int& failed) {
+net::awaitable<void> fetch_many(fanout::client& c, int n, int& failed) {
     for (int i = 0; i < n; ++i)
         if (!(co_await c.fetch(0)).ok()) ++failed;
 }
@@ -89,7 +88,7 @@ BOOST_AUTO_TEST_CASE(hedge_is_sent_after_the_delay_and_the_loser_is_closed) {
 BOOST_AUTO_TEST_CASE(a_hedge_that_wins_closes_a_first_request_whose_answer_is_coming) {
     echo_upstream echo;
     echo.counters().slow_next = 1;  // the first request is answered after 1 s
-    upstream::client_options o;
+    fanout::client_options o;
     o.settle_time = 3000ms;  // long enough for that answer, were the loser left to settle
     loop l{hedging(echo.url("/h"), 20ms), o};
     auto r = l.fetch();  // returns once nothing is left to run
@@ -138,7 +137,7 @@ BOOST_AUTO_TEST_CASE(hedge_budget_bounds_the_extra_requests) {
 
 BOOST_AUTO_TEST_CASE(quantile_hedging_waits_for_enough_samples) {
     echo_upstream echo;
-    auto s = upstream::make_service("echo", echo.url("/q"));
+    auto s = fanout::make_service("echo", echo.url("/q"));
     s.hedge_quantile = 0.5;
     s.hedge_budget = 1;
     loop l{s};
@@ -182,7 +181,7 @@ BOOST_AUTO_TEST_CASE(connect_failures_are_retried_up_to_max_retries) {
 
 BOOST_AUTO_TEST_CASE(an_answer_cut_short_is_not_retried) {
     net::io_context sim_ioc{1};
-    upstream::simulator cut{sim_ioc.get_executor(), {sim("cut", upstream::sim_behaviour::close_early)}};
+    fanout::simulator cut{sim_ioc.get_executor(), {sim("cut", fanout::sim_behaviour::close_early)}};
     cut.start();
     std::thread sim_thread{[&] { sim_ioc.run(); }};
     loop l{retrying(cut.url(0), 3)};
@@ -231,9 +230,9 @@ BOOST_AUTO_TEST_CASE(no_retry_past_the_deadline) {
 BOOST_AUTO_TEST_CASE(a_cancelled_fetch_whose_answer_comes_keeps_its_connection) {
     echo_upstream echo;
     echo.counters().slow_next = 1;
-    upstream::client_options o;
+    fanout::client_options o;
     o.settle_time = 3000ms;
-    loop l{upstream::make_service("echo", echo.url("/s")), o};
+    loop l{fanout::make_service("echo", echo.url("/s")), o};
     auto& c = l.client;
     BOOST_TEST(!l.run(fetch_within(c, 200ms)).has_value());  // given up; the answer comes at 1 s
     BOOST_TEST(c.idle_connections(0) == 1u);                 // run() returned once the answer was read
@@ -245,7 +244,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_fetch_whose_answer_comes_keeps_its_connection) 
 BOOST_AUTO_TEST_CASE(a_hedged_fetch_cancelled_from_outside_keeps_its_connection) {
     echo_upstream echo;
     echo.counters().slow_next = 1;
-    upstream::client_options o;
+    fanout::client_options o;
     o.settle_time = 3000ms;
     loop l{hedging(echo.url("/h"), 2000ms), o};  // its hedge not due yet when the caller gives up
     BOOST_TEST(!l.fetch(200ms).has_value());
@@ -256,9 +255,9 @@ BOOST_AUTO_TEST_CASE(a_hedged_fetch_cancelled_from_outside_keeps_its_connection)
 BOOST_AUTO_TEST_CASE(a_cancelled_fetch_whose_answer_is_late_closes_its_connection) {
     echo_upstream echo;
     echo.counters().hang_next = 1;
-    upstream::client_options o;
+    fanout::client_options o;
     o.settle_time = 50ms;
-    loop l{upstream::make_service("echo", echo.url("/s")), o};
+    loop l{fanout::make_service("echo", echo.url("/s")), o};
     auto& c = l.client;
     BOOST_TEST(!l.run(fetch_within(c, 200ms)).has_value());
     BOOST_TEST(c.idle_connections(0) == 0u);
@@ -273,12 +272,12 @@ BOOST_AUTO_TEST_SUITE(test_resolve)
 
 BOOST_AUTO_TEST_CASE(a_hung_resolver_never_holds_a_fetch_to_its_deadline) {
     net::io_context ioc{1};
-    upstream::resolve_handler held;  // never called
-    upstream::client_options o;
-    o.resolve = [&](std::string const&, std::uint16_t, upstream::resolve_handler done) {
+    fanout::resolve_handler held;  // never called
+    fanout::client_options o;
+    o.resolve = [&](std::string const&, std::uint16_t, fanout::resolve_handler done) {
         held = std::move(done);
     };
-    upstream::client c{ioc.get_executor(), {upstream::make_service("slow", "http://dns.invalid:9/x")}, o};
+    fanout::client c{ioc.get_executor(), {fanout::make_service("slow", "http://dns.invalid:9/x")}, o};
     auto f = net::co_spawn(ioc, c.fetch(0, {}, {std::chrono::steady_clock::now() + 5s}), net::use_future);
     ioc.run();  // returns: nothing waits for the resolver
     auto r = f.get();
@@ -294,15 +293,15 @@ BOOST_AUTO_TEST_CASE(a_name_is_resolved_once_and_its_addresses_reused) {
     auto const port = static_cast<std::uint16_t>(std::stoi(echo.url("").substr(echo.url("").rfind(':') + 1)));
     net::io_context ioc{1};
     int asked = 0;
-    upstream::client_options o;
-    o.resolve = [&](std::string const& host, std::uint16_t p, upstream::resolve_handler done) {
+    fanout::client_options o;
+    o.resolve = [&](std::string const& host, std::uint16_t p, fanout::resolve_handler done) {
         ++asked;
         BOOST_TEST(host == "users.internal");
         done({}, {{net::ip::make_address("127.0.0.1"), p}});
     };
-    upstream::client c{
+    fanout::client c{
         ioc.get_executor(),
-        {upstream::make_service("users", "http://users.internal:" + std::to_string(port) + "/u")},
+        {fanout::make_service("users", "http://users.internal:" + std::to_string(port) + "/u")},
         o};
     // The first resolution is under way from the start: the fetch after it finds the address.
     ioc.poll();

@@ -19,7 +19,6 @@
 
 using namespace fanout;
 using namespace fanout::test;
-using upstream::sim_behaviour;
 namespace net = boost::asio;
 namespace json = boost::json;
 
@@ -29,26 +28,26 @@ BOOST_AUTO_TEST_SUITE(test_robustness)
 // waiting for them: they use the client, which may be gone once the handler has returned.
 BOOST_AUTO_TEST_CASE(a_channel_request_cancelled_twice_outlives_its_producers) {
     net::io_context ioc{1};
-    upstream::simulator upstreams{
+    fanout::simulator upstreams{
         ioc.get_executor(), {sim("users", sim_behaviour::hang), sim("orders", sim_behaviour::hang)}};
     upstreams.start();
-    auto client = std::make_unique<upstream::client>(
+    auto client = std::make_unique<fanout::client>(
         ioc.get_executor(),
         std::vector{
-            upstream::make_service("users", upstreams.url(0)),
-            upstream::make_service("orders", upstreams.url(1))},
-        upstream::client_options{}
+            fanout::make_service("users", upstreams.url(0)),
+            fanout::make_service("orders", upstreams.url(1))},
+        fanout::client_options{}
     );
-    handlers::context ctx{*client};
+    fanout::context ctx{*client};
     net::cancellation_signal cancel;
     bool done = false;
     std::exception_ptr error;
     std::size_t live_at_completion = 99;
     net::co_spawn(
-        ioc, handlers::channel(ctx, handlers::aggregate_request{1000ms}),
+        ioc, fanout::channel(ctx, fanout::aggregate_request{1000ms}),
         net::bind_cancellation_slot(
             cancel.slot(),
-            [&](std::exception_ptr e, handlers::reply) {
+            [&](std::exception_ptr e, fanout::reply) {
                 done = true;
                 error = e;
                 live_at_completion = ctx.stats->channel_producers_live;
@@ -74,12 +73,12 @@ BOOST_AUTO_TEST_CASE(a_channel_request_cancelled_twice_outlives_its_producers) {
 // A pooled connection found closed whose reconnection fails is still a retry.
 BOOST_AUTO_TEST_CASE(a_retry_whose_reconnection_fails_is_counted) {
     net::io_context ioc{1};
-    upstream::simulator upstreams{ioc.get_executor(), {sim("users")}};
+    fanout::simulator upstreams{ioc.get_executor(), {sim("users")}};
     upstreams.start();
-    upstream::client client{ioc.get_executor(), {upstream::make_service("users", upstreams.url(0))}, {}};
+    fanout::client client{ioc.get_executor(), {fanout::make_service("users", upstreams.url(0))}, {}};
     auto fetch = [&] {
-        std::optional<upstream::fetch_result> r;
-        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, upstream::fetch_result x) {
+        std::optional<fanout::fetch_result> r;
+        net::co_spawn(ioc, client.fetch(0), [&](std::exception_ptr, fanout::fetch_result x) {
             r = std::move(x);
         });
         while (!r) BOOST_TEST_REQUIRE(ioc.run_one_for(10s) > 0u);
@@ -93,14 +92,14 @@ BOOST_AUTO_TEST_CASE(a_retry_whose_reconnection_fails_is_counted) {
     auto r = fetch();
     BOOST_TEST_REQUIRE(!r.ok());
     BOOST_TEST(to_string(r.error->kind) == "connect");
-    BOOST_TEST((r.connection == upstream::connection_use::retried));
+    BOOST_TEST((r.connection == fanout::connection_use::retried));
     BOOST_TEST(client.stats().retried == 1u);
 }
 
 // Answers that were never written (the request was cancelled by shutdown) are not counted.
 BOOST_AUTO_TEST_CASE(requests_total_counts_only_answers_sent) {
     harness h{{sim("users", sim_behaviour::hang)}};
-    client c{h.port()};
+    blocking_client c{h.port()};
     c.send_get("/api/aggregate/wg");
     BOOST_TEST_REQUIRE(eventually([&] { return h.counters("users").requests == 1; }));
     for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).cancel();
@@ -113,23 +112,23 @@ BOOST_AUTO_TEST_CASE(requests_total_counts_only_answers_sent) {
 }
 
 BOOST_AUTO_TEST_CASE(a_metrics_shard_has_one_writer) {
-    server::options opts;
+    fanout::options opts;
     opts.listen_port = 0;
-    opts.upstreams.push_back(upstream::make_service("users", "http://127.0.0.1:1/users"));
+    opts.upstreams.push_back(fanout::make_service("users", "http://127.0.0.1:1/users"));
     net::io_context ioc{1};
-    auto registry = std::make_shared<server::metrics_registry>(std::vector<std::string>{"users"}, 2);
-    server::http_server first{ioc.get_executor(), opts, registry, 0};
-    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, registry, 0}), std::logic_error);
-    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, registry, 2}), std::out_of_range);
-    server::http_server second{ioc.get_executor(), opts, registry, 1};
-    auto other = std::make_shared<server::metrics_registry>(std::vector<std::string>{"orders"}, 1);
-    BOOST_CHECK_THROW((server::http_server{ioc.get_executor(), opts, other, 0}), std::invalid_argument);
+    auto registry = std::make_shared<fanout::metrics_registry>(std::vector<std::string>{"users"}, 2);
+    fanout::http_server first{ioc.get_executor(), opts, registry, 0};
+    BOOST_CHECK_THROW((fanout::http_server{ioc.get_executor(), opts, registry, 0}), std::logic_error);
+    BOOST_CHECK_THROW((fanout::http_server{ioc.get_executor(), opts, registry, 2}), std::out_of_range);
+    fanout::http_server second{ioc.get_executor(), opts, registry, 1};
+    auto other = std::make_shared<fanout::metrics_registry>(std::vector<std::string>{"orders"}, 1);
+    BOOST_CHECK_THROW((fanout::http_server{ioc.get_executor(), opts, other, 0}), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(service_names_are_checked_and_labels_escaped) {
     for (std::string bad : {"", "a\"b", "a b", "a\\b", "n\xc3\xa4me"})
-        BOOST_CHECK_THROW(upstream::make_service(bad, "http://127.0.0.1:1/x"), std::invalid_argument);
-    server::metrics_registry registry{{"a\"b\\c\nd"}, 1};
+        BOOST_CHECK_THROW(fanout::make_service(bad, "http://127.0.0.1:1/x"), std::invalid_argument);
+    fanout::metrics_registry registry{{"a\"b\\c\nd"}, 1};
     auto text = registry.render();
     BOOST_TEST(text.find(R"(service="a\"b\\c\nd")") != std::string::npos);
 }
@@ -137,28 +136,28 @@ BOOST_AUTO_TEST_CASE(service_names_are_checked_and_labels_escaped) {
 // Found by fuzz/config: upstream URLs whose request line or host would be wrong.
 BOOST_AUTO_TEST_CASE(upstream_urls_found_by_fuzzing_are_refused) {
     for (std::string bad : {"http://[::]:9:02/", "http://h:1:2/x", "http://%41b/x"})
-        BOOST_CHECK_THROW(upstream::make_service("a", bad), std::invalid_argument);
-    BOOST_TEST(upstream::make_service("a", "http://[::1]:9/x:y").target == "/x:y");
+        BOOST_CHECK_THROW(fanout::make_service("a", bad), std::invalid_argument);
+    BOOST_TEST(fanout::make_service("a", "http://[::1]:9/x:y").target == "/x:y");
 }
 
 // Found by fuzzing: an exponent Boost.JSON cannot hold is refused, as Boost.JSON refuses it.
 BOOST_AUTO_TEST_CASE(json_exponents_found_by_fuzzing_agree_with_boost_json) {
-    BOOST_TEST(!upstream::is_valid_json(" [0, -1.590, 1E400, -1e012334535780, 1E400] "));
-    BOOST_TEST(!upstream::is_valid_json("1e2147483648"));
-    BOOST_TEST(upstream::is_valid_json("[1e0000000000001, 1e999999999, 1E400]"));
+    BOOST_TEST(!fanout::is_valid_json(" [0, -1.590, 1E400, -1e012334535780, 1E400] "));
+    BOOST_TEST(!fanout::is_valid_json("1e2147483648"));
+    BOOST_TEST(fanout::is_valid_json("[1e0000000000001, 1e999999999, 1E400]"));
 }
 
 BOOST_AUTO_TEST_CASE(timeout_ms_value_is_percent_decoded) {
-    server::options opts;
+    fanout::options opts;
     auto r =
-        server::match(boost::beast::http::verb::get, "/api/aggregate/errgroup?timeout_ms=%32%35%30", opts);
+        fanout::match(boost::beast::http::verb::get, "/api/aggregate/errgroup?timeout_ms=%32%35%30", opts);
     BOOST_TEST_REQUIRE(!r.answer.has_value());
     BOOST_TEST(r.timeout.count() == 250);
 }
 
 BOOST_AUTO_TEST_CASE(a_404_for_a_target_that_is_not_utf8_is_valid_json) {
-    server::options opts;
-    auto r = server::match(boost::beast::http::verb::get, "/caf\xe9/\xff\xfe/\xed\xa0\x80", opts);
+    fanout::options opts;
+    auto r = fanout::match(boost::beast::http::verb::get, "/caf\xe9/\xff\xfe/\xed\xa0\x80", opts);
     BOOST_TEST_REQUIRE(r.answer.has_value());
     BOOST_TEST(r.answer->status == 404u);
     boost::system::error_code ec;
@@ -174,8 +173,8 @@ BOOST_AUTO_TEST_CASE(a_404_for_a_target_that_is_not_utf8_is_valid_json) {
 BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
     std::ostringstream out;
     spdlog::logger log{"test", std::make_shared<spdlog::sinks::ostream_sink_st>(out)};
-    server::use_json_lines(log);
-    server::log_limiter limit{10};
+    fanout::use_json_lines(log);
+    fanout::log_limiter limit{10};
     auto const t0 = std::chrono::steady_clock::now();
     auto emit = [&](std::string_view detail, std::chrono::steady_clock::time_point at) {
         if (limit.admit(log, spdlog::level::warn, "upstream_failure", detail, {}, at))
@@ -211,8 +210,8 @@ BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_kind) {
 BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_service) {
     std::ostringstream out;
     spdlog::logger log{"test", std::make_shared<spdlog::sinks::ostream_sink_st>(out)};
-    server::use_json_lines(log);
-    server::log_limiter limit{10};
+    fanout::use_json_lines(log);
+    fanout::log_limiter limit{10};
     auto const t0 = std::chrono::steady_clock::now();
     auto emit = [&](std::string const& service, std::chrono::steady_clock::time_point at) {
         if (limit.admit(log, spdlog::level::warn, "upstream_failure", "status", service, at))
@@ -243,10 +242,10 @@ BOOST_AUTO_TEST_CASE(failure_logs_are_rate_limited_per_service) {
 // Through the server: a flood of failures writes a bounded number of lines, metrics count them all.
 BOOST_AUTO_TEST_CASE(a_failure_flood_writes_few_lines) {
     auto out = std::make_shared<std::ostringstream>();
-    server::options opts;
+    fanout::options opts;
     opts.logger =
         std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
-    server::use_json_lines(*opts.logger);
+    fanout::use_json_lines(*opts.logger);
     opts.log_rate_limit = 5;
     {
         harness h{{sim("users", sim_behaviour::fail)}, opts};

@@ -31,16 +31,16 @@ namespace {
 std::vector<boost::json::value> ndjson(std::string const& body);
 
 // Options whose routes are read from JSON, as the config file's "routes" is.
-server::options routed(std::string const& routes) {
-    server::options o;
-    server::apply_config(o, R"({"routes":)" + routes + "}");
+fanout::options routed(std::string const& routes) {
+    fanout::options o;
+    fanout::apply_config(o, R"({"routes":)" + routes + "}");
     return o;
 }
 
 // An echo upstream under each of the names.
-std::vector<upstream::service> echoes(echo_upstream const& echo, std::vector<std::string> const& names) {
-    std::vector<upstream::service> out;
-    for (auto const& n : names) out.push_back(upstream::make_service(n, echo.url("/")));
+std::vector<fanout::service> echoes(echo_upstream const& echo, std::vector<std::string> const& names) {
+    std::vector<fanout::service> out;
+    for (auto const& n : names) out.push_back(fanout::make_service(n, echo.url("/")));
     return out;
 }
 
@@ -51,13 +51,13 @@ std::string target_of(aggregate_answer const& a, std::string_view key) {
 // The error check_route raises for a configuration of routes over upstreams a and b, "" if none.
 std::string route_error(std::string const& routes, std::string const& extra_settings = "") {
     try {
-        server::options o;
-        server::apply_config(
+        fanout::options o;
+        fanout::apply_config(
             o,
             R"({"upstreams":[{"name":"a","url":"http://127.0.0.1:1/a"},{"name":"b","url":"http://127.0.0.1:1/b"}],)" +
                 extra_settings + R"("routes":)" + routes + "}"
         );
-        server::route_table table{o};
+        fanout::route_table table{o};
     } catch (std::invalid_argument const& e) {
         return e.what();
     }
@@ -234,7 +234,7 @@ BOOST_AUTO_TEST_CASE(an_errgroup_route_answers_with_the_upstreams_4xx) {
     BOOST_TEST(kind_of(a, "orders") == "cancelled");  // the first failure cancelled the slow one
     BOOST_TEST(a.took < 1500ms);
     // The seed's errgroup endpoint keeps its contract: 502.
-    harness seed{{}, {}, {upstream::make_service("users", echo.url("/status/404"))}};
+    harness seed{{}, {}, {fanout::make_service("users", echo.url("/status/404"))}};
     BOOST_TEST(get(seed.port(), "/api/aggregate/errgroup").status == 502u);
 }
 
@@ -364,7 +364,7 @@ BOOST_AUTO_TEST_CASE(server_timing_is_off_unless_asked_and_names_each_backend) {
     BOOST_TEST_REQUIRE(quiet.has_value());
     BOOST_TEST((*quiet)["Server-Timing"].empty());
     // Globally, for the seed's endpoints too.
-    server::options global;
+    fanout::options global;
     global.server_timing = true;
     harness seed{{}, global, echoes(echo, {"users"})};
     auto wg = fetch(seed.port(), "/api/aggregate/wg");
@@ -382,7 +382,7 @@ BOOST_AUTO_TEST_CASE(routes_mounted_in_an_applications_own_server) {
         {"path":"/feed","pattern":"channel","stream":"ndjson","backends":[{"service":"users","path":"/a"}]}])"
     );
     opts.upstreams = echoes(echo, {"users"});
-    server::aggregator agg{ioc.get_executor(), opts};
+    fanout::aggregator agg{ioc.get_executor(), opts};
     auto handle = [&](std::string target) {
         boost::beast::http::request<boost::beast::http::empty_body> req{
             boost::beast::http::verb::get, target, 11};
@@ -420,16 +420,16 @@ BOOST_AUTO_TEST_CASE(the_access_log_names_the_route) {
 
 // A route configured in code (no config file) is checked the same way when the server is made.
 BOOST_AUTO_TEST_CASE(routes_declared_in_code_are_checked_when_the_server_is_made) {
-    server::options o;
-    server::route_config r{.path = "/x", .backends = {{.service = "nobody"}}};
+    fanout::options o;
+    fanout::route_config r{.path = "/x", .backends = {{.service = "nobody"}}};
     o.routes.push_back(r);
     boost::asio::io_context ioc;
-    o.upstreams.push_back(upstream::make_service("a", "http://127.0.0.1:1/"));
+    o.upstreams.push_back(fanout::make_service("a", "http://127.0.0.1:1/"));
     o.listen_port = 0;
-    BOOST_CHECK_THROW(server::http_server(ioc.get_executor(), o), std::invalid_argument);
+    BOOST_CHECK_THROW(fanout::http_server(ioc.get_executor(), o), std::invalid_argument);
     o.routes[0].backends[0].service = "a";
     o.routes[0].backends[0].fallback = "{not json";
-    BOOST_CHECK_THROW(server::http_server(ioc.get_executor(), o), std::invalid_argument);
+    BOOST_CHECK_THROW(fanout::http_server(ioc.get_executor(), o), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -681,8 +681,8 @@ BOOST_AUTO_TEST_SUITE(test_routes_example)
 BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_readme_shows) {
     std::ifstream file{FANOUT_SOURCE_DIR "/examples/routes.json"};
     std::string const text{std::istreambuf_iterator<char>(file), {}};
-    server::options opts;
-    server::apply_config(opts, text);
+    fanout::options opts;
+    fanout::apply_config(opts, text);
     opts.listen_port = 0;
     harness h{{sim("users"), sim("orders"), sim("recommendations")}, opts};
 
@@ -721,27 +721,25 @@ BOOST_AUTO_TEST_SUITE(test_shape)
 
 namespace {
 
-handlers::backend_plan backend(
-    std::string key,
-    std::vector<handlers::member_path> allow = {},
-    std::vector<handlers::member_path> deny = {}
+fanout::backend_plan backend(
+    std::string key, std::vector<fanout::member_path> allow = {}, std::vector<fanout::member_path> deny = {}
 ) {
-    handlers::backend_plan b;
+    fanout::backend_plan b;
     b.key = std::move(key);
     b.allow = std::move(allow);
     b.deny = std::move(deny);
     return b;
 }
 
-upstream::fetch_result answered(std::string body) {
-    upstream::fetch_result r;
+fanout::fetch_result answered(std::string body) {
+    fanout::fetch_result r;
     r.body = std::move(body);
     return r;
 }
 
-std::string shaped(handlers::backend_plan const& b, std::string body) {
+std::string shaped(fanout::backend_plan const& b, std::string body) {
     std::string out;
-    handlers::append_part(out, b, answered(std::move(body)));
+    fanout::append_part(out, b, answered(std::move(body)));
     return out;
 }
 
@@ -769,18 +767,16 @@ BOOST_AUTO_TEST_CASE(allow_and_deny_work_on_the_text_as_it_came) {
 }
 
 BOOST_AUTO_TEST_CASE(merge_replaces_in_place_and_places_the_rest_under_their_key) {
-    handlers::route_plan route;
-    route.shape = server::shape::merge;
+    fanout::route_plan route;
+    route.shape = fanout::shape::merge;
     route.backends = {backend("one"), backend("two", {{"b"}, {"c"}}), backend("three")};
-    std::vector<upstream::fetch_result> results{
+    std::vector<fanout::fetch_result> results{
         answered(R"({"a": 1, "b": {"x": 1}, "_errors": 0})"), answered(R"({"c": 3, "b": "second", "d": 4})"),
         answered(R"("text")")};
+    BOOST_TEST(fanout::merged(route, results) == R"({"a":1,"b":"second","_errors":0,"c":3,"three":"text"})");
+    results[2] = fanout::make_failure(fanout::error_kind::timeout, "late");
     BOOST_TEST(
-        handlers::merged(route, results) == R"({"a":1,"b":"second","_errors":0,"c":3,"three":"text"})"
-    );
-    results[2] = upstream::make_failure(upstream::error_kind::timeout, "late");
-    BOOST_TEST(
-        handlers::merged(route, results) ==
+        fanout::merged(route, results) ==
         R"({"a":1,"b":"second","c":3,"_errors":{"three":{"kind":"timeout","message":"late"}}})"
     );
 }

@@ -13,7 +13,7 @@ namespace {
 unsigned status_of(
     std::uint16_t port, std::string const& extra = "", std::chrono::milliseconds timeout = 5s
 ) {
-    client c{port};
+    blocking_client c{port};
     c.send("GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n");
     auto res = c.read(timeout);
     return res ? res->result_int() : 0;
@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(an_outage_refuses_then_recovers) {
     s.outage_for = 600ms;
     sim_runner upstreams{{s}};
     auto const port = upstreams.port(0);
-    client open{port};  // open before the outage, reset by it
+    blocking_client open{port};  // open before the outage, reset by it
     BOOST_TEST(status_of(port) == 200u);
     BOOST_TEST_REQUIRE(eventually([&] { return refuses_connections(port); }));  // it began
     bool answered = false;
@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(an_outage_may_hang_instead) {
 }
 
 BOOST_AUTO_TEST_CASE(work_past_the_caller_s_budget_is_counted_or_stopped) {
-    auto late = sim("late", upstream::sim_behaviour::ok, 150ms);
+    auto late = sim("late", fanout::sim_behaviour::ok, 150ms);
     late.deadline_header = "X-Request-Timeout-Ms";
     auto honours = late;
     honours.name = "honours";
@@ -89,7 +89,7 @@ BOOST_AUTO_TEST_CASE(work_past_the_caller_s_budget_is_counted_or_stopped) {
     BOOST_TEST(upstreams.counters(0).late_work_ms.load() <= 150u);
     // The work goes on when the caller leaves, and counts.
     {
-        client c{upstreams.port(0)};
+        blocking_client c{upstreams.port(0)};
         c.send("GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Timeout-Ms: 20\r\n\r\n");
     }
     BOOST_TEST(eventually([&] { return upstreams.counters(0).late_work_ms.load() >= 95u + 125u; }));

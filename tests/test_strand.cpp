@@ -18,17 +18,17 @@ namespace {
 
 // One round: a server on a strand of a 3-thread io_context, clients sending requests back to back
 // on keep-alive connections over every endpoint; returns the number of 200 answers.
-int serve_one_round(upstream::simulator& sim, int connections, int requests_each) {
+int serve_one_round(fanout::simulator& sim, int connections, int requests_each) {
     net::io_context ioc{3};
-    server::options opts;
+    fanout::options opts;
     opts.listen_host = "127.0.0.1";
     opts.listen_port = 0;
     // Every answer counts, not how fast it comes: no deadline that a busy machine could reach.
     opts.timeout = opts.max_timeout = 60s;
     for (std::size_t i = 0; i < sim.size(); ++i)
-        opts.upstreams.push_back(upstream::make_service(sim.name(i), sim.url(i)));
+        opts.upstreams.push_back(fanout::make_service(sim.name(i), sim.url(i)));
     opts.logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-    server::http_server server{net::make_strand(ioc), opts};
+    fanout::http_server server{net::make_strand(ioc), opts};
     std::atomic<bool> stopped{false};
     server.async_run([&](boost::system::error_code) { stopped = true; });
     std::vector<std::thread> threads;
@@ -41,7 +41,7 @@ int serve_one_round(upstream::simulator& sim, int connections, int requests_each
     std::vector<std::thread> clients;
     for (int c = 0; c < connections; ++c)
         clients.emplace_back([&, c] {
-            client conn{server.local_endpoint().port()};
+            blocking_client conn{server.local_endpoint().port()};
             for (int r = 0; r < requests_each; ++r) {
                 conn.send_get(targets[(c + r) % 4]);
                 auto res = conn.read(10s);
@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_SUITE(test_strand)
 BOOST_AUTO_TEST_CASE(a_server_on_a_strand_of_several_threads_answers_every_request) {
     net::io_context sim_loop{1};
     auto work = net::make_work_guard(sim_loop);
-    upstream::simulator upstreams{
+    fanout::simulator upstreams{
         sim_loop.get_executor(), {sim("users"), sim("orders"), sim("recommendations")}};
     upstreams.start();
     std::thread sim_thread{[&] { sim_loop.run(); }};

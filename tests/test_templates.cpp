@@ -13,47 +13,47 @@ using namespace fanout::test;
 BOOST_AUTO_TEST_SUITE(test_templates)
 
 BOOST_AUTO_TEST_CASE(placeholders_are_checked_when_configured) {
-    auto s = upstream::make_service("echo", "http://h:8/users/{id}/orders?since={since}&x=1");
+    auto s = fanout::make_service("echo", "http://h:8/users/{id}/orders?since={since}&x=1");
     BOOST_TEST(s.target == "/users/{id}/orders?since={since}&x=1");
     BOOST_TEST(s.params == (std::vector<std::string>{"id", "since"}), boost::test_tools::per_element());
-    BOOST_TEST(upstream::make_service("plain", "http://h/users").params.empty());
+    BOOST_TEST(fanout::make_service("plain", "http://h/users").params.empty());
     for (auto bad :
          {"http://h/users/{id", "http://h/users/id}", "http://h/users/{}", "http://h/users/{a-b}",
           "http://h/users/{a/b}", "http://{host}/users", "http://h:{port}/users",
           "http://h/fanout-param-0-"}) {
-        BOOST_CHECK_THROW(upstream::make_service("echo", bad), std::invalid_argument);
+        BOOST_CHECK_THROW(fanout::make_service("echo", bad), std::invalid_argument);
     }
 }
 
 BOOST_AUTO_TEST_CASE(values_are_percent_encoded_into_their_place) {
-    auto s = upstream::make_service("echo", "http://h/users/{id}?q={q}");
-    std::vector<upstream::param> values{{"q", "a&b=c#d"}, {"id", "../x y/é"}};
-    BOOST_TEST(upstream::expand_target(s, values) == "/users/..%2Fx%20y%2F%C3%A9?q=a%26b%3Dc%23d");
-    std::vector<upstream::param> partial{{"id", "1"}};
-    BOOST_CHECK_THROW(upstream::expand_target(s, partial), std::invalid_argument);
+    auto s = fanout::make_service("echo", "http://h/users/{id}?q={q}");
+    std::vector<fanout::param> values{{"q", "a&b=c#d"}, {"id", "../x y/é"}};
+    BOOST_TEST(fanout::expand_target(s, values) == "/users/..%2Fx%20y%2F%C3%A9?q=a%26b%3Dc%23d");
+    std::vector<fanout::param> partial{{"id", "1"}};
+    BOOST_CHECK_THROW(fanout::expand_target(s, partial), std::invalid_argument);
 }
 
 // "." and ".." stay as they are when percent-encoded ('.' is unreserved), and an upstream would
 // take them as a dot-segment, leaving the placeholder's segment: refused in the path, not the query.
 BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_refused_in_the_path_only) {
-    auto s = upstream::make_service("echo", "http://h/api/v1/users/{id}/profile?q={q}");
+    auto s = fanout::make_service("echo", "http://h/api/v1/users/{id}/profile?q={q}");
     for (auto dots : {".", ".."}) {
-        std::vector<upstream::param> in_path{{"id", dots}, {"q", "1"}};
+        std::vector<fanout::param> in_path{{"id", dots}, {"q", "1"}};
         try {
-            upstream::expand_target(s, in_path);
+            fanout::expand_target(s, in_path);
             BOOST_ERROR("no exception for '" << dots << "'");
         } catch (std::invalid_argument const& e) {
             BOOST_TEST(std::string(e.what()).find("{id}") != std::string::npos, e.what());
         }
-        std::vector<upstream::param> in_query{{"id", "1"}, {"q", dots}};
-        BOOST_TEST(upstream::expand_target(s, in_query) == "/api/v1/users/1/profile?q=" + std::string(dots));
+        std::vector<fanout::param> in_query{{"id", "1"}, {"q", dots}};
+        BOOST_TEST(fanout::expand_target(s, in_query) == "/api/v1/users/1/profile?q=" + std::string(dots));
     }
     for (auto fine : {"...", "..x", "./", "../", "/", "%2E%2E"}) {
-        std::vector<upstream::param> values{{"id", fine}, {"q", "1"}};
-        BOOST_CHECK_NO_THROW(upstream::expand_target(s, values));
+        std::vector<fanout::param> values{{"id", fine}, {"q", "1"}};
+        BOOST_CHECK_NO_THROW(fanout::expand_target(s, values));
     }
-    std::vector<upstream::param> encoded{{"id", "../"}, {"q", "1"}};
-    BOOST_TEST(upstream::expand_target(s, encoded) == "/api/v1/users/..%2F/profile?q=1");
+    std::vector<fanout::param> encoded{{"id", "../"}, {"q", "1"}};
+    BOOST_TEST(fanout::expand_target(s, encoded) == "/api/v1/users/..%2F/profile?q=1");
 }
 
 BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_a_400_and_the_upstream_gets_nothing) {
@@ -61,8 +61,8 @@ BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_a_400_and_the_upstream_gets_nothing)
     harness h{
         {},
         {},
-        {upstream::make_service("echo", echo.url("/api/v1/users/{id}/profile")),
-         upstream::make_service("query", echo.url("/search?user={user}"))}};
+        {fanout::make_service("echo", echo.url("/api/v1/users/{id}/profile")),
+         fanout::make_service("query", echo.url("/search?user={user}"))}};
     for (auto value : {"..", ".", "%2E%2E", "%2e", ".%2E"}) {
         auto r = fetch(h.port(), std::string("/api/aggregate/wg?user=1&id=") + value);
         BOOST_TEST_REQUIRE(r.has_value(), value);
@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(a_dot_segment_value_is_a_400_and_the_upstream_gets_nothing)
 
 BOOST_AUTO_TEST_CASE(a_slash_in_a_value_stays_encoded) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}/profile"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/users/{id}/profile"))}};
     for (auto value : {"a/b", "a%2Fb", "../x", "..%2F"}) {
         auto a = get(h.port(), std::string("/api/aggregate/wg?id=") + value);
         BOOST_TEST_REQUIRE(a.status == 200u, value);
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(a_slash_in_a_value_stays_encoded) {
 
 BOOST_AUTO_TEST_CASE(a_target_takes_its_values_from_the_query_on_every_endpoint) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}/orders?since={since}"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/users/{id}/orders?since={since}"))}};
     for (auto path :
          {"/api/aggregate/wg", "/api/aggregate/channel", "/api/aggregate/channel-with-context-timeout",
           "/api/aggregate/errgroup"}) {
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(a_target_takes_its_values_from_the_query_on_every_endpoint)
 
 BOOST_AUTO_TEST_CASE(a_missing_or_oversized_value_is_a_400) {
     echo_upstream echo;
-    harness h{{}, {}, {upstream::make_service("echo", echo.url("/users/{id}"))}};
+    harness h{{}, {}, {fanout::make_service("echo", echo.url("/users/{id}"))}};
     auto missing = fetch(h.port(), "/api/aggregate/wg?other=1");
     BOOST_TEST_REQUIRE(missing.has_value());
     BOOST_TEST(missing->result_int() == 400);

@@ -32,7 +32,6 @@ using namespace fanout::test;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace net::experimental::awaitable_operators;
-using upstream::error_kind;
 
 namespace {
 
@@ -41,28 +40,28 @@ test_pki const& pki() {
     return p;
 }
 
-upstream::sim_service tls_sim(
+fanout::sim_service tls_sim(
     std::string cert, std::string key, std::string client_ca = "", std::chrono::milliseconds latency = 0ms
 ) {
-    auto s = sim("echo", upstream::sim_behaviour::ok, latency);
+    auto s = sim("echo", fanout::sim_behaviour::ok, latency);
     s.tls_cert = std::move(cert);
     s.tls_key = std::move(key);
     s.tls_client_ca = std::move(client_ca);
     return s;
 }
 
-upstream::sim_service good_sim(std::string client_ca = "", std::chrono::milliseconds latency = 0ms) {
+fanout::sim_service good_sim(std::string client_ca = "", std::chrono::milliseconds latency = 0ms) {
     return tls_sim(pki().server_cert(), pki().server_key(), std::move(client_ca), latency);
 }
 
 // Trusting the test CA only.
-upstream::tls_settings trusting_test_ca() {
+fanout::tls_settings trusting_test_ca() {
     return {.ca_file = pki().ca_cert()};
 }
 
 // A service at `url` whose certificate is checked against the test CA.
-upstream::service trusting(std::string name, std::string const& url) {
-    auto s = upstream::make_service(std::move(name), url);
+fanout::service trusting(std::string name, std::string const& url) {
+    auto s = fanout::make_service(std::move(name), url);
     s.tls = trusting_test_ca();
     return s;
 }
@@ -70,10 +69,10 @@ upstream::service trusting(std::string name, std::string const& url) {
 // A simulated TLS upstream and a client of it, on one event loop driven by the test's thread.
 struct tls_loop {
     net::io_context ioc{1};
-    upstream::simulator sim;
-    upstream::client client;
+    fanout::simulator sim;
+    fanout::client client;
 
-    tls_loop(upstream::sim_service s, upstream::tls_settings tls, upstream::client_options o = {})
+    tls_loop(fanout::sim_service s, fanout::tls_settings tls, fanout::client_options o = {})
         : sim(ioc.get_executor(), {std::move(s)}), client(ioc.get_executor(), {service(sim, tls)}, o) {
         sim.start();
     }
@@ -84,8 +83,8 @@ struct tls_loop {
         ioc.poll();
     }
 
-    static upstream::service service(upstream::simulator const& sim, upstream::tls_settings tls) {
-        auto s = upstream::make_service("echo", sim.url(0));
+    static fanout::service service(fanout::simulator const& sim, fanout::tls_settings tls) {
+        auto s = fanout::make_service("echo", sim.url(0));
         BOOST_TEST_REQUIRE(s.tls.has_value());
         s.tls = std::move(tls);
         return s;
@@ -107,7 +106,7 @@ struct tls_loop {
         BOOST_TEST_REQUIRE(out.has_value());
         return std::move(*out);
     }
-    upstream::fetch_result fetch() { return run(client.fetch(0)); }
+    fanout::fetch_result fetch() { return run(client.fetch(0)); }
 
     // Runs the loop until pred() holds, at most 3 s; returns pred().
     template <class Pred>
@@ -118,10 +117,10 @@ struct tls_loop {
         }
         return pred();
     }
-    upstream::sim_counters const& upstream() const { return sim.counters(0); }
+    fanout::sim_counters const& upstream() const { return sim.counters(0); }
 };
 
-void check_tls_failure(upstream::fetch_result const& r, std::string_view cause) {
+void check_tls_failure(fanout::fetch_result const& r, std::string_view cause) {
     BOOST_TEST_REQUIRE(!r.ok());
     BOOST_TEST((r.error->kind == error_kind::tls));
     BOOST_TEST(r.error->message.find(cause) != std::string::npos, r.error->message);
@@ -331,11 +330,11 @@ class raw_tls_upstream {
 
 // One fetch of `s` with no deadline (as wg and channel fetch without a service timeout), on a loop
 // of its own; nullopt if it has not ended after 10 s.
-std::optional<upstream::fetch_result> fetch_without_deadline(upstream::service s) {
+std::optional<fanout::fetch_result> fetch_without_deadline(fanout::service s) {
     net::io_context ioc;
-    upstream::client c{ioc.get_executor(), {std::move(s)}, {}};
-    std::optional<upstream::fetch_result> out;
-    net::co_spawn(ioc, c.fetch(0), [&](std::exception_ptr e, upstream::fetch_result r) {
+    fanout::client c{ioc.get_executor(), {std::move(s)}, {}};
+    std::optional<fanout::fetch_result> out;
+    net::co_spawn(ioc, c.fetch(0), [&](std::exception_ptr e, fanout::fetch_result r) {
         if (!e) out = std::move(r);
         ioc.stop();
     });
@@ -350,7 +349,7 @@ BOOST_AUTO_TEST_CASE(a_verified_upstream_answers_over_tls) {
     tls_loop loop{good_sim(), trusting_test_ca()};
     auto r = loop.fetch();
     BOOST_TEST_REQUIRE(r.ok(), r.error->message);
-    BOOST_TEST(r.body == std::string(upstream::sim_body("echo")));
+    BOOST_TEST(r.body == std::string(fanout::sim_body("echo")));
     BOOST_TEST(loop.upstream().tls_full == 1u);
     BOOST_TEST(loop.upstream().tls_sni == 0u);  // the URL's host is an address: no SNI
 }
@@ -385,13 +384,13 @@ BOOST_AUTO_TEST_CASE(a_pooled_connection_needs_no_new_handshake) {
 
 BOOST_AUTO_TEST_CASE(bytes_arriving_on_an_idle_tls_connection_keep_it_out_of_use) {
     auto s = good_sim();
-    s.behaviour = upstream::sim_behaviour::unsolicited;  // a second answer 5 ms after the first
+    s.behaviour = fanout::sim_behaviour::unsolicited;  // a second answer 5 ms after the first
     tls_loop loop{s, trusting_test_ca()};
     BOOST_TEST_REQUIRE(loop.fetch().ok());
     BOOST_TEST_REQUIRE(loop.until([&] { return loop.upstream().unsolicited == 1u; }));
     auto r = loop.fetch();
     BOOST_TEST_REQUIRE(r.ok(), r.error->message);
-    BOOST_TEST(r.body == std::string(upstream::sim_body("echo")));  // not the unsolicited answer
+    BOOST_TEST(r.body == std::string(fanout::sim_body("echo")));  // not the unsolicited answer
     BOOST_TEST(loop.client.stats().retried == 1u);
     BOOST_TEST(loop.upstream().connections == 2u);
 }
@@ -425,7 +424,7 @@ BOOST_AUTO_TEST_CASE(a_tls_1_2_session_resumes_too) {
 
 BOOST_AUTO_TEST_CASE(an_answer_cut_short_over_tls_is_a_protocol_failure_and_not_resent) {
     auto s = good_sim();
-    s.behaviour = upstream::sim_behaviour::close_early;  // a head promising more body, then a close
+    s.behaviour = fanout::sim_behaviour::close_early;  // a head promising more body, then a close
     tls_loop loop{s, trusting_test_ca()};
     auto r = loop.fetch();
     BOOST_TEST_REQUIRE(!r.ok());
@@ -439,7 +438,7 @@ BOOST_AUTO_TEST_CASE(a_connection_closed_during_the_handshake_is_a_connect_failu
     auto url = closing.url("/x");
     url.replace(0, 4, "https");
     net::io_context ioc;
-    upstream::client c{ioc.get_executor(), {upstream::make_service("echo", url)}, {}};
+    fanout::client c{ioc.get_executor(), {fanout::make_service("echo", url)}, {}};
     auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
     ioc.run();
     auto r = f.get();
@@ -497,9 +496,9 @@ BOOST_AUTO_TEST_CASE(mutual_tls_without_a_client_certificate_is_a_tls_failure) {
 
 BOOST_AUTO_TEST_CASE(a_plain_http_answer_to_a_tls_handshake_is_a_tls_failure) {
     silent_upstream plain{"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"};
-    auto s = upstream::make_service("echo", plain.url());
+    auto s = fanout::make_service("echo", plain.url());
     net::io_context ioc;
-    upstream::client c{ioc.get_executor(), {s}, {}};
+    fanout::client c{ioc.get_executor(), {s}, {}};
     auto f = net::co_spawn(ioc, c.fetch(0), net::use_future);
     ioc.run();
     auto r = f.get();
@@ -510,9 +509,9 @@ BOOST_AUTO_TEST_CASE(a_plain_http_answer_to_a_tls_handshake_is_a_tls_failure) {
 
 BOOST_AUTO_TEST_CASE(a_hung_handshake_ends_with_the_fetch_and_its_connection_is_closed) {
     silent_upstream silent;
-    auto s = upstream::make_service("silent", silent.url());
+    auto s = fanout::make_service("silent", silent.url());
     net::io_context ioc;
-    upstream::client c{ioc.get_executor(), {s}, {}};
+    fanout::client c{ioc.get_executor(), {s}, {}};
     auto f = net::co_spawn(ioc, fetch_within(c, 200ms), net::use_future);
     auto const start = std::chrono::steady_clock::now();
     ioc.run();
@@ -525,7 +524,7 @@ BOOST_AUTO_TEST_CASE(a_hung_handshake_ends_with_the_fetch_and_its_connection_is_
 
 BOOST_AUTO_TEST_CASE(a_hung_handshake_is_a_timeout_at_the_deadline) {
     silent_upstream silent;
-    harness h{{sim("users")}, {}, {upstream::make_service("silent", silent.url())}};
+    harness h{{sim("users")}, {}, {fanout::make_service("silent", silent.url())}};
     auto a = get(h.port(), "/api/aggregate/channel-with-context-timeout?timeout_ms=300");
     BOOST_TEST(a.status == 200u);
     BOOST_TEST(kind_of(a, "silent") == "timeout");
@@ -547,7 +546,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_fetch_closes_its_tls_connection) {
 
 BOOST_AUTO_TEST_CASE(handshake_records_without_end_are_a_tls_failure) {
     raw_tls_upstream flood{raw_tls_upstream::script::hello_requests};
-    auto r = fetch_without_deadline(upstream::make_service("flood", flood.url()));
+    auto r = fetch_without_deadline(fanout::make_service("flood", flood.url()));
     BOOST_TEST_REQUIRE(r.has_value());
     BOOST_TEST_REQUIRE(!r->ok());
     BOOST_TEST((r->error->kind == error_kind::tls), r->error->message);
@@ -559,7 +558,7 @@ BOOST_AUTO_TEST_CASE(handshake_records_without_end_are_a_tls_failure) {
 BOOST_AUTO_TEST_CASE(a_handshake_has_a_time_limit_of_its_own) {
     // One HelloRequest every 20 ms: a handshake that goes on, within the size bound, until stopped.
     raw_tls_upstream slow{raw_tls_upstream::script::hello_requests_slowly};
-    auto s = upstream::make_service("slow", slow.url());
+    auto s = fanout::make_service("slow", slow.url());
     s.tls->handshake_timeout = 300ms;
     auto const start = std::chrono::steady_clock::now();
     auto r = fetch_without_deadline(s);
@@ -571,7 +570,7 @@ BOOST_AUTO_TEST_CASE(a_handshake_has_a_time_limit_of_its_own) {
     BOOST_TEST(eventually([&] { return slow.ended.load(); }));
 
     silent_upstream silent;
-    s = upstream::make_service("silent", silent.url());
+    s = fanout::make_service("silent", silent.url());
     s.tls->handshake_timeout = 200ms;
     r = fetch_without_deadline(s);
     BOOST_TEST_REQUIRE(r.has_value());
@@ -616,8 +615,8 @@ BOOST_AUTO_TEST_CASE(renegotiation_is_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {
-    server::options opts;
-    opts.upstreams.push_back(upstream::make_service("echo", "https://127.0.0.1/"));
+    fanout::options opts;
+    opts.upstreams.push_back(fanout::make_service("echo", "https://127.0.0.1/"));
     opts.upstreams.back().tls = trusting_test_ca();
     harness h{{good_sim()}, opts};
     for (int i = 0; i < 4; ++i) BOOST_TEST(kind_of(get(h.port(), "/api/aggregate/wg"), "echo") == "ok");
@@ -631,11 +630,11 @@ BOOST_AUTO_TEST_CASE(handshakes_are_exported_per_service) {
 }
 
 BOOST_AUTO_TEST_CASE(skipping_verification_is_logged_at_start) {
-    server::options opts;
+    fanout::options opts;
     captured_events events;
     events.attach(opts);
-    opts.upstreams.push_back(upstream::make_service("echo", "https://127.0.0.1/"));
-    opts.upstreams.back().tls = upstream::tls_settings{.insecure_skip_verify = true};
+    opts.upstreams.push_back(fanout::make_service("echo", "https://127.0.0.1/"));
+    opts.upstreams.back().tls = fanout::tls_settings{.insecure_skip_verify = true};
     harness h{{good_sim()}, opts};
     BOOST_TEST(kind_of(get(h.port(), "/api/aggregate/wg"), "echo") == "ok");
     auto lines = events.with("tls_verification_off");
@@ -648,8 +647,8 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     auto config = [](std::string url, std::string extra) {
         return R"({"upstreams":[{"name":"a","url":")" + url + "\"" + extra + "}]}";
     };
-    server::options o;
-    server::apply_config(
+    fanout::options o;
+    fanout::apply_config(
         o,
         config(
             "https://api.example:8443/v1",
@@ -666,13 +665,13 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
     BOOST_TEST(s.tls->server_name == "internal.example");
     BOOST_TEST(!s.tls->insecure_skip_verify);
     BOOST_TEST(s.tls->handshake_timeout.count() == 2500);
-    BOOST_TEST(upstream::make_service("b", "https://api.example/").tls->handshake_timeout.count() == 10000);
-    BOOST_TEST(upstream::make_service("b", "https://api.example/").port == 443);
+    BOOST_TEST(fanout::make_service("b", "https://api.example/").tls->handshake_timeout.count() == 10000);
+    BOOST_TEST(fanout::make_service("b", "https://api.example/").port == 443);
 
     auto error = [&](std::string text) {
-        server::options bad;
+        fanout::options bad;
         try {
-            server::apply_config(bad, text);
+            fanout::apply_config(bad, text);
         } catch (std::invalid_argument const& e) {
             return std::string(e.what());
         }
@@ -702,11 +701,11 @@ BOOST_AUTO_TEST_CASE(https_settings_in_the_config_file) {
 BOOST_AUTO_TEST_CASE(a_trust_store_that_cannot_be_loaded_fails_at_start) {
     auto const not_pem = (pki().dir() / "not-a-certificate.pem").string();
     std::ofstream(not_pem) << "not a certificate\n";
-    auto s = upstream::make_service("echo", "https://127.0.0.1/");
+    auto s = fanout::make_service("echo", "https://127.0.0.1/");
     s.tls->ca_file = not_pem;
     net::io_context ioc;
     try {
-        upstream::client c{ioc.get_executor(), {s}, {}};
+        fanout::client c{ioc.get_executor(), {s}, {}};
         BOOST_FAIL("no error");
     } catch (std::invalid_argument const& e) {
         std::string what = e.what();

@@ -22,7 +22,7 @@ namespace json = boost::json;
 BOOST_AUTO_TEST_SUITE(test_service)
 
 BOOST_AUTO_TEST_CASE(parses_name_and_url) {
-    auto s = upstream::parse_service("users=http://127.0.0.1:9101/v1/users?active=1");
+    auto s = fanout::parse_service("users=http://127.0.0.1:9101/v1/users?active=1");
     BOOST_TEST(s.name == "users");
     BOOST_TEST(s.host == "127.0.0.1");
     BOOST_TEST(s.port == 9101);
@@ -31,14 +31,14 @@ BOOST_AUTO_TEST_CASE(parses_name_and_url) {
 }
 
 BOOST_AUTO_TEST_CASE(defaults_port_and_path) {
-    auto s = upstream::parse_service("a=http://example.internal");
+    auto s = fanout::parse_service("a=http://example.internal");
     BOOST_TEST(s.port == 80);
     BOOST_TEST(s.target == "/");
-    auto v6 = upstream::parse_service("b=http://[::1]:81/x");
+    auto v6 = fanout::parse_service("b=http://[::1]:81/x");
     BOOST_TEST(v6.host == "::1");
     BOOST_TEST(v6.host_header == "[::1]:81");
     BOOST_TEST(!v6.tls.has_value());
-    auto const secure = upstream::parse_service("s=https://api.example/v1");
+    auto const secure = fanout::parse_service("s=https://api.example/v1");
     BOOST_TEST(secure.tls.has_value());
     BOOST_TEST(secure.port == 443);
     BOOST_TEST(secure.host_header == "api.example");
@@ -49,7 +49,7 @@ BOOST_AUTO_TEST_CASE(rejects_bad_specs) {
     for (auto spec :
          {"nourl", "=http://h/", "a=ftp://h/", "a=https://u:p@h/", "a=http://u:p@h/", "a=http://h:0/",
           "a=http://h:99999/", "a=/relative", "bad name=http://h/"}) {
-        BOOST_CHECK_THROW(upstream::parse_service(spec), std::invalid_argument);
+        BOOST_CHECK_THROW(fanout::parse_service(spec), std::invalid_argument);
     }
 }
 
@@ -58,24 +58,24 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_parse_timeout)
 
 BOOST_AUTO_TEST_CASE(absent_gives_default) {
-    auto t = server::parse_timeout(std::nullopt, 1000ms, 10000ms);
+    auto t = fanout::parse_timeout(std::nullopt, 1000ms, 10000ms);
     BOOST_TEST(std::get<std::chrono::milliseconds>(t).count() == 1000);
 }
 
 BOOST_AUTO_TEST_CASE(positive_integers_are_capped) {
     BOOST_TEST(
-        std::get<std::chrono::milliseconds>(server::parse_timeout("250", 1000ms, 10000ms)).count() == 250
+        std::get<std::chrono::milliseconds>(fanout::parse_timeout("250", 1000ms, 10000ms)).count() == 250
     );
     BOOST_TEST(
-        std::get<std::chrono::milliseconds>(server::parse_timeout("50000", 1000ms, 10000ms)).count() == 10000
+        std::get<std::chrono::milliseconds>(fanout::parse_timeout("50000", 1000ms, 10000ms)).count() == 10000
     );
-    auto huge = server::parse_timeout("99999999999999999999999", 1000ms, 10000ms);
+    auto huge = fanout::parse_timeout("99999999999999999999999", 1000ms, 10000ms);
     BOOST_TEST(std::get<std::chrono::milliseconds>(huge).count() == 10000);
 }
 
 BOOST_AUTO_TEST_CASE(anything_else_is_an_error) {
     for (auto bad : {"", "0", "-5", "+5", "abc", "1.5", "10ms", " 10", "0x10"})
-        BOOST_TEST(std::holds_alternative<std::string>(server::parse_timeout(bad, 1000ms, 10000ms)), bad);
+        BOOST_TEST(std::holds_alternative<std::string>(fanout::parse_timeout(bad, 1000ms, 10000ms)), bad);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -84,18 +84,18 @@ BOOST_AUTO_TEST_SUITE(test_json_validate)
 
 BOOST_AUTO_TEST_CASE(accepts_one_value) {
     for (auto ok : {"{}", "[]", " {\"a\": [1, 2.5, true, null, \"x\"]}\n", "42", "\"s\""})
-        BOOST_TEST(upstream::is_valid_json(ok), ok);
+        BOOST_TEST(fanout::is_valid_json(ok), ok);
 }
 
 BOOST_AUTO_TEST_CASE(rejects_the_rest) {
     for (auto bad : {"", "{", "{\"a\":1,}", "{} {}", "[1,2,", "nul", "{'a':1}", "// c\n{}", "<html>"})
-        BOOST_TEST(!upstream::is_valid_json(bad), bad);
+        BOOST_TEST(!fanout::is_valid_json(bad), bad);
 }
 
 BOOST_AUTO_TEST_CASE(rejects_too_deep_nesting) {
     std::string deep(1000, '[');
     deep += std::string(1000, ']');
-    BOOST_TEST(!upstream::is_valid_json(deep));
+    BOOST_TEST(!fanout::is_valid_json(deep));
 }
 
 // The contract, case by case: what a body must be to be embedded in an answer as it came.
@@ -106,15 +106,15 @@ BOOST_AUTO_TEST_CASE(nesting_is_at_most_32_deep) {
         for (int i = 0; i < depth; ++i) text += R"({"k":)";
         return text + "1" + std::string(depth, '}');
     };
-    BOOST_TEST(upstream::is_valid_json(arrays(32)));
-    BOOST_TEST(!upstream::is_valid_json(arrays(33)));
-    BOOST_TEST(upstream::is_valid_json(objects(32)));
-    BOOST_TEST(!upstream::is_valid_json(objects(33)));
+    BOOST_TEST(fanout::is_valid_json(arrays(32)));
+    BOOST_TEST(!fanout::is_valid_json(arrays(33)));
+    BOOST_TEST(fanout::is_valid_json(objects(32)));
+    BOOST_TEST(!fanout::is_valid_json(objects(33)));
 }
 
 BOOST_AUTO_TEST_CASE(strings_are_valid_utf8) {
     BOOST_TEST(
-        upstream::is_valid_json("[\"caf\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\", \"\xed\x9f\xbf\"]")
+        fanout::is_valid_json("[\"caf\xc3\xa9\", \"\xe2\x82\xac\", \"\xf0\x9f\x98\x80\", \"\xed\x9f\xbf\"]")
     );
     for (auto bad : {
              "\"\x80\"",              // a continuation byte alone
@@ -124,23 +124,23 @@ BOOST_AUTO_TEST_CASE(strings_are_valid_utf8) {
              "\"\xf4\x90\x80\x80\"",  // above U+10FFFF
              "\"\xff\"",
          })
-        BOOST_TEST(!upstream::is_valid_json(bad), bad);
+        BOOST_TEST(!fanout::is_valid_json(bad), bad);
 }
 
 BOOST_AUTO_TEST_CASE(escaped_surrogates_come_in_pairs) {
-    BOOST_TEST(upstream::is_valid_json(R"("\ud83d\ude00")"));
-    BOOST_TEST(upstream::is_valid_json(R"("\u00e9\u20ac")"));
-    BOOST_TEST(!upstream::is_valid_json(R"("\ud83d")"));        // a high surrogate alone
-    BOOST_TEST(!upstream::is_valid_json(R"("\ude00")"));        // a low one alone
-    BOOST_TEST(!upstream::is_valid_json(R"("\ud83d\u0041")"));  // followed by no low one
-    BOOST_TEST(!upstream::is_valid_json(R"("\u12")"));
+    BOOST_TEST(fanout::is_valid_json(R"("\ud83d\ude00")"));
+    BOOST_TEST(fanout::is_valid_json(R"("\u00e9\u20ac")"));
+    BOOST_TEST(!fanout::is_valid_json(R"("\ud83d")"));        // a high surrogate alone
+    BOOST_TEST(!fanout::is_valid_json(R"("\ude00")"));        // a low one alone
+    BOOST_TEST(!fanout::is_valid_json(R"("\ud83d\u0041")"));  // followed by no low one
+    BOOST_TEST(!fanout::is_valid_json(R"("\u12")"));
 }
 
 BOOST_AUTO_TEST_CASE(one_value_and_nothing_after_it_but_whitespace) {
-    BOOST_TEST(upstream::is_valid_json(" \t\r\n{}\n "));
-    for (auto bad : {"{}x", "{}}", "[] []", "1 2", "{},"}) BOOST_TEST(!upstream::is_valid_json(bad), bad);
-    BOOST_TEST(!upstream::is_valid_json(std::string_view("{}\0", 3)));  // a NUL after the value
-    BOOST_TEST(!upstream::is_valid_json(std::string_view("\0", 1)));
+    BOOST_TEST(fanout::is_valid_json(" \t\r\n{}\n "));
+    for (auto bad : {"{}x", "{}}", "[] []", "1 2", "{},"}) BOOST_TEST(!fanout::is_valid_json(bad), bad);
+    BOOST_TEST(!fanout::is_valid_json(std::string_view("{}\0", 3)));  // a NUL after the value
+    BOOST_TEST(!fanout::is_valid_json(std::string_view("\0", 1)));
 }
 
 BOOST_AUTO_TEST_CASE(strict_rfc_8259) {
@@ -162,49 +162,48 @@ BOOST_AUTO_TEST_CASE(strict_rfc_8259) {
              "[\"tab\there\"]",
              "[\"\\x41\"]",
          })
-        BOOST_TEST(!upstream::is_valid_json(bad), bad);
-    BOOST_TEST(upstream::is_valid_json("[-0, 0.5e-3, 1E+2, -12.34e5, 1e999999999]"));  // infinite: still JSON
+        BOOST_TEST(!fanout::is_valid_json(bad), bad);
+    BOOST_TEST(fanout::is_valid_json("[-0, 0.5e-3, 1E+2, -12.34e5, 1e999999999]"));  // infinite: still JSON
 }
 
 BOOST_AUTO_TEST_CASE(duplicate_keys_are_accepted) {
     // RFC 8259 leaves them to the receiver; the body is passed on as it came, so they are its reader's.
-    BOOST_TEST(upstream::is_valid_json(R"({"a":1,"a":2})"));
+    BOOST_TEST(fanout::is_valid_json(R"({"a":1,"a":2})"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_render)
 
-std::vector<upstream::service> three_services() {
+std::vector<fanout::service> three_services() {
     return {
-        upstream::parse_service("users=http://h/u"), upstream::parse_service("orders=http://h/o"),
-        upstream::parse_service("inventory=http://h/i")};
+        fanout::parse_service("users=http://h/u"), fanout::parse_service("orders=http://h/o"),
+        fanout::parse_service("inventory=http://h/i")};
 }
 
 BOOST_AUTO_TEST_CASE(error_kinds_are_error_codes_and_none_is_success) {
-    for (std::size_t i = 0; i < upstream::error_kind_count; ++i) {
-        auto const kind = upstream::kind_at(i);
+    for (std::size_t i = 0; i < fanout::error_kind_count; ++i) {
+        auto const kind = fanout::kind_at(i);
         boost::system::error_code ec = kind;
         BOOST_TEST(static_cast<bool>(ec));
         BOOST_TEST((ec == kind));
-        BOOST_TEST(upstream::kind_index(kind) == i);
-        BOOST_TEST(ec.message() == std::string(upstream::to_string(kind)));
+        BOOST_TEST(fanout::kind_index(kind) == i);
+        BOOST_TEST(ec.message() == std::string(fanout::to_string(kind)));
         BOOST_TEST(std::string(ec.category().name()) == "fanout.upstream");
     }
-    BOOST_TEST(upstream::to_string(upstream::kind_at(upstream::error_kind_count - 1)) == "cancelled");
-    auto const failure = upstream::make_failure(upstream::error_kind::connect, "refused");
-    BOOST_TEST((failure.error->code() == upstream::error_kind::connect));
-    BOOST_TEST((failure.error->code() != upstream::error_kind::timeout));
+    BOOST_TEST(fanout::to_string(fanout::kind_at(fanout::error_kind_count - 1)) == "cancelled");
+    auto const failure = fanout::make_failure(fanout::error_kind::connect, "refused");
+    BOOST_TEST((failure.error->code() == fanout::error_kind::connect));
+    BOOST_TEST((failure.error->code() != fanout::error_kind::timeout));
 }
 
 BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
     auto services = three_services();
-    std::vector<upstream::fetch_result> results(3);
+    std::vector<fanout::fetch_result> results(3);
     results[0].body = R"({"u":1})";
-    results[1] = upstream::make_failure(upstream::error_kind::status, "upstream answered 500 \"x\"", 500);
-    results[2] = upstream::make_failure(upstream::error_kind::timeout, "late");
-    auto r =
-        handlers::render("wg", services, results, handlers::partial_status(results), handlers::clock::now());
+    results[1] = fanout::make_failure(fanout::error_kind::status, "upstream answered 500 \"x\"", 500);
+    results[2] = fanout::make_failure(fanout::error_kind::timeout, "late");
+    auto r = fanout::render("wg", services, results, fanout::partial_status(results), fanout::clock::now());
     BOOST_TEST(r.status == 200u);
     BOOST_TEST(!r.complete);
     auto v = json::parse(r.body).as_object();
@@ -221,22 +220,20 @@ BOOST_AUTO_TEST_CASE(embeds_results_and_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(status_follows_the_failures) {
-    using upstream::error_kind;
-    using upstream::make_failure;
-    std::vector<upstream::fetch_result> all_timeouts{
+    std::vector<fanout::fetch_result> all_timeouts{
         make_failure(error_kind::timeout, ""), make_failure(error_kind::timeout, "")};
-    BOOST_TEST(handlers::partial_status(all_timeouts) == 504u);
-    std::vector<upstream::fetch_result> mixed{
+    BOOST_TEST(fanout::partial_status(all_timeouts) == 504u);
+    std::vector<fanout::fetch_result> mixed{
         make_failure(error_kind::timeout, ""), make_failure(error_kind::connect, "")};
-    BOOST_TEST(handlers::partial_status(mixed) == 502u);
-    std::vector<upstream::fetch_result> one_ok{make_failure(error_kind::timeout, ""), {"{}", std::nullopt}};
-    BOOST_TEST(handlers::partial_status(one_ok) == 200u);
+    BOOST_TEST(fanout::partial_status(mixed) == 502u);
+    std::vector<fanout::fetch_result> one_ok{make_failure(error_kind::timeout, ""), {"{}", std::nullopt}};
+    BOOST_TEST(fanout::partial_status(one_ok) == 200u);
 }
 
 BOOST_AUTO_TEST_CASE(no_errors_is_an_empty_object) {
     auto services = three_services();
-    std::vector<upstream::fetch_result> results(3, upstream::fetch_result{"[1]", std::nullopt});
-    auto r = handlers::render("channel", services, results, 200, handlers::clock::now());
+    std::vector<fanout::fetch_result> results(3, fanout::fetch_result{"[1]", std::nullopt});
+    auto r = fanout::render("channel", services, results, 200, fanout::clock::now());
     BOOST_TEST(r.complete);
     auto v = json::parse(r.body).as_object();
     BOOST_TEST(v.at("errors").as_object().empty());
@@ -247,9 +244,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_options)
 
-server::command_line parse(std::vector<char const*> args) {
+fanout::command_line parse(std::vector<char const*> args) {
     args.insert(args.begin(), "fanout");
-    return server::parse_command_line(static_cast<int>(args.size()), args.data());
+    return fanout::parse_command_line(static_cast<int>(args.size()), args.data());
 }
 
 std::string error_of(std::vector<char const*> args) {
@@ -286,8 +283,8 @@ BOOST_AUTO_TEST_CASE(all_flags) {
     BOOST_TEST(cl.opts.timeout.count() == 200);
     BOOST_TEST(cl.opts.max_timeout.count() == 900);
     BOOST_TEST(cl.opts.max_upstream_body == 4096u);
-    BOOST_TEST((parse({"--help"}).what == server::command_line::action::help));
-    BOOST_TEST((parse({"--version"}).what == server::command_line::action::version));
+    BOOST_TEST((parse({"--help"}).what == fanout::command_line::action::help));
+    BOOST_TEST((parse({"--version"}).what == fanout::command_line::action::version));
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_flag) {
@@ -365,9 +362,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(test_config)
 
 std::string config_error(std::string_view text) {
-    server::options o;
+    fanout::options o;
     try {
-        server::apply_config(o, text);
+        fanout::apply_config(o, text);
     } catch (std::invalid_argument const& e) {
         return e.what();
     }
@@ -375,8 +372,8 @@ std::string config_error(std::string_view text) {
 }
 
 BOOST_AUTO_TEST_CASE(applies_every_setting) {
-    server::options o;
-    server::apply_config(o, R"({
+    fanout::options o;
+    fanout::apply_config(o, R"({
         "listen": "127.0.0.1:9000", "threads": 3, "timeout_ms": 250, "max_timeout_ms": 2000,
         "max_upstream_body": 4096, "upstream_pool_size": 8, "max_request_head": 4096, "max_request_body": 100,
         "header_timeout_ms": 3000, "idle_timeout_ms": 4000, "max_connections": 50, "shutdown_grace_ms": 700,
@@ -403,8 +400,8 @@ BOOST_AUTO_TEST_CASE(applies_every_setting) {
 }
 
 BOOST_AUTO_TEST_CASE(hedging_and_retries_per_upstream) {
-    server::options o;
-    server::apply_config(o, R"({"upstreams": [
+    fanout::options o;
+    fanout::apply_config(o, R"({"upstreams": [
         {"name": "a", "url": "http://h/", "hedge_after_ms": 3, "hedge_quantile": 0.95, "hedge_budget": 0.05,
          "max_retries": 2, "retry_backoff_ms": 20, "retry_budget": 0.1, "retry_min_per_s": 0},
         {"name": "b", "url": "http://h/"}]})");
@@ -435,8 +432,8 @@ BOOST_AUTO_TEST_CASE(hedging_and_retries_per_upstream) {
 
 // The level the logs write for warnings is a level the configuration takes.
 BOOST_AUTO_TEST_CASE(log_level_warning_is_warn) {
-    server::options o;
-    server::apply_config(o, R"({"log_level": "warning"})");
+    fanout::options o;
+    fanout::apply_config(o, R"({"log_level": "warning"})");
     BOOST_TEST(o.log_level == "warn");
     BOOST_TEST(config_error(R"({"log_level": "warnings"})").find("log_level") != std::string::npos);
 }

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -236,4 +236,4 @@ net::awaitable<error_code> address_book::connect(tcp::socket& socket, std::size_
     co_return ec;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

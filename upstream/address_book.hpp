@@ -15,7 +15,7 @@
 #include <span>
 #include <string>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // The addresses of each service of one client, kept off the request path: a service whose host is
 // an IP literal has that address; a host name is resolved in the background (see resolve_function),
@@ -79,4 +79,4 @@ class address_book {
     std::shared_ptr<state> state_;  // answers to come hold a weak_ptr to it
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -26,7 +26,7 @@
 #include <random>
 #include <string>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -722,4 +722,4 @@ std::size_t client::idle_connections(std::size_t service_index) const noexcept {
     return impl_->pool->idle(service_index);
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

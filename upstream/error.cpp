@@ -2,7 +2,7 @@
 
 #include <fanout/error.hpp>
 
-namespace fanout::upstream {
+namespace fanout {
 
 std::string_view to_string(error_kind kind) noexcept {
     switch (kind) {
@@ -42,4 +42,4 @@ boost::system::error_category const& upstream_category() noexcept {
     return category;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -2,7 +2,7 @@
 
 #include <boost/json/basic_parser_impl.hpp>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace {
 
@@ -45,4 +45,4 @@ bool is_valid_json(std::string_view text) noexcept {
     return !ec && used == text.size();
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // A service's recent latencies, for a quantile (service::hedge_quantile): buckets 10% wide from
 // 50 µs to about 9 s (longer ones count in the last), in two halves of a sliding window, so that a sample
@@ -75,4 +75,4 @@ class latency_histogram {
     std::optional<duration> cached_;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

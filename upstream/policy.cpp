@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace fanout::upstream {
+namespace fanout {
 
 std::optional<bool> failed_upstream(
     fetch_result const& r, std::optional<time_point> deadline, time_point now
@@ -116,4 +116,4 @@ std::optional<duration> retry_backoff(
     return backoff;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

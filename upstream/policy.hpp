@@ -13,7 +13,7 @@
 #include <fanout/client.hpp>
 #include <optional>
 
-namespace fanout::upstream {
+namespace fanout {
 
 using time_point = std::chrono::steady_clock::time_point;
 using duration = std::chrono::steady_clock::duration;
@@ -127,4 +127,4 @@ struct hedge_race {
     };
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -1,6 +1,6 @@
 #include "upstream/pool.hpp"
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -48,4 +48,4 @@ void connection_pool::clear() noexcept {
     for (auto& pool : idle_) pool.clear();
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // A keep-alive connection with its read buffer and the bytes of its last request, which keep their
 // capacity from one use to the next. On the heap, with the parser, so that a fetch's coroutine frame
@@ -63,4 +63,4 @@ class connection_pool {
     std::size_t max_idle_;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstdint>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace {
 
@@ -66,4 +66,4 @@ void fetch_headers::write(
     put(crlf);
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // The request line and the headers every GET of a service has: built once, unless the target has
 // placeholders. The headers of one fetch (fetch_headers) and the final empty line follow.
@@ -32,4 +32,4 @@ struct fetch_headers {
     ) const;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

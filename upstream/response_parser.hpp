@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // Reads what a fetch needs of a response (status, body, whether the connection stays open) and
 // skips the header fields, which beast::http::basic_fields would allocate one by one.
@@ -42,4 +42,4 @@ class response_parser : public wire::guarded_parser<false> {
     std::string body_;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

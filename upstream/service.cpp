@@ -9,7 +9,7 @@
 #include <fanout/service.hpp>
 #include <stdexcept>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace urls = boost::urls;
 
@@ -178,4 +178,4 @@ service parse_service(std::string_view spec) {
     return make_service(std::string(spec.substr(0, eq)), spec.substr(eq + 1));
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 using boost::system::error_code;
@@ -105,4 +105,4 @@ void service_addresses::refused(endpoint const& address, time_point now) {
     if (it != endpoints_.end()) skip_until_[it - endpoints_.begin()] = now + options_.skip;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 struct address_book_options {
     // Addresses older than this are resolved again, in the background, when next asked for;
@@ -101,4 +101,4 @@ class service_addresses {
     resolve_stats stats_;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -7,7 +7,7 @@
 #include <openssl/x509v3.h>
 #include <stdexcept>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace net = boost::asio;
 namespace ssl = net::ssl;
@@ -208,4 +208,4 @@ bool tls_client::has_buffered(tls_stream& stream) noexcept {
     return SSL_has_pending(ssl) == 1 || BIO_pending(SSL_get_rbio(ssl)) > 0;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // What a TLS connection may read without getting anywhere, which neither OpenSSL nor a fetch's
 // deadline bounds (wg and channel fetches may have none): its handshake, in time and in bytes, and
@@ -135,4 +135,4 @@ class tls_client {
     SSL_SESSION* session_ = nullptr;  // owned: the newest the service issued
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

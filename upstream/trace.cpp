@@ -2,7 +2,7 @@
 #include <fanout/trace.hpp>
 #include <random>
 
-namespace fanout::upstream {
+namespace fanout {
 
 namespace {
 
@@ -102,4 +102,4 @@ std::array<char, 55> child_traceparent(trace_context const& trace) {
     return out;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -3,7 +3,7 @@
 //  - its own HTTP server with one route, GET /stock, which asks three warehouses at once with
 //    fanout::within: a combinator over an operation that is not HTTP (here a timer stands in for
 //    a database or cache query); the warehouse slower than the deadline is left out;
-//  - fanout's endpoints mounted in that same server (fanout::server::aggregator), and fanout's own
+//  - fanout's endpoints mounted in that same server (fanout::aggregator), and fanout's own
 //    server beside it, both aggregating that route as their upstream "stock";
 // and stops cleanly on SIGINT or SIGTERM.
 
@@ -66,7 +66,7 @@ net::awaitable<std::string> stock_json() {
 
 // The application's own server: GET /stock, and fanout's endpoints under /api/aggregate/; one
 // request per connection.
-net::awaitable<void> serve(tcp::socket socket, fanout::server::aggregator& mounted) {
+net::awaitable<void> serve(tcp::socket socket, fanout::aggregator& mounted) {
     boost::beast::flat_buffer buffer;
     http::request<http::empty_body> req;
     auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
@@ -88,7 +88,7 @@ net::awaitable<void> serve(tcp::socket socket, fanout::server::aggregator& mount
     co_await http::async_write(socket, res, net::as_tuple(net::use_awaitable));
 }
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor, fanout::server::aggregator& mounted) {
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, fanout::aggregator& mounted) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
         if (ec) co_return;  // closed: the application is stopping
@@ -120,16 +120,15 @@ int main() {
 
     tcp::acceptor own{ioc, {net::ip::make_address("127.0.0.1"), 0}};
 
-    fanout::server::options opts;
+    fanout::options opts;
     opts.listen_port = 0;  // a free port; loopback by default
     opts.log_level = "warn";
     // fanout's log events, rendered the application's way.
-    opts.on_event = [](fanout::server::log_event const& e) { std::cerr << "app: fanout " << e.json << "\n"; };
-    opts.upstreams.push_back(fanout::upstream::make_service("stock", url_of(own.local_endpoint()) + "/stock")
-    );
-    fanout::server::aggregator mounted{ioc.get_executor(), opts};
+    opts.on_event = [](fanout::log_event const& e) { std::cerr << "app: fanout " << e.json << "\n"; };
+    opts.upstreams.push_back(fanout::make_service("stock", url_of(own.local_endpoint()) + "/stock"));
+    fanout::aggregator mounted{ioc.get_executor(), opts};
     net::co_spawn(ioc, accept_loop(own, mounted), net::detached);
-    fanout::server::http_server aggregator{ioc.get_executor(), opts};
+    fanout::http_server aggregator{ioc.get_executor(), opts};
 
     net::signal_set signals{ioc, SIGINT, SIGTERM};
     signals.async_wait([&](boost::system::error_code ec, int) {

@@ -7,10 +7,10 @@
 
 int main() {
     boost::asio::io_context ioc{1};
-    fanout::server::options opts;
+    fanout::options opts;
     opts.listen_port = 0;
-    opts.upstreams.push_back(fanout::upstream::parse_service("users=http://127.0.0.1:9101/users"));
-    fanout::server::http_server server{ioc.get_executor(), opts};
+    opts.upstreams.push_back(fanout::parse_service("users=http://127.0.0.1:9101/users"));
+    fanout::http_server server{ioc.get_executor(), opts};
     server.async_run(boost::asio::detached);
     ioc.run();  // returns after server.shutdown() or server.cancel() once all is closed
 }

@@ -6,12 +6,12 @@
 #include <fanout/http_server.hpp>
 
 int main() {
-    using namespace fanout::server;
+    using namespace fanout;
     boost::asio::io_context ioc{1};
     options opts;
     opts.listen_port = 0;
-    opts.upstreams.push_back(fanout::upstream::parse_service("users=http://127.0.0.1:9101/users"));
-    opts.upstreams.push_back(fanout::upstream::parse_service("orders=http://127.0.0.1:9102/orders"));
+    opts.upstreams.push_back(fanout::parse_service("users=http://127.0.0.1:9101/users"));
+    opts.upstreams.push_back(fanout::parse_service("orders=http://127.0.0.1:9102/orders"));
     opts.routes.push_back({
         .path = "/api/users/{id}/overview",
         .pattern = pattern::errgroup,

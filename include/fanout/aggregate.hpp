@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-namespace fanout::handlers {
+namespace fanout {
 
 using clock = std::chrono::steady_clock;
 
@@ -30,7 +30,7 @@ struct fetch_event {
     std::string_view endpoint;  // the pattern: "wg", "channel", "context-timeout", "errgroup"
     std::size_t service;        // its index in the client's services
     std::string_view service_name;
-    upstream::fetch_result const& result;
+    fanout::fetch_result const& result;
     std::string_view trace_id = {};  // of the aggregate request (W3C Trace Context)
 };
 
@@ -46,7 +46,7 @@ class fetch_observer {
 
 // What the aggregate handlers of one event loop share.
 struct context {
-    upstream::client& client;
+    fanout::client& client;
     fetch_observer* observer = nullptr;  // null: nothing observes
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
 };
@@ -56,9 +56,9 @@ class part_sink {
   public:
     // A backend's result as soon as its fetch ends, unless its group cancelled it (those, and any
     // not reported here, come with done()).
-    virtual void part(std::size_t backend, upstream::fetch_result const& result) = 0;
+    virtual void part(std::size_t backend, fanout::fetch_result const& result) = 0;
     // Every backend's final result, and the status the answer would have had; called once, last.
-    virtual void done(std::span<upstream::fetch_result const> results, unsigned status) = 0;
+    virtual void done(std::span<fanout::fetch_result const> results, unsigned status) = 0;
 
   protected:
     ~part_sink() = default;
@@ -69,8 +69,8 @@ struct aggregate_request {
     clock::time_point start = clock::now();
     // Every fetch of every pattern ends as a timeout after it (options::max_fetch).
     std::chrono::milliseconds max_fetch{60000};
-    std::vector<upstream::param> params = {};  // values of the services' placeholders
-    upstream::trace_context trace = {};        // forwarded on every fetch; empty: none
+    std::vector<fanout::param> params = {};  // values of the services' placeholders
+    fanout::trace_context trace = {};        // forwarded on every fetch; empty: none
     // The route: its backends, shape and pattern. Null: every service, the seed's envelope.
     route_plan const* route = nullptr;
     std::span<std::string const> targets = {};  // per backend: its own expanded target, or empty
@@ -88,13 +88,13 @@ struct reply {
 };
 
 // 200 when at least one service answered; otherwise 504 when all failed by timeout, else 502.
-unsigned partial_status(std::span<upstream::fetch_result const> results) noexcept;
+unsigned partial_status(std::span<fanout::fetch_result const> results) noexcept;
 
 // The JSON contract of every /api/aggregate/* answer.
 reply render(
     std::string_view pattern,
-    std::span<upstream::service const> services,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::service const> services,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     clock::time_point start
 );
@@ -103,8 +103,8 @@ reply render(
 reply render(
     std::string_view pattern,
     route_plan const* route,
-    std::span<upstream::service const> services,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::service const> services,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     clock::time_point start
 );
@@ -114,9 +114,9 @@ reply render(
 reply finish(
     context& ctx,
     std::string_view pattern,
-    std::span<upstream::fetch_result const> results,
+    std::span<fanout::fetch_result const> results,
     unsigned status,
     aggregate_request const& req
 );
 
-}  // namespace fanout::handlers
+}  // namespace fanout

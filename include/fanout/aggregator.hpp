@@ -8,6 +8,7 @@
 
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/metrics.hpp>
+#include <fanout/old_namespaces.hpp>
 #include <fanout/options.hpp>
 #include <fanout/request_fields.hpp>
 #include <memory>
@@ -15,7 +16,7 @@
 #include <string_view>
 #include <type_traits>
 
-namespace fanout::server {
+namespace fanout {
 
 // fanout's endpoints without its HTTP server, mounted in an application's own: hand it a
 // request, get the complete response. It answers what fanout's server would: the
@@ -112,4 +113,4 @@ class aggregator {
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/error.hpp>
+#include <fanout/old_namespaces.hpp>
 #include <fanout/resolve.hpp>
 #include <fanout/service.hpp>
 #include <fanout/trace.hpp>
@@ -18,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // A service's circuit breaker (service::breaker_failures): closed lets fetches through; open fails
 // them at once; half-open lets one through, whose outcome closes or reopens it.
@@ -182,4 +183,4 @@ class client {
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace fanout::upstream
+}  // namespace fanout

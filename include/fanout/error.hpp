@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // Expected upstream failures are data (they end up in the "errors" object of an answer), not
 // exceptions. They are error codes of their own category too, so that callers compare with `==`;
@@ -44,12 +44,12 @@ inline boost::system::error_code make_error_code(error_kind kind) noexcept {
     return {static_cast<int>(kind), upstream_category()};
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout
 
 template <>
-struct boost::system::is_error_code_enum<fanout::upstream::error_kind> : std::true_type {};
+struct boost::system::is_error_code_enum<fanout::error_kind> : std::true_type {};
 
-namespace fanout::upstream {
+namespace fanout {
 
 struct fetch_error {
     error_kind kind;
@@ -94,4 +94,4 @@ inline fetch_result make_failure(error_kind kind, std::string message, unsigned 
     return r;
 }
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -9,10 +9,11 @@
 #include <fanout/client.hpp>
 #include <fanout/detail/async_spawn.hpp>
 #include <fanout/metrics.hpp>
+#include <fanout/old_namespaces.hpp>
 #include <fanout/options.hpp>
 #include <memory>
 
-namespace fanout::server {
+namespace fanout {
 
 // fanout's HTTP/1.1 server on one executor: an acceptor, its sessions, and its own upstream
 // client and pool. It owns no threads. Its executor must run one handler at a time: an io_context
@@ -68,8 +69,8 @@ class http_server {
     void cancel();
 
     // Read on the server's executor (not thread-safe):
-    upstream::pool_stats upstream_stats() const noexcept;
-    handlers::handler_stats const& handler_stats() const noexcept;
+    fanout::pool_stats upstream_stats() const noexcept;
+    fanout::handler_stats const& handler_stats() const noexcept;
 
     metrics_registry& metrics() const noexcept;
 
@@ -78,4 +79,4 @@ class http_server {
     std::shared_ptr<impl> impl_;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

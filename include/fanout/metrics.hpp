@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // What a request was routed to; a label of the request metrics.
 enum class endpoint : std::uint8_t { wg, channel, context_timeout, errgroup, healthz, metrics, other };
@@ -76,8 +76,6 @@ class histogram {
     std::array<exemplar_slot, bounds.size() + 1> exemplars;
 };
 
-using upstream::error_kind_count;
-
 // Every metric one event loop writes; no other thread writes it, any thread may read it.
 struct metrics_shard {
     // Status codes fanout answers with; anything else is counted as "other".
@@ -86,13 +84,13 @@ struct metrics_shard {
 
     struct service_metrics {
         histogram duration;
-        std::array<local_counter, error_kind_count> failures;  // by upstream::error_kind
+        std::array<local_counter, error_kind_count> failures;  // by fanout::error_kind
         local_counter opened, reused, retried;
         local_counter hedges_won, hedges_lost;             // hedged requests, by whose answer was used
         local_counter fetch_retries, over_budget;          // service::max_retries; hedges and retries refused
         local_counter settled_kept, settled_closed;        // connections of cancelled fetches: pooled, closed
         local_counter tls_full, tls_resumed;               // TLS handshakes: full, session resumed
-        std::atomic<std::uint8_t> breaker{0};              // this loop's upstream::breaker_state
+        std::atomic<std::uint8_t> breaker{0};              // this loop's fanout::breaker_state
         std::array<local_counter, 3> breaker_transitions;  // by the state entered
     };
 
@@ -188,4 +186,4 @@ class metrics_registry {
     std::atomic<bool> process_metrics_{false};
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fanout/old_namespaces.hpp>
 #include <fanout/route.hpp>
 #include <fanout/service.hpp>
 #include <functional>
@@ -14,7 +15,7 @@ namespace spdlog {
 class logger;
 }
 
-namespace fanout::server {
+namespace fanout {
 
 using std::chrono::milliseconds;
 
@@ -30,7 +31,7 @@ struct options {
     std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
     std::uint16_t listen_port = 8080;          // 0: any free port
     unsigned threads = 1;                      // event loops (the command line defaults to the cores)
-    std::vector<upstream::service> upstreams;  // empty on the command line: the embedded demo services
+    std::vector<fanout::service> upstreams;    // empty on the command line: the embedded demo services
     // The API served; empty: the seed's four endpoints over every upstream (default_routes()).
     // Checked when a server or aggregator is made (std::invalid_argument naming the route's key).
     std::vector<route_config> routes;
@@ -86,4 +87,4 @@ command_line parse_command_line(int argc, char const* const* argv);
 // parse_command_line does after applying the flags, which win over the file.
 void apply_config(options& opts, std::string_view json_text);
 
-}  // namespace fanout::server
+}  // namespace fanout

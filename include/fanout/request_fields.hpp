@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // The header fields of a request that fanout's answer depends on.
 struct request_fields {
@@ -22,4 +22,4 @@ struct request_fields {
     std::string accept;
 };
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -14,7 +14,7 @@ namespace boost::asio::ip {
 class tcp;
 }
 
-namespace fanout::upstream {
+namespace fanout {
 
 // How the client turns a service's host name into addresses, off the request path: it asks once at
 // start and again in the background when its addresses have grown older than the refresh interval;
@@ -36,4 +36,4 @@ using resolve_handler = std::function<
 using resolve_function =
     std::function<void(std::string const& host, std::uint16_t port, resolve_handler done)>;
 
-}  // namespace fanout::upstream
+}  // namespace fanout

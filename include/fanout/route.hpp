@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::server {
+namespace fanout {
 
 // How a route waits for its backends: the four patterns of the seed endpoints, with their semantics.
 enum class pattern {
@@ -58,4 +58,4 @@ struct route_config {
 // options::routes is empty.
 std::vector<route_config> default_routes(std::vector<std::string> const& service_names);
 
-}  // namespace fanout::server
+}  // namespace fanout

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fanout::upstream {
+namespace fanout {
 
 // How an https:// service's connections are secured. Verification is on unless opted out: the
 // certificate must chain to the system's trust store (or ca_file) and name the host.
@@ -83,4 +83,4 @@ bool fits_placeholder(service const& svc, std::string_view name, std::string_vie
 // fit (fits_placeholder()).
 std::string expand_target(service const& svc, std::span<param const> values);
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace fanout::upstream {
+namespace fanout {
 
 struct trace_context {
     std::array<char, 32> trace_id{};  // lowercase hex; all '\0' until set
@@ -42,4 +42,4 @@ trace_context new_trace();
 // "00-<trace id>-<new random parent id>-<flags>", the traceparent of one upstream request.
 std::array<char, 55> child_traceparent(trace_context const& trace);
 
-}  // namespace fanout::upstream
+}  // namespace fanout

@@ -88,13 +88,13 @@ int main() {
     tcp::acceptor upstream{ioc, {net::ip::make_address("127.0.0.1"), 0}};
     net::co_spawn(ioc, serve_json(upstream), net::detached);
 
-    fanout::server::options opts;
+    fanout::options opts;
     opts.listen_port = 0;
     opts.log_level = "warn";
-    opts.upstreams.push_back(fanout::upstream::make_service(
+    opts.upstreams.push_back(fanout::make_service(
         "hello", "http://127.0.0.1:" + std::to_string(upstream.local_endpoint().port()) + "/hello"
     ));
-    fanout::server::http_server server{ioc.get_executor(), opts};
+    fanout::http_server server{ioc.get_executor(), opts};
     auto const port = server.local_endpoint().port();
     server.async_run([&](boost::system::error_code e) {
         if (e) std::cerr << "consumer: the server failed\n";
