@@ -1,3 +1,5 @@
+#include "handlers/aggregate.hpp"
+
 #include "handlers/handlers.hpp"
 #include "handlers/route_plan.hpp"
 #include "handlers/shape.hpp"
@@ -6,7 +8,6 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <charconv>
-#include <fanout/aggregate.hpp>
 
 namespace fanout {
 
@@ -255,7 +256,7 @@ std::string server_timing(
 }
 
 reply finish(
-    context& ctx,
+    handler_context& ctx,
     std::string_view pattern,
     std::span<fanout::fetch_result const> results,
     unsigned status,

@@ -10,7 +10,7 @@ namespace fanout {
 
 namespace net = boost::asio;
 
-net::awaitable<reply> channel(context& ctx, aggregate_request req) {
+net::awaitable<reply> channel(handler_context& ctx, aggregate_request req) {
     using namespace net::experimental::awaitable_operators;
     // The fetches run detached; the server's drain waits for the ones still running.
     std::shared_ptr<std::size_t> live(ctx.stats, &ctx.stats->channel_producers_live);

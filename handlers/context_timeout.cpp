@@ -2,7 +2,7 @@
 
 namespace fanout {
 
-boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request req) {
+boost::asio::awaitable<reply> context_timeout(handler_context& ctx, aggregate_request req) {
     // The fetches race one shared deadline; the ones still running then are cancelled and
     // reported as timeouts.
     auto outcomes = co_await within(req.start + req.timeout, fetches(ctx.client, req, true));

@@ -5,7 +5,7 @@
 
 namespace fanout {
 
-boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req) {
+boost::asio::awaitable<reply> errgroup(handler_context& ctx, aggregate_request req) {
     // A backend with a fallback, or not required, fails without failing the group.
     auto const failed = [&req](std::size_t backend, fanout::fetch_result const& r) {
         return !r.ok() && !tolerated(req, backend);

@@ -1,8 +1,9 @@
 #pragma once
 
+#include "handlers/aggregate.hpp"
+
 #include <boost/asio/awaitable.hpp>
 
-#include <fanout/aggregate.hpp>
 #include <fanout/combinators.hpp>
 #include <vector>
 
@@ -13,17 +14,17 @@ namespace fanout {
 
 // Wait for all (wait_all): no deadline; a hung service without a timeout of its own holds the request
 // until max_fetch.
-boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req);
+boost::asio::awaitable<reply> wait_group(handler_context& ctx, aggregate_request req);
 
 // As they complete (as_completed): each fetch sends its result into a channel; the handler
 // receives N times. No deadline either (the fetches are bounded as wait_group's).
-boost::asio::awaitable<reply> channel(context& ctx, aggregate_request req);
+boost::asio::awaitable<reply> channel(handler_context& ctx, aggregate_request req);
 
 // Partial results at the deadline (within): the late fetches are cancelled and reported as timeout.
-boost::asio::awaitable<reply> context_timeout(context& ctx, aggregate_request req);
+boost::asio::awaitable<reply> context_timeout(handler_context& ctx, aggregate_request req);
 
 // Fail fast under the deadline (fail_fast): the first failure cancels the other fetches.
-boost::asio::awaitable<reply> errgroup(context& ctx, aggregate_request req);
+boost::asio::awaitable<reply> errgroup(handler_context& ctx, aggregate_request req);
 
 // One fetch per backend of the request's route (without one: per configured service). A service's own
 // timeout ends its fetch as a timeout in every pattern; `bounded` (the deadline-bound patterns): it is

@@ -2,7 +2,7 @@
 
 namespace fanout {
 
-boost::asio::awaitable<reply> wait_group(context& ctx, aggregate_request req) {
+boost::asio::awaitable<reply> wait_group(handler_context& ctx, aggregate_request req) {
     // fetch() returns failures as values, so wait_all waits for every service, like WaitGroup.Wait().
     // max_fetch, the safety net, is one timer for the group (wait_all's join raced against it).
     auto const bound = req.start + req.max_fetch;

@@ -1,6 +1,8 @@
+#include "combinators/launch.hpp"
 #include "server/aggregator_core.hpp"
 #include "server/log.hpp"
 #include "server/router.hpp"
+#include "server/server_error.hpp"
 #include "server/stream.hpp"
 
 #include <fanout/aggregator.hpp>
@@ -28,6 +30,18 @@ aggregator::~aggregator() = default;
 
 aggregator::executor_type aggregator::get_executor() const noexcept {
     return impl_->ex;
+}
+
+void aggregator::initiate_handle(
+    boost::asio::any_completion_handler<void(boost::system::error_code, response_type)> handler,
+    boost::asio::awaitable<response_type> op
+) {
+    detail::launch(
+        impl_->ex, std::move(op), std::move(handler),
+        [](auto h, std::exception_ptr e, response_type r) {
+            std::move(h)(code_of_exception(e), std::move(r));
+        }
+    );
 }
 
 void aggregator::take(request_fields& fields, std::string_view name, std::string_view value) const {

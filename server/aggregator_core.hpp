@@ -1,5 +1,6 @@
 #pragma once
 
+#include "handlers/aggregate.hpp"
 #include "server/fetch_recorder.hpp"
 #include "server/log_limiter.hpp"
 #include "server/response.hpp"
@@ -9,7 +10,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
-#include <fanout/aggregate.hpp>
 #include <fanout/client.hpp>
 #include <fanout/options.hpp>
 #include <memory>
@@ -61,7 +61,7 @@ class aggregator_core {
     log_limiter log_limit;  // the loop's: also for the owner's own log lines
     fanout::client client;
     fetch_recorder recorder;
-    fanout::context ctx;
+    fanout::handler_context ctx;
     std::chrono::milliseconds max_fetch;  // options::max_fetch
 
   private:

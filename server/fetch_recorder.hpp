@@ -1,6 +1,7 @@
 #pragma once
 
-#include <fanout/aggregate.hpp>
+#include "handlers/aggregate.hpp"
+
 #include <memory>
 
 namespace spdlog {

@@ -1,9 +1,11 @@
+#include "combinators/launch.hpp"
 #include "server/aggregator_core.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
+#include "server/server_error.hpp"
 #include "server/stream.hpp"
 #include "wire/read_message.hpp"
 
@@ -857,6 +859,12 @@ tcp::endpoint http_server::local_endpoint() const {
     return impl_->acceptor.local_endpoint();
 }
 
+void http_server::initiate_run(net::any_completion_handler<void(error_code)> handler) {
+    detail::launch(impl_->ex, run(), std::move(handler), [](auto h, std::exception_ptr e) {
+        std::move(h)(code_of_exception(e));
+    });
+}
+
 net::awaitable<void> http_server::run() {
     return impl::serve_until_drained(impl_);  // not a coroutine: the state is taken now, not when it starts
 }
@@ -910,8 +918,8 @@ fanout::pool_stats http_server::upstream_stats() const noexcept {
     return impl_->core.client.stats();
 }
 
-fanout::handler_stats const& http_server::handler_stats() const noexcept {
-    return *impl_->core.ctx.stats;
+std::size_t http_server::detached_fetches() const noexcept {
+    return impl_->core.ctx.stats->channel_producers_live;
 }
 
 metrics_registry& http_server::metrics() const noexcept {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "handlers/aggregate.hpp"
 #include "server/request_fields.hpp"
 #include "server/response.hpp"
 #include "server/route_table.hpp"
@@ -8,7 +9,6 @@
 #include <boost/beast/http/verb.hpp>
 
 #include <chrono>
-#include <fanout/aggregate.hpp>
 #include <fanout/metrics.hpp>
 #include <fanout/options.hpp>
 #include <optional>

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "handlers/aggregate.hpp"
 #include "handlers/route_plan.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/experimental/channel.hpp>
 
 #include <chrono>
-#include <fanout/aggregate.hpp>
 #include <string>
 #include <vector>
 

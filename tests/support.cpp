@@ -119,7 +119,7 @@ fanout::pool_stats harness::upstream_stats() {
 std::size_t harness::channel_producers_live() {
     std::size_t total = 0;
     for (std::size_t i = 0; i < servers_.size(); ++i)
-        total += on_loop(i, [this, i] { return servers_[i]->handler_stats().channel_producers_live; });
+        total += on_loop(i, [this, i] { return servers_[i]->detached_fetches(); });
     return total;
 }
 

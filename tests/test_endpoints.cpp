@@ -313,7 +313,7 @@ BOOST_AUTO_TEST_CASE(no_producer_outlives_the_handler) {
     for (std::size_t i = 0; i < upstreams.size(); ++i)
         services.push_back(fanout::make_service(upstreams.name(i), upstreams.url(i)));
     fanout::client client{ioc.get_executor(), services, {}};
-    fanout::context ctx{client};
+    fanout::handler_context ctx{client};
     upstreams.start();
 
     std::optional<fanout::reply> reply;

@@ -38,7 +38,7 @@ BOOST_AUTO_TEST_CASE(a_channel_request_cancelled_twice_outlives_its_producers) {
             fanout::make_service("orders", upstreams.url(1))},
         fanout::client_options{}
     );
-    fanout::context ctx{*client};
+    fanout::handler_context ctx{*client};
     net::cancellation_signal cancel;
     bool done = false;
     std::exception_ptr error;

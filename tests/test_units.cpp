@@ -1,3 +1,4 @@
+#include "handlers/aggregate.hpp"
 #include "server/router.hpp"
 #include "sim/simulator.hpp"
 #include "upstream/json_validate.hpp"
@@ -7,7 +8,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fanout/aggregate.hpp>
 #include <fanout/options.hpp>
 #include <fanout/service.hpp>
 #include <fstream>

@@ -1,3 +1,4 @@
+#include "combinators/launch.hpp"
 #include "upstream/address_book.hpp"
 #include "upstream/json_validate.hpp"
 #include "upstream/policy.hpp"
@@ -655,7 +656,7 @@ client::~client() {
     *impl_->alive = false;  // connections still settling are closed, not pooled
 }
 
-net::any_io_executor client::executor() const noexcept {
+client::executor_type client::get_executor() const noexcept {
     return impl_->ex;
 }
 
@@ -670,16 +671,26 @@ std::optional<std::size_t> client::index_of(std::string_view name) const noexcep
     return static_cast<std::size_t>(it - all.begin());
 }
 
-namespace {
-
-net::awaitable<void> throw_if_failed(net::awaitable<error_code> op) {
-    if (auto ec = co_await std::move(op)) throw boost::system::system_error(ec);
+void client::initiate_wait_resolved(net::any_completion_handler<void(error_code)> handler) {
+    detail::launch(
+        impl_->ex, impl_->book->first_resolutions(), std::move(handler),
+        [](auto h, std::exception_ptr e, error_code ec) {
+            if (e) std::rethrow_exception(e);  // std::bad_alloc: nothing else is thrown
+            std::move(h)(ec);
+        }
+    );
 }
 
-}  // namespace
-
-net::awaitable<void> client::wait_resolved() {
-    return throw_if_failed(impl_->book->first_resolutions());
+void client::initiate_fetch(
+    net::any_completion_handler<void(fetch_result)> handler, net::awaitable<fetch_result> op
+) {
+    detail::launch(
+        impl_->ex, std::move(op), std::move(handler),
+        [](auto h, std::exception_ptr e, fetch_result r) {
+            if (e) std::rethrow_exception(e);  // std::bad_alloc: upstream failures are in the result
+            std::move(h)(std::move(r));
+        }
+    );
 }
 
 net::awaitable<fetch_result> client::fetch(

@@ -1,16 +1,19 @@
 #pragma once
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 
-#include <fanout/detail/async_spawn.hpp>
+#include <fanout/detail/token.hpp>
 #include <fanout/metrics.hpp>
 #include <fanout/old_namespaces.hpp>
 #include <fanout/options.hpp>
 #include <fanout/request_fields.hpp>
+#include <fanout/server_error.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,10 +61,11 @@ class aggregator {
     // handle() as an Asio initiating function, for any completion token (default: `deferred`).
     // Completion signature: void(boost::system::error_code, response_type); the code is empty
     // unless handle() threw (a bug or an infrastructure failure, not an upstream's failure,
-    // which is in the response). Executor: the handler runs on its associated executor, by
-    // default the aggregator's. Per-operation cancellation: terminal, as handle(): the fetches
-    // are cancelled and the response says so. The arguments are copied before this returns;
-    // the aggregator must outlive the operation. Thread safety: as the aggregator's.
+    // which is in the response): a system error's code, or server_error::internal. Executor: the
+    // request runs on the aggregator's; the handler runs on its associated executor, by default
+    // the aggregator's. Per-operation cancellation: terminal, as handle(): the fetches are
+    // cancelled and the response says so. The arguments are copied before this returns; the
+    // aggregator must outlive the operation. Thread safety: as the aggregator's.
     template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_handle(
         boost::beast::http::verb method,
@@ -70,9 +74,12 @@ class aggregator {
         request_fields fields,
         CompletionToken&& token = {}
     ) {
-        return detail::async_spawn(
-            get_executor(), handle(method, std::move(target), version, std::move(fields)),
-            std::forward<CompletionToken>(token)
+        return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, response_type)>(
+            [](boost::asio::any_completion_handler<void(boost::system::error_code, response_type)> h,
+               aggregator* self, boost::asio::awaitable<response_type> op) {
+                self->initiate_handle(std::move(h), std::move(op));
+            },
+            token, this, handle(method, std::move(target), version, std::move(fields))
         );
     }
 
@@ -97,6 +104,10 @@ class aggregator {
     void close_idle() noexcept;  // the idle pooled upstream connections (e.g. at shutdown)
 
   private:
+    void initiate_handle(
+        boost::asio::any_completion_handler<void(boost::system::error_code, response_type)> handler,
+        boost::asio::awaitable<response_type> op
+    );
     void take(request_fields& fields, std::string_view name, std::string_view value) const;
 
     template <class Body, class Fields>

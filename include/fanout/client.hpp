@@ -1,11 +1,13 @@
 #pragma once
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <fanout/detail/async_spawn.hpp>
+#include <fanout/detail/token.hpp>
 #include <fanout/error.hpp>
 #include <fanout/old_namespaces.hpp>
 #include <fanout/resolve.hpp>
@@ -96,7 +98,9 @@ struct pool_stats {
 // Not thread-safe: it belongs to one executor (one thread, or a strand); run one per event loop.
 class client {
   public:
-    client(boost::asio::any_io_executor ex, std::vector<service> services, client_options options);
+    using executor_type = boost::asio::any_io_executor;
+
+    client(executor_type ex, std::vector<service> services, client_options options);
     client(client const&) = delete;
     client& operator=(client const&) = delete;
     ~client();
@@ -121,52 +125,69 @@ class client {
     // operation_aborted, and the resolutions go on. Destroying the client completes it so too:
     // the client need not outlive the operation.
     // Thread safety: as the client's (call it on the client's executor); waits may overlap.
-    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_wait_resolved(CompletionToken&& token = CompletionToken{}) {
-        return detail::async_spawn(executor(), wait_resolved(), std::forward<CompletionToken>(token));
+        return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
+            [](boost::asio::any_completion_handler<void(boost::system::error_code)> h, client* self) {
+                self->initiate_wait_resolved(std::move(h));
+            },
+            token, this
+        );
     }
 
-    // GET the service's URL. Never throws for upstream failures, which are returned as values;
-    // honours terminal cancellation (e.g. losing an `||` race): the connection in use is closed,
-    // never returned to the pool, and the result is error_kind::cancelled.
-    // With the service's circuit breaker open: error_kind::circuit_open at once, without connecting.
-    // The breaker counts as failures every kind but cancelled, circuit_open and a status below 500,
-    // and a fetch cancelled at or after its context's deadline (a timeout of the caller's).
-    // `values`: of the service's placeholders (see service::params), and `context`, are used
-    // before this returns; a placeholder without a value throws std::invalid_argument here, and
-    // an index not below services().size() std::out_of_range (index_of() finds one by name).
-    boost::asio::awaitable<fetch_result> fetch(
-        std::size_t service_index, std::span<param const> values = {}, fetch_context const& context = {}
-    );
-
-    // fetch() as an Asio initiating function: any completion token (default: `deferred`),
-    // completing with (error_code, fetch_result) on the token's executor; the code is the
-    // failure's kind (`== error_kind::timeout`...), and the result says more. Supports terminal
-    // cancellation, as fetch().
-    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    // GET a service's URL (`service_index` in services(); index_of() finds one by name).
+    // Completion signature: void(fetch_result). Every upstream failure is in the result
+    // (`error->kind`, `error->code()`, the message, the status), never an exception or a
+    // separate error code, so that every token gives the same information: `use_awaitable` returns
+    // the result, `use_future` a std::future of it, a callback is called with it.
+    // Arguments: `values` (of the service's placeholders, see service::params) and `context` are
+    // used before this returns, and may die then. A placeholder without a value throws
+    // std::invalid_argument here, and an index past the end std::out_of_range.
+    // Executor: the fetch runs on the client's; the handler runs on its associated executor, by
+    // default the client's, and never inside this call.
+    // Per-operation cancellation: terminal (e.g. losing an `||` race, or a `within` deadline):
+    // the connection in use is closed, never returned to the pool, and the result is
+    // error_kind::cancelled (or, if the answer was being read, it finishes in the background:
+    // client_options::settle_time).
+    // Circuit breaker: with it open the result is error_kind::circuit_open at once, without
+    // connecting. It counts as failures every kind but cancelled, circuit_open and a status below
+    // 500, and a fetch cancelled at or after its context's deadline (a timeout of the caller's).
+    // Lifetime: the client must outlive the operation.
+    // Thread safety: as the client's (call it on the client's executor); fetches may overlap.
+    // Exceptions: none from the operation but std::bad_alloc, which leaves the executor's run().
+    template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_fetch(std::size_t service_index, CompletionToken&& token = CompletionToken{}) {
-        return async_fetch(service_index, {}, std::forward<CompletionToken>(token));
+        return async_fetch(service_index, {}, fetch_context{}, std::forward<CompletionToken>(token));
     }
-    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_fetch(
         std::size_t service_index, std::span<param const> values, CompletionToken&& token = CompletionToken{}
     ) {
         return async_fetch(service_index, values, fetch_context{}, std::forward<CompletionToken>(token));
     }
-    template <class CompletionToken = detail::default_token_t<boost::asio::any_io_executor>>
+    template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_fetch(
         std::size_t service_index,
         std::span<param const> values,
         fetch_context const& context,
         CompletionToken&& token = CompletionToken{}
     ) {
-        return detail::async_spawn(
-            executor(), fetch(service_index, values, context), std::forward<CompletionToken>(token),
-            [](fetch_result const& r) { return r.ok() ? boost::system::error_code{} : r.error->code(); }
+        return boost::asio::async_initiate<CompletionToken, void(fetch_result)>(
+            [](boost::asio::any_completion_handler<void(fetch_result)> h, client* self,
+               boost::asio::awaitable<fetch_result> op) {
+                self->initiate_fetch(std::move(h), std::move(op));
+            },
+            token, this, fetch(service_index, values, context)
         );
     }
 
-    boost::asio::any_io_executor executor() const noexcept;
+    // async_fetch() for a coroutine on the client's executor: the same operation and result,
+    // without the cost of spawning a coroutine of its own.
+    boost::asio::awaitable<fetch_result> fetch(
+        std::size_t service_index, std::span<param const> values = {}, fetch_context const& context = {}
+    );
+
+    executor_type get_executor() const noexcept;
 
     // Closes the idle pooled connections (at shutdown).
     void close_idle() noexcept;
@@ -176,8 +197,11 @@ class client {
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 
   private:
-    // Throws boost::system::system_error with the code async_wait_resolved completes with.
-    boost::asio::awaitable<void> wait_resolved();
+    void initiate_wait_resolved(boost::asio::any_completion_handler<void(boost::system::error_code)> handler);
+    void initiate_fetch(
+        boost::asio::any_completion_handler<void(fetch_result)> handler,
+        boost::asio::awaitable<fetch_result> op
+    );
 
     struct impl;
     std::unique_ptr<impl> impl_;

@@ -1,16 +1,18 @@
 #pragma once
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
-#include <fanout/aggregate.hpp>
 #include <fanout/client.hpp>
-#include <fanout/detail/async_spawn.hpp>
+#include <fanout/detail/token.hpp>
 #include <fanout/metrics.hpp>
 #include <fanout/old_namespaces.hpp>
 #include <fanout/options.hpp>
+#include <fanout/server_error.hpp>
 #include <memory>
 
 namespace fanout {
@@ -44,17 +46,26 @@ class http_server {
     executor_type get_executor() const noexcept;
     boost::asio::ip::tcp::endpoint local_endpoint() const;
 
-    // Serves until shutdown() or cancel() and completes once every connection is closed.
-    // Cancelling the run itself (e.g. terminal cancellation of the awaitable) is cancel().
-    boost::asio::awaitable<void> run();
-
-    // run() as an Asio initiating function: any completion token (default: `deferred`), completing
-    // with (error_code) on the token's executor: success, or the code of an unexpected failure
-    // (already logged). Supports terminal cancellation, which is cancel().
+    // Serves until shutdown() or cancel(), and completes once every connection is closed.
+    // Completion signature: void(boost::system::error_code): empty after a shutdown or cancel();
+    // else the failure that stopped the accept loop (already logged): a system error's code, or
+    // server_error::internal. Executor: the server runs on its own; the handler runs on its
+    // associated executor, by default the server's. Per-operation cancellation: terminal, which
+    // is cancel() (the run still completes only once everything is closed). Lifetime: the
+    // server may be destroyed during the run (that is cancel()); the run completes afterwards.
+    // Thread safety: call it on any thread, once.
     template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_run(CompletionToken&& token = CompletionToken{}) {
-        return detail::async_spawn(get_executor(), run(), std::forward<CompletionToken>(token));
+        return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
+            [](boost::asio::any_completion_handler<void(boost::system::error_code)> h, http_server* self) {
+                self->initiate_run(std::move(h));
+            },
+            token, this
+        );
     }
+
+    // async_run() for a coroutine: throws what the run completes with, as a system_error.
+    boost::asio::awaitable<void> run();
 
     // Graceful stop: no new connections; every request that reached the server is answered (the last
     // answer on a connection says `Connection: close`), those still running after `grace` are
@@ -70,11 +81,14 @@ class http_server {
 
     // Read on the server's executor (not thread-safe):
     fanout::pool_stats upstream_stats() const noexcept;
-    fanout::handler_stats const& handler_stats() const noexcept;
+    // The channel pattern's fetches still running detached (their request may have been answered).
+    std::size_t detached_fetches() const noexcept;
 
     metrics_registry& metrics() const noexcept;
 
   private:
+    void initiate_run(boost::asio::any_completion_handler<void(boost::system::error_code)> handler);
+
     struct impl;
     std::shared_ptr<impl> impl_;
 };

@@ -45,7 +45,7 @@ class fetch_observer {
 };
 
 // What the aggregate handlers of one event loop share.
-struct context {
+struct handler_context {
     fanout::client& client;
     fetch_observer* observer = nullptr;  // null: nothing observes
     std::shared_ptr<handler_stats> stats = std::make_shared<handler_stats>();
@@ -112,7 +112,7 @@ reply render(
 // Records every fetch in the metrics, logs each failure (one JSON line each: timeouts included),
 // and renders the answer.
 reply finish(
-    context& ctx,
+    handler_context& ctx,
     std::string_view pattern,
     std::span<fanout::fetch_result const> results,
     unsigned status,
