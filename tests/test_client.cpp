@@ -3,14 +3,17 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <fanout/client.hpp>
+#include <fanout/combinators.hpp>
 #include <future>
 
 using namespace fanout;
@@ -195,6 +198,44 @@ BOOST_AUTO_TEST_CASE(async_fetch_takes_any_completion_token) {
     BOOST_TEST_REQUIRE(!r.ok());
     BOOST_TEST((r.error->kind == fanout::error_kind::status));
     BOOST_TEST(r.error->status == 500u);
+}
+
+// One `within` over four kinds of operation, each given `deferred`: a timer, a socket read, a
+// co_spawned coroutine and fetches. The fetch that hangs is cancelled at the deadline (its
+// upstream sees the connection dropped); the failing one is a value, as through any token.
+BOOST_AUTO_TEST_CASE(within_mixes_a_timer_a_socket_read_a_coroutine_and_fetches) {
+    direct d{{sim("orders", sim_behaviour::fail), sim("slow", sim_behaviour::hang)}};
+    net::ip::tcp::acceptor acceptor{d.ioc, {net::ip::make_address("127.0.0.1"), 0}};
+    net::ip::tcp::socket reader{d.ioc}, writer{d.ioc};
+    reader.connect(acceptor.local_endpoint());
+    acceptor.accept(writer);
+    net::write(writer, net::buffer("hi", 2));
+    char buf[16];
+    net::steady_timer timer{d.ioc, 1ms};
+    auto coroutine = []() -> net::awaitable<int> { co_return 42; };
+    std::optional<bool> checked;
+    net::co_spawn(
+        d.ioc,
+        [&]() -> net::awaitable<void> {
+            auto [waited, read, computed, failed, hung] = co_await within(
+                500ms, timer.async_wait(net::deferred),
+                reader.async_read_some(net::buffer(buf), net::deferred),
+                net::co_spawn(d.ioc, coroutine(), net::deferred), d.client.async_fetch(0, net::deferred),
+                d.client.async_fetch(1, net::deferred)
+            );
+            BOOST_TEST(waited.ok());
+            BOOST_TEST((read.ok() && *read.value == 2u));
+            BOOST_TEST((computed.ok() && *computed.value == 42));
+            BOOST_TEST_REQUIRE(failed.value.has_value());  // a failed fetch is a value
+            BOOST_TEST((failed.value->error && failed.value->error->status == 500u));
+            BOOST_TEST((hung.error == group_error::timeout));
+            checked = true;
+        },
+        net::detached
+    );
+    run_until(d.ioc, [&] { return checked.has_value() && d.sim.counters(1).abandoned == 1u; });
+    BOOST_TEST(checked.has_value());
+    BOOST_TEST(d.sim.counters(1).abandoned == 1u);
 }
 
 // Terminal cancellation through the token's slot ends the fetch with error_kind::cancelled.

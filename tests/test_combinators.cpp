@@ -2,6 +2,7 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +20,7 @@ namespace {
 
 // What happened to the children of one test.
 struct trace {
+    int started = 0;    // children that began to wait
     int cancelled = 0;  // children whose wait was cancelled
     int finished = 0;   // children that completed (any way)
 };
@@ -26,6 +28,7 @@ struct trace {
 // A value after `delay`; a cancelled wait throws operation_aborted (counted).
 net::awaitable<int> after(std::chrono::milliseconds delay, int value, trace& t) {
     net::steady_timer timer{co_await net::this_coro::executor, delay};
+    ++t.started;
     try {
         co_await timer.async_wait(net::use_awaitable);
     } catch (boost::system::system_error const&) {
@@ -332,6 +335,110 @@ BOOST_AUTO_TEST_CASE(cancellation_not_thrown_restores_the_flag_however_the_secti
         co_return after_each ? 1 : 0;
     };
     BOOST_TEST(run(ioc, check()) == 1);
+}
+
+// A deferred operation is a child as an awaitable is: its error code becomes the outcome's error.
+BOOST_AUTO_TEST_CASE(deferred_operations_are_children_with_their_error_codes) {
+    net::io_context ioc;
+    trace t;
+    net::steady_timer quick{ioc, 1ms}, hung{ioc, 1h};
+    auto [a, b, c] =
+        run(ioc, within(
+                     100ms, quick.async_wait(net::deferred), hung.async_wait(net::deferred),
+                     net::co_spawn(ioc, after(2ms, 5, t), net::deferred)
+                 ));
+    BOOST_TEST(a.ok());
+    BOOST_TEST((b.error == group_error::timeout));  // still waiting at the deadline: cancelled
+    BOOST_TEST((c.ok() && *c.value == 5));
+}
+
+BOOST_AUTO_TEST_CASE(a_vector_of_deferred_operations_is_cancelled_from_outside) {
+    net::io_context ioc;
+    std::vector<net::steady_timer> timers;
+    timers.emplace_back(ioc, 1ms);
+    timers.emplace_back(ioc, 1h);
+    std::vector<decltype(timers[0].async_wait(net::deferred))> waits;
+    for (auto& timer : timers) waits.push_back(timer.async_wait(net::deferred));
+    auto outs = run(ioc, wait_all(std::move(waits)), 50ms);  // the hung one cancelled from outside
+    BOOST_TEST(outs[0].ok());
+    BOOST_TEST((outs[1].error == net::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(quorum_takes_the_first_k_successes_and_cancels_the_rest) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, quorum(2, children(after(1h, 1, t), after(30ms, 2, t), after(1ms, 3, t))));
+    BOOST_TEST(r.reached());
+    BOOST_TEST((r.succeeded == std::vector<std::size_t>{2, 1}));
+    BOOST_TEST(t.cancelled == 1);
+    BOOST_TEST((r.outcomes[0].error == net::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(quorum_gives_up_as_soon_as_it_cannot_be_reached) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, quorum(2, children(throws_after(1ms, t), after(1h, 2, t), throws_after(2ms, t))));
+    BOOST_TEST(!r.reached());
+    BOOST_TEST(r.succeeded.empty());
+    BOOST_TEST(t.cancelled == 1);  // the hung one, once two of three had failed
+}
+
+// A value with ok() false is a failure by default (as a fetch_result that failed).
+struct checked {
+    int value;
+    bool ok() const noexcept { return value > 0; }
+};
+net::awaitable<checked> checked_after(std::chrono::milliseconds delay, int value, trace& t) {
+    co_return checked{co_await after(delay, value, t)};
+}
+
+BOOST_AUTO_TEST_CASE(first_success_skips_failures_and_cancels_the_rest) {
+    net::io_context ioc;
+    trace t;
+    std::vector<net::awaitable<checked>> replicas;
+    replicas.push_back(checked_after(1ms, -1, t));  // fails first
+    replicas.push_back(checked_after(5ms, 2, t));
+    replicas.push_back(checked_after(1h, 3, t));
+    auto r = run(ioc, first_success(std::move(replicas)));
+    BOOST_TEST_REQUIRE(r.winner.has_value());
+    BOOST_TEST(*r.winner == 1u);
+    BOOST_TEST((r.outcomes[0].error == group_error::failed));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+// Hedging: the second replica starts after the stagger when the first is slow, the third never.
+BOOST_AUTO_TEST_CASE(first_success_staggered_starts_the_next_after_the_delay) {
+    net::io_context ioc;
+    trace t;
+    // A stagger wide enough that the third is never due before the second has answered, even on a
+    // loaded machine.
+    auto r =
+        run(ioc,
+            first_success(children(after(1h, 1, t), after(1ms, 2, t), after(1ms, 3, t)), not_ok{}, 300ms));
+    BOOST_TEST_REQUIRE(r.winner.has_value());
+    BOOST_TEST(*r.winner == 1u);
+    BOOST_TEST(t.started == 2);  // the third never began
+    BOOST_TEST((r.outcomes[2].error == net::error::operation_aborted));
+}
+
+// A failure starts the next one at once, however long the stagger.
+BOOST_AUTO_TEST_CASE(first_success_staggered_starts_the_next_when_one_fails) {
+    net::io_context ioc;
+    trace t;
+    auto r = run(ioc, first_success(children(throws_after(1ms, t), after(1ms, 2, t)), not_ok{}, 1h));
+    BOOST_TEST_REQUIRE(r.winner.has_value());
+    BOOST_TEST(*r.winner == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(fail_fast_takes_a_value_with_ok_false_as_a_failure) {
+    net::io_context ioc;
+    trace t;
+    std::vector<net::awaitable<checked>> c;
+    c.push_back(checked_after(1h, 1, t));
+    c.push_back(checked_after(1ms, -2, t));
+    auto r = run(ioc, fail_fast(std::move(c)));
+    BOOST_TEST((r.first_failure == std::optional<std::size_t>(1)));
+    BOOST_TEST(t.cancelled == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

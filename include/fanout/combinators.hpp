@@ -1,22 +1,27 @@
 #pragma once
 
-// The four aggregation patterns as combinators over any awaitable: an Asio operation given
-// `boost::asio::use_awaitable`, or a coroutine of the application's own. fanout's HTTP endpoints
-// are built on these; an upstream fetch is one kind of child among others.
+// The aggregation patterns as combinators over any asynchronous operation: an awaitable (a
+// coroutine of the application's own, or an Asio operation given `use_awaitable`), or an Asio
+// operation given `boost::asio::deferred` (see async_child). fanout's HTTP endpoints are built on
+// these; an upstream fetch is one kind of child among others.
 //
-//   wait_all     every child runs to its end; errors are values           (WaitGroup)
-//   as_completed each child's outcome as it completes, through a channel  (buffered channel)
-//   within       partial results at a deadline; late children cancelled   (context + timeout)
-//   fail_fast    the first failure cancels the others and is reported     (errgroup)
+//   wait_all      every child runs to its end; errors are values           (WaitGroup)
+//   as_completed  each child's outcome as it completes, through a channel  (buffered channel)
+//   within        partial results at a deadline; late children cancelled   (context + timeout)
+//   fail_fast     the first failure cancels the others and is reported     (errgroup)
+//   quorum        the first k successes; the others cancelled
+//   first_success the first success, the others cancelled; optionally staggered (hedging)
 //
-// Each takes a fixed set (`wait_all(a, b, c)`, a tuple of outcomes) or a runtime-sized
-// `std::vector<boost::asio::awaitable<T>>` (a vector of outcomes, in the children's order). All children
-// start at once on the caller's executor. Terminal cancellation of the awaiting coroutine (e.g. a
+// wait_all, within and fail_fast take a fixed set (`within(50ms, a, b, c)`, a tuple of outcomes)
+// or a runtime-sized std::vector of one child type (a vector of outcomes, in the children's
+// order); the others a vector. All children start at once on the caller's executor (but for a
+// staggered first_success). Terminal cancellation of the awaiting coroutine (e.g. a
 // `cancellation_signal` bound with `co_spawn`, or losing a `||` race) is passed on to every child
 // still running, and the combinator still completes, with each child's outcome; a combinator
 // never leaves a child running when it completes, except `as_completed` when its `completions`
 // object is destroyed early (the children are then cancelled and finish in the background).
-// Children must not need more than the executor to finish: each runs on its own.
+// Children must not need more than the executor to finish: each runs on its own. A combinator is
+// itself a coroutine: `co_spawn(ex, within(...), token)` gives it any completion token.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -43,116 +48,174 @@ namespace fanout {
 
 // ---- wait for all: errors as values; a child that never completes holds the group for ever.
 
-template <class T>
-boost::asio::awaitable<std::vector<outcome<T>>> wait_all(std::vector<boost::asio::awaitable<T>> children) {
-    std::vector<outcome<T>> outcomes(children.size());
+template <async_child C>
+boost::asio::awaitable<std::vector<outcome<detail::child_value_t<C>>>> wait_all(std::vector<C> children) {
+    std::vector<outcome<detail::child_value_t<C>>> outcomes(children.size());
     detail::group_control<> control;
-    co_await detail::join(std::move(children), outcomes, control);
+    co_await detail::join(detail::as_awaitables(std::move(children)), outcomes, control);
     co_return outcomes;
 }
 
-template <class... T>
-requires(sizeof...(T) > 0)
-    boost::asio::awaitable<std::tuple<outcome<T>...>> wait_all(boost::asio::awaitable<T>... children) {
-    std::tuple<outcome<T>...> outcomes;
+template <async_child... C>
+requires(sizeof...(C) > 0)
+    boost::asio::awaitable<std::tuple<outcome<detail::child_value_t<C>>...>> wait_all(C... children) {
+    std::tuple<outcome<detail::child_value_t<C>>...> outcomes;
     detail::group_control<> control;
-    co_await detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...);
+    co_await detail::join_fixed(
+        control, outcomes, std::index_sequence_for<C...>{}, detail::as_awaitable(std::move(children))...
+    );
     co_return outcomes;
 }
 
 // ---- partial results at a deadline: the children still running then are cancelled, and every
 // child that completes at or after the deadline is reported as group_error::timeout.
 
-template <class T>
-boost::asio::awaitable<std::vector<outcome<T>>> within(
-    deadline at, std::vector<boost::asio::awaitable<T>> children
+template <async_child C>
+boost::asio::awaitable<std::vector<outcome<detail::child_value_t<C>>>> within(
+    deadline at, std::vector<C> children
 ) {
-    std::vector<outcome<T>> outcomes(children.size());
-    detail::group_control<> control{at.when};
-    using namespace boost::asio::experimental::awaitable_operators;
-    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
-    co_await (detail::join(std::move(children), outcomes, control) || detail::expiry(timer));
-    co_return outcomes;
-}
-
-template <class... T>
-requires(sizeof...(T) > 0) boost::asio::awaitable<std::tuple<outcome<T>...>> within(
-    deadline at, boost::asio::awaitable<T>... children
-) {
-    std::tuple<outcome<T>...> outcomes;
+    std::vector<outcome<detail::child_value_t<C>>> outcomes(children.size());
     detail::group_control<> control{at.when};
     using namespace boost::asio::experimental::awaitable_operators;
     boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
     co_await (
-        detail::join_fixed(control, outcomes, std::index_sequence_for<T...>{}, std::move(children)...) ||
+        detail::join(detail::as_awaitables(std::move(children)), outcomes, control) || detail::expiry(timer)
+    );
+    co_return outcomes;
+}
+
+template <async_child... C>
+requires(sizeof...(C) > 0) boost::asio::awaitable<std::tuple<outcome<detail::child_value_t<C>>...>> within(
+    deadline at, C... children
+) {
+    std::tuple<outcome<detail::child_value_t<C>>...> outcomes;
+    detail::group_control<> control{at.when};
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (
+        detail::join_fixed(
+            control, outcomes, std::index_sequence_for<C...>{}, detail::as_awaitable(std::move(children))...
+        ) ||
         detail::expiry(timer)
     );
     co_return outcomes;
 }
 
-// ---- fail fast: a child fails by throwing, or by completing with a value `failed` says is a
-// failure (its outcome keeps the value, with error group_error::failed, so ok() is false); the
-// first failure cancels the others (whose outcomes then say how they ended) and its index is
-// `first_failure`. A failure caused by the group's own cancellation (a sibling's failure,
-// the deadline, the caller's cancellation) is never the first failure. With a deadline, as
-// `within`; `first_failure` is then empty when the deadline came first. `failed(value)`, or
-// `failed(index, value)` when children differ in what counts as a failure.
+// ---- fail fast: a child fails by throwing (an operation: by completing with an error code), or
+// by completing with a value `failed` says is a failure (its outcome keeps the value, with error
+// group_error::failed, so ok() is false); the first failure cancels the others (whose outcomes
+// then say how they ended) and its index is `first_failure`. A failure caused by the group's own
+// cancellation (a sibling's failure, the deadline, the caller's cancellation) is never the first
+// failure. With a deadline, as `within`; `first_failure` is then empty when the deadline came
+// first. `failed(value)`, or `failed(index, value)` when children differ in what counts as a
+// failure; by default not_ok (a fetch_result that failed is a failure).
 
-template <class T, class Failed = never_failed>
-boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(
-    std::vector<boost::asio::awaitable<T>> children, Failed failed = {}
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<fail_fast_result<std::vector<outcome<detail::child_value_t<C>>>>> fail_fast(
+    std::vector<C> children, Failed failed = {}
 ) {
+    using T = detail::child_value_t<C>;
     fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
     detail::group_control<Failed> control{std::nullopt, true, std::move(failed)};
-    co_await detail::stop_quietly(detail::join(std::move(children), r.outcomes, control));
+    co_await detail::stop_quietly(
+        detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control)
+    );
     r.first_failure = control.first_failure;
     co_return r;
 }
 
-template <class T, class Failed = never_failed>
-boost::asio::awaitable<fail_fast_result<std::vector<outcome<T>>>> fail_fast(
-    deadline at, std::vector<boost::asio::awaitable<T>> children, Failed failed = {}
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<fail_fast_result<std::vector<outcome<detail::child_value_t<C>>>>> fail_fast(
+    deadline at, std::vector<C> children, Failed failed = {}
 ) {
+    using T = detail::child_value_t<C>;
     fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
     detail::group_control<Failed> control{at.when, true, std::move(failed)};
     using namespace boost::asio::experimental::awaitable_operators;
     boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
     co_await (
-        detail::stop_quietly(detail::join(std::move(children), r.outcomes, control)) || detail::expiry(timer)
-    );
-    r.first_failure = control.first_failure;
-    co_return r;
-}
-
-template <class... T>
-requires(sizeof...(T) > 0) boost::asio::awaitable<fail_fast_result<std::tuple<outcome<T>...>>> fail_fast(
-    boost::asio::awaitable<T>... children
-) {
-    fail_fast_result<std::tuple<outcome<T>...>> r;
-    detail::group_control<> control{std::nullopt, true};
-    co_await detail::stop_quietly(
-        detail::join_fixed(control, r.outcomes, std::index_sequence_for<T...>{}, std::move(children)...)
-    );
-    r.first_failure = control.first_failure;
-    co_return r;
-}
-
-template <class... T>
-requires(sizeof...(T) > 0) boost::asio::awaitable<fail_fast_result<std::tuple<outcome<T>...>>> fail_fast(
-    deadline at, boost::asio::awaitable<T>... children
-) {
-    fail_fast_result<std::tuple<outcome<T>...>> r;
-    detail::group_control<> control{at.when, true};
-    using namespace boost::asio::experimental::awaitable_operators;
-    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
-    co_await (
-        detail::stop_quietly(
-            detail::join_fixed(control, r.outcomes, std::index_sequence_for<T...>{}, std::move(children)...)
-        ) ||
+        detail::stop_quietly(detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control)) ||
         detail::expiry(timer)
     );
     r.first_failure = control.first_failure;
     co_return r;
+}
+
+template <async_child... C>
+requires(sizeof...(C) > 0) boost::asio::awaitable<
+    fail_fast_result<std::tuple<outcome<detail::child_value_t<C>>...>>> fail_fast(C... children) {
+    fail_fast_result<std::tuple<outcome<detail::child_value_t<C>>...>> r;
+    detail::group_control<> control{std::nullopt, true};
+    co_await detail::stop_quietly(detail::join_fixed(
+        control, r.outcomes, std::index_sequence_for<C...>{}, detail::as_awaitable(std::move(children))...
+    ));
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+template <async_child... C>
+requires(sizeof...(C) > 0)
+    boost::asio::awaitable<fail_fast_result<std::tuple<outcome<detail::child_value_t<C>>...>>> fail_fast(
+        deadline at, C... children
+    ) {
+    fail_fast_result<std::tuple<outcome<detail::child_value_t<C>>...>> r;
+    detail::group_control<> control{at.when, true};
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
+    co_await (
+        detail::stop_quietly(detail::join_fixed(
+            control, r.outcomes, std::index_sequence_for<C...>{}, detail::as_awaitable(std::move(children))...
+        )) ||
+        detail::expiry(timer)
+    );
+    r.first_failure = control.first_failure;
+    co_return r;
+}
+
+// ---- a quorum: the first `needed` successes (a value `failed` does not reject); the others
+// still running are then cancelled. It also ends, cancelling the rest, as soon as too many
+// children failed for `needed` to be reached; reached() says which. With a deadline, as `within`
+// (children cancelled by it end as group_error::timeout). `needed` above the number of children
+// can never be reached: every child runs to its end.
+
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<quorum_result<std::vector<outcome<detail::child_value_t<C>>>>> quorum(
+    std::size_t needed, std::vector<C> children, Failed failed = {}
+) {
+    return detail::run_quorum(
+        needed, std::nullopt, detail::as_awaitables(std::move(children)), std::move(failed)
+    );
+}
+
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<quorum_result<std::vector<outcome<detail::child_value_t<C>>>>> quorum(
+    std::size_t needed, deadline at, std::vector<C> children, Failed failed = {}
+) {
+    return detail::run_quorum(needed, at.when, detail::as_awaitables(std::move(children)), std::move(failed));
+}
+
+// ---- the first success, the others cancelled: hedging as a combinator. With `stagger` above
+// zero, child i starts `i * stagger` after the first, or as soon as every child started before
+// it has failed; the children that had not started when one succeeded never start (their
+// outcome: boost::asio::error::operation_aborted). E.g. replicas of one request:
+// `first_success(replicas, not_ok{}, 20ms)`.
+
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<first_success_result<std::vector<outcome<detail::child_value_t<C>>>>> first_success(
+    std::vector<C> children, Failed failed = {}, deadline_clock::duration stagger = {}
+) {
+    return detail::run_first_success(
+        std::nullopt, detail::as_awaitables(std::move(children)), std::move(failed), stagger
+    );
+}
+
+template <async_child C, class Failed = not_ok>
+boost::asio::awaitable<first_success_result<std::vector<outcome<detail::child_value_t<C>>>>> first_success(
+    deadline at, std::vector<C> children, Failed failed = {}, deadline_clock::duration stagger = {}
+) {
+    return detail::run_first_success(
+        at.when, detail::as_awaitables(std::move(children)), std::move(failed), stagger
+    );
 }
 
 // ---- as they complete: each child runs detached and sends (index, outcome) into a channel with a
@@ -282,13 +345,13 @@ class completions {
     std::size_t remaining_;
 };
 
-template <class T>
-completions<T> as_completed(
-    boost::asio::any_io_executor ex,
-    std::vector<boost::asio::awaitable<T>> children,
-    std::shared_ptr<std::size_t> live = nullptr
+template <async_child C>
+completions<detail::child_value_t<C>> as_completed(
+    boost::asio::any_io_executor ex, std::vector<C> children, std::shared_ptr<std::size_t> live = nullptr
 ) {
-    return completions<T>(std::move(ex), std::move(children), std::move(live));
+    return completions<detail::child_value_t<C>>(
+        std::move(ex), detail::as_awaitables(std::move(children)), std::move(live)
+    );
 }
 
 }  // namespace fanout

@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -79,7 +80,20 @@ struct fail_fast_result {
     std::optional<std::size_t> first_failure;  // the child whose failure stopped the group
 };
 
-// The default failure test of fail_fast: only a thrown exception is a failure.
+// The default failure test of fail_fast, quorum and first_success: besides a thrown exception (or
+// an operation's error code), a value is a failure when it has an ok() that says false (a
+// fanout::fetch_result that failed); any other value is a success.
+struct not_ok {
+    template <class V>
+    bool operator()(V const& v) const noexcept {
+        if constexpr (requires { static_cast<bool>(v.ok()); })
+            return !v.ok();
+        else
+            return false;
+    }
+};
+
+// A failure test for which only a thrown exception (or an operation's error code) is a failure.
 struct never_failed {
     template <class V>
     bool operator()(V const&) const noexcept {
@@ -87,12 +101,67 @@ struct never_failed {
     }
 };
 
+template <class Outcomes>
+struct quorum_result {
+    Outcomes outcomes;
+    std::vector<std::size_t> succeeded;  // the children that succeeded, in the order they did
+    std::size_t needed = 0;
+    bool reached() const noexcept { return succeeded.size() >= needed; }
+};
+
+template <class Outcomes>
+struct first_success_result {
+    Outcomes outcomes;
+    std::optional<std::size_t> winner;  // the first child to succeed; empty: none did
+};
+
+namespace detail {
+template <class C>
+struct is_awaitable : std::false_type {};
+template <class T>
+struct is_awaitable<boost::asio::awaitable<T>> : std::true_type {};
+}  // namespace detail
+
+// What a combinator takes as a child: an awaitable, or any Asio asynchronous operation given
+// boost::asio::deferred: `timer.async_wait(deferred)`, `socket.async_read_some(buf, deferred)`,
+// `client.async_fetch(0, deferred)`, `co_spawn(ex, coroutine(), deferred)`, a Boost.MySQL or
+// Boost.Redis call... Its value is what `use_awaitable` makes of its completion: an error code
+// first becomes the outcome's error (void(error_code) has no value; void(error_code, T) a T),
+// an exception_ptr the exception; void(T) is a T.
+template <class C>
+concept async_child =
+    detail::is_awaitable<std::decay_t<C>>::value || boost::asio::is_deferred<std::decay_t<C>>::value;
+
 namespace detail {
 
 namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
 
-template <class Failed = never_failed>
+template <class C>
+auto as_awaitable(C child) {
+    if constexpr (is_awaitable<C>::value)
+        return child;
+    else
+        return std::move(child)(net::use_awaitable);
+}
+
+// The value of a child of type C, and its children as awaitables.
+template <class C>
+using child_value_t = typename decltype(as_awaitable(std::declval<C>()))::value_type;
+
+template <class C>
+std::vector<net::awaitable<child_value_t<C>>> as_awaitables(std::vector<C> children) {
+    if constexpr (is_awaitable<C>::value) {
+        return children;
+    } else {
+        std::vector<net::awaitable<child_value_t<C>>> out;
+        out.reserve(children.size());
+        for (auto& c : children) out.push_back(as_awaitable(std::move(c)));
+        return out;
+    }
+}
+
+template <class Failed = not_ok>
 struct group_control {
     group_control() = default;
     explicit group_control(
@@ -104,6 +173,27 @@ struct group_control {
     bool fail_fast = false;
     Failed failed{};
     std::optional<std::size_t> first_failure;
+    // A quorum: the group ends once `needed` children succeeded, or once too many failed for it.
+    std::size_t needed = 0;  // 0: not a quorum
+    std::size_t children = 0;
+    std::size_t failures = 0;
+    std::vector<std::size_t> succeeded;
+    // first_success with a stagger: child i starts at `stagger_from + i * stagger`, or as soon as
+    // every child started before it has failed.
+    deadline_clock::duration stagger{};
+    deadline_clock::time_point stagger_from{};
+    std::vector<bool> released;
+    std::vector<net::steady_timer*> waiting;
+
+    // Lets the first child still waiting for its turn start now.
+    void release_next() {
+        for (std::size_t i = 0; i < released.size(); ++i) {
+            if (released[i]) continue;
+            released[i] = true;
+            if (waiting[i]) waiting[i]->cancel();
+            return;
+        }
+    }
 
     // `failed` may take the child's index too, when children differ in what is a failure.
     template <class V>
@@ -158,6 +248,18 @@ net::awaitable<void> run_child(
         co_return;
     }
     if (thrown) record_exception(out, thrown);
+    if (control.needed) {
+        bool const ok = !thrown && !control.is_failure(index, *out.value);
+        if (!ok && !thrown) out.error = group_error::failed;
+        if (ok) {
+            control.succeeded.push_back(index);
+            if (control.succeeded.size() == control.needed) throw stop_group{};
+        } else {
+            if (++control.failures == control.children - control.needed + 1) throw stop_group{};
+            control.release_next();
+        }
+        co_return;
+    }
     if (!control.fail_fast) co_return;
     if (!thrown) {
         if (!control.is_failure(index, *out.value)) co_return;
@@ -168,6 +270,35 @@ net::awaitable<void> run_child(
     if (!control.first_failure && cs.cancelled() == net::cancellation_type::none)
         control.first_failure = index;
     throw stop_group{};
+}
+
+// A child of a staggered first_success: waits for its turn, then runs. Cancelled while waiting
+// (the group ended), it never starts and ends as operation_aborted.
+template <class T, class Control>
+net::awaitable<T> in_turn(net::awaitable<T> child, std::size_t index, Control& control) {
+    net::steady_timer timer{
+        co_await net::this_coro::executor, control.stagger_from + control.stagger * index};
+    control.waiting[index] = &timer;
+    while (!control.released[index] && deadline_clock::now() < timer.expiry()) {
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        auto cs = co_await net::this_coro::cancellation_state;
+        if (cs.cancelled() != net::cancellation_type::none) {
+            control.waiting[index] = nullptr;
+            throw boost::system::system_error(net::error::operation_aborted);
+        }
+    }
+    control.waiting[index] = nullptr;
+    control.released[index] = true;
+    co_return co_await std::move(child);
+}
+
+template <class T, class Control>
+std::vector<net::awaitable<T>> staggered(std::vector<net::awaitable<T>> children, Control& control) {
+    control.released.assign(children.size(), false);
+    control.waiting.assign(children.size(), nullptr);
+    for (std::size_t i = 0; i < children.size(); ++i)
+        children[i] = in_turn(std::move(children[i]), i, control);
+    return children;
 }
 
 inline net::awaitable<void> nothing_to_join() {
@@ -210,6 +341,48 @@ inline net::awaitable<void> stop_quietly(net::awaitable<void> all) {
 // children still running. Cancelled from outside, both sides end early and no one timed out.
 inline auto expiry(net::steady_timer& timer) {
     return timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+template <class T, class Failed>
+net::awaitable<quorum_result<std::vector<outcome<T>>>> run_quorum(
+    std::size_t needed,
+    std::optional<deadline_clock::time_point> at,
+    std::vector<net::awaitable<T>> children,
+    Failed failed,
+    deadline_clock::duration stagger = {}
+) {
+    quorum_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}, needed};
+    if (needed == 0) co_return r;  // reached before anything ran
+    group_control<Failed> control{at, false, std::move(failed)};
+    control.needed = needed;
+    control.children = children.size();
+    if (stagger > deadline_clock::duration::zero()) {
+        control.stagger = stagger;
+        control.stagger_from = deadline_clock::now();
+        children = staggered(std::move(children), control);
+    }
+    auto all = stop_quietly(join(std::move(children), r.outcomes, control));
+    if (at) {
+        net::steady_timer timer{co_await net::this_coro::executor, *at};
+        co_await (std::move(all) || expiry(timer));
+    } else {
+        co_await std::move(all);
+    }
+    r.succeeded = std::move(control.succeeded);
+    co_return r;
+}
+
+template <class T, class Failed>
+net::awaitable<first_success_result<std::vector<outcome<T>>>> run_first_success(
+    std::optional<deadline_clock::time_point> at,
+    std::vector<net::awaitable<T>> children,
+    Failed failed,
+    deadline_clock::duration stagger
+) {
+    auto q = co_await run_quorum(1, at, std::move(children), std::move(failed), stagger);
+    first_success_result<std::vector<outcome<T>>> r{std::move(q.outcomes), {}};
+    if (!q.succeeded.empty()) r.winner = q.succeeded.front();
+    co_return r;
 }
 
 // Counts a detached child as running for as long as it exists.
