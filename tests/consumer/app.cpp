@@ -1,11 +1,13 @@
-// An application embedding fanout: its own io_context and its own upstream service (a few lines of
-// Asio answering JSON), fanout's server beside them on the same loop, and one of fanout's
-// combinators over timers of its own. A client thread asks fanout
-// for the aggregate a few times, then the application stops the server. Exit 0 if every answer
-// was the merged JSON.
+// An application embedding fanout: its own io_context and its own upstream services (a few lines of
+// Asio answering JSON, and one answering 500), fanout's server beside them on the same loop, one
+// of fanout's combinators over timers of its own, and fanout's client used through four
+// completion tokens. A client thread asks fanout for the aggregate a few times, then the
+// application stops the server. Exit 0 if every answer was the merged JSON, and the 500 said
+// the same through every token.
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,9 +15,11 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 
 #include <atomic>
+#include <fanout/client.hpp>
 #include <fanout/combinators.hpp>
 #include <fanout/http_server.hpp>
 #include <fanout/options.hpp>
@@ -23,6 +27,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -31,10 +36,15 @@ std::size_t run_application_loop(net::io_context& ioc);
 
 namespace {
 
-net::awaitable<void> answer_json(tcp::socket sock) {
-    std::string const body = R"({"hello":"world"})";
-    std::string const answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                               std::to_string(body.size()) + "\r\n\r\n" + body;
+// Code written for fanout 0.1 still compiles.
+static_assert(std::is_same_v<fanout::upstream::client, fanout::client>);
+
+net::awaitable<void> answer_json(tcp::socket sock, bool broken) {
+    std::string const body = broken ? R"({"error":"broken"})" : R"({"hello":"world"})";
+    std::string const answer =
+        std::string(broken ? "HTTP/1.1 500 Internal Server Error" : "HTTP/1.1 200 OK") +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+        body;
     std::string in;
     try {
         for (;;) {
@@ -48,10 +58,10 @@ net::awaitable<void> answer_json(tcp::socket sock) {
     }
 }
 
-net::awaitable<void> serve_json(tcp::acceptor& acceptor) {
+net::awaitable<void> serve_json(tcp::acceptor& acceptor, bool broken = false) {
     for (;;) {
         auto sock = co_await acceptor.async_accept(net::use_awaitable);
-        net::co_spawn(acceptor.get_executor(), answer_json(std::move(sock)), net::detached);
+        net::co_spawn(acceptor.get_executor(), answer_json(std::move(sock), broken), net::detached);
     }
 }
 
@@ -81,6 +91,13 @@ net::awaitable<bool> combinator_works() {
     co_return a.ok() && b.error == fanout::group_error::timeout;
 }
 
+// What a failed fetch says, to compare across tokens.
+std::string failure_of(fanout::fetch_result const& r) {
+    if (r.ok()) return "ok";
+    return std::string(fanout::to_string(r.error->kind)) + " " + std::to_string(r.error->status) + " " +
+           r.error->message;
+}
+
 }  // namespace
 
 int main() {
@@ -104,14 +121,50 @@ int main() {
     bool combined = false;
     net::co_spawn(ioc, combinator_works(), [&](std::exception_ptr e, bool ok) { combined = !e && ok; });
 
+    // One fetch of a service answering 500, through each kind of token: the same result each time.
+    tcp::acceptor broken{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+    net::co_spawn(ioc, serve_json(broken, true), net::detached);
+    fanout::client client{
+        ioc.get_executor(),
+        {fanout::make_service(
+            "broken", "http://127.0.0.1:" + std::to_string(broken.local_endpoint().port()) + "/"
+        )},
+        {}};
+    std::vector<std::string> seen;
+    client.async_fetch(0, [&](fanout::fetch_result r) { seen.push_back("callback: " + failure_of(r)); });
+    auto future = client.async_fetch(0, net::use_future);
+    net::steady_timer tick{ioc, std::chrono::milliseconds(1)};
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+            auto r = co_await client.async_fetch(0, net::use_awaitable);
+            seen.push_back("use_awaitable: " + failure_of(r));
+            auto [ticked, fetched] = co_await fanout::within(
+                std::chrono::seconds(5), tick.async_wait(net::deferred), client.async_fetch(0, net::deferred)
+            );
+            seen.push_back("deferred under within: " + (fetched.value ? failure_of(*fetched.value) : "none"));
+            if (!ticked.ok()) seen.push_back("the timer under within failed");
+            broken.close();
+            client.close_idle();
+        },
+        net::detached
+    );
+
     std::atomic<int> good{0};
-    std::thread client{[&] {
+    std::thread client_thread{[&] {
         for (int i = 0; i < 20; ++i) good += ask(port) ? 1 : 0;
         server.shutdown(std::chrono::milliseconds(1000));
     }};
     run_application_loop(ioc);
-    client.join();
+    client_thread.join();
+    auto const expected = failure_of(future.get());
+    seen.push_back("use_future: " + expected);
+    bool same = seen.size() == 4;
+    for (auto const& s : seen) {
+        std::cout << "consumer: 500 through " << s << "\n";
+        same = same && s.ends_with(expected) && s.find("status 500") != std::string::npos;
+    }
     std::cout << "consumer: " << good << " of 20 answers merged; within(): " << (combined ? "ok" : "FAILED")
-              << "\n";
-    return good == 20 && combined ? 0 : 1;
+              << "; a 500 through four tokens: " << (same ? "the same" : "NOT THE SAME") << "\n";
+    return good == 20 && combined && same ? 0 : 1;
 }
