@@ -1,4 +1,5 @@
 #include "server/check.hpp"
+#include "server/command_line.hpp"
 #include "server/config_dump.hpp"
 #include "server/log.hpp"
 #include "server/warnings.hpp"

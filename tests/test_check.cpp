@@ -1,6 +1,7 @@
 // fanout --check over the real executable (it must bind and start nothing, and fail as a start
 // fails), the warnings about self-defeating settings, and the effective configuration it prints.
 
+#include "server/command_line.hpp"
 #include "server/config_dump.hpp"
 #include "server/warnings.hpp"
 #include "tests/process.hpp"

@@ -1,5 +1,6 @@
 // What a request passes on to its upstreams: the time left of its deadline, and its trace context.
 
+#include "server/command_line.hpp"
 #include "tests/support.hpp"
 
 #include <boost/asio/co_spawn.hpp>

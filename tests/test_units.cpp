@@ -1,4 +1,5 @@
 #include "handlers/aggregate.hpp"
+#include "server/command_line.hpp"
 #include "server/router.hpp"
 #include "sim/simulator.hpp"
 #include "upstream/json_validate.hpp"

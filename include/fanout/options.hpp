@@ -69,22 +69,10 @@ struct options {
     std::function<void(log_event const&)> on_event;  // or each line handed over, at log_level
 };
 
-struct command_line {
-    // check (--check): validate as a start would, print the effective configuration, start nothing.
-    enum class action { run, help, version, check };
-    action what = action::run;
-    std::string help;  // the usage text, for action::help
-    options opts;
-};
-
-// Parses fanout's command line, reading --config FILE.json first when given (flags win over it).
-// Throws std::exception with a one-line message naming the flag or the config key.
-command_line parse_command_line(int argc, char const* const* argv);
-
 // Applies a JSON configuration (the keys of the command line in snake_case, and "upstreams" as a
 // list of {"name", "url", "timeout_ms"}) onto opts. Throws std::invalid_argument naming the key.
-// Checks each value; checks across settings (timeout_ms <= max_timeout_ms) are the caller's, as
-// parse_command_line does after applying the flags, which win over the file.
+// Checks each value; checks across settings (timeout_ms <= max_timeout_ms) are the caller's (the fanout
+// program makes them after applying its flags, which win over the file).
 void apply_config(options& opts, std::string_view json_text);
 
 }  // namespace fanout
