@@ -1,4 +1,5 @@
 #include "server/aggregator_core.hpp"
+#include "server/connection.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
@@ -42,113 +43,10 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-// The peer went away or we are shutting down: nothing to answer.
-bool is_disconnect(error_code ec) {
-    return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::operation_aborted || ec == net::error::broken_pipe;
-}
-
-// Answer to a request that could not be read; the connection is closed after it.
-response read_failure_response(
-    error_code ec, request_parser const& parser, beast::flat_buffer const& buffer
-) {
-    if (parser.refused() == request_parser::refusal::bad_host)
-        return error_response(400, "HTTP/1.1 needs exactly one valid Host header");
-    if (parser.refused() == request_parser::refusal::unknown_encoding)
-        return error_response(501, "transfer coding not implemented; only chunked is");
-    if (ec == http::error::bad_version) {
-        auto const* data = static_cast<char const*>(buffer.data().data());
-        if (unsupported_version({data, buffer.size()}) != 0)
-            return error_response(505, "HTTP version not supported");
-    }
-    if (ec == http::error::header_limit) return error_response(431, "request head too large");
-    if (ec == http::error::body_limit) return error_response(413, "request body too large");
-    if (ec == http::error::buffer_overflow)
-        return error_response(400, "chunk-size line or trailers too large");
-    return error_response(400, "malformed HTTP request");
-}
-
-// Over --max-connections: a short answer written without waiting (it fits in any socket buffer).
-// Returns false if the connection is gone already.
-bool write_rejection(tcp::socket& sock) {
-    static std::string const answer = [] {
-        std::string body = R"({"error":"too many connections"})";
-        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    }();
-    error_code ec;
-    sock.non_blocking(true, ec);
-    sock.write_some(net::buffer(answer), ec);
-    return !ec;
-}
-
-// Closes a connection whose last answer was just written, without waiting: the bytes already
-// received (at most 64 KiB of them) are dropped and the sending side shut down first.
-void close_after_answer(tcp::socket& sock) {
-    static thread_local std::array<char, 16 * 1024> sink;  // never read
-    error_code ec;
-    sock.non_blocking(true, ec);
-    for (int i = 0; i < 4 && !ec; ++i) sock.read_some(net::buffer(sink), ec);
-    sock.shutdown(tcp::socket::shutdown_send, ec);
-    sock.close(ec);
-}
-
-// The time limit of a connection's current phase (idle, reading a request, writing an answer).
-// Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
-// re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
-// When it passes, the socket is closed: a cancelled read may be lost against a peer that sends
-// without pause (every read completes at once), a closed socket fails the next one.
-class phase_deadline {
-  public:
-    explicit phase_deadline(tcp::socket& sock) : sock_(sock), timer_(sock.get_executor()) {}
-
-    void set(clock::time_point t) {
-        at_ = t;
-        if (t < timer_.expiry()) timer_.expires_at(t);
-    }
-    void after(clock::duration d) { set(clock::now() + d); }
-    void clear() { at_ = clock::time_point::max(); }
-    bool expired() const noexcept { return expired_; }
-
-    // Completes once the deadline has passed.
-    net::awaitable<void> watch() {
-        timer_.expires_at(at_);
-        for (;;) {
-            auto [ec] = co_await timer_.async_wait(use_tuple);
-            if (ec) {
-                auto cs = co_await net::this_coro::cancellation_state;
-                if (cs.cancelled() != net::cancellation_type::none) co_return;  // the session ended
-                continue;  // moved sooner: the timer was re-armed
-            }
-            if (clock::now() >= at_) {
-                expired_ = true;
-                error_code ignored;
-                sock_.close(ignored);
-                co_return;
-            }
-            timer_.expires_at(at_);
-        }
-    }
-
-  private:
-    tcp::socket& sock_;
-    net::steady_timer timer_;
-    clock::time_point at_ = clock::time_point::max();
-    bool expired_ = false;
-};
-
 double millis(clock::duration d) {
     return std::chrono::duration<double, std::milli>(d).count();
 }
 
-// Lingering close: closing a socket with unread bytes sends a reset, and a reset can destroy an
-// answer the peer has not read yet (a client still sending its body after a 413, a request that
-// crossed our last answer). So the sending side is shut down first, and what arrives is read and
-// discarded until the peer closes, nothing arrives for linger_gap, linger_time passes or
-// linger_bytes were discarded. Bounded both ways, against a slow peer and one that never pauses.
-constexpr auto linger_time = std::chrono::seconds(5);
-constexpr auto linger_gap = std::chrono::milliseconds(500);
-constexpr std::size_t linger_bytes = 16 * 1024 * 1024;
 // Rejected connections (over --max-connections) lingering at once, per event loop; more get a
 // short close (close_after_answer): each lingering one holds a file descriptor for up to linger_time.
 constexpr std::size_t max_lingering_rejects = 64;
@@ -156,29 +54,6 @@ constexpr std::size_t max_lingering_rejects = 64;
 // not at once: a client sending requests back to back would find its next one crossing our close,
 // and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
 constexpr auto idle_close_wait = std::chrono::milliseconds(250);
-
-net::awaitable<void> discard(tcp::socket& sock, phase_deadline& limit, clock::time_point end) {
-    thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
-    std::size_t total = 0;
-    for (;;) {
-        auto [ec, n] = co_await sock.async_read_some(net::buffer(sink), use_tuple);
-        total += n;
-        if (ec || total >= linger_bytes) co_return;
-        auto cs = co_await net::this_coro::cancellation_state;
-        if (cs.cancelled() != net::cancellation_type::none) co_return;
-        limit.set(std::min(end, clock::now() + linger_gap));
-    }
-}
-
-net::awaitable<void> linger(tcp::socket& sock) {
-    error_code ec;
-    sock.shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) co_return;
-    phase_deadline limit{sock};
-    auto const end = clock::now() + linger_time;
-    limit.set(std::min(end, clock::now() + linger_gap));
-    co_await (discard(sock, limit, end) || limit.watch());
-}
 
 // Bytes of a request are waiting: in what was read already, or in the socket.
 bool request_bytes_pending(tcp::socket& sock, beast::flat_buffer const& buffer) {
