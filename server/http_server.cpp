@@ -1,3 +1,4 @@
+#include "server/admin_listener.hpp"
 #include "server/aggregator_core.hpp"
 #include "server/connection.hpp"
 #include "server/listener.hpp"
@@ -146,6 +147,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<spdlog::logger>& log = core.log;
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
+    std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
     http_date date;
     std::list<session_slot> sessions;   // served and rejected connections alike
     std::size_t rejecting = 0;          // rejected connections lingering
@@ -701,6 +703,7 @@ void http_server::impl::check_drained() {
     if (!is_drained()) return;
     grace_timer.cancel();
     core.client.close_idle();
+    if (admin) admin->close();  // it served on through the drain, for the last scrapes
     drained.cancel();
 }
 
@@ -715,6 +718,10 @@ http_server::http_server(
     impl_->acceptor = open_listener(
         impl_->ex, listen_endpoint(impl_->opts.listen_host, impl_->opts.listen_port), reuse_port
     );
+    if (!impl_->opts.admin_listen_host.empty() && shard == 0)
+        impl_->admin = std::make_shared<admin_listener>(
+            impl_->ex, impl_->opts, impl_->registry, impl_->acceptor.local_endpoint()
+        );
 }
 
 // RAII: a server destroyed while it runs stops at once (as cancel()); whatever still runs holds
@@ -732,6 +739,11 @@ tcp::endpoint http_server::local_endpoint() const {
     return impl_->acceptor.local_endpoint();
 }
 
+std::optional<tcp::endpoint> http_server::admin_endpoint() const {
+    if (!impl_->admin) return std::nullopt;
+    return impl_->admin->local_endpoint();
+}
+
 net::awaitable<void> http_server::run() {
     return impl::serve_until_drained(impl_);  // not a coroutine: the state is taken now, not when it starts
 }
@@ -739,6 +751,7 @@ net::awaitable<void> http_server::run() {
 net::awaitable<void> http_server::impl::serve_until_drained(std::shared_ptr<impl> self) {
     if (!self->stopping) {
         self->accepting = true;
+        if (self->admin) self->admin->start();
         // The loop handles its errors itself; anything it throws is a bug: the server stops, and
         // run() reports it once everything is closed.
         net::co_spawn(self->ex, self->accept(), [self](std::exception_ptr e) {

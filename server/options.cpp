@@ -43,7 +43,10 @@ std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, 
     return v;
 }
 
-void set_listen(options& opts, std::string const& where, std::string const& value) {
+// HOST:PORT, into `host_to` and `port_to`.
+void set_address(
+    std::string& host_to, std::uint16_t& port_to, std::string const& where, std::string const& value
+) {
     auto fail = [&] { return bad(where, "expected HOST:PORT, got " + wire::quoted_short(value)); };
     auto colon = value.rfind(':');
     if (colon == std::string::npos || colon == 0) throw fail();
@@ -70,9 +73,36 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
                        ? "only an IPv6 address goes in brackets, got " + wire::quoted_short(value)
                        : "an IPv6 address goes in brackets, e.g. [::1]:8080, got " + wire::quoted_short(value)
         );
-    opts.listen_host = host;
-    opts.listen_port = static_cast<std::uint16_t>(p);
+    host_to = host;
+    port_to = static_cast<std::uint16_t>(p);
 }
+
+void set_listen(options& opts, std::string const& where, std::string const& value) {
+    set_address(opts.listen_host, opts.listen_port, where, value);
+}
+
+// Empty: none (a flag turning off the file's).
+void set_admin_listen(options& opts, std::string const& where, std::string const& value) {
+    if (value.empty())
+        opts.admin_listen_host.clear();
+    else
+        set_address(opts.admin_listen_host, opts.admin_listen_port, where, value);
+}
+
+// The settings that are on or off: a flag that turns one on, or true or false in the file.
+struct switch_setting {
+    char const* flag;
+    char const* key;
+    char const* help;
+    bool options::*member;
+};
+
+std::array<switch_setting, 1> const switches{{
+    {"server-timing", "server_timing",
+     "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
+     "it reveals internals",
+     &options::server_timing},
+}};
 
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
     static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
@@ -135,6 +165,14 @@ std::vector<setting> const& settings() {
          true,
          {},
          set_listen},
+        {"admin-listen",
+         "admin_listen",
+         "HOST:PORT of the admin listener: /healthz, /metrics and /config (the effective configuration) on "
+         "at most 16 connections of its own, never counted in --max-connections. HOST as for --listen. "
+         "Default: none",
+         true,
+         {},
+         set_admin_listen},
         {"threads",
          "threads",
          "event loops (threads), default: number of cores",
@@ -570,9 +608,15 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
             apply_routes(opts, value);
             continue;
         }
-        if (key == "server_timing") {
+        if (auto sw =
+                std::find_if(switches.begin(), switches.end(), [&](auto const& s) { return key == s.key; });
+            sw != switches.end()) {
             if (!value.is_bool()) throw bad(key, "expected true or false");
-            opts.server_timing = value.as_bool();
+            opts.*sw->member = value.as_bool();
+            continue;
+        }
+        if (key == "admin_listen" && value.is_null()) {  // as --check prints it when off
+            opts.admin_listen_host.clear();
             continue;
         }
         setting const* s = nullptr;
@@ -642,9 +686,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
         "check the configuration as a start would, without binding or starting anything; print it as "
         "JSON, every default filled in, and warnings about settings that defeat their purpose (on "
         "stderr); exit 0, or as a start would on an error");
-    add("server-timing", po::bool_switch(),
-        "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
-        "it reveals internals");
+    for (auto const& s : switches) add(s.flag, po::bool_switch(), s.help);
     add("help", "show this help");
     add("version", "show the version");
 
@@ -691,7 +733,8 @@ command_line parse_command_line(int argc, char const* const* argv) {
         else
             s.set_number(o, where, vm[s.flag].as<std::int64_t>());
     }
-    if (vm["server-timing"].as<bool>()) o.server_timing = true;
+    for (auto const& s : switches)
+        if (vm[s.flag].as<bool>()) o.*s.member = true;
     if (vm.count("upstream")) {
         o.upstreams.clear();  // flags win: they replace the file's list
         std::set<std::string> names;
@@ -705,6 +748,13 @@ command_line parse_command_line(int argc, char const* const* argv) {
         }
     }
     check_consistency(o, vm, file_keys, path);
+    if (!o.admin_listen_host.empty() && o.admin_listen_port != 0 && o.admin_listen_port == o.listen_port &&
+        o.admin_listen_host == o.listen_host)
+        throw std::invalid_argument(
+            (vm.count("admin-listen") ? std::string("--admin-listen")
+                                      : "--config " + wire::shortened(path) + ": admin_listen") +
+            ": the address of --listen; the admin listener needs a port of its own"
+        );
     // The demo services stand in only when nothing was configured: a configuration that lists no
     // service would otherwise answer 200 with made-up data.
     if (vm.count("config") && o.upstreams.empty())

@@ -46,6 +46,16 @@ void take_field(
         }
 }
 
+std::string_view path_without_query(std::string_view target) noexcept {
+    if (target.starts_with('/')) return target.substr(0, target.find('?'));
+    auto const scheme = target.find("://");
+    if (scheme == std::string_view::npos || scheme == 0) return {};
+    auto const rest = target.substr(scheme + 3);
+    auto const path = rest.find_first_of("/?");
+    if (path == std::string_view::npos || rest[path] == '?') return "/";
+    return rest.substr(path, rest.find('?', path) - path);
+}
+
 unsigned unsupported_version(std::string_view head) noexcept {
     auto const line = head.substr(0, head.find('\n'));
     auto const at = line.rfind(" HTTP/");

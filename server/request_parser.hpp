@@ -51,7 +51,8 @@ class request_parser : public wire::guarded_parser<true> {
         override {
         // Not from the trailer section (RFC 9110 §6.5.1): a proxy in front may have vetted the head only.
         if (!is_header_done() &&
-            (f == boost::beast::http::field::unknown || !deadline_header_.empty() || !forwarded_.empty()))
+            (f == boost::beast::http::field::unknown || f == boost::beast::http::field::accept ||
+             !deadline_header_.empty() || !forwarded_.empty()))
             take_field(
                 fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()},
                 forwarded_
@@ -93,6 +94,11 @@ class request_parser : public wire::guarded_parser<true> {
     std::span<std::string const> forwarded_;
     request_fields fields_;
 };
+
+// The path of a request target, without its query (it may carry secrets): of origin-form, what
+// precedes '?'; of absolute-form (scheme://authority/path?query), the path alone ("/" if none), so
+// that no userinfo shows either. Empty for anything else.
+std::string_view path_without_query(std::string_view target) noexcept;
 
 // The version of an HTTP/2 or later request line at the start of `head` (e.g. 20), else 0: Beast
 // refuses every version but 1.0 and 1.1 alike, and these deserve 505 rather than 400.

@@ -12,6 +12,7 @@
 #include <fanout/old_namespaces.hpp>
 #include <fanout/options.hpp>
 #include <memory>
+#include <optional>
 
 namespace fanout {
 
@@ -43,6 +44,10 @@ class http_server {
 
     executor_type get_executor() const noexcept;
     boost::asio::ip::tcp::endpoint local_endpoint() const;
+    // The admin listener's address (options::admin_listen_host), which this server opened since it
+    // has shard 0; nullopt for none. It serves from run() on until the server has drained (through
+    // the drain delay and the grace), /healthz answering 503 from the start of a shutdown.
+    std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
 
     // Serves until shutdown() or cancel() and completes once every connection is closed.
     // Cancelling the run itself (e.g. terminal cancellation of the awaitable) is cancel().

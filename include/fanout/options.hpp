@@ -30,6 +30,12 @@ struct log_event {
 struct options {
     std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
     std::uint16_t listen_port = 8080;          // 0: any free port
+    // The operators' port: /healthz, /metrics and /config (the effective configuration, as
+    // `fanout --check` prints it) on connections of their own, at most 16, never counted in
+    // max_connections. Empty host: none. Of several http_servers sharing a metrics registry, the
+    // one with shard 0 opens it, and its /metrics shows them all.
+    std::string admin_listen_host;
+    std::uint16_t admin_listen_port = 0;       // 0: any free port
     unsigned threads = 1;                      // event loops (the command line defaults to the cores)
     std::vector<fanout::service> upstreams;    // empty on the command line: the embedded demo services
     // The API served; empty: the seed's four endpoints over every upstream (default_routes()).

@@ -1,0 +1,313 @@
+// The admin listener (--admin-listen): over the real executable where the behaviour is the
+// process's (its limits, its shutdown), in-process otherwise.
+
+#include "server/admin_listener.hpp"
+#include "server/request_parser.hpp"
+#include "tests/process.hpp"
+#include "tests/support.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <limits>
+#include <map>
+#include <memory>
+#include <sys/wait.h>
+
+using namespace fanout;
+using namespace fanout::test;
+namespace json = boost::json;
+namespace net = boost::asio;
+
+namespace {
+
+// fanout as a process, its log (stderr) on the pipe of its stdout.
+struct fanout_process {
+    child_process process;
+    std::uint16_t port = 0;
+    std::uint16_t admin_port = 0;  // 0: none
+
+    explicit fanout_process(std::vector<std::string> args) : process(command(args)) {
+        port = port_of(process.read_line_starting("listening on http://127.0.0.1:", 10s));
+        if (std::find(args.begin(), args.end(), "--admin-listen") != args.end())
+            admin_port = port_of(process.read_line_starting("admin listening on http://127.0.0.1:", 10s));
+    }
+
+    static std::vector<std::string> command(std::vector<std::string> args) {
+        args.insert(
+            args.begin(),
+            {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", FANOUT_BINARY, "--listen", "127.0.0.1:0"}
+        );
+        return args;
+    }
+
+    static std::uint16_t port_of(std::optional<std::string> const& line) {
+        BOOST_TEST_REQUIRE(line.has_value());
+        return static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+    }
+};
+
+// A whole exchange on a connection of its own: `request` written, everything read until the
+// server closes (the request should say Connection: close).
+std::string round_trip(std::uint16_t port, std::string const& request) {
+    net::io_context ioc;
+    net::ip::tcp::socket sock{ioc};
+    sock.connect({net::ip::make_address("127.0.0.1"), port});
+    net::write(sock, net::buffer(request));
+    std::string answer;
+    boost::system::error_code ec;
+    net::read(sock, net::dynamic_buffer(answer), ec);
+    return answer;
+}
+
+std::string get_request(std::string const& target, std::string const& headers = "") {
+    return "GET " + target + " HTTP/1.1\r\nHost: fanout\r\nConnection: close\r\n" + headers + "\r\n";
+}
+
+unsigned status_of(std::string const& answer) {
+    return answer.size() > 12 ? static_cast<unsigned>(std::stoi(answer.substr(9, 3))) : 0;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(test_admin)
+
+// The main listener at --max-connections, held by idle keep-alive connections: the admin port still
+// answers /healthz, /metrics (every loop's series) and /config, and nothing else.
+BOOST_AUTO_TEST_CASE(answers_while_the_main_listener_is_full) {
+    sim_runner upstreams{{sim("users")}};
+    fanout_process f{
+        {"--threads", "2", "--max-connections", "3", "--admin-listen", "127.0.0.1:0", "--upstream",
+         upstreams.upstream_flag(0)}};
+    std::vector<std::unique_ptr<blocking_client>> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<blocking_client>(f.port));
+        held.back()->send_get("/healthz");
+        auto answer = held.back()->read();
+        BOOST_TEST_REQUIRE(answer.has_value());
+        BOOST_TEST_REQUIRE(answer->result_int() == 200u);
+    }
+    blocking_client over{f.port};
+    auto refused = over.read(5s);
+    BOOST_TEST_REQUIRE(refused.has_value());
+    BOOST_TEST(refused->result_int() == 503u);
+
+    auto health = fetch(f.admin_port, "/healthz");
+    BOOST_TEST_REQUIRE(health.has_value());
+    BOOST_TEST(health->result_int() == 200u);
+    BOOST_TEST(health->body() == R"({"status":"ok"})");
+
+    auto metrics = fetch(f.admin_port, "/metrics");
+    BOOST_TEST_REQUIRE(metrics.has_value());
+    BOOST_TEST(metrics->result_int() == 200u);
+    BOOST_TEST(metric(metrics->body(), "fanout_connections_open") == 3);  // the admin's not counted
+    BOOST_TEST(metric(metrics->body(), "fanout_connections_rejected_total") >= 1);
+    for (auto loop : {"0", "1"})
+        BOOST_TEST(metrics->body().find(std::string(R"(loop=")") + loop + "\"") != std::string::npos, loop);
+    auto const open_metrics = round_trip(
+        f.admin_port, get_request("/metrics", "Accept: application/openmetrics-text; version=1.0.0\r\n")
+    );
+    BOOST_TEST(status_of(open_metrics) == 200u);
+    BOOST_TEST(open_metrics.find("Content-Type: application/openmetrics-text") != std::string::npos);
+    BOOST_TEST(open_metrics.ends_with("# EOF\n"));
+
+    auto config = fetch(f.admin_port, "/config");
+    BOOST_TEST_REQUIRE(config.has_value());
+    BOOST_TEST(config->result_int() == 200u);
+    auto const shown = json::parse(config->body()).as_object();
+    BOOST_TEST(shown.at("listen").as_string() == "127.0.0.1:" + std::to_string(f.port));
+    BOOST_TEST(shown.at("admin_listen").as_string() == "127.0.0.1:" + std::to_string(f.admin_port));
+    BOOST_TEST(shown.at("max_connections").as_int64() == 3);
+    BOOST_TEST(shown.at("upstreams").as_array().at(0).at("name").as_string() == "users");
+
+    for (auto path : {"/", "/api/aggregate/wg", "/metricsx", "/config/"}) {
+        auto other = fetch(f.admin_port, path);
+        BOOST_TEST_REQUIRE(other.has_value());
+        BOOST_TEST(other->result_int() == 404u, path);
+    }
+    // The held connections are served on.
+    held.front()->send_get("/metrics");
+    auto main_metrics = held.front()->read();
+    BOOST_TEST_REQUIRE(main_metrics.has_value());
+    BOOST_TEST(main_metrics->result_int() == 200u);
+}
+
+// From the signal on, the admin /healthz answers 503 as the main one does, on a kept-alive
+// connection too; a scraper's idle connection does not hold the exit.
+BOOST_AUTO_TEST_CASE(healthz_is_503_while_draining_and_the_admin_port_closes_at_exit) {
+    sim_runner upstreams{{sim("users")}};
+    fanout_process f{
+        {"--threads", "2", "--drain-delay-ms", "3000", "--admin-listen", "127.0.0.1:0", "--upstream",
+         upstreams.upstream_flag(0)}};
+    blocking_client scraper{f.admin_port};
+    scraper.send_get("/healthz");
+    auto before = scraper.read();
+    BOOST_TEST_REQUIRE(before.has_value());
+    BOOST_TEST(before->result_int() == 200u);
+
+    f.process.signal(SIGTERM);
+    BOOST_TEST(eventually([&] {
+        auto r = fetch(f.admin_port, "/healthz", 2s);
+        return r && r->result_int() == 503u;
+    }));
+    auto main_health = fetch(f.port, "/healthz", 2s);  // still accepting during the drain delay
+    BOOST_TEST_REQUIRE(main_health.has_value());
+    BOOST_TEST(main_health->result_int() == 503u);
+    scraper.send_get("/healthz");
+    auto during = scraper.read();
+    BOOST_TEST_REQUIRE(during.has_value());
+    BOOST_TEST(during->result_int() == 503u);
+    BOOST_TEST(during->body() == R"({"status":"draining"})");
+
+    auto status = f.process.wait(15s);  // the idle timeout (60 s) is not waited for
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST(WEXITSTATUS(*status) == 0);
+    BOOST_TEST(scraper.closed_by_server(1s));
+    BOOST_TEST(refuses_connections(f.admin_port));
+}
+
+// In process from here: the admin listener of an http_server (shard 0's, whatever the threads).
+struct admin_harness {
+    static fanout::options with_admin(fanout::options o) {
+        o.admin_listen_host = "127.0.0.1";
+        o.admin_listen_port = 0;
+        return o;
+    }
+    explicit admin_harness(fanout::options o = {}) : h{{sim("users")}, with_admin(std::move(o))} {
+        auto const admin = h.server(0).admin_endpoint();
+        BOOST_TEST_REQUIRE(admin.has_value());
+        port = admin->port();
+        for (std::size_t i = 1; i < h.threads(); ++i) BOOST_TEST(!h.server(i).admin_endpoint().has_value());
+    }
+    harness h;
+    std::uint16_t port = 0;
+};
+
+BOOST_AUTO_TEST_CASE(connections_over_its_own_limit_get_503) {
+    admin_harness a;
+    std::vector<std::unique_ptr<blocking_client>> held;
+    for (std::size_t i = 0; i < admin_listener::max_connections; ++i) {
+        held.push_back(std::make_unique<blocking_client>(a.port));
+        held.back()->send_get("/healthz");
+        auto answer = held.back()->read();
+        BOOST_TEST_REQUIRE(answer.has_value());
+        BOOST_TEST_REQUIRE(answer->result_int() == 200u);
+    }
+    blocking_client over{a.port};
+    auto refused = over.read(5s);
+    BOOST_TEST_REQUIRE(refused.has_value());
+    BOOST_TEST(refused->result_int() == 503u);
+    BOOST_TEST(over.closed_by_server());
+    // Not the main listener's: it serves on, and counts none of them.
+    auto metrics = fetch(a.h.port(), "/metrics");
+    BOOST_TEST_REQUIRE(metrics.has_value());
+    BOOST_TEST(metric(metrics->body(), "fanout_connections_rejected_total") == 0);
+    held.pop_back();  // closes one
+    BOOST_TEST(eventually([&] {
+        auto r = fetch(a.port, "/healthz", 1s);
+        return r && r->result_int() == 200u;
+    }));
+}
+
+// The main listener's request-size and time limits hold on the admin port too, and only GET and
+// HEAD are answered.
+BOOST_AUTO_TEST_CASE(the_main_listener_s_limits_hold) {
+    fanout::options o;
+    o.max_request_head = 1024;
+    o.header_timeout = 300ms;
+    o.idle_timeout = 400ms;
+    admin_harness a{o};
+
+    auto const big =
+        round_trip(a.port, get_request("/healthz", "X-Filler: " + std::string(2000, 'x') + "\r\n"));
+    BOOST_TEST(status_of(big) == 431u);
+
+    blocking_client slow{a.port};
+    slow.send("GET /healthz HTTP/1.1\r\nHost: fanout\r\n");  // never finished
+    BOOST_TEST(slow.closed_by_server(5s));
+
+    blocking_client idle{a.port};
+    idle.send_get("/healthz");
+    BOOST_TEST_REQUIRE(idle.read().has_value());
+    BOOST_TEST(idle.closed_by_server(5s));
+
+    // Without pause: a head that never ends is refused at its limit, not read for ever.
+    blocking_client flood{a.port};
+    flood.send("GET /healthz HTTP/1.1\r\nHost: fanout\r\n");
+    std::string const line = "X-More: " + std::string(100, 'y') + "\r\n";
+    bool refused = false;
+    for (int i = 0; i < 1000 && !refused; ++i) {
+        try {
+            flood.send(line);
+        } catch (boost::system::system_error const&) {
+            refused = true;  // reset after the 431
+        }
+    }
+    auto answer = flood.read(5s);
+    BOOST_TEST((refused || (answer && answer->result_int() == 431u)));
+
+    auto const post = round_trip(
+        a.port, "POST /healthz HTTP/1.1\r\nHost: fanout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    BOOST_TEST(status_of(post) == 405u);
+    BOOST_TEST(post.find("Allow: GET, HEAD") != std::string::npos);
+    auto const head =
+        round_trip(a.port, "HEAD /config HTTP/1.1\r\nHost: fanout\r\nConnection: close\r\n\r\n");
+    BOOST_TEST(status_of(head) == 200u);
+    BOOST_TEST(head.ends_with("\r\n\r\n"));  // no body
+}
+
+// Accept is read whatever else the parser keeps: without a deadline header too (the admin
+// listener's parser has none).
+BOOST_AUTO_TEST_CASE(openmetrics_is_negotiated_without_a_deadline_header) {
+    fanout::options o;
+    o.deadline_header = "";
+    harness h{{sim("users")}, o};
+    auto const page = round_trip(
+        h.port(), get_request("/metrics", "Accept: application/openmetrics-text; version=1.0.0\r\n")
+    );
+    BOOST_TEST(status_of(page) == 200u);
+    BOOST_TEST(page.ends_with("# EOF\n"));
+}
+
+BOOST_AUTO_TEST_CASE(check_shows_the_admin_address_and_refuses_a_bad_one) {
+    auto check = [](std::vector<std::string> args) {
+        args.insert(args.begin(), {FANOUT_BINARY, "--check", "--upstream", "users=http://127.0.0.1:9/users"});
+        return run_to_end(std::move(args), 20s);
+    };
+    auto const on = check({"--admin-listen", "127.0.0.1:9180"});
+    BOOST_TEST_REQUIRE((on.status && WEXITSTATUS(*on.status) == 0), on.err);
+    auto const shown = json::parse(on.out).as_object();
+    BOOST_TEST(shown.at("admin_listen").as_string() == "127.0.0.1:9180");
+
+    auto const off = check({});
+    BOOST_TEST_REQUIRE((off.status && WEXITSTATUS(*off.status) == 0), off.err);
+    BOOST_TEST(json::parse(off.out).at("admin_listen").is_null());
+    // null, as printed, is a valid value: off.
+    fanout::options o;
+    o.admin_listen_host = "127.0.0.1";
+    fanout::apply_config(o, R"({"admin_listen": null})");
+    BOOST_TEST(o.admin_listen_host.empty());
+
+    struct bad_case {
+        std::vector<std::string> args;
+        std::string named;
+    };
+    for (auto const& bad : std::vector<bad_case>{
+             {{"--listen", "127.0.0.1:8080", "--admin-listen", "127.0.0.1:8080"}, "--admin-listen"},
+             {{"--admin-listen", "example.invalid:9180"}, "--admin-listen"},
+             {{"--admin-listen", "127.0.0.1"}, "--admin-listen"},
+         }) {
+        auto const failed = check(bad.args);
+        BOOST_TEST((failed.status && WEXITSTATUS(*failed.status) == 2), bad.args.back());
+        BOOST_TEST(failed.err.find(bad.named) != std::string::npos, failed.err);
+        BOOST_TEST(failed.out.empty());
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
