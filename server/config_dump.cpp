@@ -123,6 +123,9 @@ std::string describe(options const& opts) {
     out["drain_delay_ms"] = opts.drain_delay.count();
     out["log_level"] = opts.log_level;
     out["log_rate_limit"] = opts.log_rate_limit;
+    out["access_log"] = opts.access_log;
+    out["access_log_sample"] = opts.access_log_sample;
+    out["trust_forwarded_for"] = opts.trust_forwarded_for;
     out["server_timing"] = opts.server_timing;
     out["upstreams"] = describe_upstreams(opts.upstreams);
     if (!opts.routes.empty()) out["routes"] = describe_routes(opts.routes);

@@ -1,3 +1,4 @@
+#include "server/access_log.hpp"
 #include "server/admin_listener.hpp"
 #include "server/aggregator_core.hpp"
 #include "server/connection.hpp"
@@ -148,6 +149,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
     std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
+    access_log access{opts};
     http_date date;
     std::list<session_slot> sessions;   // served and rejected connections alike
     std::size_t rejecting = 0;          // rejected connections lingering
@@ -179,7 +181,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         dispatch const& r,
         bool head_only,
         unsigned version,
-        bool keep_alive
+        bool keep_alive,
+        std::size_t& sent
     );
     void begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace);
     void stop_accepting(std::chrono::milliseconds grace);
@@ -383,6 +386,7 @@ net::awaitable<void> http_server::impl::serve_requests(
 ) {
     beast::flat_buffer buffer;
     std::string head;                         // reused: its capacity stays
+    auto const client = access.peer_of(sock);  // once per connection, and only for the access log
     std::shared_ptr<disconnect_watch> watch;  // made on first use
     struct end_watch {
         std::shared_ptr<disconnect_watch>& watch;
@@ -421,6 +425,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         request_parser parser;
         parser.deadline_header(opts.deadline_header);
         parser.forwarded(core.routes.forwarded_names());
+        parser.keep_forwarded_for(access.trusts_forwarded_for());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto rec =
@@ -449,6 +454,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         std::optional<std::size_t> route;  // the index of the route it matched
+        std::string_view route_path;       // and its template
         fanout::trace_context trace;       // an exemplar of the request's duration
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
@@ -457,7 +463,10 @@ net::awaitable<void> http_server::impl::serve_requests(
             version = parser.version();
             auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
             target = r.target;
-            if (r.plan) route = r.plan->index;
+            if (r.plan) {
+                route = r.plan->index;
+                route_path = r.plan->path;
+            }
             trace.trace_id = r.trace.trace_id;
             if (r.answer) {
                 res = std::move(*r.answer);
@@ -470,14 +479,21 @@ net::awaitable<void> http_server::impl::serve_requests(
                 if (version == 10) keep_alive = false;  // the body ends with the connection
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
-                auto const status =
-                    co_await stream(sock, limit, r, parser.method() == http::verb::head, version, keep_alive);
+                std::size_t sent = 0;
+                auto const status = co_await stream(
+                    sock, limit, r, parser.method() == http::verb::head, version, keep_alive, sent
+                );
                 watch->disarm();
                 if (!status || watch->fired || slot.cancelled) {
                     if (watch->fired) metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     co_return;
                 }
                 metrics.count_request(target, route, *status, clock::now() - start);
+                if (access.on())
+                    access.write(
+                        *log, {client, parser.forwarded_for(), parser.method_string(), parser.target(),
+                               target, route_path, *status, sent, clock::now() - start, trace.id()}
+                    );
                 if (!keep_alive) co_return;
                 continue;
             } else if (r.cancel_on_disconnect) {
@@ -530,15 +546,6 @@ net::awaitable<void> http_server::impl::serve_requests(
                 run->held = false;
                 release_run(run);
             }
-            if (log->should_log(spdlog::level::debug)) {
-                log->debug(
-                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","route":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
-                    json_quote(parser.method_string()), json_quote(parser.target()), res.status,
-                    to_string(target),
-                    json_quote(r.plan ? std::string_view(r.plan->path) : std::string_view()),
-                    millis(clock::now() - start), r.trace.id()
-                );
-            }
         }
         // Draining or stopping, a connection ends after its answer, unless more requests are waiting
         // on it: those are answered too, and the last answer says so.
@@ -554,6 +561,11 @@ net::awaitable<void> http_server::impl::serve_requests(
         if (wec) co_return;
         // Answers sent, only.
         metrics.count_request(target, route, res.status, clock::now() - start, trace.id());
+        if (access.on())
+            access.write(
+                *log, {client, parser.forwarded_for(), parser.method_string(), parser.target(), target,
+                       route_path, res.status, wn, clock::now() - start, trace.id()}
+            );
         if (!keep_alive) co_return;
     }
 }
@@ -567,7 +579,8 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     dispatch const& r,
     bool head_only,
     unsigned version,
-    bool keep_alive
+    bool keep_alive,
+    std::size_t& sent
 ) {
     auto const start = clock::now();
     response res;
@@ -580,6 +593,7 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     auto const send = [&](std::string const& bytes) -> net::awaitable<error_code> {
         limit.after(opts.header_timeout);
         auto [ec, n] = co_await net::async_write(sock, net::buffer(bytes), use_tuple);
+        sent += n;
         limit.clear();
         co_return ec;
     };

@@ -89,6 +89,11 @@ void set_admin_listen(options& opts, std::string const& where, std::string const
         set_address(opts.admin_listen_host, opts.admin_listen_port, where, value);
 }
 
+void set_access_log_sample(options& opts, std::string const& where, double value) {
+    if (!(value > 0 && value <= 1)) throw bad(where, "must be above 0 and at most 1");
+    opts.access_log_sample = value;
+}
+
 // The settings that are on or off: a flag that turns one on, or true or false in the file.
 struct switch_setting {
     char const* flag;
@@ -97,11 +102,19 @@ struct switch_setting {
     bool options::*member;
 };
 
-std::array<switch_setting, 1> const switches{{
+std::array<switch_setting, 3> const switches{{
     {"server-timing", "server_timing",
      "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
      "it reveals internals",
      &options::server_timing},
+    {"access-log", "access_log",
+     "one JSON line at info per answered request (client, method, path without the query, route, status, "
+     "bytes, duration, trace id); off by default",
+     &options::access_log},
+    {"trust-forwarded-for", "trust_forwarded_for",
+     "the access log shows the first X-Forwarded-For address too (when it is an IP address); only behind "
+     "a proxy that sets the header, since a client can send any",
+     &options::trust_forwarded_for},
 }};
 
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
@@ -615,6 +628,11 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
             opts.*sw->member = value.as_bool();
             continue;
         }
+        if (key == "access_log_sample") {
+            if (!value.is_number()) throw bad(key, "expected a number");
+            set_access_log_sample(opts, key, value.to_number<double>());
+            continue;
+        }
         if (key == "admin_listen" && value.is_null()) {  // as --check prints it when off
             opts.admin_listen_host.clear();
             continue;
@@ -687,6 +705,9 @@ command_line parse_command_line(int argc, char const* const* argv) {
         "JSON, every default filled in, and warnings about settings that defeat their purpose (on "
         "stderr); exit 0, or as a start would on an error");
     for (auto const& s : switches) add(s.flag, po::bool_switch(), s.help);
+    add("access-log-sample", po::value<double>(),
+        "F, above 0 and at most 1: the fraction of access log lines written, drawn at random; 5xx answers "
+        "are always written (default 1)");
     add("help", "show this help");
     add("version", "show the version");
 
@@ -735,6 +756,8 @@ command_line parse_command_line(int argc, char const* const* argv) {
     }
     for (auto const& s : switches)
         if (vm[s.flag].as<bool>()) o.*s.member = true;
+    if (vm.count("access-log-sample"))
+        set_access_log_sample(o, "--access-log-sample", vm["access-log-sample"].as<double>());
     if (vm.count("upstream")) {
         o.upstreams.clear();  // flags win: they replace the file's list
         std::set<std::string> names;

@@ -1,6 +1,7 @@
-// The admin listener (--admin-listen): over the real executable where the behaviour is the
-// process's (its limits, its shutdown), in-process otherwise.
+// The admin listener (--admin-listen) and the access log (--access-log): over the real executable
+// where the behaviour is the process's (its limits, its log, its shutdown), in-process otherwise.
 
+#include "server/access_log.hpp"
 #include "server/admin_listener.hpp"
 #include "server/request_parser.hpp"
 #include "tests/process.hpp"
@@ -50,6 +51,23 @@ struct fanout_process {
         BOOST_TEST_REQUIRE(line.has_value());
         return static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
     }
+
+    // Stops it (SIGTERM) and returns the log's events named `name`, up to its "stop" event.
+    std::vector<json::object> stop_and_read(std::string_view name) {
+        process.signal(SIGTERM);
+        std::vector<json::object> found;
+        for (;;) {
+            auto line = process.read_line_starting("{", 20s);
+            BOOST_TEST_REQUIRE(line.has_value(), "no stop event");
+            auto event = json::parse(*line).as_object();
+            if (event.at("event").as_string() == name) found.push_back(event);
+            if (event.at("event").as_string() == "stop") break;
+        }
+        auto status = process.wait(10s);
+        BOOST_TEST_REQUIRE(status.has_value());
+        BOOST_TEST(WEXITSTATUS(*status) == 0);
+        return found;
+    }
 };
 
 // A whole exchange on a connection of its own: `request` written, everything read until the
@@ -71,6 +89,16 @@ std::string get_request(std::string const& target, std::string const& headers = 
 
 unsigned status_of(std::string const& answer) {
     return answer.size() > 12 ? static_cast<unsigned>(std::stoi(answer.substr(9, 3))) : 0;
+}
+
+// A traceparent whose trace id is `n` in its last digits, to tell requests apart in the log.
+std::string trace_id(int n) {
+    auto digits = std::to_string(n);
+    return std::string(32 - digits.size(), 'a') + digits;
+}
+
+std::string traceparent(int n) {
+    return "traceparent: 00-" + trace_id(n) + "-00f067aa0ba902b7-01\r\n";
 }
 
 }  // namespace
@@ -280,10 +308,13 @@ BOOST_AUTO_TEST_CASE(check_shows_the_admin_address_and_refuses_a_bad_one) {
         args.insert(args.begin(), {FANOUT_BINARY, "--check", "--upstream", "users=http://127.0.0.1:9/users"});
         return run_to_end(std::move(args), 20s);
     };
-    auto const on = check({"--admin-listen", "127.0.0.1:9180"});
+    auto const on = check({"--admin-listen", "127.0.0.1:9180", "--access-log", "--access-log-sample", "0.5"});
     BOOST_TEST_REQUIRE((on.status && WEXITSTATUS(*on.status) == 0), on.err);
     auto const shown = json::parse(on.out).as_object();
     BOOST_TEST(shown.at("admin_listen").as_string() == "127.0.0.1:9180");
+    BOOST_TEST(shown.at("access_log").as_bool());
+    BOOST_TEST(shown.at("access_log_sample").as_double() == 0.5);
+    BOOST_TEST(!shown.at("trust_forwarded_for").as_bool());
 
     auto const off = check({});
     BOOST_TEST_REQUIRE((off.status && WEXITSTATUS(*off.status) == 0), off.err);
@@ -302,12 +333,167 @@ BOOST_AUTO_TEST_CASE(check_shows_the_admin_address_and_refuses_a_bad_one) {
              {{"--listen", "127.0.0.1:8080", "--admin-listen", "127.0.0.1:8080"}, "--admin-listen"},
              {{"--admin-listen", "example.invalid:9180"}, "--admin-listen"},
              {{"--admin-listen", "127.0.0.1"}, "--admin-listen"},
+             {{"--access-log-sample", "0"}, "--access-log-sample"},
+             {{"--access-log-sample", "1.5"}, "--access-log-sample"},
+             {{"--access-log-sample", "x"}, "access-log-sample"},
          }) {
         auto const failed = check(bad.args);
         BOOST_TEST((failed.status && WEXITSTATUS(*failed.status) == 2), bad.args.back());
         BOOST_TEST(failed.err.find(bad.named) != std::string::npos, failed.err);
         BOOST_TEST(failed.out.empty());
     }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(test_access_log)
+
+// One line per answer, at info, with what an operator needs, and never the query string.
+BOOST_AUTO_TEST_CASE(a_line_per_answer_without_the_query) {
+    sim_runner upstreams{{sim("users")}};
+    fanout_process f{{"--threads", "2", "--access-log", "--upstream", upstreams.upstream_flag(0)}};
+    auto const wg = round_trip(
+        f.port, get_request(
+                    "/api/aggregate/wg?token=hunter2",
+                    traceparent(1) + "X-Forwarded-For: 203.0.113.7\r\n"  // not trusted: not shown
+                )
+    );
+    BOOST_TEST_REQUIRE(status_of(wg) == 200u);
+    BOOST_TEST(status_of(round_trip(f.port, get_request("/nope?secret=hunter2", traceparent(2)))) == 404u);
+    auto const absolute = round_trip(f.port, get_request("http://user:hunter2@fanout/healthz?x=hunter2"));
+    BOOST_TEST(status_of(absolute) == 200u);
+
+    auto const lines = f.stop_and_read("access");
+    BOOST_TEST_REQUIRE(lines.size() == 3u);
+    for (auto const& line : lines) {
+        BOOST_TEST(json::serialize(line).find("hunter2") == std::string::npos, json::serialize(line));
+        BOOST_TEST(line.at("level").as_string() == "info");
+        BOOST_TEST(line.at("client").as_string() == "127.0.0.1");
+        BOOST_TEST(line.at("method").as_string() == "GET");
+        BOOST_TEST(!line.contains("forwarded_for"));
+        BOOST_TEST(line.at("elapsed_ms").as_double() >= 0);
+    }
+    auto by_path = [&](std::string_view path) {
+        auto it = std::find_if(lines.begin(), lines.end(), [&](auto const& l) {
+            return l.at("path").as_string() == path;
+        });
+        BOOST_TEST_REQUIRE((it != lines.end()), path);
+        return *it;
+    };
+    auto const ok = by_path("/api/aggregate/wg");
+    BOOST_TEST(ok.at("route").as_string() == "/api/aggregate/wg");
+    BOOST_TEST(ok.at("endpoint").as_string() == "wg");
+    BOOST_TEST(ok.at("status").as_int64() == 200);
+    BOOST_TEST(ok.at("bytes").as_int64() == static_cast<std::int64_t>(wg.size()));
+    BOOST_TEST(ok.at("trace_id").as_string() == trace_id(1));
+    auto const missing = by_path("/nope");
+    BOOST_TEST(missing.at("status").as_int64() == 404);
+    BOOST_TEST(missing.at("route").as_string() == "");
+    auto const health = by_path("/healthz");
+    BOOST_TEST(health.at("endpoint").as_string() == "healthz");
+    BOOST_TEST(health.at("bytes").as_int64() == static_cast<std::int64_t>(absolute.size()));
+}
+
+// With --trust-forwarded-for the first X-Forwarded-For address is shown, when it is one. (The
+// requests are told apart by their trace ids, which routes have.)
+BOOST_AUTO_TEST_CASE(forwarded_for_when_trusted_and_an_address) {
+    sim_runner upstreams{{sim("users")}};
+    fanout_process f{{"--access-log", "--trust-forwarded-for", "--upstream", upstreams.upstream_flag(0)}};
+    std::vector<std::pair<std::string, std::string>> const sent{
+        {"203.0.113.7, 10.0.0.1", "203.0.113.7"},
+        {"  2001:db8::7 ,10.0.0.1", "2001:db8::7"},
+        {"not-an-address", ""},
+        {"203.0.113.7:5555", ""},
+        {"fe80::1%eth0", ""},
+        {std::string(200, '1'), ""},
+        {"\"203.0.113.7\"", ""},
+    };
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        auto headers = traceparent(static_cast<int>(i)) + "X-Forwarded-For: " + sent[i].first + "\r\n";
+        if (i == 0) headers += "X-Forwarded-For: 198.51.100.9\r\n";  // a second line: not the first address
+        BOOST_TEST(status_of(round_trip(f.port, get_request("/api/aggregate/wg", headers))) == 200u);
+    }
+    BOOST_TEST(status_of(round_trip(f.port, get_request("/api/aggregate/wg", traceparent(99)))) == 200u);
+    auto const lines = f.stop_and_read("access");
+    BOOST_TEST_REQUIRE(lines.size() == sent.size() + 1);
+    std::map<std::string, std::string> shown;
+    for (auto const& line : lines)
+        shown[std::string(line.at("trace_id").as_string())] =
+            line.contains("forwarded_for") ? std::string(line.at("forwarded_for").as_string()) : "";
+    for (std::size_t i = 0; i < sent.size(); ++i)
+        BOOST_TEST(shown[trace_id(static_cast<int>(i))] == sent[i].second, sent[i].first);
+    BOOST_TEST(shown[trace_id(99)] == "");
+}
+
+// 0.25 of 400 answers is 100 lines, standard deviation 8.7: the bounds are over five of them away.
+// Every 5xx is written.
+BOOST_AUTO_TEST_CASE(sampling_writes_about_the_fraction_and_every_error) {
+    sim_runner upstreams{{sim("users"), sim("orders", sim_behaviour::fail)}};
+    fanout_process f{
+        {"--threads", "2", "--access-log", "--access-log-sample", "0.25", "--log-level", "info", "--upstream",
+         upstreams.upstream_flag(0), "--upstream", upstreams.upstream_flag(1)}};
+    blocking_client c{f.port};
+    for (int i = 0; i < 400; ++i) {
+        c.send_get("/healthz");
+        auto answer = c.read();
+        BOOST_TEST_REQUIRE(answer.has_value());
+    }
+    for (int i = 0; i < 20; ++i) {
+        c.send_get("/api/aggregate/errgroup");
+        auto answer = c.read();
+        BOOST_TEST_REQUIRE(answer.has_value());
+        BOOST_TEST_REQUIRE(answer->result_int() == 502u);
+    }
+    auto const lines = f.stop_and_read("access");
+    auto const healthz = std::count_if(lines.begin(), lines.end(), [](auto const& l) {
+        return l.at("path").as_string() == "/healthz";
+    });
+    auto const errors = std::count_if(lines.begin(), lines.end(), [](auto const& l) {
+        return l.at("status").as_int64() == 502;
+    });
+    BOOST_TEST(healthz >= 50);
+    BOOST_TEST(healthz <= 150);
+    BOOST_TEST(errors == 20);
+}
+
+// Off by default, at any log level.
+BOOST_AUTO_TEST_CASE(off_by_default) {
+    captured_events events;
+    fanout::options o;
+    events.attach(o, "trace");
+    {
+        harness h{{sim("users")}, o};
+        BOOST_TEST(get(h.port(), "/api/aggregate/wg").status == 200u);
+    }
+    BOOST_TEST(events.with(R"("event":"access")").empty());
+}
+
+// The decisions, without I/O: 5xx always; a draw below the fraction of 2^64 is written.
+BOOST_AUTO_TEST_CASE(sampled_by_the_draw_and_errors_always) {
+    fanout::options o;
+    o.access_log = true;
+    o.access_log_sample = 0.25;
+    access_log quarter{o};
+    auto const max = std::numeric_limits<std::uint64_t>::max();
+    BOOST_TEST(quarter.sampled(200, 0));
+    BOOST_TEST(quarter.sampled(200, max / 4 - 1024));
+    BOOST_TEST(!quarter.sampled(200, max / 4 + 1024));
+    BOOST_TEST(!quarter.sampled(499, max));
+    BOOST_TEST(quarter.sampled(500, max));
+    BOOST_TEST(quarter.sampled(503, max));
+    o.access_log_sample = 1;
+    BOOST_TEST(access_log{o}.sampled(200, max));
+}
+
+BOOST_AUTO_TEST_CASE(the_path_leaves_the_query_and_userinfo_out) {
+    BOOST_TEST(path_without_query("/a/b?token=x") == "/a/b");
+    BOOST_TEST(path_without_query("/a/b") == "/a/b");
+    BOOST_TEST(path_without_query("/?") == "/");
+    BOOST_TEST(path_without_query("http://user:pw@host:80/a?b") == "/a");
+    BOOST_TEST(path_without_query("http://host") == "/");
+    BOOST_TEST(path_without_query("http://host?user=pw") == "/");
+    BOOST_TEST(path_without_query("*") == "");
+    BOOST_TEST(path_without_query("") == "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
