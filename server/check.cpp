@@ -10,6 +10,7 @@ namespace fanout {
 
 void check_startable(options const& opts) {
     listen_endpoint(opts.listen_host, opts.listen_port);
+    if (!opts.admin_listen_host.empty()) listen_endpoint(opts.admin_listen_host, opts.admin_listen_port);
     boost::asio::io_context never_run;
     fanout::client{
         never_run.get_executor(),

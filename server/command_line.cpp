@@ -18,7 +18,9 @@ namespace po = boost::program_options;
 using detail::add_upstream;
 using detail::apply_config_keys;
 using detail::read_config;
+using detail::set_access_log_sample;
 using detail::settings;
+using detail::switches;
 
 namespace {
 
@@ -100,9 +102,10 @@ command_line parse_command_line(int argc, char const* const* argv) {
         "check the configuration as a start would, without binding or starting anything; print it as "
         "JSON, every default filled in, and warnings about settings that defeat their purpose (on "
         "stderr); exit 0, or as a start would on an error");
-    add("server-timing", po::bool_switch(),
-        "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
-        "it reveals internals");
+    for (auto const& s : switches) add(s.flag, po::bool_switch(), s.help);
+    add("access-log-sample", po::value<double>(),
+        "F, above 0 and at most 1: the fraction of access log lines written, drawn at random; 5xx answers "
+        "are always written (default 1)");
     add("help", "show this help");
     add("version", "show the version");
 
@@ -149,7 +152,10 @@ command_line parse_command_line(int argc, char const* const* argv) {
         else
             s.set_number(o, where, vm[s.flag].as<std::int64_t>());
     }
-    if (vm["server-timing"].as<bool>()) o.server_timing = true;
+    for (auto const& s : switches)
+        if (vm[s.flag].as<bool>()) o.*s.member = true;
+    if (vm.count("access-log-sample"))
+        set_access_log_sample(o, "--access-log-sample", vm["access-log-sample"].as<double>());
     if (vm.count("upstream")) {
         o.upstreams.clear();  // flags win: they replace the file's list
         std::set<std::string> names;
@@ -163,6 +169,13 @@ command_line parse_command_line(int argc, char const* const* argv) {
         }
     }
     check_consistency(o, vm, file_keys, path);
+    if (!o.admin_listen_host.empty() && o.admin_listen_port != 0 && o.admin_listen_port == o.listen_port &&
+        o.admin_listen_host == o.listen_host)
+        throw std::invalid_argument(
+            (vm.count("admin-listen") ? std::string("--admin-listen")
+                                      : "--config " + wire::shortened(path) + ": admin_listen") +
+            ": the address of --listen; the admin listener needs a port of its own"
+        );
     // The demo services stand in only when nothing was configured: a configuration that lists no
     // service would otherwise answer 200 with made-up data.
     if (vm.count("config") && o.upstreams.empty())

@@ -21,9 +21,9 @@ json::value text_or_null(std::string const& text) {
     return text.empty() ? json::value(nullptr) : json::value(text);
 }
 
-std::string listen_address(options const& opts) {
-    bool const v6 = opts.listen_host.find(':') != std::string::npos;
-    return (v6 ? "[" + opts.listen_host + "]" : opts.listen_host) + ":" + std::to_string(opts.listen_port);
+std::string address(std::string const& host, std::uint16_t port) {
+    bool const v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 json::object describe_service(fanout::service const& s) {
@@ -100,7 +100,10 @@ std::string describe(options const& opts) {
     // In the order of the example configuration. Each list of the configuration (the upstreams, and
     // any added later, such as routes) is one member here, written by a function of its own.
     json::object out;
-    out["listen"] = listen_address(opts);
+    out["listen"] = address(opts.listen_host, opts.listen_port);
+    out["admin_listen"] = opts.admin_listen_host.empty()
+                              ? json::value(nullptr)
+                              : json::value(address(opts.admin_listen_host, opts.admin_listen_port));
     out["threads"] = opts.threads;
     out["timeout_ms"] = opts.timeout.count();
     out["max_timeout_ms"] = opts.max_timeout.count();
@@ -120,6 +123,9 @@ std::string describe(options const& opts) {
     out["drain_delay_ms"] = opts.drain_delay.count();
     out["log_level"] = opts.log_level;
     out["log_rate_limit"] = opts.log_rate_limit;
+    out["access_log"] = opts.access_log;
+    out["access_log_sample"] = opts.access_log_sample;
+    out["trust_forwarded_for"] = opts.trust_forwarded_for;
     out["server_timing"] = opts.server_timing;
     out["upstreams"] = describe_upstreams(opts.upstreams);
     if (!opts.routes.empty()) out["routes"] = describe_routes(opts.routes);

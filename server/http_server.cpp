@@ -1,5 +1,8 @@
 #include "combinators/launch.hpp"
+#include "server/access_log.hpp"
+#include "server/admin_listener.hpp"
 #include "server/aggregator_core.hpp"
+#include "server/connection.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
@@ -44,113 +47,10 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-// The peer went away or we are shutting down: nothing to answer.
-bool is_disconnect(error_code ec) {
-    return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::operation_aborted || ec == net::error::broken_pipe;
-}
-
-// Answer to a request that could not be read; the connection is closed after it.
-response read_failure_response(
-    error_code ec, request_parser const& parser, beast::flat_buffer const& buffer
-) {
-    if (parser.refused() == request_parser::refusal::bad_host)
-        return error_response(400, "HTTP/1.1 needs exactly one valid Host header");
-    if (parser.refused() == request_parser::refusal::unknown_encoding)
-        return error_response(501, "transfer coding not implemented; only chunked is");
-    if (ec == http::error::bad_version) {
-        auto const* data = static_cast<char const*>(buffer.data().data());
-        if (unsupported_version({data, buffer.size()}) != 0)
-            return error_response(505, "HTTP version not supported");
-    }
-    if (ec == http::error::header_limit) return error_response(431, "request head too large");
-    if (ec == http::error::body_limit) return error_response(413, "request body too large");
-    if (ec == http::error::buffer_overflow)
-        return error_response(400, "chunk-size line or trailers too large");
-    return error_response(400, "malformed HTTP request");
-}
-
-// Over --max-connections: a short answer written without waiting (it fits in any socket buffer).
-// Returns false if the connection is gone already.
-bool write_rejection(tcp::socket& sock) {
-    static std::string const answer = [] {
-        std::string body = R"({"error":"too many connections"})";
-        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    }();
-    error_code ec;
-    sock.non_blocking(true, ec);
-    sock.write_some(net::buffer(answer), ec);
-    return !ec;
-}
-
-// Closes a connection whose last answer was just written, without waiting: the bytes already
-// received (at most 64 KiB of them) are dropped and the sending side shut down first.
-void close_after_answer(tcp::socket& sock) {
-    static thread_local std::array<char, 16 * 1024> sink;  // never read
-    error_code ec;
-    sock.non_blocking(true, ec);
-    for (int i = 0; i < 4 && !ec; ++i) sock.read_some(net::buffer(sink), ec);
-    sock.shutdown(tcp::socket::shutdown_send, ec);
-    sock.close(ec);
-}
-
-// The time limit of a connection's current phase (idle, reading a request, writing an answer).
-// Moving it later costs nothing: the watchdog finds out when it wakes. Only moving it sooner
-// re-arms the timer, which on a busy keep-alive connection happens about once per timeout.
-// When it passes, the socket is closed: a cancelled read may be lost against a peer that sends
-// without pause (every read completes at once), a closed socket fails the next one.
-class phase_deadline {
-  public:
-    explicit phase_deadline(tcp::socket& sock) : sock_(sock), timer_(sock.get_executor()) {}
-
-    void set(clock::time_point t) {
-        at_ = t;
-        if (t < timer_.expiry()) timer_.expires_at(t);
-    }
-    void after(clock::duration d) { set(clock::now() + d); }
-    void clear() { at_ = clock::time_point::max(); }
-    bool expired() const noexcept { return expired_; }
-
-    // Completes once the deadline has passed.
-    net::awaitable<void> watch() {
-        timer_.expires_at(at_);
-        for (;;) {
-            auto [ec] = co_await timer_.async_wait(use_tuple);
-            if (ec) {
-                auto cs = co_await net::this_coro::cancellation_state;
-                if (cs.cancelled() != net::cancellation_type::none) co_return;  // the session ended
-                continue;  // moved sooner: the timer was re-armed
-            }
-            if (clock::now() >= at_) {
-                expired_ = true;
-                error_code ignored;
-                sock_.close(ignored);
-                co_return;
-            }
-            timer_.expires_at(at_);
-        }
-    }
-
-  private:
-    tcp::socket& sock_;
-    net::steady_timer timer_;
-    clock::time_point at_ = clock::time_point::max();
-    bool expired_ = false;
-};
-
 double millis(clock::duration d) {
     return std::chrono::duration<double, std::milli>(d).count();
 }
 
-// Lingering close: closing a socket with unread bytes sends a reset, and a reset can destroy an
-// answer the peer has not read yet (a client still sending its body after a 413, a request that
-// crossed our last answer). So the sending side is shut down first, and what arrives is read and
-// discarded until the peer closes, nothing arrives for linger_gap, linger_time passes or
-// linger_bytes were discarded. Bounded both ways, against a slow peer and one that never pauses.
-constexpr auto linger_time = std::chrono::seconds(5);
-constexpr auto linger_gap = std::chrono::milliseconds(500);
-constexpr std::size_t linger_bytes = 16 * 1024 * 1024;
 // Rejected connections (over --max-connections) lingering at once, per event loop; more get a
 // short close (close_after_answer): each lingering one holds a file descriptor for up to linger_time.
 constexpr std::size_t max_lingering_rejects = 64;
@@ -158,29 +58,6 @@ constexpr std::size_t max_lingering_rejects = 64;
 // not at once: a client sending requests back to back would find its next one crossing our close,
 // and a connection just accepted (maybe from the listen queue) was most likely opened to send one.
 constexpr auto idle_close_wait = std::chrono::milliseconds(250);
-
-net::awaitable<void> discard(tcp::socket& sock, phase_deadline& limit, clock::time_point end) {
-    thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread
-    std::size_t total = 0;
-    for (;;) {
-        auto [ec, n] = co_await sock.async_read_some(net::buffer(sink), use_tuple);
-        total += n;
-        if (ec || total >= linger_bytes) co_return;
-        auto cs = co_await net::this_coro::cancellation_state;
-        if (cs.cancelled() != net::cancellation_type::none) co_return;
-        limit.set(std::min(end, clock::now() + linger_gap));
-    }
-}
-
-net::awaitable<void> linger(tcp::socket& sock) {
-    error_code ec;
-    sock.shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) co_return;
-    phase_deadline limit{sock};
-    auto const end = clock::now() + linger_time;
-    limit.set(std::min(end, clock::now() + linger_gap));
-    co_await (discard(sock, limit, end) || limit.watch());
-}
 
 // Bytes of a request are waiting: in what was read already, or in the socket.
 bool request_bytes_pending(tcp::socket& sock, beast::flat_buffer const& buffer) {
@@ -273,6 +150,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<spdlog::logger>& log = core.log;
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
+    std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
+    access_log access{opts};
     http_date date;
     std::list<session_slot> sessions;   // served and rejected connections alike
     std::size_t rejecting = 0;          // rejected connections lingering
@@ -304,7 +183,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         dispatch const& r,
         bool head_only,
         unsigned version,
-        bool keep_alive
+        bool keep_alive,
+        std::size_t& sent
     );
     void begin_shutdown(std::chrono::milliseconds delay, std::chrono::milliseconds grace);
     void stop_accepting(std::chrono::milliseconds grace);
@@ -508,6 +388,7 @@ net::awaitable<void> http_server::impl::serve_requests(
 ) {
     beast::flat_buffer buffer;
     std::string head;                         // reused: its capacity stays
+    auto const client = access.peer_of(sock);  // once per connection, and only for the access log
     std::shared_ptr<disconnect_watch> watch;  // made on first use
     struct end_watch {
         std::shared_ptr<disconnect_watch>& watch;
@@ -546,6 +427,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         request_parser parser;
         parser.deadline_header(opts.deadline_header);
         parser.forwarded(core.routes.forwarded_names());
+        parser.keep_forwarded_for(access.trusts_forwarded_for());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
         auto rec =
@@ -574,6 +456,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         unsigned version = 11;
         auto target = endpoint::other;
         std::optional<std::size_t> route;  // the index of the route it matched
+        std::string_view route_path;       // and its template
         fanout::trace_context trace;       // an exemplar of the request's duration
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
@@ -582,7 +465,10 @@ net::awaitable<void> http_server::impl::serve_requests(
             version = parser.version();
             auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
             target = r.target;
-            if (r.plan) route = r.plan->index;
+            if (r.plan) {
+                route = r.plan->index;
+                route_path = r.plan->path;
+            }
             trace.trace_id = r.trace.trace_id;
             if (r.answer) {
                 res = std::move(*r.answer);
@@ -595,14 +481,21 @@ net::awaitable<void> http_server::impl::serve_requests(
                 if (version == 10) keep_alive = false;  // the body ends with the connection
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
-                auto const status =
-                    co_await stream(sock, limit, r, parser.method() == http::verb::head, version, keep_alive);
+                std::size_t sent = 0;
+                auto const status = co_await stream(
+                    sock, limit, r, parser.method() == http::verb::head, version, keep_alive, sent
+                );
                 watch->disarm();
                 if (!status || watch->fired || slot.cancelled) {
                     if (watch->fired) metrics.client_disconnects[static_cast<std::size_t>(target)].add();
                     co_return;
                 }
                 metrics.count_request(target, route, *status, clock::now() - start);
+                if (access.on())
+                    access.write(
+                        *log, {client, parser.forwarded_for(), parser.method_string(), parser.target(),
+                               target, route_path, *status, sent, clock::now() - start, trace.id()}
+                    );
                 if (!keep_alive) co_return;
                 continue;
             } else if (r.cancel_on_disconnect) {
@@ -655,15 +548,6 @@ net::awaitable<void> http_server::impl::serve_requests(
                 run->held = false;
                 release_run(run);
             }
-            if (log->should_log(spdlog::level::debug)) {
-                log->debug(
-                    R"({{"event":"access","method":{},"target":{},"status":{},"endpoint":"{}","route":{},"elapsed_ms":{:.3f},"trace_id":"{}"}})",
-                    json_quote(parser.method_string()), json_quote(parser.target()), res.status,
-                    to_string(target),
-                    json_quote(r.plan ? std::string_view(r.plan->path) : std::string_view()),
-                    millis(clock::now() - start), r.trace.id()
-                );
-            }
         }
         // Draining or stopping, a connection ends after its answer, unless more requests are waiting
         // on it: those are answered too, and the last answer says so.
@@ -679,6 +563,11 @@ net::awaitable<void> http_server::impl::serve_requests(
         if (wec) co_return;
         // Answers sent, only.
         metrics.count_request(target, route, res.status, clock::now() - start, trace.id());
+        if (access.on())
+            access.write(
+                *log, {client, parser.forwarded_for(), parser.method_string(), parser.target(), target,
+                       route_path, res.status, wn, clock::now() - start, trace.id()}
+            );
         if (!keep_alive) co_return;
     }
 }
@@ -692,7 +581,8 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     dispatch const& r,
     bool head_only,
     unsigned version,
-    bool keep_alive
+    bool keep_alive,
+    std::size_t& sent
 ) {
     auto const start = clock::now();
     response res;
@@ -705,6 +595,7 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     auto const send = [&](std::string const& bytes) -> net::awaitable<error_code> {
         limit.after(opts.header_timeout);
         auto [ec, n] = co_await net::async_write(sock, net::buffer(bytes), use_tuple);
+        sent += n;
         limit.clear();
         co_return ec;
     };
@@ -828,6 +719,7 @@ void http_server::impl::check_drained() {
     if (!is_drained()) return;
     grace_timer.cancel();
     core.client.close_idle();
+    if (admin) admin->close();  // it served on through the drain, for the last scrapes
     drained.cancel();
 }
 
@@ -842,6 +734,10 @@ http_server::http_server(
     impl_->acceptor = open_listener(
         impl_->ex, listen_endpoint(impl_->opts.listen_host, impl_->opts.listen_port), reuse_port
     );
+    if (!impl_->opts.admin_listen_host.empty() && shard == 0)
+        impl_->admin = std::make_shared<admin_listener>(
+            impl_->ex, impl_->opts, impl_->registry, impl_->acceptor.local_endpoint()
+        );
 }
 
 // RAII: a server destroyed while it runs stops at once (as cancel()); whatever still runs holds
@@ -865,6 +761,11 @@ void http_server::initiate_run(net::any_completion_handler<void(error_code)> han
     });
 }
 
+std::optional<tcp::endpoint> http_server::admin_endpoint() const {
+    if (!impl_->admin) return std::nullopt;
+    return impl_->admin->local_endpoint();
+}
+
 net::awaitable<void> http_server::run() {
     return impl::serve_until_drained(impl_);  // not a coroutine: the state is taken now, not when it starts
 }
@@ -872,6 +773,7 @@ net::awaitable<void> http_server::run() {
 net::awaitable<void> http_server::impl::serve_until_drained(std::shared_ptr<impl> self) {
     if (!self->stopping) {
         self->accepting = true;
+        if (self->admin) self->admin->start();
         // The loop handles its errors itself; anything it throws is a bug: the server stops, and
         // run() reports it once everything is closed.
         net::co_spawn(self->ex, self->accept(), [self](std::exception_ptr e) {

@@ -33,6 +33,7 @@ void log_start(
     spdlog::logger& log,
     fanout::options const& opts,
     std::string const& listen,
+    std::string const& admin,
     bool demo,
     std::vector<std::string> const& warnings
 ) {
@@ -47,9 +48,10 @@ void log_start(
     std::string warning_list;
     for (auto const& w : warnings) warning_list += (warning_list.empty() ? "" : ",") + fanout::json_quote(w);
     log.info(
-        R"({{"event":"start","version":"{}","listen":"{}","threads":{},"demo":{},"upstreams":[{}],)"
+        R"({{"event":"start","version":"{}","listen":"{}","admin":{},"threads":{},"demo":{},"upstreams":[{}],)"
         R"("warnings":[{}]}})",
-        FANOUT_VERSION, listen, opts.threads, demo ? "true" : "false", upstreams, warning_list
+        FANOUT_VERSION, listen, admin.empty() ? "null" : "\"" + admin + "\"", opts.threads,
+        demo ? "true" : "false", upstreams, warning_list
     );
 }
 
@@ -116,7 +118,12 @@ int serve(fanout::options opts) {
         });
     }
     std::cout << "listening on " << http_url(servers.front()->local_endpoint()) << std::endl;
-    log_start(*opts.logger, opts, http_url(servers.front()->local_endpoint()), demo != nullptr, warnings);
+    auto const admin = servers.front()->admin_endpoint();
+    if (admin) std::cout << "admin listening on " << http_url(*admin) << std::endl;
+    log_start(
+        *opts.logger, opts, http_url(servers.front()->local_endpoint()), admin ? http_url(*admin) : "",
+        demo != nullptr, warnings
+    );
 
     std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                         int sig) {

@@ -42,7 +42,10 @@ std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, 
     return v;
 }
 
-void set_listen(options& opts, std::string const& where, std::string const& value) {
+// HOST:PORT, into `host_to` and `port_to`.
+void set_address(
+    std::string& host_to, std::uint16_t& port_to, std::string const& where, std::string const& value
+) {
     auto fail = [&] { return bad(where, "expected HOST:PORT, got " + wire::quoted_short(value)); };
     auto colon = value.rfind(':');
     if (colon == std::string::npos || colon == 0) throw fail();
@@ -69,9 +72,41 @@ void set_listen(options& opts, std::string const& where, std::string const& valu
                        ? "only an IPv6 address goes in brackets, got " + wire::quoted_short(value)
                        : "an IPv6 address goes in brackets, e.g. [::1]:8080, got " + wire::quoted_short(value)
         );
-    opts.listen_host = host;
-    opts.listen_port = static_cast<std::uint16_t>(p);
+    host_to = host;
+    port_to = static_cast<std::uint16_t>(p);
 }
+
+void set_listen(options& opts, std::string const& where, std::string const& value) {
+    set_address(opts.listen_host, opts.listen_port, where, value);
+}
+
+// Empty: none (a flag turning off the file's).
+void set_admin_listen(options& opts, std::string const& where, std::string const& value) {
+    if (value.empty())
+        opts.admin_listen_host.clear();
+    else
+        set_address(opts.admin_listen_host, opts.admin_listen_port, where, value);
+}
+
+void set_access_log_sample(options& opts, std::string const& where, double value) {
+    if (!(value > 0 && value <= 1)) throw bad(where, "must be above 0 and at most 1");
+    opts.access_log_sample = value;
+}
+
+std::array<switch_setting, 3> const switches{{
+    {"server-timing", "server_timing",
+     "every aggregate answer carries Server-Timing (each backend's duration and outcome); off by default: "
+     "it reveals internals",
+     &options::server_timing},
+    {"access-log", "access_log",
+     "one JSON line at info per answered request (client, method, path without the query, route, status, "
+     "bytes, duration, trace id); off by default",
+     &options::access_log},
+    {"trust-forwarded-for", "trust_forwarded_for",
+     "the access log shows the first X-Forwarded-For address too (when it is an IP address); only behind "
+     "a proxy that sets the header, since a client can send any",
+     &options::trust_forwarded_for},
+}};
 
 void set_log_level(options& opts, std::string const& where, std::string const& value) {
     static std::set<std::string> const levels{"trace", "debug", "info", "warn", "error", "off"};
@@ -124,6 +159,14 @@ std::vector<setting> const& settings() {
          true,
          {},
          set_listen},
+        {"admin-listen",
+         "admin_listen",
+         "HOST:PORT of the admin listener: /healthz, /metrics and /config (the effective configuration) on "
+         "at most 16 connections of its own, never counted in --max-connections. HOST as for --listen. "
+         "Default: none",
+         true,
+         {},
+         set_admin_listen},
         {"threads",
          "threads",
          "event loops (threads), default: number of cores",
@@ -510,9 +553,20 @@ std::set<std::string> apply_config_keys(options& opts, std::string_view json_tex
             apply_routes(opts, value);
             continue;
         }
-        if (key == "server_timing") {
+        if (auto sw =
+                std::find_if(switches.begin(), switches.end(), [&](auto const& s) { return key == s.key; });
+            sw != switches.end()) {
             if (!value.is_bool()) throw bad(key, "expected true or false");
-            opts.server_timing = value.as_bool();
+            opts.*sw->member = value.as_bool();
+            continue;
+        }
+        if (key == "access_log_sample") {
+            if (!value.is_number()) throw bad(key, "expected a number");
+            set_access_log_sample(opts, key, value.to_number<double>());
+            continue;
+        }
+        if (key == "admin_listen" && value.is_null()) {  // as --check prints it when off
+            opts.admin_listen_host.clear();
             continue;
         }
         setting const* s = nullptr;

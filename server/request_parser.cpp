@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 
+#include <arpa/inet.h>
 #include <fanout/trace.hpp>
 
 namespace fanout {
@@ -11,6 +12,20 @@ bool request_parser::valid_host(string_view value) {
     if (value.empty()) return false;
     auto authority = boost::urls::parse_authority({value.data(), value.size()});
     return authority && !authority->has_userinfo();
+}
+
+std::size_t request_parser::first_address(std::string_view list, std::array<char, 46>& to) noexcept {
+    auto first = list.substr(0, list.find(','));
+    auto const blank = [](char c) { return c == ' ' || c == '\t'; };
+    while (!first.empty() && blank(first.front())) first.remove_prefix(1);
+    while (!first.empty() && blank(first.back())) first.remove_suffix(1);
+    if (first.empty() || first.size() >= to.size()) return 0;
+    first.copy(to.data(), first.size());
+    to[first.size()] = '\0';
+    // inet_pton, not make_address: that looks up a zone's interface (fe80::1%eth0) and may allocate.
+    in6_addr parsed;
+    if (inet_pton(AF_INET, to.data(), &parsed) != 1 && inet_pton(AF_INET6, to.data(), &parsed) != 1) return 0;
+    return first.size();
 }
 
 void take_field(
@@ -44,6 +59,16 @@ void take_field(
             fields.forwarded.emplace_back(f, value);
             return;
         }
+}
+
+std::string_view path_without_query(std::string_view target) noexcept {
+    if (target.starts_with('/')) return target.substr(0, target.find('?'));
+    auto const scheme = target.find("://");
+    if (scheme == std::string_view::npos || scheme == 0) return {};
+    auto const rest = target.substr(scheme + 3);
+    auto const path = rest.find_first_of("/?");
+    if (path == std::string_view::npos || rest[path] == '?') return "/";
+    return rest.substr(path, rest.find('?', path) - path);
 }
 
 unsigned unsupported_version(std::string_view head) noexcept {

@@ -5,6 +5,8 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <array>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ class request_parser : public wire::guarded_parser<true> {
     void deadline_header(std::string_view name) noexcept { deadline_header_ = name; }
     // The fields some route forwards (lower-case names), kept in fields(). Must outlive the parser.
     void forwarded(std::span<std::string const> names) noexcept { forwarded_ = names; }
+    // Keep the first address of the first X-Forwarded-For line, when it is an IP address.
+    void keep_forwarded_for(bool keep) noexcept { keep_forwarded_for_ = keep; }
+    // That address as sent (at most 45 bytes); empty when none was sent or it is not one.
+    std::string_view forwarded_for() const noexcept { return {forwarded_for_.data(), forwarded_for_size_}; }
     // The client waits for `100 Continue` before it sends the body (RFC 9110 §10.1.1; HTTP/1.1 only).
     bool expects_continue() const noexcept { return expect_continue_ && version_ >= 11; }
 
@@ -51,11 +57,18 @@ class request_parser : public wire::guarded_parser<true> {
         override {
         // Not from the trailer section (RFC 9110 §6.5.1): a proxy in front may have vetted the head only.
         if (!is_header_done() &&
-            (f == boost::beast::http::field::unknown || !deadline_header_.empty() || !forwarded_.empty()))
+            (f == boost::beast::http::field::unknown || f == boost::beast::http::field::accept ||
+             !deadline_header_.empty() || !forwarded_.empty()))
             take_field(
                 fields_, deadline_header_, {name.data(), name.size()}, {value.data(), value.size()},
                 forwarded_
             );
+        if (keep_forwarded_for_ && !forwarded_for_seen_ && !is_header_done() &&
+            f == boost::beast::http::field::unknown && boost::beast::iequals(name, "x-forwarded-for")) {
+            forwarded_for_seen_ = true;
+            forwarded_for_size_ =
+                static_cast<std::uint8_t>(first_address({value.data(), value.size()}, forwarded_for_));
+        }
         if (f == boost::beast::http::field::host) {
             ++hosts_;
             host_valid_ = host_valid_ && valid_host(value);
@@ -79,6 +92,9 @@ class request_parser : public wire::guarded_parser<true> {
     void on_finish_impl(error_code&) override {}
 
     static bool valid_host(string_view value);  // uri-host [":" port]
+    // Copies the first element of a comma-separated list into `to` when it is an IPv4 or IPv6
+    // address (no zone); returns its size, or 0.
+    static std::size_t first_address(std::string_view list, std::array<char, 46>& to) noexcept;
 
     verb method_ = verb::unknown;
     std::string method_string_;
@@ -92,7 +108,16 @@ class request_parser : public wire::guarded_parser<true> {
     std::string_view deadline_header_;
     std::span<std::string const> forwarded_;
     request_fields fields_;
+    bool keep_forwarded_for_ = false;
+    bool forwarded_for_seen_ = false;
+    std::uint8_t forwarded_for_size_ = 0;
+    std::array<char, 46> forwarded_for_;  // an address and its terminating '\0'
 };
+
+// The path of a request target, without its query (it may carry secrets): of origin-form, what
+// precedes '?'; of absolute-form (scheme://authority/path?query), the path alone ("/" if none), so
+// that no userinfo shows either. Empty for anything else.
+std::string_view path_without_query(std::string_view target) noexcept;
 
 // The version of an HTTP/2 or later request line at the start of `head` (e.g. 20), else 0: Beast
 // refuses every version but 1.0 and 1.1 alike, and these deserve 505 rather than 400.

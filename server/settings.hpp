@@ -3,6 +3,7 @@
 // What the configuration file and the fanout program's command line share: the table of scalar
 // settings, known both as a flag (--kebab-case) and a config key (snake_case), and reading a file.
 
+#include <array>
 #include <cstdint>
 #include <fanout/options.hpp>
 #include <functional>
@@ -24,6 +25,17 @@ struct setting {
 };
 
 std::vector<setting> const& settings();
+
+// The settings that are on or off: a flag that turns one on, or true or false in the file.
+struct switch_setting {
+    char const* flag;
+    char const* key;
+    char const* help;
+    bool options::*member;
+};
+extern std::array<switch_setting, 3> const switches;
+
+void set_access_log_sample(options& opts, std::string const& where, double value);
 
 // apply_config(), returning the keys the text gave.
 std::set<std::string> apply_config_keys(options& opts, std::string_view json_text);

@@ -140,6 +140,13 @@ std::vector<std::string> config_warnings(options const& opts) {
         out.push_back(
             "upstream_pool_size: 0 keeps no connection: every fetch connects anew (and handshakes, over TLS)"
         );
+    if (opts.access_log && (opts.log_level == "warn" || opts.log_level == "error" || opts.log_level == "off"))
+        out.push_back(
+            "access_log: its lines are at info, which log_level " + wire::quoted_short(opts.log_level) +
+            " leaves out"
+        );
+    if (opts.trust_forwarded_for && !opts.access_log)
+        out.push_back("trust_forwarded_for: only the access log uses X-Forwarded-For, and access_log is off");
     for (std::size_t i = 0; i < opts.upstreams.size(); ++i) service_warnings(opts, i, opts.upstreams[i], out);
     return out;
 }

@@ -272,6 +272,7 @@ BOOST_AUTO_TEST_CASE(the_access_and_failure_logs_carry_the_trace_id) {
     captured_events log;
     fanout::options o;
     log.attach(o);
+    o.access_log = true;
     harness h{{sim("users"), sim("broken", fanout::sim_behaviour::fail)}, o};
     auto a = get(h.port(), "/api/aggregate/wg", 10s, {{"traceparent", std::string(traceparent)}});
     BOOST_TEST(a.status == 200u);

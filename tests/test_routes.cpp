@@ -408,7 +408,8 @@ BOOST_AUTO_TEST_CASE(the_access_log_names_the_route) {
     echo_upstream echo;
     captured_events events;
     auto opts = routed(R"([{"path":"/u/{id}","backends":[{"service":"users"}]}])");
-    events.attach(opts, "debug");
+    events.attach(opts, "info");
+    opts.access_log = true;
     {
         harness h{{}, opts, echoes(echo, {"users"})};
         BOOST_TEST(get(h.port(), "/u/9").status == 200u);

@@ -14,6 +14,7 @@
 #include <fanout/options.hpp>
 #include <fanout/server_error.hpp>
 #include <memory>
+#include <optional>
 
 namespace fanout {
 
@@ -45,6 +46,10 @@ class http_server {
 
     executor_type get_executor() const noexcept;
     boost::asio::ip::tcp::endpoint local_endpoint() const;
+    // The admin listener's address (options::admin_listen_host), which this server opened since it
+    // has shard 0; nullopt for none. It serves from run() on until the server has drained (through
+    // the drain delay and the grace), /healthz answering 503 from the start of a shutdown.
+    std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
 
     // Serves until shutdown() or cancel(), and completes once every connection is closed.
     // Completion signature: void(boost::system::error_code): empty after a shutdown or cancel();

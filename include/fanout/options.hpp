@@ -30,6 +30,12 @@ struct log_event {
 struct options {
     std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
     std::uint16_t listen_port = 8080;          // 0: any free port
+    // The operators' port: /healthz, /metrics and /config (the effective configuration, as
+    // `fanout --check` prints it) on connections of their own, at most 16, never counted in
+    // max_connections. Empty host: none. Of several http_servers sharing a metrics registry, the
+    // one with shard 0 opens it, and its /metrics shows them all.
+    std::string admin_listen_host;
+    std::uint16_t admin_listen_port = 0;       // 0: any free port
     unsigned threads = 1;                      // event loops (the command line defaults to the cores)
     std::vector<fanout::service> upstreams;    // empty on the command line: the embedded demo services
     // The API served; empty: the seed's four endpoints over every upstream (default_routes()).
@@ -62,6 +68,13 @@ struct options {
     milliseconds drain_delay{0};        // at shutdown, serve on this long with /healthz 503 first
     std::string log_level = "info";     // trace, debug, info, warn, error, off
     std::uint32_t log_rate_limit = 5;   // lines a second of each kind of failure, per thread
+    // The access log: one "access" line at info per answered request (client address, method, path
+    // without its query, route, status, bytes, duration, trace id).
+    bool access_log = false;
+    double access_log_sample = 1;  // (0, 1]: the fraction of access lines written; 5xx always are
+    // The access log shows the first X-Forwarded-For address too: set it only behind a proxy that
+    // sets the header itself, since a client can send any.
+    bool trust_forwarded_for = false;
     // Where log lines go. Each line's message is one JSON object, {"event":"NAME",...}, so any
     // pattern works (fanout's own stderr logger puts "time" and "level" first in the object).
     // Neither set: no log (the fanout executable sets a stderr logger at log_level).
