@@ -86,7 +86,8 @@ BOOST_AUTO_TEST_CASE(opens_and_fails_fast_without_connecting) {
     BOOST_TEST(
         loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="half_open"})") <= 0
     );
-    BOOST_TEST(loop.metric(R"(fanout_upstream_failures_total{service="echo",kind="circuit_open"})") == 4);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_circuit_open_total{service="echo"})") == 4);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_failures_total{service="echo",kind="status"})") == 3);
 }
 
 // A cooldown of 0: the fetch after the one that opened it probes at once, so each transition is

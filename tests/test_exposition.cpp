@@ -67,8 +67,9 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 100us);
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 300us);
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 30s);
-    m.shard.services[0].duration.observe(100us);
-    m.shard.services[0].duration.observe(30s);
+    auto& ok = m.shard.services[0].requests[static_cast<std::size_t>(fanout::request_outcome::ok)];
+    ok.observe(100us);
+    ok.observe(30s);
     auto const text = m.registry.render();
     auto request_bucket = [&](std::string const& le) {
         return metric(text, "fanout_request_duration_seconds_bucket{" + wg_labels + ",le=\"" + le + "\"}");
@@ -83,7 +84,8 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
     BOOST_TEST(request_bucket("+Inf") == 3);
     auto upstream_bucket = [&](std::string const& le) {
         return metric(
-            text, R"(fanout_upstream_request_duration_seconds_bucket{service="users",le=")" + le + "\"}"
+            text, R"(fanout_upstream_request_duration_seconds_bucket{service="users",outcome="ok",le=")" +
+                      le + "\"}"
         );
     };
     BOOST_TEST(upstream_bucket("0.0001") == 1);
@@ -307,8 +309,11 @@ BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request)
         return false;
     };
     BOOST_TEST(with_exemplar("fanout_request_duration_seconds_bucket{" + wg_labels));
-    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="users")"));
-    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="orders")"));
+    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="users",outcome="ok")"
+    ));
+    BOOST_TEST(
+        with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="orders",outcome="error")")
+    );
     BOOST_TEST(exemplars == 3);
 
     auto const plain = scrape(h.port());
