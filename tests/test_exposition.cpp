@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fanout/aggregator.hpp>
 #include <fanout/metrics.hpp>
+#include <fstream>
 #include <openssl/crypto.h>
 #include <regex>
 #include <sstream>
@@ -343,6 +344,35 @@ BOOST_AUTO_TEST_CASE(an_embedded_aggregator_negotiates_too) {
     BOOST_TEST(res.body().ends_with("# EOF\n"));
     auto const plain = m.get("/metrics");
     BOOST_TEST(plain[boost::beast::http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// Every family the page has is in the README's metrics table, by its name or, on a row of several,
+// by the suffix after the row's first name (`fanout_connections_accepted_total`, `_rejected_total`).
+BOOST_AUTO_TEST_CASE(the_readme_table_lists_every_series) {
+    std::ifstream in{FANOUT_SOURCE_DIR "/README.md"};
+    std::vector<std::string> rows;
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with("| `")) rows.push_back(line);
+    BOOST_TEST_REQUIRE(!rows.empty());
+    one_shard m{{"users"}};
+    m.registry.include_process_metrics(true);
+    std::istringstream page{m.registry.render()};
+    int families = 0;
+    for (std::string line; std::getline(page, line);) {
+        if (!line.starts_with("# TYPE ")) continue;
+        ++families;
+        auto const name = line.substr(7, line.find(' ', 7) - 7);
+        bool listed = false;
+        for (auto const& row : rows) {
+            listed = listed || row.find("`" + name + "`") != std::string::npos;
+            for (auto cut = name.find('_', 1); !listed && cut != std::string::npos;
+                 cut = name.find('_', cut + 1))
+                listed = row.starts_with("| `" + name.substr(0, cut)) &&
+                         row.find("`" + name.substr(cut) + "`") != std::string::npos;
+        }
+        BOOST_TEST(listed, name << " is not in the README's metrics table");
+    }
+    BOOST_TEST(families > 30);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
