@@ -116,6 +116,14 @@ fetch_result circuit_open_failure(circuit_breaker const& b, std::chrono::steady_
     );
 }
 
+// The failure that opened a breaker: the request's own, or a timeout for one cut at its deadline
+// (as the breaker took it).
+fetch_error opening_failure(fetch_result const& r) {
+    if (r.error->kind != error_kind::cancelled) return *r.error;
+    auto const ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.elapsed).count();
+    return {error_kind::timeout, "no answer within " + std::to_string(ms) + " ms"};
+}
+
 // A read that ended at an interim answer: a 101, or one more than max_interim.
 fetch_result interim_failure(unsigned status) {
     return make_failure(
@@ -480,17 +488,11 @@ net::awaitable<fetch_result> client::impl::attempt(
     );
     if (svc.breaker_failures) {
         auto const entered = breakers[index].record(failed_upstream(out, headers.deadline, end), probe, end);
-        if (entered == breaker_state::open && out.error->kind == error_kind::cancelled) {
-            // Cut at its deadline: a timeout, as the breaker took it.
-            fetch_error const late{
-                error_kind::timeout,
-                "no answer within " +
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(out.elapsed).count()
-                    ) +
-                    " ms"};
-            report(index, entered, &late);
+        if (entered == breaker_state::open) {
+            auto const failure = opening_failure(out);
+            report(index, entered, &failure);
         } else {
-            report(index, entered, out.error ? &*out.error : nullptr);
+            report(index, entered);
         }
     }
     if (options.on_request)
