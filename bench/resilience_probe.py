@@ -4,8 +4,8 @@
   sample --port P --pid PID --service NAME --out FILE [--interval S]
       Until SIGTERM/SIGINT or until PID exits: every S seconds (default 0.1) one CSV row of
       fanout's /metrics (over one keep-alive connection) and of PID's utime+stime (/proc/PID/stat):
-      t (epoch s), cpu_ticks, answered, answered_2xx, disconnects, svc_failures (every kind but
-      cancelled), svc_circuit_open, svc_breaker_open (loops whose breaker for NAME is open or half-open).
+      t (epoch s), cpu_ticks, answered, answered_2xx, disconnects, svc_failures (failed requests,
+      and fetches the open circuit refused), svc_circuit_open, svc_breaker_open (loops whose breaker for NAME is open or half-open).
   metrics --port P
       One scrape: "answered disconnects" over the four aggregate endpoints.
   window --port P --pid PID --sim-pid PID --start T --seconds S --tck N
@@ -67,14 +67,13 @@ def parse_metrics(text, service):
                 v["answered_2xx"] += x
         elif name == "fanout_client_disconnects_total" and labels.get("endpoint") in AGGREGATE:
             v["disconnects"] += x
-        elif name == "fanout_upstream_failures_total":
-            if labels.get("kind") != "cancelled":
-                v["failures"] += x  # every service
+        elif name in ("fanout_upstream_failures_total", "fanout_upstream_circuit_open_total"):
+            # Failed requests (never cancellations) and fetches refused by the open circuit.
+            v["failures"] += x  # every service
             if labels.get("service") != service:
                 continue
-            if labels.get("kind") != "cancelled":
-                v["svc_failures"] += x
-            if labels.get("kind") == "circuit_open":
+            v["svc_failures"] += x
+            if name == "fanout_upstream_circuit_open_total":
                 v["svc_circuit_open"] += x
         elif name == "fanout_upstream_connections_opened_total":
             v["opened"] += x

@@ -163,6 +163,12 @@ std::vector<net::awaitable<fanout::fetch_result>> fetches(
         fanout::fetch_context context{bounded ? std::optional(deadline) : std::nullopt, &req.trace};
         if (b < req.targets.size()) context.target = req.targets[b];
         context.headers = req.forwarded;
+        context.cause = req.cause;
+        // A request cut by the service's own timeout or max_fetch failed; one cut by the request's
+        // deadline, sooner, was cancelled (its caller's choice).
+        context.timeout_at = req.start + req.max_fetch;
+        if (services[i].timeout)
+            context.timeout_at = std::min(*context.timeout_at, req.start + *services[i].timeout);
         // The request's values and headers are copied before fetch() returns: the awaitable
         // outlives neither this call's arguments nor them.
         auto fetch = client.fetch(i, req.params, context);

@@ -77,6 +77,10 @@ struct aggregate_request {
     std::string_view forwarded = {};            // header lines sent to every backend
     // Set: the parts go there as they complete, and the reply has no body. Must outlive the handler.
     part_sink* parts = nullptr;
+    // Where whoever cancels the request says why first (fanout's server: the client left, the
+    // shutdown), so that its cancelled upstream requests are counted for that reason; errgroup
+    // adds its siblings' failures. Null: errgroup uses one of its own. Must outlive the handler.
+    fanout::cancel_cause* cause = nullptr;
 };
 
 // An answer ready to be sent: status and JSON body.

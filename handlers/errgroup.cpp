@@ -6,9 +6,15 @@
 namespace fanout {
 
 boost::asio::awaitable<reply> errgroup(handler_context& ctx, aggregate_request req) {
-    // A backend with a fallback, or not required, fails without failing the group.
+    fanout::cancel_cause own;
+    if (!req.cause) req.cause = &own;
+    // A backend with a fallback, or not required, fails without failing the group. A failure of
+    // the fetch's own cancels the others, which then know why; a cancellation follows from
+    // another cause, already said.
     auto const failed = [&req](std::size_t backend, fanout::fetch_result const& r) {
-        return !r.ok() && !tolerated(req, backend);
+        if (r.ok() || tolerated(req, backend)) return false;
+        if (r.error->kind != error_kind::cancelled) req.cause->set(fanout::cancel_reason::sibling_failed);
+        return true;
     };
     auto group = co_await fail_fast(req.start + req.timeout, fetches(ctx.client, req, true), failed);
     auto results = settled(std::move(group.outcomes), req);

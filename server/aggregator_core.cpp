@@ -55,7 +55,8 @@ aggregator_core::aggregator_core(
                    auto& m = metrics.services[i];
                    (kept ? m.settled_kept : m.settled_closed).add();
                },
-           .on_breaker = [this](std::size_t i, fanout::breaker_state now) { breaker_changed(i, now); },
+           .on_breaker = [this](fanout::breaker_change const& c) { breaker_changed(c); },
+           .on_request = [this](fanout::request_report const& r) { request_ended(r); },
            .on_tls_handshake =
                [this](std::size_t i, bool resumed) {
                    auto& m = metrics.services[i];
@@ -76,17 +77,36 @@ aggregator_core::aggregator_core(
             );
 }
 
-// Transitions are few (at most two a cooldown per service and loop): each is logged.
-void aggregator_core::breaker_changed(std::size_t service, fanout::breaker_state now) {
-    auto& m = metrics.services[service];
-    m.breaker.store(static_cast<std::uint8_t>(now), std::memory_order_relaxed);
-    m.breaker_transitions[static_cast<std::size_t>(now)].add();
-    auto const& svc = client.services()[service];
-    auto const level = now == fanout::breaker_state::open ? spdlog::level::warn : spdlog::level::info;
-    log->log(
-        level, R"({{"event":"circuit_breaker","service":"{}","state":"{}","cooldown_ms":{}}})", svc.name,
-        fanout::to_string(now), svc.breaker_cooldown.count()
+// Transitions are few (at most two a cooldown per service and loop): each is logged, an opening
+// with the failure that opened it.
+void aggregator_core::breaker_changed(fanout::breaker_change const& c) {
+    auto& m = metrics.services[c.service];
+    m.breaker.store(static_cast<std::uint8_t>(c.state), std::memory_order_relaxed);
+    m.breaker_transitions[static_cast<std::size_t>(c.state)].add();
+    auto const& svc = client.services()[c.service];
+    if (c.state != fanout::breaker_state::open || !c.failure) {
+        log->info(
+            R"({{"event":"circuit_breaker","service":"{}","state":"{}","cooldown_ms":{}}})", svc.name,
+            fanout::to_string(c.state), svc.breaker_cooldown.count()
+        );
+        return;
+    }
+    log->warn(
+        R"({{"event":"circuit_breaker","service":"{}","state":"open","cooldown_ms":{},"failures":{},"kind":"{}","message":{}}})",
+        svc.name, svc.breaker_cooldown.count(), c.failures, fanout::to_string(c.failure->kind),
+        json_quote(c.failure->message)
     );
+}
+
+// Every request sent to a service: its duration by outcome, a failure by kind, a cancellation by
+// reason. Runs for each one: counters only.
+void aggregator_core::request_ended(fanout::request_report const& r) {
+    auto& m = metrics.services[r.service];
+    m.requests[static_cast<std::size_t>(r.outcome)].observe(r.elapsed, r.trace_id);
+    if (r.outcome == fanout::request_outcome::error)
+        m.failures[fanout::kind_index(r.kind)].add();
+    else if (r.outcome == fanout::request_outcome::cancelled)
+        m.cancellations[static_cast<std::size_t>(r.reason)].add();
 }
 
 aggregator_core::~aggregator_core() {
@@ -110,6 +130,7 @@ net::awaitable<response> aggregator_core::answer(dispatch const& r, fanout::part
         aggregate.targets = r.targets;
         aggregate.forwarded = r.forwarded;
         aggregate.parts = parts;
+        aggregate.cause = r.cause;
         fanout::reply reply;
         switch (r.plan->pattern) {
             case pattern::wg:

@@ -65,7 +65,8 @@ class aggregator_core {
     std::chrono::milliseconds max_fetch;  // options::max_fetch
 
   private:
-    void breaker_changed(std::size_t service, fanout::breaker_state now);
+    void breaker_changed(fanout::breaker_change const& c);
+    void request_ended(fanout::request_report const& r);
 };
 
 }  // namespace fanout

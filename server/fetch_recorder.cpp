@@ -14,9 +14,9 @@ void fetch_recorder::fetched(fanout::fetch_event const& event) {
 }
 
 void fetch_recorder::record(fanout::fetch_event const& event) {
+    // The requests of the fetch, and their failures, were counted as each ended (on_request).
     auto const& r = event.result;
     auto& m = metrics_->services[event.service];
-    m.duration.observe(r.elapsed, event.trace_id);
     switch (r.connection) {
         case fanout::connection_use::none:
             break;
@@ -31,7 +31,7 @@ void fetch_recorder::record(fanout::fetch_event const& event) {
             if (!r.error || r.error->kind != error_kind::connect) m.opened.add();  // reconnected
             break;
     }
-    if (!r.ok()) m.failures[fanout::kind_index(r.error->kind)].add();
+    if (r.attempts.refused) m.circuit_open.add();
     if (r.attempts.hedged) (r.attempts.hedge_won ? m.hedges_won : m.hedges_lost).add();
     if (r.attempts.retries) m.fetch_retries.add(r.attempts.retries);
     if (r.attempts.over_budget) m.over_budget.add();

@@ -13,8 +13,9 @@ namespace fanout {
 struct metrics_shard;
 class log_limiter;
 
-// The server's observer of the aggregate handlers: each fetch into the loop's metrics, and each
-// failure one log line (timeouts included; cancellations at debug level).
+// The server's observer of the aggregate handlers: each fetch into the loop's metrics (what it
+// did with the pool, hedges, retries and the breaker; its requests are counted by the client's
+// on_request), and each failure one log line (timeouts included; cancellations at debug level).
 class fetch_recorder final : public fanout::fetch_observer {
   public:
     // Null members are skipped: no metrics, no log, or no rate limit on the log.

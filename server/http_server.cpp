@@ -72,6 +72,7 @@ struct session_slot {
     net::cancellation_signal cancel;
     bool idle = true;        // waiting for the first byte of a request
     bool cancelled = false;  // by shutdown or disconnect: whatever the handler returns is not sent
+    fanout::cancel_cause* cause = nullptr;  // of the request whose handler runs in the session
 };
 
 // Watches the connection for the client going away while a deadline-bound request is handled: a
@@ -104,6 +105,7 @@ struct disconnect_watch {
             self->armed = false;
             if (n > 0) return;
             self->fired = true;
+            if (self->slot->cause) self->slot->cause->set(fanout::cancel_reason::client_gone);
             self->slot->cancelled = true;
             self->slot->cancel.emit(net::cancellation_type::terminal);
         });
@@ -129,6 +131,7 @@ struct handler_run {
     bool done = false;        // its completion handler has run
     bool background = false;  // its client left
     bool cancelled = false;   // over --max-background-fetches, or at the end of the shutdown grace
+    fanout::cancel_cause cause;
 };
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
@@ -291,6 +294,7 @@ void http_server::impl::to_background(std::list<handler_run>::iterator run) {
     for (auto& oldest : background) {
         if (oldest.cancelled) continue;
         oldest.cancelled = true;
+        oldest.cause.set(fanout::cancel_reason::client_gone);
         metrics.background_fetches.add(-1);
         metrics.background_cancelled.add();
         oldest.cancel.emit(net::cancellation_type::terminal);
@@ -458,6 +462,11 @@ net::awaitable<void> http_server::impl::serve_requests(
         std::optional<std::size_t> route;  // the index of the route it matched
         std::string_view route_path;       // and its template
         fanout::trace_context trace;       // an exemplar of the request's duration
+        fanout::cancel_cause cause;        // told to the handler, if cancelled, of a deadline-bound request
+        struct no_cause {
+            session_slot& slot;
+            ~no_cause() { slot.cause = nullptr; }
+        } forget{slot};
         if (rec) {
             res = read_failure_response(rec, parser, buffer);
         } else {
@@ -478,6 +487,7 @@ net::awaitable<void> http_server::impl::serve_requests(
             } else if (target == endpoint::metrics) {
                 res = core.metrics_page(parser.fields().accept);
             } else if (r.plan->stream) {
+                r.cause = slot.cause = &cause;
                 if (version == 10) keep_alive = false;  // the body ends with the connection
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
@@ -499,6 +509,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 if (!keep_alive) co_return;
                 continue;
             } else if (r.cancel_on_disconnect) {
+                r.cause = slot.cause = &cause;
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
                 res = co_await core.answer(r);
@@ -518,6 +529,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 auto run = runs.emplace(runs.end(), ex);
                 run->request = std::move(r);
+                run->request.cause = &run->cause;
                 net::co_spawn(
                     ex, run_handler(*run),
                     net::bind_cancellation_slot(
@@ -619,7 +631,10 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
             }
             if (chunked && parts.ended()) out += "0\r\n\r\n";
             // A failed write throws, so that `&&` cancels the handler and its fetches.
-            if (auto ec = co_await send(out)) throw boost::system::system_error(ec);
+            if (auto ec = co_await send(out)) {
+                if (r.cause) r.cause->set(fanout::cancel_reason::client_gone);
+                throw boost::system::system_error(ec);
+            }
             if (parts.ended()) co_return;
         }
     };
@@ -644,6 +659,7 @@ void http_server::impl::close_idle() {
 void http_server::impl::cancel_sessions() {
     for (auto& s : sessions) {
         s.cancelled = true;
+        if (s.cause) s.cause->set(fanout::cancel_reason::shutdown);
         s.cancel.emit(net::cancellation_type::terminal);
         error_code ec;
         if (s.socket) s.socket->close(ec);
@@ -652,6 +668,7 @@ void http_server::impl::cancel_sessions() {
         for (auto& run : *list) {
             if (run.background && !run.cancelled) metrics.background_fetches.add(-1);
             run.cancelled = true;
+            run.cause.set(fanout::cancel_reason::shutdown);
             run.cancel.emit(net::cancellation_type::terminal);
         }
     }

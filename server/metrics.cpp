@@ -12,6 +12,26 @@
 
 namespace fanout {
 
+namespace {
+
+// Label values escaped as the exposition format requires: backslash, double quote, line feed.
+std::string label(std::string_view key, std::string_view value) {
+    std::string out{key};
+    out += "=\"";
+    for (char c : value) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+}  // namespace
+
 std::string_view to_string(endpoint e) noexcept {
     switch (e) {
         case endpoint::wg:
@@ -173,6 +193,21 @@ metrics_registry::metrics_registry(
         };
     for (std::size_t i = 0; i < shards; ++i)
         shards_.push_back(std::make_unique<metrics_shard>(service_names_.size(), routes_.size()));
+    for (auto const& name : service_names_) service_labels_.push_back(label("service", name));
+    for (std::size_t r = 0; r < routes_.size(); ++r)
+        series_labels_.emplace_back(
+            metrics_shard::first_route + r,
+            label("endpoint", to_string(routes_[r].pattern)) + "," + label("route", routes_[r].path)
+        );
+    series_labels_.emplace_back(
+        metrics_shard::healthz_series, label("endpoint", "healthz") + "," + label("route", "/healthz")
+    );
+    series_labels_.emplace_back(
+        metrics_shard::metrics_series, label("endpoint", "metrics") + "," + label("route", "/metrics")
+    );
+    series_labels_.emplace_back(
+        metrics_shard::other_series, label("endpoint", "other") + "," + label("route", "")
+    );
 }
 
 metrics_shard& metrics_registry::claim(std::size_t i) {
@@ -187,6 +222,8 @@ void metrics_registry::release(std::size_t i) noexcept {
 
 namespace {
 
+// The page, written straight into one string: a scrape of 50 services and 20 routes writes
+// thousands of lines, so no line makes a string of its own.
 class writer {
   public:
     writer(std::string& out, exposition format)
@@ -214,33 +251,57 @@ class writer {
         out_ += '\n';
     }
 
-    // labels: already formatted, e.g. endpoint="wg",code="200"; may be empty.
+    // `labels` and `more`: already formatted (e.g. endpoint="wg",code="200"), either may be empty.
     template <class Number>
-    void sample(std::string_view name, std::string_view labels, Number value) {
-        sample_line(name, labels, value);
+    void sample(std::string_view name, std::string_view labels, Number value, std::string_view more = {}) {
+        out_ += name;
+        open_labels(labels, more);
+        if (!labels.empty() || !more.empty()) out_ += '}';
+        out_ += ' ';
+        number(value);
         out_ += '\n';
     }
 
-    // The buckets, sum and count of the histograms `parts` (one per loop) summed; in OpenMetrics,
-    // each bucket with the most recent exemplar of any part.
+    // The buckets, sum and count of one histogram summed over the loops (`of(shard)` gives a
+    // shard's); in OpenMetrics, each bucket with the most recent exemplar of any loop.
+    template <class Shards, class Of>
     void histogram_samples(
-        std::string_view name, std::string labels, std::vector<histogram const*> const& parts
+        std::string_view bucket_name,  // NAME_bucket
+        std::string_view name,
+        std::string_view labels,
+        std::string_view more,
+        Shards const& shards,
+        Of of
     ) {
         std::uint64_t cumulative = 0;
-        std::string prefix = labels.empty() ? "" : labels + ",";
         for (std::size_t b = 0; b <= histogram::bounds.size(); ++b) {
-            for (auto const* h : parts) cumulative += h->buckets[b].value();
-            sample_line(
-                std::string(name) + "_bucket", prefix + "le=\"" + histogram::bound_labels[b] + "\"",
-                cumulative
-            );
-            if (openmetrics_) exemplar_of(parts, b);
+            for (auto const& s : shards) cumulative += of(*s).buckets[b].value();
+            out_ += bucket_name;
+            open_labels(labels, more);
+            if (!labels.empty() || !more.empty()) out_ += ',';
+            out_ += "le=\"";
+            out_ += histogram::bound_labels[b];
+            out_ += "\"} ";
+            number(cumulative);
+            if (openmetrics_) exemplar_of(shards, of, b);
             out_ += '\n';
         }
         std::uint64_t sum_ns = 0;
-        for (auto const* h : parts) sum_ns += h->sum_ns.value();
-        sample(std::string(name) + "_sum", labels, static_cast<double>(sum_ns) / 1e9);
-        sample(std::string(name) + "_count", labels, cumulative);
+        for (auto const& s : shards) sum_ns += of(*s).sum_ns.value();
+        out_ += name;
+        out_ += "_sum";
+        open_labels(labels, more);
+        if (!labels.empty() || !more.empty()) out_ += '}';
+        out_ += ' ';
+        number(static_cast<double>(sum_ns) / 1e9);
+        out_ += '\n';
+        out_ += name;
+        out_ += "_count";
+        open_labels(labels, more);
+        if (!labels.empty() || !more.empty()) out_ += '}';
+        out_ += ' ';
+        number(cumulative);
+        out_ += '\n';
     }
 
     void end() {
@@ -248,16 +309,13 @@ class writer {
     }
 
   private:
-    template <class Number>
-    void sample_line(std::string_view name, std::string_view labels, Number value) {
-        out_ += name;
-        if (!labels.empty()) {
-            out_ += '{';
-            out_ += labels;
-            out_ += '}';
-        }
-        out_ += ' ';
-        number(value);
+    // `{labels,more` (no closing brace), or nothing when both are empty.
+    void open_labels(std::string_view labels, std::string_view more) {
+        if (labels.empty() && more.empty()) return;
+        out_ += '{';
+        out_ += labels;
+        if (!labels.empty() && !more.empty()) out_ += ',';
+        out_ += more;
     }
 
     template <class Number>
@@ -268,10 +326,11 @@ class writer {
     }
 
     // ` # {trace_id="..."} value timestamp`
-    void exemplar_of(std::vector<histogram const*> const& parts, std::size_t bucket) {
+    template <class Shards, class Of>
+    void exemplar_of(Shards const& shards, Of of, std::size_t bucket) {
         std::optional<exemplar_slot::exemplar> latest;
-        for (auto const* h : parts)
-            if (auto e = h->exemplars[bucket].get(); e && (!latest || e->at > latest->at)) latest = e;
+        for (auto const& s : shards)
+            if (auto e = of(*s).exemplars[bucket].get(); e && (!latest || e->at > latest->at)) latest = e;
         if (!latest) return;
         out_ += " # {trace_id=\"";
         out_.append(latest->trace_id.data(), latest->trace_id.size());
@@ -284,22 +343,6 @@ class writer {
     std::string& out_;
     bool openmetrics_;
 };
-
-// Label values escaped as the exposition format requires: backslash, double quote, line feed.
-std::string label(std::string_view key, std::string_view value) {
-    std::string out{key};
-    out += "=\"";
-    for (char c : value) {
-        if (c == '\\' || c == '"') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    out += '"';
-    return out;
-}
 
 // The process collector of the Prometheus client libraries (names, meanings, help), and what
 // this build is made of.
@@ -334,11 +377,20 @@ void process_samples(writer& w) {
     );
 }
 
+// The label of each value of an enum: outcome="ok", kind="timeout", ...
+template <std::size_t N, class Name>
+std::array<std::string, N> labels_of(std::string_view key, Name name) {
+    std::array<std::string, N> out;
+    for (std::size_t i = 0; i < N; ++i) out[i] = label(key, name(i));
+    return out;
+}
+
 }  // namespace
 
 std::string metrics_registry::render(exposition format) const {
     std::string out;
-    out.reserve(16 * 1024);
+    // The last page's size: one allocation, no copy as it grows.
+    out.reserve(last_size_.load(std::memory_order_relaxed) + 4096);
     writer w{out, format};
     auto sum = [&](auto get) {
         std::uint64_t total = 0;
@@ -346,42 +398,28 @@ std::string metrics_registry::render(exposition format) const {
         return total;
     };
 
-    // The series of each route, then of /healthz, /metrics and requests that matched none.
-    std::vector<std::pair<std::size_t, std::string>> series;
-    for (std::size_t r = 0; r < routes_.size(); ++r)
-        series.emplace_back(
-            metrics_shard::first_route + r,
-            label("endpoint", to_string(routes_[r].pattern)) + "," + label("route", routes_[r].path)
-        );
-    series.emplace_back(
-        metrics_shard::healthz_series, label("endpoint", "healthz") + "," + label("route", "/healthz")
-    );
-    series.emplace_back(
-        metrics_shard::metrics_series, label("endpoint", "metrics") + "," + label("route", "/metrics")
-    );
-    series.emplace_back(metrics_shard::other_series, label("endpoint", "other") + "," + label("route", ""));
-
+    static auto const code_labels = labels_of<metrics_shard::codes.size()>("code", [](std::size_t c) {
+        return metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
+    });
     w.header(
         "fanout_requests_total", "counter", "Requests answered, by endpoint (pattern), route and status code."
     );
-    for (auto const& [i, labels] : series) {
+    for (auto const& [i, labels] : series_labels_) {
         for (std::size_t c = 0; c < metrics_shard::codes.size(); ++c) {
             auto n = sum([&](metrics_shard const& s) { return s.requests[i].answers[c].value(); });
             if (n == 0) continue;
-            auto code =
-                metrics_shard::codes[c] ? std::to_string(metrics_shard::codes[c]) : std::string("other");
-            w.sample("fanout_requests_total", labels + "," + label("code", code), n);
+            w.sample("fanout_requests_total", labels, n, code_labels[c]);
         }
     }
 
     w.header(
         "fanout_request_duration_seconds", "histogram", "Time from reading a request to having its answer."
     );
-    for (auto const& [i, labels] : series) {
-        std::vector<histogram const*> parts;
-        for (auto const& s : shards_) parts.push_back(&s->requests[i].duration);
-        w.histogram_samples("fanout_request_duration_seconds", labels, parts);
-    }
+    for (auto const& [i, labels] : series_labels_)
+        w.histogram_samples(
+            "fanout_request_duration_seconds_bucket", "fanout_request_duration_seconds", labels, {}, shards_,
+            [i = i](metrics_shard const& s) -> histogram const& { return s.requests[i].duration; }
+        );
 
     w.header(
         "fanout_client_disconnects_total", "counter",
@@ -429,25 +467,53 @@ std::string metrics_registry::render(exposition format) const {
                  return s.connections_timed_out.value();
              }));
 
-    w.header("fanout_upstream_request_duration_seconds", "histogram", "Upstream fetches, by service.");
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
-        std::vector<histogram const*> parts;
-        for (auto const& s : shards_) parts.push_back(&s->services[i].duration);
-        w.histogram_samples(
-            "fanout_upstream_request_duration_seconds", label("service", service_names_[i]), parts
-        );
-    }
-
+    static auto const outcome_labels = labels_of<request_outcome_count>("outcome", [](std::size_t o) {
+        return fanout::to_string(request_outcome(o));
+    });
     w.header(
-        "fanout_upstream_failures_total", "counter", "Failed upstream fetches, by service and error kind."
+        "fanout_upstream_request_duration_seconds", "histogram",
+        "Requests sent to upstream services (first tries, hedges, retries; not those an open circuit "
+        "refused), by service and outcome: ok, error (fanout_upstream_failures_total says which), "
+        "cancelled (fanout_upstream_cancellations_total says why)."
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+    for (std::size_t i = 0; i < service_labels_.size(); ++i)
+        for (std::size_t o = 0; o < request_outcome_count; ++o)
+            w.histogram_samples(
+                "fanout_upstream_request_duration_seconds_bucket", "fanout_upstream_request_duration_seconds",
+                service_labels_[i], outcome_labels[o], shards_,
+                [i, o](metrics_shard const& s) -> histogram const& { return s.services[i].requests[o]; }
+            );
+
+    // Every kind a request fails with: not circuit_open (no request) nor cancelled (not a failure).
+    static auto const kind_labels =
+        labels_of<error_kind_count>("kind", [](std::size_t k) { return fanout::to_string(kind_at(k)); });
+    w.header(
+        "fanout_upstream_failures_total", "counter",
+        "Upstream requests failed, by service and error kind (cancellations are not failures)."
+    );
+    for (std::size_t i = 0; i < service_labels_.size(); ++i) {
         for (std::size_t k = 0; k < error_kind_count; ++k) {
+            if (kind_at(k) == error_kind::circuit_open || kind_at(k) == error_kind::cancelled) continue;
             w.sample(
-                "fanout_upstream_failures_total",
-                label("service", service_names_[i]) + "," +
-                    label("kind", fanout::to_string(fanout::kind_at(k))),
-                sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); })
+                "fanout_upstream_failures_total", service_labels_[i],
+                sum([&](metrics_shard const& s) { return s.services[i].failures[k].value(); }), kind_labels[k]
+            );
+        }
+    }
+    static auto const reason_labels = labels_of<cancel_reason_count>("reason", [](std::size_t r) {
+        return fanout::to_string(cancel_reason(r));
+    });
+    w.header(
+        "fanout_upstream_cancellations_total", "counter",
+        "Upstream requests cancelled before their answer, by service and reason: sibling_failed "
+        "(errgroup), client_gone, deadline (the request's), shutdown, hedge_lost."
+    );
+    for (std::size_t i = 0; i < service_labels_.size(); ++i) {
+        for (std::size_t r = 0; r < cancel_reason_count; ++r) {
+            w.sample(
+                "fanout_upstream_cancellations_total", service_labels_[i],
+                sum([&](metrics_shard const& s) { return s.services[i].cancellations[r].value(); }),
+                reason_labels[r]
             );
         }
     }
@@ -458,6 +524,11 @@ std::string metrics_registry::render(exposition format) const {
         local_counter metrics_shard::service_metrics::*member;
     };
     for (auto [name, help, member] : {
+             pool_counter{
+                 "fanout_upstream_circuit_open_total",
+                 "Fetches failed at once as circuit_open, or retries refused, by the open circuit "
+                 "breaker: not sent, so not upstream requests.",
+                 &metrics_shard::service_metrics::circuit_open},
              pool_counter{
                  "fanout_upstream_connections_opened_total", "Upstream connections opened.",
                  &metrics_shard::service_metrics::opened},
@@ -489,8 +560,8 @@ std::string metrics_registry::render(exposition format) const {
                  &metrics_shard::service_metrics::over_budget},
          }) {
         w.header(name, "counter", help);
-        for (std::size_t i = 0; i < service_names_.size(); ++i) {
-            w.sample(name, label("service", service_names_[i]), sum([&](metrics_shard const& s) {
+        for (std::size_t i = 0; i < service_labels_.size(); ++i) {
+            w.sample(name, service_labels_[i], sum([&](metrics_shard const& s) {
                          return (s.services[i].*member).value();
                      }));
         }
@@ -498,14 +569,14 @@ std::string metrics_registry::render(exposition format) const {
 
     // Two counters of a service as one series with an `outcome` label.
     using member = local_counter metrics_shard::service_metrics::*;
-    auto by_outcome = [&](char const* name, char const* help, std::pair<char const*, member> a,
-                          std::pair<char const*, member> b) {
+    auto by_outcome = [&](char const* name, char const* help, std::pair<std::string_view, member> a,
+                          std::pair<std::string_view, member> b) {
         w.header(name, "counter", help);
-        for (std::size_t i = 0; i < service_names_.size(); ++i) {
+        for (std::size_t i = 0; i < service_labels_.size(); ++i) {
             for (auto [outcome, m] : {a, b}) {
                 w.sample(
-                    name, label("service", service_names_[i]) + "," + label("outcome", outcome),
-                    sum([&](metrics_shard const& s) { return (s.services[i].*m).value(); })
+                    name, service_labels_[i],
+                    sum([&](metrics_shard const& s) { return (s.services[i].*m).value(); }), outcome
                 );
             }
         }
@@ -514,39 +585,47 @@ std::string metrics_registry::render(exposition format) const {
         "fanout_upstream_hedges_total",
         "Hedged requests (second requests after hedge_after_ms or hedge_quantile), by whether their "
         "answer was used.",
-        {"won", &metrics_shard::service_metrics::hedges_won},
-        {"lost", &metrics_shard::service_metrics::hedges_lost}
+        {R"(outcome="won")", &metrics_shard::service_metrics::hedges_won},
+        {R"(outcome="lost")", &metrics_shard::service_metrics::hedges_lost}
     );
     by_outcome(
         "fanout_upstream_cancelled_connections_total",
         "Connections of fetches cancelled after their request was written: kept (the answer was read "
         "in the background and the connection pooled) or closed.",
-        {"kept", &metrics_shard::service_metrics::settled_kept},
-        {"closed", &metrics_shard::service_metrics::settled_closed}
+        {R"(outcome="kept")", &metrics_shard::service_metrics::settled_kept},
+        {R"(outcome="closed")", &metrics_shard::service_metrics::settled_closed}
     );
     by_outcome(
         "fanout_upstream_tls_handshakes_total",
         "TLS handshakes of new connections to https:// services: full, or resumed (a session the "
         "service issued before; far cheaper).",
-        {"full", &metrics_shard::service_metrics::tls_full},
-        {"resumed", &metrics_shard::service_metrics::tls_resumed}
+        {R"(outcome="full")", &metrics_shard::service_metrics::tls_full},
+        {R"(outcome="resumed")", &metrics_shard::service_metrics::tls_resumed}
     );
 
     constexpr std::array states{breaker_state::closed, breaker_state::open, breaker_state::half_open};
+    static auto const state_labels =
+        labels_of<states.size()>("state", [](std::size_t s) { return fanout::to_string(breaker_state(s)); });
+    static auto const to_labels =
+        labels_of<states.size()>("to", [](std::size_t s) { return fanout::to_string(breaker_state(s)); });
     // Each loop has its own breaker, which opens on the failures that loop saw: one 0/1 series per
     // loop, so that one loop stuck open shows, and summing over `loop` counts loops per state.
     w.header(
         "fanout_upstream_breaker_state", "gauge",
         "1 for the state the circuit breaker of the service is in on the event loop, 0 for the others."
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+    std::string labels;
+    for (std::size_t i = 0; i < service_labels_.size(); ++i) {
         for (std::size_t l = 0; l < shards_.size(); ++l) {
             auto const now = shards_[l]->services[i].breaker.load(std::memory_order_relaxed);
-            auto const labels = label("service", service_names_[i]) + "," + label("loop", std::to_string(l));
+            labels = service_labels_[i];
+            labels += ",loop=\"";
+            labels += std::to_string(l);
+            labels += '"';
             for (auto state : states)
                 w.sample(
-                    "fanout_upstream_breaker_state", labels + "," + label("state", fanout::to_string(state)),
-                    now == static_cast<std::uint8_t>(state) ? 1 : 0
+                    "fanout_upstream_breaker_state", labels, now == static_cast<std::uint8_t>(state) ? 1 : 0,
+                    state_labels[static_cast<std::size_t>(state)]
                 );
         }
     }
@@ -554,14 +633,13 @@ std::string metrics_registry::render(exposition format) const {
         "fanout_upstream_breaker_transitions_total", "counter",
         "Circuit breaker state changes, by service and the state entered."
     );
-    for (std::size_t i = 0; i < service_names_.size(); ++i) {
+    for (std::size_t i = 0; i < service_labels_.size(); ++i) {
         for (auto state : states) {
+            auto const s = static_cast<std::size_t>(state);
             w.sample(
-                "fanout_upstream_breaker_transitions_total",
-                label("service", service_names_[i]) + "," + label("to", fanout::to_string(state)),
-                sum([&](metrics_shard const& s) {
-                    return s.services[i].breaker_transitions[static_cast<std::size_t>(state)].value();
-                })
+                "fanout_upstream_breaker_transitions_total", service_labels_[i],
+                sum([&](metrics_shard const& m) { return m.services[i].breaker_transitions[s].value(); }),
+                to_labels[s]
             );
         }
     }
@@ -582,6 +660,7 @@ std::string metrics_registry::render(exposition format) const {
              }));
     if (process_metrics_.load(std::memory_order_relaxed)) process_samples(w);
     w.end();
+    last_size_.store(out.size(), std::memory_order_relaxed);
     return out;
 }
 

@@ -32,6 +32,8 @@ struct dispatch {
     std::vector<std::string> targets;
     std::string forwarded;          // the header lines the route forwards, "name: value\r\n" each
     fanout::trace_context trace;    // the request's trace, or a new one (routes)
+    // Where the server says why it cancels the request (aggregate_request::cause); null: nowhere.
+    fanout::cancel_cause* cause = nullptr;
 };
 
 // The longest value of a placeholder a request may give (decoded); longer is a 400.

@@ -86,7 +86,8 @@ BOOST_AUTO_TEST_CASE(opens_and_fails_fast_without_connecting) {
     BOOST_TEST(
         loop.metric(R"(fanout_upstream_breaker_transitions_total{service="echo",to="half_open"})") <= 0
     );
-    BOOST_TEST(loop.metric(R"(fanout_upstream_failures_total{service="echo",kind="circuit_open"})") == 4);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_circuit_open_total{service="echo"})") == 4);
+    BOOST_TEST(loop.metric(R"(fanout_upstream_failures_total{service="echo",kind="status"})") == 3);
 }
 
 // A cooldown of 0: the fetch after the one that opened it probes at once, so each transition is
@@ -134,7 +135,9 @@ BOOST_AUTO_TEST_CASE(a_probe_half_opens_it_and_closes_or_reopens_it) {
 
 BOOST_AUTO_TEST_CASE(a_hung_service_opens_it_by_its_timeouts) {
     sim_runner upstreams{{sim("users"), sim("hung", fanout::sim_behaviour::hang)}};
+    captured_events log;
     fanout::options o;
+    log.attach(o, "info");
     o.upstreams = {
         fanout::parse_service(upstreams.upstream_flag(0)),
         with_breaker(fanout::parse_service(upstreams.upstream_flag(1)), 2, 10s)};
@@ -144,6 +147,13 @@ BOOST_AUTO_TEST_CASE(a_hung_service_opens_it_by_its_timeouts) {
             kind_of(loop.get("/api/aggregate/channel-with-context-timeout?timeout_ms=100"), "hung") ==
             "timeout"
         );
+    // What opened it: its requests cut at their deadline, as timeouts.
+    BOOST_TEST(
+        log.with(
+               R"("state":"open","cooldown_ms":10000,"failures":2,"kind":"timeout","message":"no answer within )"
+        )
+            .size() == 1u
+    );
     auto const connections = upstreams.counters(1).connections.load();
     auto a = loop.get("/api/aggregate/channel-with-context-timeout?timeout_ms=5000");
     BOOST_TEST(kind_of(a, "hung") == "circuit_open");

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fanout/aggregator.hpp>
 #include <fanout/metrics.hpp>
+#include <fstream>
 #include <openssl/crypto.h>
 #include <regex>
 #include <sstream>
@@ -67,8 +68,9 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 100us);
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 300us);
     m.shard.count_request(fanout::endpoint::wg, 0, 200, 30s);
-    m.shard.services[0].duration.observe(100us);
-    m.shard.services[0].duration.observe(30s);
+    auto& ok = m.shard.services[0].requests[static_cast<std::size_t>(fanout::request_outcome::ok)];
+    ok.observe(100us);
+    ok.observe(30s);
     auto const text = m.registry.render();
     auto request_bucket = [&](std::string const& le) {
         return metric(text, "fanout_request_duration_seconds_bucket{" + wg_labels + ",le=\"" + le + "\"}");
@@ -83,7 +85,8 @@ BOOST_AUTO_TEST_CASE(a_tenth_of_a_millisecond_and_thirty_seconds_fall_in_finite_
     BOOST_TEST(request_bucket("+Inf") == 3);
     auto upstream_bucket = [&](std::string const& le) {
         return metric(
-            text, R"(fanout_upstream_request_duration_seconds_bucket{service="users",le=")" + le + "\"}"
+            text, R"(fanout_upstream_request_duration_seconds_bucket{service="users",outcome="ok",le=")" +
+                      le + "\"}"
         );
     };
     BOOST_TEST(upstream_bucket("0.0001") == 1);
@@ -307,8 +310,11 @@ BOOST_AUTO_TEST_CASE(openmetrics_scrape_links_buckets_to_the_trace_of_a_request)
         return false;
     };
     BOOST_TEST(with_exemplar("fanout_request_duration_seconds_bucket{" + wg_labels));
-    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="users")"));
-    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="orders")"));
+    BOOST_TEST(with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="users",outcome="ok")"
+    ));
+    BOOST_TEST(
+        with_exemplar(R"(fanout_upstream_request_duration_seconds_bucket{service="orders",outcome="error")")
+    );
     BOOST_TEST(exemplars == 3);
 
     auto const plain = scrape(h.port());
@@ -338,6 +344,35 @@ BOOST_AUTO_TEST_CASE(an_embedded_aggregator_negotiates_too) {
     BOOST_TEST(res.body().ends_with("# EOF\n"));
     auto const plain = m.get("/metrics");
     BOOST_TEST(plain[boost::beast::http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// Every family the page has is in the README's metrics table, by its name or, on a row of several,
+// by the suffix after the row's first name (`fanout_connections_accepted_total`, `_rejected_total`).
+BOOST_AUTO_TEST_CASE(the_readme_table_lists_every_series) {
+    std::ifstream in{FANOUT_SOURCE_DIR "/README.md"};
+    std::vector<std::string> rows;
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with("| `")) rows.push_back(line);
+    BOOST_TEST_REQUIRE(!rows.empty());
+    one_shard m{{"users"}};
+    m.registry.include_process_metrics(true);
+    std::istringstream page{m.registry.render()};
+    int families = 0;
+    for (std::string line; std::getline(page, line);) {
+        if (!line.starts_with("# TYPE ")) continue;
+        ++families;
+        auto const name = line.substr(7, line.find(' ', 7) - 7);
+        bool listed = false;
+        for (auto const& row : rows) {
+            listed = listed || row.find("`" + name + "`") != std::string::npos;
+            for (auto cut = name.find('_', 1); !listed && cut != std::string::npos;
+                 cut = name.find('_', cut + 1))
+                listed = row.starts_with("| `" + name.substr(0, cut)) &&
+                         row.find("`" + name.substr(cut) + "`") != std::string::npos;
+        }
+        BOOST_TEST(listed, name << " is not in the README's metrics table");
+    }
+    BOOST_TEST(families > 30);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

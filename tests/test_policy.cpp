@@ -56,6 +56,7 @@ BOOST_AUTO_TEST_CASE(breaker_opens_after_consecutive_failures) {
     BOOST_TEST((b.state() == breaker_state::closed));
     BOOST_TEST((fetch(b, true, t0 + 1ms) == breaker_state::open));
     BOOST_TEST((b.probe_at() == t0 + 1ms + 5s));
+    BOOST_TEST(b.opened_after() == 3u);  // for the log line that says why it opened
 }
 
 BOOST_AUTO_TEST_CASE(open_breaker_refuses_until_the_cooldown_then_admits_one_probe) {
@@ -89,6 +90,7 @@ BOOST_AUTO_TEST_CASE(failed_probe_reopens_for_another_cooldown) {
     for (int i = 0; i < 3; ++i) fetch(b, true, t0);
     BOOST_TEST_REQUIRE(b.admit(t0 + 5s).probe);
     BOOST_TEST((b.record(true, true, t0 + 7s) == breaker_state::open));
+    BOOST_TEST(b.opened_after() == 1u);  // the probe
     BOOST_TEST((b.probe_at() == t0 + 12s));
     BOOST_TEST(!b.admit(t0 + 12s - 1ns).admitted);
     BOOST_TEST(b.admit(t0 + 12s).probe);
@@ -127,6 +129,35 @@ BOOST_AUTO_TEST_CASE(what_counts_against_an_upstream) {
     BOOST_TEST(!failed_upstream(failure(error_kind::cancelled), deadline, deadline - 1ns));
     BOOST_TEST((failed_upstream(failure(error_kind::cancelled), deadline, deadline) == true));
     BOOST_TEST(!failed_upstream(failure(error_kind::cancelled), std::nullopt, deadline));
+}
+
+// How a request ended, for the metrics: whoever cancelled it says why; else the times tell.
+BOOST_AUTO_TEST_CASE(how_a_request_counts) {
+    auto const timeout_at = t0 + 2s, deadline = t0 + 1s;
+    auto judge = [&](fetch_result const& r, bool lost, std::optional<cancel_reason> cause, time_point now) {
+        return judge_request(r, lost, cause, timeout_at, deadline, now);
+    };
+    auto const cancelled = failure(error_kind::cancelled);
+    BOOST_TEST((judge(ok(), false, std::nullopt, t0).outcome == request_outcome::ok));
+    auto const status = judge(failure(error_kind::status, 404), false, cancel_reason::shutdown, t0);
+    BOOST_TEST((status.outcome == request_outcome::error && status.kind == error_kind::status));
+    auto reason = [&](bool lost, std::optional<cancel_reason> cause, time_point now) {
+        auto const v = judge(cancelled, lost, cause, now);
+        BOOST_TEST((v.outcome == request_outcome::cancelled));
+        return v.reason;
+    };
+    BOOST_TEST((reason(false, std::nullopt, t0) == cancel_reason::client_gone));
+    BOOST_TEST((reason(false, std::nullopt, deadline - 1ns) == cancel_reason::client_gone));
+    BOOST_TEST((reason(false, std::nullopt, deadline) == cancel_reason::deadline));
+    BOOST_TEST((reason(false, cancel_reason::sibling_failed, deadline) == cancel_reason::sibling_failed));
+    BOOST_TEST((reason(true, cancel_reason::sibling_failed, t0) == cancel_reason::hedge_lost));
+    // Cut at the service's own timeout (or max_fetch): a failure, whatever the deadline.
+    auto const late = judge(cancelled, false, std::nullopt, timeout_at);
+    BOOST_TEST((late.outcome == request_outcome::error && late.kind == error_kind::timeout));
+    auto const without =
+        judge_request(cancelled, false, std::nullopt, std::nullopt, std::nullopt, timeout_at);
+    BOOST_TEST((without.outcome == request_outcome::cancelled && without.reason == cancel_reason::client_gone)
+    );
 }
 
 BOOST_AUTO_TEST_CASE(budget_is_a_share_of_fetches) {

@@ -117,6 +117,14 @@ fetch_result circuit_open_failure(circuit_breaker const& b, std::chrono::steady_
     );
 }
 
+// The failure that opened a breaker: the request's own, or a timeout for one cut at its deadline
+// (as the breaker took it).
+fetch_error opening_failure(fetch_result const& r) {
+    if (r.error->kind != error_kind::cancelled) return *r.error;
+    auto const ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.elapsed).count();
+    return {error_kind::timeout, "no answer within " + std::to_string(ms) + " ms"};
+}
+
 // A read that ended at an interim answer: a 101, or one more than max_interim.
 fetch_result interim_failure(unsigned status) {
     return make_failure(
@@ -231,8 +239,11 @@ struct client::impl {
     // The service's most recently pooled connection if nothing arrived on it while idle (`use`:
     // reused); else null (`use`: retried, the connection closed) or null without any.
     std::unique_ptr<connection> take_pooled(std::size_t index, connection_use& use);
-    // The state a service's breaker entered, if it entered one, to options.on_breaker.
-    void report(std::size_t index, std::optional<breaker_state> entered);
+    // The state a service's breaker entered, if it entered one, to options.on_breaker; `failure`:
+    // the one that opened it.
+    void report(
+        std::size_t index, std::optional<breaker_state> entered, fetch_error const* failure = nullptr
+    );
 
     std::optional<address_book> book;  // the services' addresses, names resolved in the background
     net::awaitable<error_code> connect(tcp::socket& sock, std::size_t index);
@@ -292,8 +303,16 @@ std::unique_ptr<connection> client::impl::take_pooled(std::size_t index, connect
     return nullptr;
 }
 
-void client::impl::report(std::size_t index, std::optional<breaker_state> entered) {
-    if (entered && options.on_breaker) options.on_breaker(index, *entered);
+void client::impl::report(
+    std::size_t index, std::optional<breaker_state> entered, fetch_error const* failure
+) {
+    if (!entered || !options.on_breaker) return;
+    breaker_change change{index, *entered};
+    if (*entered == breaker_state::open) {
+        change.failure = failure;
+        change.failures = breakers[index].opened_after();
+    }
+    options.on_breaker(change);
 }
 
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t index) {
@@ -361,6 +380,11 @@ net::awaitable<fetch_result> client::impl::attempt(
     std::size_t index, std::string head, fetch_headers headers, bool const* lost_race
 ) {
     fetch_result out;
+    // Cancelled before it began (its fetch's sibling failed at once): no request, no admission.
+    if ((co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none) {
+        out = cancelled_result();
+        co_return out;
+    }
     auto const start = std::chrono::steady_clock::now();
     auto use = connection_use::none;
     auto const& svc = services[index];
@@ -371,6 +395,7 @@ net::awaitable<fetch_result> client::impl::attempt(
         report(index, admission.entered);
         if (!admission.admitted) {
             out = circuit_open_failure(breakers[index], start);
+            out.attempts.refused = true;
             co_return out;
         }
         probe = admission.probe;
@@ -458,8 +483,23 @@ net::awaitable<fetch_result> client::impl::attempt(
     out.elapsed = end - start;
     out.connection = use;
     out.answer_started = answered;
-    if (svc.breaker_failures)
-        report(index, breakers[index].record(failed_upstream(out, headers.deadline, end), probe, end));
+    auto const verdict = judge_request(
+        out, lost_race && *lost_race, headers.cause ? headers.cause->reason() : std::nullopt,
+        headers.timeout_at, headers.deadline, end
+    );
+    if (svc.breaker_failures) {
+        auto const entered = breakers[index].record(failed_upstream(out, headers.deadline, end), probe, end);
+        if (entered == breaker_state::open) {
+            auto const failure = opening_failure(out);
+            report(index, entered, &failure);
+        } else {
+            report(index, entered);
+        }
+    }
+    if (options.on_request)
+        options.on_request(
+            {index, verdict.outcome, verdict.kind, verdict.reason, out.elapsed, headers.trace.id()}
+        );
     co_return out;
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -537,10 +577,19 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
         for (;;) {
             bool const closed = !svc.breaker_failures || breakers[index].state() == breaker_state::closed;
             auto const delay = hedge_delay(svc, state.latencies, closed, headers.deadline, clock::now());
+            fetch_result next;
             if (delay)
-                out = co_await hedged(index, head, headers, *delay, attempts);
+                next = co_await hedged(index, head, headers, *delay, attempts);
             else
-                out = co_await attempt(index, head, headers);
+                next = co_await attempt(index, head, headers);
+            attempts.refused = next.attempts.refused;
+            // A retry refused by the circuit that the requests before it opened: not sent, and the
+            // fetch failed as they did, which says why (circuit_open would not).
+            if (attempts.refused && attempts.retries) {
+                --attempts.retries;
+                break;
+            }
+            out = std::move(next);
             if (!retryable(out)) break;
             auto const now = clock::now();
             auto const backoff = retry_backoff(
@@ -710,7 +759,8 @@ net::awaitable<fetch_result> client::fetch(
         head = request_head(svc, expand_target(svc, values));
     head += context.headers;
     fetch_headers headers{
-        context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{}};
+        context.deadline, context.trace && well_formed(*context.trace) ? *context.trace : trace_context{},
+        context.cause, context.timeout_at};
     // A service without hedging or retries: one attempt, with no frame around it.
     if (svc.max_retries || hedges(svc))
         return impl_->resilient_fetch(service_index, std::move(head), std::move(headers));

@@ -28,6 +28,34 @@ std::string_view to_string(error_kind kind) noexcept {
     return "unknown";
 }
 
+std::string_view to_string(cancel_reason reason) noexcept {
+    switch (reason) {
+        case cancel_reason::client_gone:
+            return "client_gone";
+        case cancel_reason::sibling_failed:
+            return "sibling_failed";
+        case cancel_reason::deadline:
+            return "deadline";
+        case cancel_reason::shutdown:
+            return "shutdown";
+        case cancel_reason::hedge_lost:
+            return "hedge_lost";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(request_outcome outcome) noexcept {
+    switch (outcome) {
+        case request_outcome::ok:
+            return "ok";
+        case request_outcome::error:
+            return "error";
+        case request_outcome::cancelled:
+            return "cancelled";
+    }
+    return "unknown";
+}
+
 namespace {
 
 std::string kind_message(int ev) {

@@ -21,6 +21,26 @@ std::optional<bool> failed_upstream(
     }
 }
 
+request_verdict judge_request(
+    fetch_result const& r,
+    bool lost_race,
+    std::optional<cancel_reason> cause,
+    std::optional<time_point> timeout_at,
+    std::optional<time_point> deadline,
+    time_point now
+) noexcept {
+    if (r.ok()) return {};
+    if (r.error->kind != error_kind::cancelled) return {request_outcome::error, r.error->kind};
+    auto cancelled = [](cancel_reason why) {
+        return request_verdict{request_outcome::cancelled, error_kind::cancelled, why};
+    };
+    if (lost_race) return cancelled(cancel_reason::hedge_lost);
+    if (cause) return cancelled(*cause);
+    if (timeout_at && now >= *timeout_at) return {request_outcome::error, error_kind::timeout};
+    if (deadline && now >= *deadline) return cancelled(cancel_reason::deadline);
+    return cancelled(cancel_reason::client_gone);
+}
+
 breaker_state circuit_breaker::enter(breaker_state state, time_point now) {
     state_ = state;
     probing_ = false;
@@ -49,11 +69,15 @@ std::optional<breaker_state> circuit_breaker::record(std::optional<bool> failed,
             probing_ = false;  // no verdict: the next fetch probes
             return std::nullopt;
         }
+        if (*failed) opened_after_ = 1;
         return enter(*failed ? breaker_state::open : breaker_state::closed, now);
     }
     if (state_ == breaker_state::closed && failed) {
         failures_ = *failed ? failures_ + 1 : 0;
-        if (failures_ >= failures_to_open_) return enter(breaker_state::open, now);
+        if (failures_ >= failures_to_open_) {
+            opened_after_ = failures_;
+            return enter(breaker_state::open, now);
+        }
     }
     return std::nullopt;
 }

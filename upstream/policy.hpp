@@ -24,6 +24,24 @@ std::optional<bool> failed_upstream(
     fetch_result const& r, std::optional<time_point> deadline, time_point now
 );
 
+// How a request that ended as `r` counts (client_options::on_request), as of `now`, when it ended.
+// A cancelled one: a hedge's loser (`lost_race`), else for the reason its caller gave (`cause`),
+// else a timeout of the service's own if cut at or after `timeout_at`, else cut by the request's
+// deadline if at or after `deadline`, else the client gone.
+struct request_verdict {
+    request_outcome outcome = request_outcome::ok;
+    error_kind kind = error_kind::timeout;              // for request_outcome::error
+    cancel_reason reason = cancel_reason::client_gone;  // for request_outcome::cancelled
+};
+request_verdict judge_request(
+    fetch_result const& r,
+    bool lost_race,
+    std::optional<cancel_reason> cause,
+    std::optional<time_point> timeout_at,
+    std::optional<time_point> deadline,
+    time_point now
+) noexcept;
+
 // One service's circuit breaker (service::breaker_failures), in its client (so per event loop).
 // Each call that changes the state says so (`entered`): the client reports it (on_breaker).
 class circuit_breaker {
@@ -45,6 +63,8 @@ class circuit_breaker {
     std::optional<breaker_state> record(std::optional<bool> failed, bool probe, time_point now);
 
     breaker_state state() const noexcept { return state_; }
+    // The failures in a row that last opened it: breaker_failures, or 1 for a failed probe.
+    unsigned opened_after() const noexcept { return opened_after_; }
     // Open: when a fetch may probe. Half-open: when a probe that never reported gives way.
     time_point probe_at() const noexcept { return probe_at_; }
 
@@ -57,6 +77,7 @@ class circuit_breaker {
     unsigned failures_ = 0;  // consecutive, while closed
     time_point probe_at_;
     bool probing_ = false;  // half-open: the probe is under way
+    unsigned opened_after_ = 0;
 };
 
 // Finagle's budget for extra requests (hedges, retries): each fetch deposits `ratio` of a token and

@@ -3,6 +3,7 @@
 // The bytes of an upstream request: no I/O, so a test reads exactly what would be sent.
 
 #include <chrono>
+#include <fanout/client.hpp>
 #include <fanout/service.hpp>
 #include <fanout/trace.hpp>
 #include <optional>
@@ -20,6 +21,9 @@ std::string request_head(service const& svc, std::string_view target);
 struct fetch_headers {
     std::optional<std::chrono::steady_clock::time_point> deadline;
     trace_context trace;
+    // Not sent: what tells why a request of the fetch ended cancelled (see fetch_context).
+    cancel_cause const* cause = nullptr;
+    std::optional<std::chrono::steady_clock::time_point> timeout_at = {};
 
     // The whole request into `out`: the head, then a traceparent with a new parent id (each
     // attempt is an upstream call of its own), the tracestate, and the time left as of `now` in

@@ -28,6 +28,43 @@ namespace fanout {
 enum class breaker_state : std::uint8_t { closed, open, half_open };
 std::string_view to_string(breaker_state s) noexcept;
 
+// A change of a service's circuit breaker (client_options::on_breaker).
+struct breaker_change {
+    std::size_t service;  // its index in the client's services
+    breaker_state state;  // the state entered
+    // Entering open: the failure that opened it (a timeout for a request cut at its deadline),
+    // and how many failed in a row (1 for a half-open probe); else null and 0.
+    fetch_error const* failure = nullptr;
+    unsigned failures = 0;
+};
+
+// One request of a fetch, once it has ended: the fetch's first, a hedge or a retry, from the
+// moment the circuit breaker let it go (a failure to connect is one). A fetch refused by an open
+// circuit has none. A request cut at fetch_context::timeout_at is an error (timeout); one cut at
+// the request's deadline, a cancellation (cancel_reason::deadline).
+struct request_report {
+    std::size_t service;  // its index in the client's services
+    request_outcome outcome;
+    error_kind kind;       // error: what failed (never circuit_open nor cancelled)
+    cancel_reason reason;  // cancelled: why
+    std::chrono::steady_clock::duration elapsed;
+    std::string_view trace_id;  // of the fetch's trace (fetch_context::trace); empty: none
+};
+
+// Why a fetch's caller cancels it, said by whoever cancels before doing so (errgroup when a sibling
+// fails, the server when the client leaves or at shutdown): the first reason set stays. The client
+// reads it when a request of the fetch ends cancelled (fetch_context::cause).
+class cancel_cause {
+  public:
+    void set(cancel_reason r) noexcept {
+        if (!reason_) reason_ = r;
+    }
+    std::optional<cancel_reason> reason() const noexcept { return reason_; }
+
+  private:
+    std::optional<cancel_reason> reason_;
+};
+
 // An HTTP field name (RFC 9110 token) of at most 64 characters.
 bool valid_field_name(std::string_view name) noexcept;
 
@@ -57,7 +94,9 @@ struct client_options {
     // Called on the client's executor with how each cancelled fetch's connection ended.
     std::function<void(std::size_t service_index, bool kept)> on_cancelled_connection{};
     // Called on the client's executor when a service's circuit breaker changes state.
-    std::function<void(std::size_t service_index, breaker_state now)> on_breaker{};
+    std::function<void(breaker_change const&)> on_breaker{};
+    // Called on the client's executor as each request of a fetch ends (request_report).
+    std::function<void(request_report const&)> on_request{};
     // Called on the client's executor for each TLS handshake of an https:// service: a full one,
     // or one that resumed a session the service issued earlier (much cheaper for both sides).
     std::function<void(std::size_t service_index, bool resumed)> on_tls_handshake{};
@@ -79,6 +118,14 @@ struct fetch_context {
     // Header lines sent as they are, each "Name: value\r\n" (a route's forwarded headers); the
     // caller has checked the names and values.
     std::string_view headers = {};
+    // Read when a request of the fetch ends cancelled, to tell why (cancel_cause); must outlive
+    // the fetch. Null: the client tells what it can itself (a hedge that lost, the times below;
+    // else cancel_reason::client_gone).
+    cancel_cause const* cause = nullptr;
+    // When the caller ends the fetch as the service's own timeout (its timeout_ms, a bound such as
+    // options::max_fetch): a request cut then failed (error_kind::timeout). One cut earlier, at
+    // `deadline` (the request's), was cancelled (cancel_reason::deadline).
+    std::optional<std::chrono::steady_clock::time_point> timeout_at = {};
 };
 
 struct pool_stats {

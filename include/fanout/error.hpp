@@ -23,7 +23,7 @@ enum class error_kind {
     protocol,      // malformed HTTP, or the connection closed early
     circuit_open,  // not tried: the service's circuit breaker is open (service::breaker_failures)
     tls,           // the TLS handshake failed: certificate not trusted, expired, for another name, ...
-    cancelled,     // stopped by us: a sibling failed, or the client went away
+    cancelled,     // stopped by us: a sibling failed, the client went away (cancel_reason says)
 };
 // Arrays indexed by kind_index() have this size: keep `timeout` the first kind, `cancelled` the last.
 inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::cancelled);
@@ -36,6 +36,26 @@ constexpr error_kind kind_at(std::size_t index) noexcept {
 
 // The name in the "errors" object of an answer and in metrics: "timeout", "connect", ...
 std::string_view to_string(error_kind kind) noexcept;
+
+// Why a request to a service was stopped before its answer: each request of a fetch that ends as
+// error_kind::cancelled is one of these (client_options::on_request).
+enum class cancel_reason : std::uint8_t {
+    client_gone,     // whoever awaited the fetch stopped waiting: the client left (the default)
+    sibling_failed,  // errgroup: another fetch of the request failed
+    deadline,        // the request's deadline passed (fetch_context::deadline)
+    shutdown,        // the server's shutdown grace ended
+    hedge_lost,      // the other request of a hedged pair answered first
+};
+// Arrays indexed by cancel_reason have this size: keep `hedge_lost` the last one.
+inline constexpr std::size_t cancel_reason_count = static_cast<std::size_t>(cancel_reason::hedge_lost) + 1;
+
+// The name in metrics: "client_gone", "sibling_failed", ...
+std::string_view to_string(cancel_reason reason) noexcept;
+
+// How a request to a service ended (client_options::on_request).
+enum class request_outcome : std::uint8_t { ok, error, cancelled };
+inline constexpr std::size_t request_outcome_count = 3;
+std::string_view to_string(request_outcome outcome) noexcept;
 
 // The category "fanout.upstream"; its messages are the names of to_string().
 boost::system::error_category const& upstream_category() noexcept;
@@ -73,6 +93,9 @@ struct fetch_attempts {
     bool hedged = false;       // a second request was sent (service::hedge_after, hedge_quantile)
     bool hedge_won = false;    // ... and its answer is the result
     bool over_budget = false;  // a hedge or a retry was due, but its budget was spent
+    // A request was refused by the open circuit breaker: the fetch's first (the fetch failed as
+    // circuit_open), or a retry (the fetch failed as the request before it did).
+    bool refused = false;
 };
 
 struct fetch_result {

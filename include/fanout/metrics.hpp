@@ -83,8 +83,12 @@ struct metrics_shard {
                                                     500, 501, 502, 503, 504, 505, 0};
 
     struct service_metrics {
-        histogram duration;
-        std::array<local_counter, error_kind_count> failures;  // by fanout::error_kind
+        // Requests sent (first tries, hedges, retries; client_options::on_request), by outcome.
+        std::array<histogram, request_outcome_count> requests;
+        // Requests failed, by fanout::error_kind (never circuit_open nor cancelled).
+        std::array<local_counter, error_kind_count> failures;
+        std::array<local_counter, cancel_reason_count> cancellations;  // requests cancelled, by reason
+        local_counter circuit_open;  // requests refused by the open circuit breaker (not sent)
         local_counter opened, reused, retried;
         local_counter hedges_won, hedges_lost;             // hedged requests, by whose answer was used
         local_counter fetch_retries, over_budget;          // service::max_retries; hedges and retries refused
@@ -184,6 +188,12 @@ class metrics_registry {
     std::vector<route_label> routes_;
     std::vector<std::unique_ptr<metrics_shard>> shards_;
     std::atomic<bool> process_metrics_{false};
+    // Labels made once: service="NAME" of each service; the request series (an index of
+    // metrics_shard::requests and its endpoint="...",route="...": each route, then /healthz,
+    // /metrics and no route).
+    std::vector<std::string> service_labels_;
+    std::vector<std::pair<std::size_t, std::string>> series_labels_;
+    mutable std::atomic<std::size_t> last_size_{0};  // of the last page rendered
 };
 
 }  // namespace fanout
