@@ -2,6 +2,7 @@
 
 #include "server/config_dump.hpp"
 #include "server/listener.hpp"
+#include "server/metrics_shard.hpp"
 #include "wire/read_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -68,7 +69,8 @@ void admin_listener::close() {
 
 bool admin_listener::draining() const {
     for (std::size_t i = 0; i < registry_->shard_count(); ++i)
-        if (registry_->shard(i).draining.load(std::memory_order_relaxed)) return true;
+        if (detail::metrics_writer::shard(*registry_, i).draining.load(std::memory_order_relaxed))
+            return true;
     return false;
 }
 

@@ -27,7 +27,7 @@ metrics_shard& claim_shard(metrics_registry& reg, std::size_t shard, options con
         throw std::invalid_argument(
             "the metrics registry was made for other routes (give it route_labels(options.routes))"
         );
-    return reg.claim(shard);
+    return detail::metrics_writer::claim(reg, shard);
 }
 
 aggregator_core::aggregator_core(
@@ -110,7 +110,7 @@ void aggregator_core::request_ended(fanout::request_report const& r) {
 }
 
 aggregator_core::~aggregator_core() {
-    registry->release(shard_index);
+    detail::metrics_writer::release(*registry, shard_index);
 }
 
 response aggregator_core::metrics_page(std::string_view accept) const {

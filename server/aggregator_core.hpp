@@ -3,6 +3,7 @@
 #include "handlers/aggregate.hpp"
 #include "server/fetch_recorder.hpp"
 #include "server/log_limiter.hpp"
+#include "server/metrics_shard.hpp"
 #include "server/response.hpp"
 #include "server/route_table.hpp"
 #include "server/router.hpp"

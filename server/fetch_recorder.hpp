@@ -1,6 +1,7 @@
 #pragma once
 
 #include "handlers/aggregate.hpp"
+#include "server/metrics_shard.hpp"
 
 #include <memory>
 

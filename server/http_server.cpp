@@ -289,7 +289,7 @@ void http_server::impl::to_background(std::list<handler_run>::iterator run) {
     metrics.background_fetches.add(1);
     std::int64_t total = 0;
     for (std::size_t i = 0; i < registry->shard_count(); ++i)
-        total += registry->shard(i).background_fetches.value();
+        total += detail::metrics_writer::shard(*registry, i).background_fetches.value();
     if (total <= static_cast<std::int64_t>(opts.max_background_fetches)) return;
     for (auto& oldest : background) {
         if (oldest.cancelled) continue;
@@ -306,7 +306,8 @@ void http_server::impl::start_session(tcp::socket sock) {
     metrics.connections_accepted.add();
     auto slot = sessions.emplace(sessions.end());
     auto const over =
-        registry->open_connections.fetch_add(1, std::memory_order_relaxed) >= opts.max_connections;
+        detail::metrics_writer::open_connections(*registry).fetch_add(1, std::memory_order_relaxed) >=
+        opts.max_connections;
     if (!over) {
         net::co_spawn(
             ex, session(std::move(sock), slot),
@@ -317,7 +318,7 @@ void http_server::impl::start_session(tcp::socket sock) {
         );
         return;
     }
-    registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
+    detail::metrics_writer::open_connections(*registry).fetch_sub(1, std::memory_order_relaxed);
     metrics.connections_rejected.add();
     if (!write_rejection(sock)) {  // gone already
         sessions.erase(slot);
@@ -361,7 +362,8 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
         session_slot& slot;
         ~leave() {
             slot.socket = nullptr;
-            server.registry->open_connections.fetch_sub(1, std::memory_order_relaxed);
+            detail::metrics_writer::open_connections(*server.registry)
+                .fetch_sub(1, std::memory_order_relaxed);
         }
     } guard{*this, *slot};
 

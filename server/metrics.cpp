@@ -1,3 +1,4 @@
+#include "server/metrics_shard.hpp"
 #include "server/process_stats.hpp"
 
 #include <boost/version.hpp>
@@ -209,6 +210,8 @@ metrics_registry::metrics_registry(
         metrics_shard::other_series, label("endpoint", "other") + "," + label("route", "")
     );
 }
+
+metrics_registry::~metrics_registry() = default;
 
 metrics_shard& metrics_registry::claim(std::size_t i) {
     auto& s = *shards_.at(i);
@@ -448,7 +451,7 @@ std::string metrics_registry::render(exposition format) const {
     );
 
     w.header("fanout_connections_open", "gauge", "Client connections open.");
-    w.sample("fanout_connections_open", "", open_connections.load(std::memory_order_relaxed));
+    w.sample("fanout_connections_open", "", open_connections());
     w.header("fanout_connections_accepted_total", "counter", "Client connections accepted.");
     w.sample("fanout_connections_accepted_total", "", sum([](auto const& s) {
                  return s.connections_accepted.value();

@@ -1,4 +1,5 @@
 // The metrics page as a scraper and an alert rule read it.
+#include "server/metrics_shard.hpp"
 #include "server/process_stats.hpp"
 #include "tests/process.hpp"
 #include "tests/support.hpp"
@@ -52,8 +53,8 @@ struct one_shard {
     fanout::metrics_shard& shard;
 
     explicit one_shard(std::vector<std::string> services)
-        : registry(std::move(services), 1), shard(registry.claim(0)) {}
-    ~one_shard() { registry.release(0); }
+        : registry(std::move(services), 1), shard(fanout::detail::metrics_writer::claim(registry, 0)) {}
+    ~one_shard() { fanout::detail::metrics_writer::release(registry, 0); }
 };
 
 std::string const wg_labels = R"(endpoint="wg",route="/api/aggregate/wg")";

@@ -391,7 +391,7 @@ BOOST_AUTO_TEST_CASE(shutdown_grace_holds_against_a_client_that_never_stops_send
     auto const port = h.port();  // read here: the shutdown closes the acceptor on another thread
     std::size_t sent = 0;
     std::thread sender{[&] { sent = send_without_pause(port, chunked_post, small_chunk, four_gib); }};
-    BOOST_TEST_REQUIRE(eventually([&] { return h.server().metrics().open_connections > 0; }));
+    BOOST_TEST_REQUIRE(eventually([&] { return h.server().metrics().open_connections() > 0; }));
     for (std::size_t i = 0; i < h.threads(); ++i) h.server(i).shutdown(200ms);
     BOOST_TEST(h.wait_stopped(30s));
     sender.join();

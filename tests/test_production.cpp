@@ -279,7 +279,7 @@ BOOST_AUTO_TEST_CASE(healthz_turns_503_while_stopping) {
     // its upstream: the server has read the probe's first bytes by now (no metric shows a
     // partial head, this ordering is the closest observable event).
     BOOST_TEST_REQUIRE(eventually([&] {
-        return h.counters("users").requests == 1 && h.server().metrics().open_connections == 2;
+        return h.counters("users").requests == 1 && h.server().metrics().open_connections() == 2;
     }));
     shutdown_all(h, 3s);  // the end of the probe's head arrives after every loop is stopping
     probe.send("\r\n");

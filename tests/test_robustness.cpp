@@ -1,6 +1,7 @@
 #include "handlers/handlers.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
+#include "server/metrics_shard.hpp"
 #include "server/router.hpp"
 #include "tests/support.hpp"
 #include "upstream/json_validate.hpp"

@@ -2,6 +2,7 @@
 // by outcome, failures by kind, cancellations by reason, refusals by the breaker, and what the
 // answer and the logs say of the same events.
 
+#include "server/metrics_shard.hpp"
 #include "tests/support.hpp"
 
 #include <boost/asio/co_spawn.hpp>
