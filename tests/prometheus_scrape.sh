@@ -8,7 +8,7 @@ fanout="$1"
 command -v promtool >/dev/null && command -v prometheus >/dev/null ||
     { echo "promtool or prometheus is not installed (Debian: prometheus)"; exit 77; }
 work=$(mktemp -d)
-"$fanout" --listen 127.0.0.1:0 --threads 2 >"$work/fanout.log" 2>&1 &
+"$fanout" --listen 127.0.0.1:0 --threads 2 --access-log >"$work/fanout.log" 2>&1 &
 fanout_pid=$!
 prometheus_pid=""
 trap 'kill $fanout_pid $prometheus_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -51,6 +51,9 @@ if [ -z "$found" ]; then
     tail -20 "$work/prometheus.log"
     exit 1
 fi
+# The same trace id is in the access log line of that request: from a latency bucket to the log.
+grep '"event":"access"' "$work/fanout.log" | grep -q "\"trace_id\":\"$trace\"" ||
+    { echo "no access log line with trace id $trace"; exit 1; }
 # Prometheus asks for OpenMetrics first: the exemplar proves that page was parsed.
 echo "$targets" | grep -q '"health":"up"'
-echo "prometheus: OpenMetrics scraped, exemplar trace_id=$trace found"
+echo "prometheus: OpenMetrics scraped, exemplar trace_id=$trace found, and in the access log"
