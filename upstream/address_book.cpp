@@ -37,6 +37,7 @@ struct address_book::state : std::enable_shared_from_this<state> {
 
     net::any_io_executor ex;  // not tracking work: nothing here keeps run() from returning
     resolve_function resolve;
+    address_book_options options;
     std::vector<entry> entries;
     // The timers of first_resolutions() under way, cancelled to wake them when something changed.
     std::vector<net::steady_timer*> waiting;
@@ -113,6 +114,7 @@ address_book::address_book(
     auto& s = *state_;
     s.ex = net::prefer(std::move(ex), net::execution::outstanding_work.untracked);
     s.resolve = std::move(resolve);
+    s.options = options;
     s.entries.reserve(services.size());
     bool named = false;
     for (auto const& svc : services) {
@@ -181,6 +183,13 @@ net::awaitable<error_code> address_book::first_resolutions() {
 
 std::optional<tcp::endpoint> address_book::next(std::size_t service_index) {
     return state_->pick(service_index, {});
+}
+
+void address_book::carry(std::size_t service_index, address_book const& from, std::size_t from_index) {
+    auto& e = state_->entries[service_index];
+    if (e.resolver) e.resolver->cancel();
+    e.addresses = from.state_->entries[from_index].addresses.carried(state_->options);
+    state_->wake_waiting();
 }
 
 void address_book::refused(std::size_t service_index, tcp::endpoint const& address) {

@@ -53,6 +53,11 @@ class address_book {
     // on), or when the book is destroyed first. The book need not outlive the call.
     boost::asio::awaitable<boost::system::error_code> first_resolutions();
 
+    // Service `service_index` takes the addresses that `from` (another book on the same
+    // executor) has for its service `from_index`, instead of waiting for a first resolution of its
+    // own: a new configuration's client carries them over for a host and port that stay.
+    void carry(std::size_t service_index, address_book const& from, std::size_t from_index);
+
     // How many addresses the service has now.
     std::size_t size(std::size_t service_index) const noexcept;
     std::span<boost::asio::ip::tcp::endpoint const> addresses(std::size_t service_index) const noexcept;

@@ -205,9 +205,26 @@ std::string_view to_string(breaker_state s) noexcept {
 namespace {
 
 // One service's hedging and retry state, in its client (so per event loop).
-struct resilience {
+struct resilience_state {
     latency_histogram latencies;  // of successful requests, for service::hedge_quantile
     request_budget hedges, retries;
+};
+
+// What one service's fetches build up, shared by the clients of successive configurations that
+// leave the service as it was (see the constructor with a previous client): its TLS side and
+// idle connections, its circuit breaker, budgets and latencies.
+struct service_state {
+    service_state(service const& svc, std::size_t max_idle)
+        : tls(svc.tls ? std::make_unique<tls_client>(svc) : nullptr),
+          pool(max_idle),
+          breaker(svc.breaker_failures, svc.breaker_cooldown) {
+        if (svc.hedge_quantile) resilience.latencies.set_quantile(*svc.hedge_quantile);
+    }
+
+    std::unique_ptr<tls_client> tls;  // null for http://; before the pool, whose connections use it
+    connection_pool pool;
+    circuit_breaker breaker;
+    resilience_state resilience;
 };
 
 // An attempt run by co_spawn that threw: cancelled as it was about to start (Asio's awaitables
@@ -228,13 +245,10 @@ struct client::impl {
     std::vector<service> services;
     client_options options;
     std::vector<std::string> requests;  // the request head of each service; empty: built per fetch
-    // One per service, null for http:// ones; before the pools, whose connections use them.
-    std::vector<std::unique_ptr<tls_client>> tls;
-    std::optional<connection_pool> pool;
-    std::vector<circuit_breaker> breakers;  // one per service
-    std::vector<resilience> resiliences;    // one per service
+    std::vector<std::shared_ptr<service_state>> states;  // one per service
     std::minstd_rand jitter{std::random_device{}()};
-    pool_stats stats;
+    // Shared with the clients this one carried over from, and those that carry over from it.
+    std::shared_ptr<pool_stats> stats = std::make_shared<pool_stats>();
 
     // The service's most recently pooled connection if nothing arrived on it while idle (`use`:
     // reused); else null (`use`: retried, the connection closed) or null without any.
@@ -291,14 +305,14 @@ struct client::impl {
 };
 
 std::unique_ptr<connection> client::impl::take_pooled(std::size_t index, connection_use& use) {
-    auto conn = pool->take(index);
+    auto conn = states[index]->pool.take();
     if (!conn) return nullptr;
     if (quiet_since_pooled(*conn)) {
-        ++stats.reused;
+        ++stats->reused;
         use = connection_use::reused;
         return conn;
     }
-    ++stats.retried;
+    ++stats->retried;
     use = connection_use::retried;
     return nullptr;
 }
@@ -310,7 +324,7 @@ void client::impl::report(
     breaker_change change{index, *entered};
     if (*entered == breaker_state::open) {
         change.failure = failure;
-        change.failures = breakers[index].opened_after();
+        change.failures = states[index]->breaker.opened_after();
     }
     options.on_breaker(change);
 }
@@ -322,7 +336,7 @@ net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t 
 }
 
 net::awaitable<bool> client::impl::handshake(std::size_t index, connection& conn, fetch_result& out) {
-    auto& side = *tls[index];
+    auto& side = *states[index]->tls;
     conn.tls = side.wrap(conn.socket);
     auto& guard = conn.tls->next_layer().guard;
     auto const timeout = side.handshake_timeout();
@@ -365,7 +379,7 @@ net::awaitable<bool> client::impl::handshake(std::size_t index, connection& conn
         co_return false;
     }
     bool const resumed = tls_client::resumed(*conn.tls);
-    ++(resumed ? stats.tls_resumed : stats.tls_full);
+    ++(resumed ? stats->tls_resumed : stats->tls_full);
     if (options.on_tls_handshake) options.on_tls_handshake(index, resumed);
     co_return true;
 }
@@ -390,11 +404,12 @@ net::awaitable<fetch_result> client::impl::attempt(
     auto const& svc = services[index];
     bool probe = false;
     bool answered = false;  // some of an answer arrived (out is replaced whole by a failure)
+    auto& breaker = states[index]->breaker;
     if (svc.breaker_failures) {
-        auto const admission = breakers[index].admit(start);
+        auto const admission = breaker.admit(start);
         report(index, admission.entered);
         if (!admission.admitted) {
-            out = circuit_open_failure(breakers[index], start);
+            out = circuit_open_failure(breaker, start);
             out.attempts.refused = true;
             co_return out;
         }
@@ -413,9 +428,9 @@ net::awaitable<fetch_result> client::impl::attempt(
                               : connect_failure(ec, svc);
                     break;
                 }
-                ++stats.opened;
+                ++stats->opened;
                 if (use == connection_use::none) use = connection_use::opened;
-                if (tls[index] && !co_await handshake(index, *conn, out)) break;
+                if (states[index]->tls && !co_await handshake(index, *conn, out)) break;
             }
 
             headers.write(
@@ -431,7 +446,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 std::tie(wec, std::ignore) =
                     co_await net::async_write(conn->socket, net::buffer(conn->request), use_tuple);
             if (wec && reused && closed_while_idle(wec)) {
-                ++stats.retried;
+                ++stats->retried;
                 use = connection_use::retried;
                 continue;
             }
@@ -448,7 +463,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 break;
             }
             if (rec && reused && closed_while_idle(rec)) {
-                ++stats.retried;
+                ++stats->retried;
                 use = connection_use::retried;
                 continue;
             }
@@ -462,7 +477,7 @@ net::awaitable<fetch_result> client::impl::attempt(
             }
             take_answer(*parser, out);
             if (out.ok() && svc.hedge_quantile)
-                resiliences[index].latencies.add(std::chrono::steady_clock::now() - start);
+                states[index]->resilience.latencies.add(std::chrono::steady_clock::now() - start);
 
             // Only a connection left exactly between two messages goes back to the pool, and not
             // one whose TLS guard stopped it reading (for good) while the answer completed.
@@ -470,7 +485,7 @@ net::awaitable<fetch_result> client::impl::attempt(
                 parser->keep_alive() && conn->buffer.size() == 0 &&
                 (!conn->tls || conn->tls->next_layer().guard.stopped() == tls_guard::stop::none);
             parser.reset();
-            if (reusable) pool->put(index, conn);
+            if (reusable) states[index]->pool.put(conn);
             break;
         }
     } catch (boost::system::system_error const& e) {
@@ -488,7 +503,7 @@ net::awaitable<fetch_result> client::impl::attempt(
         headers.timeout_at, headers.deadline, end
     );
     if (svc.breaker_failures) {
-        auto const entered = breakers[index].record(failed_upstream(out, headers.deadline, end), probe, end);
+        auto const entered = breaker.record(failed_upstream(out, headers.deadline, end), probe, end);
         if (entered == breaker_state::open) {
             auto const failure = opening_failure(out);
             report(index, entered, &failure);
@@ -557,8 +572,8 @@ net::awaitable<void> client::impl::settle_in_background(
 }
 
 void client::impl::settled(std::size_t index, std::unique_ptr<connection> conn, bool kept) {
-    kept = kept && pool->put(index, conn);
-    ++(kept ? stats.settled_kept : stats.settled_closed);
+    kept = kept && states[index]->pool.put(conn);
+    ++(kept ? stats->settled_kept : stats->settled_closed);
     if (options.on_cancelled_connection) options.on_cancelled_connection(index, kept);
 }
 
@@ -567,7 +582,7 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
 ) {
     using clock = std::chrono::steady_clock;
     auto const& svc = services[index];
-    auto& state = resiliences[index];
+    auto& state = states[index]->resilience;
     auto const start = clock::now();
     if (hedges(svc)) state.hedges.deposit(svc.hedge_budget);
     if (svc.max_retries) state.retries.deposit(svc.retry_budget);
@@ -575,7 +590,8 @@ net::awaitable<fetch_result> client::impl::resilient_fetch(
     fetch_attempts attempts;
     try {
         for (;;) {
-            bool const closed = !svc.breaker_failures || breakers[index].state() == breaker_state::closed;
+            bool const closed =
+                !svc.breaker_failures || states[index]->breaker.state() == breaker_state::closed;
             auto const delay = hedge_delay(svc, state.latencies, closed, headers.deadline, clock::now());
             fetch_result next;
             if (delay)
@@ -640,7 +656,7 @@ net::awaitable<fetch_result> client::impl::hedged(
         // The first request took at least this long: without it the slow answers the hedge cut
         // short would leave the histogram, and the quantile would drift down.
         if (!first.ok() && services[index].hedge_quantile)
-            resiliences[index].latencies.add(std::chrono::steady_clock::now() - pair_start);
+            states[index]->resilience.latencies.add(std::chrono::steady_clock::now() - pair_start);
         co_return second;
     }
     co_return first;
@@ -658,7 +674,7 @@ net::awaitable<fetch_result> client::impl::hedge(
     // The first request may have won while the timer's completion waited to run.
     auto const cs = co_await net::this_coro::cancellation_state;
     if (ec || cs.cancelled() != net::cancellation_type::none) co_return cancelled_result();
-    if (!resiliences[index].hedges.take(0, std::chrono::steady_clock::now())) {
+    if (!states[index]->resilience.hedges.take(0, std::chrono::steady_clock::now())) {
         race.declined = true;
         co_return make_failure(error_kind::cancelled, "hedge over budget");
     }
@@ -666,14 +682,12 @@ net::awaitable<fetch_result> client::impl::hedge(
     co_return co_await attempt(index, head, headers, &race.decided);
 }
 
-client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
-    : impl_(std::make_unique<impl>()) {
+namespace {
+
+// Throws std::invalid_argument for settings no client takes.
+void check(client_options const& options, std::vector<service> const& services) {
     if (!options.deadline_header.empty() && !valid_field_name(options.deadline_header))
         throw std::invalid_argument("deadline header '" + options.deadline_header + "' is not a field name");
-    impl_->ex = std::move(ex);
-    impl_->options = options;
-    impl_->pool.emplace(services.size(), options.max_idle_per_service);
-    impl_->resiliences.resize(services.size());
     for (std::size_t i = 0; i < services.size(); ++i) {
         auto const& svc = services[i];
         auto bad = [&](std::string const& what) {
@@ -684,21 +698,67 @@ client::client(net::any_io_executor ex, std::vector<service> services, client_op
         if (!(svc.hedge_budget >= 0 && svc.hedge_budget <= 1)) throw bad("hedge_budget must be from 0 to 1");
         if (!(svc.retry_budget >= 0 && svc.retry_budget <= 1)) throw bad("retry_budget must be from 0 to 1");
         if (svc.max_retries > 10) throw bad("max_retries must be at most 10");
-        if (svc.hedge_quantile) impl_->resiliences[i].latencies.set_quantile(*svc.hedge_quantile);
-        impl_->breakers.emplace_back(svc.breaker_failures, svc.breaker_cooldown);
-    }
-    for (std::size_t i = 0; i < services.size(); ++i)
         for (std::size_t j = 0; j < i; ++j)
-            if (services[i].name == services[j].name)
-                throw std::invalid_argument("service '" + services[i].name + "' given twice");
+            if (svc.name == services[j].name)
+                throw std::invalid_argument("service '" + svc.name + "' given twice");
+    }
+}
+
+}  // namespace
+
+client::client(net::any_io_executor ex, std::vector<service> services, client_options options)
+    : client(std::move(ex), std::move(services), std::move(options), nullptr) {
+}
+
+client::client(
+    net::any_io_executor ex, std::vector<service> services, client_options options, client& previous
+)
+    : client(std::move(ex), std::move(services), std::move(options), &previous) {
+}
+
+client::client(
+    net::any_io_executor ex, std::vector<service> services, client_options options, client* previous
+)
+    : impl_(std::make_unique<impl>()) {
+    check(options, services);
+    impl_->ex = std::move(ex);
+    impl_->options = options;
+    auto* before = previous ? previous->impl_.get() : nullptr;
+    if (before) impl_->stats = before->stats;
     for (auto const& svc : services)
         impl_->requests.push_back(svc.params.empty() ? request_head(svc, svc.target) : std::string());
+    for (auto const& svc : services) {
+        std::shared_ptr<service_state> state;
+        if (auto i = previous ? previous->index_of(svc.name) : std::nullopt;
+            i && before->services[*i] == svc && (!svc.tls || before->states[*i]->tls->same_files(svc))) {
+            state = before->states[*i];
+            state->pool.max_idle(options.max_idle_per_service);
+        } else {
+            state = std::make_shared<service_state>(svc, options.max_idle_per_service);
+        }
+        impl_->states.push_back(std::move(state));
+    }
     impl_->services = std::move(services);
-    for (auto const& svc : impl_->services)
-        impl_->tls.push_back(svc.tls ? std::make_unique<tls_client>(svc) : nullptr);
     impl_->book.emplace(
         impl_->ex, impl_->services, options.resolve, address_book_options{.refresh = options.dns_refresh}
     );
+    if (!before) return;
+    // A host and port that stay keep their addresses, whatever else changed: no fetch waits for
+    // (or fails for want of) a resolution that the previous configuration had done already.
+    for (std::size_t i = 0; i < impl_->services.size(); ++i) {
+        auto const& svc = impl_->services[i];
+        for (std::size_t j = 0; j < before->services.size(); ++j)
+            if (before->services[j].host == svc.host && before->services[j].port == svc.port) {
+                impl_->book->carry(i, *before->book, j);
+                break;
+            }
+    }
+}
+
+void client::retire(client const& successor) noexcept {
+    auto const& kept = successor.impl_->states;
+    for (auto& state : impl_->states)
+        if (std::find(kept.begin(), kept.end(), state) == kept.end()) state->pool.close();
 }
 
 client::~client() {
@@ -768,19 +828,19 @@ net::awaitable<fetch_result> client::fetch(
 }
 
 void client::close_idle() noexcept {
-    impl_->pool->clear();
+    for (auto& state : impl_->states) state->pool.clear();
 }
 
 pool_stats client::stats() const noexcept {
-    return impl_->stats;
+    return *impl_->stats;
 }
 
 breaker_state client::breaker(std::size_t service_index) const noexcept {
-    return impl_->breakers[service_index].state();
+    return impl_->states[service_index]->breaker.state();
 }
 
 std::size_t client::idle_connections(std::size_t service_index) const noexcept {
-    return impl_->pool->idle(service_index);
+    return impl_->states[service_index]->pool.idle();
 }
 
 }  // namespace fanout

@@ -26,26 +26,36 @@ bool quiet_since_pooled(connection& conn) {
     return ec == net::error::would_block;
 }
 
-std::unique_ptr<connection> connection_pool::take(std::size_t index) {
-    auto& pool = idle_[index];
-    if (pool.empty()) return nullptr;
-    auto conn = std::move(pool.back());
-    pool.pop_back();
+std::unique_ptr<connection> connection_pool::take() {
+    if (idle_.empty()) return nullptr;
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
     return conn;
 }
 
-bool connection_pool::put(std::size_t index, std::unique_ptr<connection>& conn) {
-    auto& pool = idle_[index];
-    if (pool.size() >= max_idle_) return false;
+bool connection_pool::put(std::unique_ptr<connection>& conn) {
+    if (closed_ || idle_.size() >= max_idle_) return false;
     error_code ec;
     if (!conn->socket.non_blocking()) conn->socket.non_blocking(true, ec);
     if (ec) return false;
-    pool.push_back(std::move(conn));
+    idle_.push_back(std::move(conn));
     return true;
 }
 
 void connection_pool::clear() noexcept {
-    for (auto& pool : idle_) pool.clear();
+    idle_.clear();
+}
+
+void connection_pool::close() noexcept {
+    closed_ = true;
+    idle_.clear();
+}
+
+void connection_pool::max_idle(std::size_t n) {
+    max_idle_ = n;
+    // The oldest go first: they are the likeliest to have been closed by the service meanwhile.
+    if (idle_.size() > n)
+        idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(idle_.size() - n));
 }
 
 }  // namespace fanout

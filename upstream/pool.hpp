@@ -43,24 +43,28 @@ void expect_answer(connection& conn, std::size_t max_head, std::uint64_t max_bod
 // Pooled sockets are non-blocking, so this is one recv() that finds nothing.
 bool quiet_since_pooled(connection& conn);
 
-// The idle connections of each service of one client, at most `max_idle_per_service` each, the most
-// recently used taken first. Not thread-safe: it belongs to the client's executor.
+// The idle connections of one service, at most `max_idle`, the most recently used taken first.
+// Not thread-safe: it belongs to the executor of the clients that share it.
 class connection_pool {
   public:
-    connection_pool(std::size_t services, std::size_t max_idle_per_service)
-        : idle_(services), max_idle_(max_idle_per_service) {}
+    explicit connection_pool(std::size_t max_idle) : max_idle_(max_idle) {}
 
-    // The service's most recently pooled connection, out of the pool; null if it has none.
-    std::unique_ptr<connection> take(std::size_t index);
-    // Into the service's pool, unless it is full or the socket cannot be made non-blocking (for
-    // quiet_since_pooled); false: `conn` is left to the caller.
-    bool put(std::size_t index, std::unique_ptr<connection>& conn);
+    // The most recently pooled connection, out of the pool; null if it has none.
+    std::unique_ptr<connection> take();
+    // Into the pool, unless it is full, closed to new connections (close()), or the socket cannot
+    // be made non-blocking (for quiet_since_pooled); false: `conn` is left to the caller.
+    bool put(std::unique_ptr<connection>& conn);
     void clear() noexcept;
-    std::size_t idle(std::size_t index) const noexcept { return idle_[index].size(); }
+    // Its idle connections closed, and none pooled from now on: its service is no longer served.
+    void close() noexcept;
+    // At most this many from now on; those over it are closed.
+    void max_idle(std::size_t n);
+    std::size_t idle() const noexcept { return idle_.size(); }
 
   private:
-    std::vector<std::vector<std::unique_ptr<connection>>> idle_;
+    std::vector<std::unique_ptr<connection>> idle_;
     std::size_t max_idle_;
+    bool closed_ = false;
 };
 
 }  // namespace fanout

@@ -81,6 +81,16 @@ bool service_addresses::answer(
     return true;
 }
 
+service_addresses service_addresses::carried(address_book_options const& options) const {
+    auto copy = *this;
+    if (copy.resolving_ || options.refresh != options_.refresh) {
+        copy.resolving_ = false;
+        copy.due_ = time_point{};  // due at once
+    }
+    copy.options_ = options;
+    return copy;
+}
+
 std::optional<service_addresses::endpoint> service_addresses::pick(
     time_point now, std::span<endpoint const> tried
 ) {

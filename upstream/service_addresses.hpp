@@ -62,6 +62,11 @@ class service_addresses {
         time_point now
     );
 
+    // A copy for another client's book (a new configuration's, on the same executor): the same
+    // addresses and skip periods, under `options`. A resolution under way here is not awaited
+    // there: the copy starts its own when next asked, as it does when the refresh interval changed.
+    service_addresses carried(address_book_options const& options) const;
+
     // The next address in turn that is not in `tried`, preferring those not passed over at `now`
     // (else the one whose skip period ends first); nullopt without any.
     std::optional<endpoint> pick(time_point now, std::span<endpoint const> tried = {});

@@ -2,6 +2,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -47,6 +49,21 @@ std::string verify_failure(long result) {
         default:
             return "certificate rejected";
     }
+}
+
+// The contents of the files a service's TLS settings name, each with its length before it; a file
+// that cannot be read counts as empty.
+std::string file_contents(tls_settings const& settings) {
+    std::string out;
+    for (auto const* path : {&settings.ca_file, &settings.client_cert, &settings.client_key}) {
+        std::string text;
+        if (!path->empty()) {
+            std::ifstream in{*path, std::ios::binary};
+            text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        }
+        out += std::to_string(text.size()) + ":" + text;
+    }
+    return out;
 }
 
 }  // namespace
@@ -99,6 +116,8 @@ tls_client::tls_client(service const& svc)
     : context_(ssl::context::tls_client),
       handshake_timeout_(svc.tls ? svc.tls->handshake_timeout : tls_settings{}.handshake_timeout) {
     auto const& settings = svc.tls ? *svc.tls : tls_settings{};
+    // Before loading: a file replaced meanwhile is then taken for changed, and loaded again, next time.
+    files_ = file_contents(settings);
     auto bad = [&](std::string const& what) {
         return std::invalid_argument("service '" + svc.name + "': " + what + ": " + openssl_error());
     };
@@ -155,6 +174,10 @@ tls_client::tls_client(service const& svc)
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(native, &tls_client::on_new_session);
     SSL_CTX_set_ex_data(native, owner_index(), this);
+}
+
+bool tls_client::same_files(service const& svc) const {
+    return file_contents(svc.tls ? *svc.tls : tls_settings{}) == files_;
 }
 
 tls_client::~tls_client() {

@@ -120,6 +120,11 @@ class tls_client {
     // What a failed handshake says: unknown issuer, certificate expired, host name mismatch, ...
     std::string why_failed(tls_stream& stream, boost::system::error_code ec) const;
 
+    // Whether the files the service's settings name (ca_file, client_cert, client_key) hold what
+    // they held when this was made: a new configuration keeps this side only if they do, so that
+    // a certificate rotated in place is taken up by a reload.
+    bool same_files(service const& svc) const;
+
     static bool resumed(tls_stream& stream) noexcept;
     // Whether the stream holds bytes (decrypted or not) that the socket no longer shows.
     static bool has_buffered(tls_stream& stream) noexcept;
@@ -133,6 +138,7 @@ class tls_client {
     bool verify_ = true;
     std::chrono::milliseconds handshake_timeout_;
     SSL_SESSION* session_ = nullptr;  // owned: the newest the service issued
+    std::string files_;               // what the files held once loaded (see same_files)
 };
 
 }  // namespace fanout

@@ -148,6 +148,15 @@ class client {
     using executor_type = boost::asio::any_io_executor;
 
     client(executor_type ex, std::vector<service> services, client_options options);
+    // A client for a new configuration (a reload) that carries over what `previous`, a client on
+    // the same executor, has built up for each service it leaves as it was (every setting equal,
+    // and for an https:// service, its ca_file, client_cert and client_key files still holding
+    // what they held): its idle connections, TLS sessions, circuit breaker, hedge and retry budgets
+    // and latencies, shared from then on by both clients, so that fetches still running on
+    // `previous` keep feeding them. A service whose host and port stay keeps its resolved
+    // addresses too, whatever else changed. stats() continues previous's counts. `previous` serves
+    // on as it did until retire() is called on it; it may be destroyed before or after this one.
+    client(executor_type ex, std::vector<service> services, client_options options, client& previous);
     client(client const&) = delete;
     client& operator=(client const&) = delete;
     ~client();
@@ -239,11 +248,17 @@ class client {
     // Closes the idle pooled connections (at shutdown).
     void close_idle() noexcept;
 
+    // For a client replaced by `successor` (made with this one as its previous): the services
+    // successor did not carry over stop pooling connections; their idle ones are closed now, those
+    // of fetches still running once these end. Fetches go on as before.
+    void retire(client const& successor) noexcept;
+
     pool_stats stats() const noexcept;
     breaker_state breaker(std::size_t service_index) const noexcept;
     std::size_t idle_connections(std::size_t service_index) const noexcept;
 
   private:
+    client(executor_type ex, std::vector<service> services, client_options options, client* previous);
     void initiate_wait_resolved(boost::asio::any_completion_handler<void(boost::system::error_code)> handler);
     void initiate_fetch(
         boost::asio::any_completion_handler<void(fetch_result)> handler,

@@ -20,6 +20,8 @@ struct tls_settings {
     bool insecure_skip_verify = false;  // no certificate or name check: for tests only
     // A handshake not done by then fails as error_kind::timeout, whatever the fetch's deadline.
     std::chrono::milliseconds handshake_timeout{10000};
+
+    bool operator==(tls_settings const&) const = default;
 };
 
 // One upstream service, from configuration only (never from a request).
@@ -55,6 +57,8 @@ struct service {
     unsigned retry_min_per_s = 10;  // ... plus this many per second in any case
 
     std::string url() const;
+
+    bool operator==(service const&) const = default;  // every setting
 };
 
 // Parses "http[s]://host[:port][/path][?query]"; the name may use [A-Za-z0-9_.-] only. The path and
