@@ -184,7 +184,7 @@ std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
 metrics_registry::metrics_registry(
     std::vector<std::string> service_names, std::size_t shards, std::vector<route_label> routes
 )
-    : service_names_(std::move(service_names)), routes_(std::move(routes)) {
+    : service_names_(std::move(service_names)), routes_(std::move(routes)), served_(service_names_.size(), true) {
     if (routes_.empty())
         routes_ = {
             {endpoint::wg, "/api/aggregate/wg"},
@@ -221,6 +221,57 @@ metrics_shard& metrics_registry::claim(std::size_t i) {
 
 void metrics_registry::release(std::size_t i) noexcept {
     if (i < shards_.size()) shards_[i]->claimed = false;
+}
+
+std::vector<std::string> metrics_registry::service_names() const {
+    std::lock_guard lock{labels_};
+    return service_names_;
+}
+
+std::vector<route_label> metrics_registry::routes() const {
+    std::lock_guard lock{labels_};
+    return routes_;
+}
+
+std::vector<std::size_t> metrics_registry::use_services(std::vector<std::string> const& services) {
+    std::lock_guard lock{labels_};
+    std::vector<std::size_t> series;
+    for (auto const& name : services) {
+        auto it = std::find(service_names_.begin(), service_names_.end(), name);
+        series.push_back(static_cast<std::size_t>(it - service_names_.begin()));
+        if (it != service_names_.end()) continue;
+        service_names_.push_back(name);
+        service_labels_.push_back(label("service", name));
+    }
+    // Every shard has the series before anyone is told its index.
+    for (auto& s : shards_) s->services.grow_to(service_names_.size());
+    served_.resize(service_names_.size(), false);
+    return series;
+}
+
+std::vector<std::size_t> metrics_registry::use_routes(std::vector<route_label> const& routes) {
+    std::lock_guard lock{labels_};
+    std::vector<std::size_t> series;
+    for (auto const& route : routes) {
+        auto it = std::find(routes_.begin(), routes_.end(), route);
+        auto const r = static_cast<std::size_t>(it - routes_.begin());
+        series.push_back(r);
+        if (it != routes_.end()) continue;
+        routes_.push_back(route);
+        series_labels_.emplace_back(
+            metrics_shard::first_route + r,
+            label("endpoint", to_string(route.pattern)) + "," + label("route", route.path)
+        );
+    }
+    for (auto& s : shards_) s->requests.grow_to(metrics_shard::first_route + routes_.size());
+    return series;
+}
+
+void metrics_registry::serving(std::vector<std::size_t> const& services) {
+    std::lock_guard lock{labels_};
+    served_.assign(service_names_.size(), false);
+    for (auto i : services)
+        if (i < served_.size()) served_[i] = true;
 }
 
 namespace {
@@ -391,6 +442,7 @@ std::array<std::string, N> labels_of(std::string_view key, Name name) {
 }  // namespace
 
 std::string metrics_registry::render(exposition format) const {
+    std::lock_guard lock{labels_};  // the series as they are now: the shards have at least these
     std::string out;
     // The last page's size: one allocation, no copy as it grows.
     out.reserve(last_size_.load(std::memory_order_relaxed) + 4096);
@@ -619,6 +671,7 @@ std::string metrics_registry::render(exposition format) const {
     );
     std::string labels;
     for (std::size_t i = 0; i < service_labels_.size(); ++i) {
+        if (!served_[i]) continue;  // a removed service's circuit is nobody's
         for (std::size_t l = 0; l < shards_.size(); ++l) {
             auto const now = shards_[l]->services[i].breaker.load(std::memory_order_relaxed);
             labels = service_labels_[i];

@@ -5,12 +5,16 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <fanout/error.hpp>
 #include <fanout/metrics.hpp>
+#include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fanout {
@@ -29,6 +33,41 @@ class local_value {
 };
 using local_counter = local_value<std::uint64_t>;
 using local_gauge = local_value<std::int64_t>;
+
+// Elements that never move once made, so that one thread may add more while others use those
+// already there. The registry adds them (under its lock) before it gives their index out.
+template <class T>
+class series_list {
+  public:
+    explicit series_list(std::size_t n = 0) { grow_to(n); }
+
+    T& operator[](std::size_t i) noexcept {
+        auto const [c, at] = locate(i);
+        return chunks_[c][at];
+    }
+    T const& operator[](std::size_t i) const noexcept {
+        auto const [c, at] = locate(i);
+        return chunks_[c][at];
+    }
+    std::size_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+    // At least n elements from now on, the new ones as T{} makes them.
+    void grow_to(std::size_t n) {
+        for (std::size_t c = 0; c < chunks_.size() && first * ((std::size_t{1} << c) - 1) < n; ++c)
+            if (!chunks_[c]) chunks_[c] = std::make_unique<T[]>(first << c);
+        if (n > size()) size_.store(n, std::memory_order_release);
+    }
+
+  private:
+    // Chunk c holds `first << c` elements, from index first * (2^c - 1) on.
+    static constexpr std::size_t first = 8;
+    static std::pair<std::size_t, std::size_t> locate(std::size_t i) noexcept {
+        auto const c = static_cast<std::size_t>(std::bit_width(i / first + 1) - 1);
+        return {c, i - first * ((std::size_t{1} << c) - 1)};
+    }
+
+    std::array<std::unique_ptr<T[]>, 40> chunks_;
+    std::atomic<std::size_t> size_{0};
+};
 
 // The trace of one observation, kept beside the bucket it fell in: an OpenMetrics exemplar.
 // Written by one thread; any thread reads a consistent copy (a sequence lock over atomics).
@@ -112,8 +151,9 @@ struct metrics_shard {
         std::string_view trace_id = {}
     ) noexcept;
 
-    std::vector<service_metrics> services;
-    std::vector<request_series> requests;  // healthz, metrics, other, then each route
+    // Indexed by the registry's series: every service and route any configuration had since start.
+    series_list<service_metrics> services;
+    series_list<request_series> requests;  // healthz, metrics, other, then each route
     std::array<local_counter, endpoint_count> client_disconnects;
     local_gauge in_flight;
     local_counter connections_accepted;
@@ -137,6 +177,14 @@ struct metrics_writer {
     static std::atomic<std::size_t>& open_connections(metrics_registry& r) noexcept {
         return r.open_connections_;
     }
+    // A configuration's series (see metrics_registry's comment), and the services it serves.
+    static std::vector<std::size_t> use_services(metrics_registry& r, std::vector<std::string> const& names) {
+        return r.use_services(names);
+    }
+    static std::vector<std::size_t> use_routes(metrics_registry& r, std::vector<route_label> const& routes) {
+        return r.use_routes(routes);
+    }
+    static void serving(metrics_registry& r, std::vector<std::size_t> const& services) { r.serving(services); }
 };
 
 }  // namespace detail

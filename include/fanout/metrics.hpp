@@ -7,6 +7,7 @@
 #include <fanout/error.hpp>
 #include <fanout/route.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,14 @@ struct route_label {
 std::vector<route_label> route_labels(std::vector<route_config> const& routes);
 
 // The metrics of every event loop of a process, summed when scraped.
+//
+// Its series: one per service and per route of any configuration since it was made (the first
+// ones given to the constructor, more added as servers take a configuration, on a reload). A
+// service or route that a new configuration drops keeps its series, whose counters then stay as
+// they are (never reset: rates over them are right), and one that comes back under the same name
+// (a route: the same pattern and path) continues its old series. The circuit breaker gauges are
+// shown for the services of the configuration taken last only, so that a removed service's open
+// circuit does not alert for ever.
 class metrics_registry {
   public:
     // `routes`: route_labels() of the options::routes of the servers that will share it; empty:
@@ -61,8 +70,9 @@ class metrics_registry {
     ~metrics_registry();
 
     std::size_t shard_count() const noexcept { return shards_.size(); }
-    std::vector<std::string> const& service_names() const noexcept { return service_names_; }
-    std::vector<route_label> const& routes() const noexcept { return routes_; }
+    // Every service and route with a series, in the order of their series. Any thread.
+    std::vector<std::string> service_names() const;
+    std::vector<route_label> routes() const;
 
     // The Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 text, which adds the trace id
     // of a recent request to each bucket of the request and upstream histograms as an exemplar.
@@ -85,15 +95,26 @@ class metrics_registry {
     metrics_shard& claim(std::size_t i);
     void release(std::size_t i) noexcept;
     metrics_shard const& shard(std::size_t i) const { return *shards_.at(i); }
+    // The series of each of a configuration's services (its index in a shard's `services`), and
+    // of each of its routes (after first_route in a shard's `requests`), added to every shard for
+    // those not seen before. Any thread.
+    std::vector<std::size_t> use_services(std::vector<std::string> const& services);
+    std::vector<std::size_t> use_routes(std::vector<route_label> const& routes);
+    // The breaker gauges show these services (series from use_services) from now on, and no others.
+    void serving(std::vector<std::size_t> const& services);
     std::atomic<std::size_t> open_connections_{0};
 
+    // Guards the series' names and labels below, and the growing of the shards' series; held by
+    // render() throughout (a reload that adds series waits for a scrape, never the other way).
+    mutable std::mutex labels_;
     std::vector<std::string> service_names_;
     std::vector<route_label> routes_;
+    std::vector<bool> served_;  // of each service: in the configuration taken last
     std::vector<std::unique_ptr<metrics_shard>> shards_;
     std::atomic<bool> process_metrics_{false};
     // Labels made once: service="NAME" of each service; the request series (an index of
     // metrics_shard::requests and its endpoint="...",route="...": each route, then /healthz,
-    // /metrics and no route).
+    // /metrics and no route, then each route added since).
     std::vector<std::string> service_labels_;
     std::vector<std::pair<std::size_t, std::string>> series_labels_;
     mutable std::atomic<std::size_t> last_size_{0};  // of the last page rendered
