@@ -12,11 +12,12 @@ namespace fanout {
 namespace http = boost::beast::http;
 
 struct aggregator::impl {
-    impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
-        : ex(std::move(executor)), opts(std::move(o)), core(ex, opts, std::move(reg), shard) {}
+    impl(
+        executor_type executor, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
+    )
+        : ex(std::move(executor)), core(ex, opts, std::move(reg), shard) {}
 
     executor_type ex;
-    options opts;
     aggregator_core core;
 };
 
@@ -45,14 +46,16 @@ void aggregator::initiate_handle(
 }
 
 void aggregator::take(request_fields& fields, std::string_view name, std::string_view value) const {
-    take_field(fields, impl_->opts.deadline_header, name, value, impl_->core.routes.forwarded_names());
+    auto const& cfg = *impl_->core.config();
+    take_field(fields, cfg.opts.deadline_header, name, value, cfg.routes.forwarded_names());
 }
 
 boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     http::verb method, std::string target, unsigned version, request_fields fields
 ) {
     auto const start = std::chrono::steady_clock::now();
-    auto r = match(method, target, impl_->opts, impl_->core.routes, fields);
+    auto const cfg = impl_->core.config();  // this request's, whatever reloads come meanwhile
+    auto r = match(method, target, cfg->opts, cfg->routes, fields);
     response res;
     if (r.answer) {
         res = std::move(*r.answer);
@@ -63,18 +66,17 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else if (r.plan->stream) {
         // Here the whole answer is returned at once: its lines, in the order they completed.
         ndjson_parts parts{impl_->ex, *r.plan, start};
-        res = co_await impl_->core.answer(r, &parts);
+        res = co_await impl_->core.answer(*cfg, r, &parts);
         res.content_type = "application/x-ndjson";
         res.complete.reset();
         res.status = 200;
         res.body.clear();
         while (!parts.ended()) res.body += co_await parts.next();
     } else {
-        res = co_await impl_->core.answer(r);
+        res = co_await impl_->core.answer(*cfg, r);
     }
     impl_->core.metrics.count_request(
-        r.target, r.plan ? std::optional(r.plan->index) : std::nullopt, res.status,
-        std::chrono::steady_clock::now() - start, r.trace.id()
+        r.target, cfg->series_of(r.plan), res.status, std::chrono::steady_clock::now() - start, r.trace.id()
     );
 
     response_type out{static_cast<http::status>(res.status), version};
@@ -93,7 +95,11 @@ metrics_registry& aggregator::metrics() const noexcept {
 }
 
 void aggregator::close_idle() noexcept {
-    impl_->core.client.close_idle();
+    impl_->core.config()->client.close_idle();
+}
+
+void aggregator::reload(options opts) {
+    impl_->core.install(impl_->core.prepare(std::move(opts)));
 }
 
 }  // namespace fanout

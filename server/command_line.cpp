@@ -137,6 +137,7 @@ command_line parse_command_line(int argc, char const* const* argv) {
     std::string path;
     if (vm.count("config")) {
         path = vm["config"].as<std::string>();
+        cl.config = path;
         auto const text = read_config(path);
         try {
             file_keys = apply_config_keys(o, text);

@@ -14,6 +14,7 @@ struct command_line {
     action what = action::run;
     std::string help;  // the usage text, for action::help
     options opts;
+    std::string config;  // the --config file; empty without one (a reload then has nothing to read)
 };
 
 // Parses fanout's command line, reading --config FILE.json first when given (flags win over it).

@@ -16,7 +16,7 @@ void fetch_recorder::fetched(fanout::fetch_event const& event) {
 void fetch_recorder::record(fanout::fetch_event const& event) {
     // The requests of the fetch, and their failures, were counted as each ended (on_request).
     auto const& r = event.result;
-    auto& m = metrics_->services[event.service];
+    auto& m = metrics_->services[series_ ? (*series_)[event.service] : event.service];
     switch (r.connection) {
         case fanout::connection_use::none:
             break;

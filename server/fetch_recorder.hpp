@@ -4,6 +4,7 @@
 #include "server/metrics_shard.hpp"
 
 #include <memory>
+#include <vector>
 
 namespace spdlog {
 class logger;
@@ -19,9 +20,15 @@ class log_limiter;
 // on_request), and each failure one log line (timeouts included; cancellations at debug level).
 class fetch_recorder final : public fanout::fetch_observer {
   public:
-    // Null members are skipped: no metrics, no log, or no rate limit on the log.
-    fetch_recorder(metrics_shard* metrics, std::shared_ptr<spdlog::logger> log, log_limiter* limit)
-        : metrics_(metrics), log_(std::move(log)), limit_(limit) {}
+    // Null members are skipped: no metrics, no log, or no rate limit on the log. `series`: of each
+    // service (by its index in the client), its series in `metrics`; null: the same index.
+    fetch_recorder(
+        metrics_shard* metrics,
+        std::shared_ptr<spdlog::logger> log,
+        log_limiter* limit,
+        std::vector<std::size_t> const* series = nullptr
+    )
+        : metrics_(metrics), log_(std::move(log)), limit_(limit), series_(series) {}
 
     void fetched(fanout::fetch_event const& event) override;
 
@@ -32,6 +39,7 @@ class fetch_recorder final : public fanout::fetch_observer {
     metrics_shard* metrics_;
     std::shared_ptr<spdlog::logger> log_;
     log_limiter* limit_;
+    std::vector<std::size_t> const* series_;
 };
 
 }  // namespace fanout

@@ -123,7 +123,8 @@ struct disconnect_watch {
 struct handler_run {
     explicit handler_run(net::any_io_executor const& ex) : finished(ex, clock::time_point::max()) {}
 
-    dispatch request;                 // owned here: the handler reads it until it completes
+    std::shared_ptr<loop_config> config;  // the request's, which its plan belongs to
+    dispatch request;                     // owned here: the handler reads it until it completes
     net::cancellation_signal cancel;  // the handler's, used by co_spawn until its completion handler
     net::steady_timer finished;       // never expires: cancelled when `answer` is set
     std::optional<response> answer;
@@ -135,18 +136,21 @@ struct handler_run {
 };
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
-    impl(executor_type executor, options o, std::shared_ptr<metrics_registry> reg, std::size_t shard)
+    impl(
+        executor_type executor, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
+    )
         : ex(std::move(executor)),
-          opts(std::move(o)),
           core(ex, opts, std::move(reg), shard),
           acceptor(ex),
+          access(opts),
           drain_timer(ex),
           grace_timer(ex),
           drained(ex, clock::time_point::max()) {}
 
     executor_type ex;
-    options opts;
     aggregator_core core;
+    // The configuration new requests take; a request keeps the one it started with (its loop_config).
+    options const& current() const { return core.config()->opts; }
     // The core's, by their short names.
     std::shared_ptr<metrics_registry>& registry = core.registry;
     metrics_shard& metrics = core.metrics;
@@ -154,7 +158,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
     std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
-    access_log access{opts};
+    access_log access;  // as the configuration in use says
     http_date date;
     std::list<session_slot> sessions;   // served and rejected connections alike
     std::size_t rejecting = 0;          // rejected connections lingering
@@ -167,6 +171,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::steady_timer drain_timer;
     net::steady_timer grace_timer;
     net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
+    std::atomic<std::uint64_t> reloads{0};             // numbered by reload(), in any thread
+    std::uint64_t installed = 0;                       // the number of the reload in use
+    std::list<net::cancellation_signal> reload_waits;  // for new host names; cancelled at shutdown
+    static net::awaitable<void> switch_to(std::shared_ptr<impl> self, options opts, std::uint64_t number);
 
     struct slot_release;
     struct run_release;
@@ -183,6 +191,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     net::awaitable<std::optional<unsigned>> stream(
         tcp::socket& sock,
         phase_deadline& limit,
+        loop_config& cfg,
         dispatch const& r,
         bool head_only,
         unsigned version,
@@ -198,7 +207,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     // since they use the client.
     bool is_drained() const {
         return stopping && !accepting && sessions.empty() && runs.empty() && background.empty() &&
-               core.ctx.stats->channel_producers_live == 0;
+               core.stats->channel_producers_live == 0;
     }
     void check_drained();
     static net::awaitable<void> serve_until_drained(std::shared_ptr<impl> self);
@@ -260,7 +269,7 @@ struct http_server::impl::run_release {
 };
 
 net::awaitable<void> http_server::impl::run_handler(handler_run& run) {
-    run.answer = co_await core.answer(run.request);  // never throws
+    run.answer = co_await core.answer(*run.config, run.request);  // never throws
     run.finished.cancel();
 }
 
@@ -290,7 +299,7 @@ void http_server::impl::to_background(std::list<handler_run>::iterator run) {
     std::int64_t total = 0;
     for (std::size_t i = 0; i < registry->shard_count(); ++i)
         total += detail::metrics_writer::shard(*registry, i).background_fetches.value();
-    if (total <= static_cast<std::int64_t>(opts.max_background_fetches)) return;
+    if (total <= static_cast<std::int64_t>(current().max_background_fetches)) return;
     for (auto& oldest : background) {
         if (oldest.cancelled) continue;
         oldest.cancelled = true;
@@ -307,7 +316,7 @@ void http_server::impl::start_session(tcp::socket sock) {
     auto slot = sessions.emplace(sessions.end());
     auto const over =
         detail::metrics_writer::open_connections(*registry).fetch_add(1, std::memory_order_relaxed) >=
-        opts.max_connections;
+        current().max_connections;
     if (!over) {
         net::co_spawn(
             ex, session(std::move(sock), slot),
@@ -371,7 +380,7 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
     phase_deadline limit{sock};
-    limit.after(opts.idle_timeout);
+    limit.after(current().idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
     if (limit.expired())
         metrics.connections_timed_out.add();
@@ -406,7 +415,7 @@ net::awaitable<void> http_server::impl::serve_requests(
         if (buffer.size() == 0) {
             slot.idle = true;
             if (!stopping) {
-                limit.after(opts.idle_timeout);
+                limit.after(current().idle_timeout);
                 // A connection that never sent a byte gets no buffer (many may be open and idle).
                 // Once it has one, a read rather than a wait for readability: under keep-alive load
                 // the next request is often there already, and a wait changes the epoll
@@ -428,11 +437,14 @@ net::awaitable<void> http_server::impl::serve_requests(
             if (stopping && buffer.size() == 0 && !co_await request_arrives(sock)) co_return;
             slot.idle = false;
         }
+        // The request's configuration from its first byte to its answer, whatever reloads come.
+        auto const cfg = core.config();
+        auto const& opts = cfg->opts;
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
         limit.after(opts.header_timeout);
         request_parser parser;
         parser.deadline_header(opts.deadline_header);
-        parser.forwarded(core.routes.forwarded_names());
+        parser.forwarded(cfg->routes.forwarded_names());
         parser.keep_forwarded_for(access.trusts_forwarded_for());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
@@ -474,10 +486,10 @@ net::awaitable<void> http_server::impl::serve_requests(
         } else {
             keep_alive = parser.keep_alive();
             version = parser.version();
-            auto r = match(parser.method(), parser.target(), opts, core.routes, parser.fields());
+            auto r = match(parser.method(), parser.target(), opts, cfg->routes, parser.fields());
             target = r.target;
             if (r.plan) {
-                route = r.plan->index;
+                route = cfg->series_of(r.plan);
                 route_path = r.plan->path;
             }
             trace.trace_id = r.trace.trace_id;
@@ -495,7 +507,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 watch->arm(sock, watch);
                 std::size_t sent = 0;
                 auto const status = co_await stream(
-                    sock, limit, r, parser.method() == http::verb::head, version, keep_alive, sent
+                    sock, limit, *cfg, r, parser.method() == http::verb::head, version, keep_alive, sent
                 );
                 watch->disarm();
                 if (!status || watch->fired || slot.cancelled) {
@@ -514,7 +526,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 r.cause = slot.cause = &cause;
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
-                res = co_await core.answer(r);
+                res = co_await core.answer(*cfg, r);
                 watch->disarm();
                 if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
@@ -530,6 +542,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 // wg or channel: the handler runs on its own, so that the session can end without it.
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 auto run = runs.emplace(runs.end(), ex);
+                run->config = cfg;
                 run->request = std::move(r);
                 run->request.cause = &run->cause;
                 net::co_spawn(
@@ -592,6 +605,7 @@ net::awaitable<void> http_server::impl::serve_requests(
 net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     tcp::socket& sock,
     phase_deadline& limit,
+    loop_config& cfg,
     dispatch const& r,
     bool head_only,
     unsigned version,
@@ -607,7 +621,7 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
     // Each write must be taken by the client within the header timeout; the backends, only by
     // the route's deadline.
     auto const send = [&](std::string const& bytes) -> net::awaitable<error_code> {
-        limit.after(opts.header_timeout);
+        limit.after(cfg.opts.header_timeout);
         auto [ec, n] = co_await net::async_write(sock, net::buffer(bytes), use_tuple);
         sent += n;
         limit.clear();
@@ -641,7 +655,7 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
         }
     };
     try {
-        co_await (core.answer(r, &parts) && writer());
+        co_await (core.answer(cfg, r, &parts) && writer());
     } catch (std::exception const&) {
         co_return std::nullopt;
     }
@@ -722,6 +736,7 @@ void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
         error_code ec;
         acceptor.close(ec);
         close_idle();
+        for (auto& wait : reload_waits) wait.emit(net::cancellation_type::terminal);
     }
     if (grace.count() <= 0) {
         cancel_sessions();
@@ -737,7 +752,7 @@ void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
 void http_server::impl::check_drained() {
     if (!is_drained()) return;
     grace_timer.cancel();
-    core.client.close_idle();
+    core.config()->client.close_idle();
     if (admin) admin->close();  // it served on through the drain, for the last scrapes
     drained.cancel();
 }
@@ -749,14 +764,12 @@ http_server::http_server(
     std::size_t shard,
     bool reuse_port
 )
-    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), std::move(registry), shard)) {
-    impl_->acceptor = open_listener(
-        impl_->ex, listen_endpoint(impl_->opts.listen_host, impl_->opts.listen_port), reuse_port
-    );
-    if (!impl_->opts.admin_listen_host.empty() && shard == 0)
-        impl_->admin = std::make_shared<admin_listener>(
-            impl_->ex, impl_->opts, impl_->registry, impl_->acceptor.local_endpoint()
-        );
+    : impl_(std::make_shared<impl>(std::move(ex), opts, std::move(registry), shard)) {
+    impl_->acceptor =
+        open_listener(impl_->ex, listen_endpoint(opts.listen_host, opts.listen_port), reuse_port);
+    if (!opts.admin_listen_host.empty() && shard == 0)
+        impl_->admin =
+            std::make_shared<admin_listener>(impl_->ex, opts, impl_->registry, impl_->acceptor.local_endpoint());
 }
 
 // RAII: a server destroyed while it runs stops at once (as cancel()); whatever still runs holds
@@ -806,7 +819,7 @@ net::awaitable<void> http_server::impl::serve_until_drained(std::shared_ptr<impl
             } catch (...) {
                 self->log->error(R"({"event":"accept_loop_failed","message":"unknown exception"})");
             }
-            self->stop_accepting(self->opts.shutdown_grace);
+            self->stop_accepting(self->current().shutdown_grace);
         });
     }
     while (!self->is_drained()) {
@@ -827,7 +840,7 @@ void http_server::shutdown(std::chrono::milliseconds grace) {
 
 void http_server::shutdown() {
     net::post(impl_->ex, [self = impl_] {
-        self->begin_shutdown(self->opts.drain_delay, self->opts.shutdown_grace);
+        self->begin_shutdown(self->current().drain_delay, self->current().shutdown_grace);
     });
 }
 
@@ -835,12 +848,56 @@ void http_server::cancel() {
     shutdown(std::chrono::milliseconds(0));
 }
 
+net::awaitable<void> http_server::reload(options opts) {
+    check_servable(opts);
+    auto const number = ++impl_->reloads;
+    return impl::switch_to(
+        impl_, std::move(opts), number
+    );  // not a coroutine: checked now, not when it starts
+}
+
+net::awaitable<void> http_server::impl::switch_to(
+    std::shared_ptr<impl> self, options opts, std::uint64_t number
+) {
+    auto const aborted = [] { return boost::system::system_error(net::error::operation_aborted); };
+    if (self->stopping) throw aborted();
+    // What only a new server can change stays as it is.
+    auto const& now = self->current();
+    opts.listen_host = now.listen_host;
+    opts.listen_port = now.listen_port;
+    opts.threads = now.threads;
+    opts.admin_listen_host = now.admin_listen_host;
+    opts.admin_listen_port = now.admin_listen_port;
+    opts.logger = now.logger;
+    opts.on_event = now.on_event;
+    auto next = self->core.prepare(std::move(opts));
+    // New host names are resolved before the switch, so that no fetch fails for want of an address
+    // that the old configuration did not need (given up after 10 s, as at start).
+    auto wait = self->reload_waits.emplace(self->reload_waits.end());
+    co_await next->client.async_wait_resolved(net::bind_cancellation_slot(wait->slot(), use_tuple));
+    self->reload_waits.erase(wait);
+    // Stopped or cancelled meanwhile, or overtaken by a later reload that switched first.
+    auto const cs = co_await net::this_coro::cancellation_state;
+    if (self->stopping || cs.cancelled() != net::cancellation_type::none || number < self->installed)
+        throw aborted();
+    self->installed = number;
+    self->core.install(std::move(next));
+    self->access = access_log{self->current()};
+    if (self->admin) self->admin->configure(self->current());
+}
+
+void http_server::initiate_reload(net::any_completion_handler<void(error_code)> handler, net::awaitable<void> op) {
+    detail::launch(impl_->ex, std::move(op), std::move(handler), [](auto h, std::exception_ptr e) {
+        std::move(h)(code_of_exception(e));
+    });
+}
+
 fanout::pool_stats http_server::upstream_stats() const noexcept {
-    return impl_->core.client.stats();
+    return impl_->core.config()->client.stats();
 }
 
 std::size_t http_server::detached_fetches() const noexcept {
-    return impl_->core.ctx.stats->channel_producers_live;
+    return impl_->core.stats->channel_producers_live;
 }
 
 metrics_registry& http_server::metrics() const noexcept {

@@ -39,6 +39,8 @@ class log_limiter {
     );
 
     std::uint64_t suppressed_total() const noexcept { return suppressed_total_; }
+    // A new limit (a reload), from the next line on.
+    void per_second(std::uint32_t n) noexcept { per_second_ = n; }
 
   private:
     struct kind {

@@ -2,6 +2,7 @@
 #include "server/command_line.hpp"
 #include "server/config_dump.hpp"
 #include "server/log.hpp"
+#include "server/reload.hpp"
 #include "server/warnings.hpp"
 #include "sim/simulator.hpp"
 
@@ -67,8 +68,9 @@ int check(fanout::options const& opts) {
     return 0;
 }
 
-int serve(fanout::options opts) {
+int serve(fanout::options opts, std::vector<std::string> args) {
     opts.logger = fanout::make_stderr_logger(opts.log_level);
+    auto const configured = opts;  // before the start fills in a port or the demo services
     auto const warnings = fanout::config_warnings(opts);
     for (auto const& w : warnings)
         opts.logger->warn(R"({{"event":"config_warning","message":{}}})", fanout::json_quote(w));
@@ -102,18 +104,29 @@ int serve(fanout::options opts) {
         opts.listen_port = servers.front()->local_endpoint().port();  // the others share the port
     }
 
-    net::signal_set signals{*loops[0], SIGINT, SIGTERM};
+    // Signals are handled, and reloads prepared, on a thread of their own: reading and checking a
+    // configuration never holds up an event loop.
+    net::io_context control{1};
+    net::signal_set signals{control, SIGINT, SIGTERM};
+    net::signal_set hangups{control, SIGHUP};
+    std::vector<fanout::http_server*> server_list;
+    for (auto& s : servers) server_list.push_back(s.get());
+    fanout::process_reloader reloader{
+        control.get_executor(), std::move(args), configured, std::move(server_list), opts.logger};
+    bool stopping = false;  // on the control thread: no reload once a signal or the servers ended
     std::atomic<std::size_t> running{servers.size()};
     std::atomic<bool> failed{false};
     for (std::size_t i = 0; i < servers.size(); ++i) {
         servers[i]->async_run([&](boost::system::error_code e) {
             if (e) failed = true;  // logged where it happened
-            // The last server to finish ends what else runs on the first loop.
+            // The last server to finish ends the signal handling, and the demo on the first loop.
             if (--running == 0) {
-                net::post(*loops[0], [&] {
+                net::post(control, [&] {
+                    stopping = true;
                     signals.cancel();
-                    if (demo) demo->cancel();
+                    hangups.cancel();
                 });
+                if (demo) net::post(*loops[0], [&] { demo->cancel(); });
             }
         });
     }
@@ -130,8 +143,10 @@ int serve(fanout::options opts) {
         if (ec) return;
         opts.logger->info(
             R"({{"event":"shutdown","signal":{},"drain_delay_ms":{},"grace_ms":{}}})", sig,
-            opts.drain_delay.count(), opts.shutdown_grace.count()
+            reloader.configured().drain_delay.count(), reloader.configured().shutdown_grace.count()
         );
+        stopping = true;
+        hangups.cancel();
         for (auto& s : servers) s->shutdown();
         // A second signal does not wait for anything.
         signals.async_wait([](boost::system::error_code ec2, int sig2) {
@@ -139,6 +154,21 @@ int serve(fanout::options opts) {
         });
     };
     signals.async_wait(on_signal);
+    // One reload at a time; a SIGHUP that arrives meanwhile is handled after it.
+    std::function<void(boost::system::error_code, int)> on_hangup = [&](boost::system::error_code ec, int) {
+        if (ec || stopping) return;
+        if (demo) {
+            opts.logger->warn(
+                R"({"event":"config_reload","reloaded":false,"message":"demo mode (no --config): nothing to reload"})"
+            );
+            hangups.async_wait(on_hangup);
+            return;
+        }
+        reloader.reload([&] {
+            if (!stopping) hangups.async_wait(on_hangup);
+        });
+    };
+    hangups.async_wait(on_hangup);
 
     // An exception out of a loop is a bug: every loop stops, so that the process exits (1) instead
     // of waiting on the others.
@@ -149,13 +179,16 @@ int serve(fanout::options opts) {
             opts.logger->critical(R"({{"event":"loop_failed","message":{}}})", fanout::json_quote(e.what()));
             failed = true;
             for (auto& l : loops) l->stop();
+            control.stop();
         }
     };
+    std::jthread control_thread{[&] { run(control); }};
     std::vector<std::jthread> threads;
     for (std::size_t i = 1; i < loops.size(); ++i)
         threads.emplace_back([&run, &loop = *loops[i]] { run(loop); });
     run(*loops[0]);
     threads.clear();  // joins
+    control_thread.join();
     int const code = failed ? 1 : 0;
     opts.logger->info(R"({{"event":"stop","exit_code":{}}})", code);
     opts.logger->flush();
@@ -182,7 +215,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (cl.what == fanout::command_line::action::check) return check(cl.opts);
-        return serve(std::move(cl.opts));
+        return serve(std::move(cl.opts), std::vector<std::string>(argv, argv + argc));
     } catch (std::exception const& e) {
         std::cerr << "fanout: " << e.what() << "\n";
         return 1;

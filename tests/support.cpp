@@ -253,6 +253,7 @@ net::awaitable<void> echo_serve(tcp::socket socket, echo_upstream::state& state)
     for (;;) {
         http::request<http::empty_body> req;
         auto [ec, n] = co_await http::async_read(socket, buffer, req, net::as_tuple(net::use_awaitable));
+        if (ec && n == 0 && buffer.size() == 0) ++state.closed;
         if (ec) co_return;
         ++state.requests;
         if (take_one(state.hang_next)) {

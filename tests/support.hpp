@@ -173,6 +173,7 @@ class echo_upstream {
         std::atomic<std::uint64_t> connections{0};  // accepted
         std::atomic<std::uint64_t> requests{0};     // read
         std::atomic<std::uint64_t> abandoned{0};    // unanswered requests whose connection the client closed
+        std::atomic<std::uint64_t> closed{0};       // connections the client closed between two requests
     };
 
     echo_upstream();

@@ -103,6 +103,15 @@ class aggregator {
     metrics_registry& metrics() const noexcept;
     void close_idle() noexcept;  // the idle pooled upstream connections (e.g. at shutdown)
 
+    // Answers the requests handle() starts from now on with `opts` (upstreams, routes, limits,
+    // timeouts; its listening settings, logger and on_event are not used), as http_server::
+    // async_reload does; those already being handled finish with the configuration they started
+    // with. Call it on the aggregator's executor (not thread-safe, as the rest). Throws what the
+    // constructor would (std::invalid_argument naming the route or setting; a TLS file that cannot
+    // be loaded), and then nothing has changed. New host names are resolved in the background: a
+    // fetch to one before its first answer fails as error_kind::connect.
+    void reload(options opts);
+
   private:
     void initiate_handle(
         boost::asio::any_completion_handler<void(boost::system::error_code, response_type)> handler,

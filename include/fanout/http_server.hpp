@@ -84,6 +84,42 @@ class http_server {
     // Stops at once: shutdown with no grace. Safe to call from any thread.
     void cancel();
 
+    // Reload: new requests are served with `opts` (upstreams and their resilience and TLS settings,
+    // routes, limits, timeouts), while requests already read finish with the configuration they
+    // started with. What only a new server can change keeps the server's values, whatever `opts`
+    // says: listen_host, listen_port, admin_listen_host, admin_listen_port, threads, logger and
+    // on_event (a logger the server made from on_event takes the new log_level; an application's own
+    // logger keeps its level). The access log and the admin listener's limits and /config follow.
+    //
+    // Checked in this call, in the caller's thread: an invalid configuration throws what the
+    // constructor would (std::invalid_argument naming the route or setting, a TLS file that cannot
+    // be loaded) and changes nothing. Then, on the server's executor: the new configuration is made,
+    // carrying over from the current one, for each service left as it was (every setting, and
+    // its TLS files' contents), its idle connections, TLS sessions, circuit breaker, budgets and
+    // latencies, and for each host and port that stay, their resolved addresses; new host names are
+    // resolved (at most 10 s, as at start; a name that does not resolve fails its fetches as it
+    // would at start). Then it switches: the requests read from then on use it. The idle pooled
+    // connections of services removed or changed are closed at once, the others once their fetch
+    // ends. The metrics keep the series of removed services and routes (see metrics_registry).
+    //
+    // Completion signature: void(boost::system::error_code): empty once this server has switched;
+    // operation_aborted if it did not: the server was stopping, the operation was cancelled, or a
+    // later reload switched first (reloads started from several threads at once: the last to be
+    // checked wins); server_error::internal if making the configuration failed on the executor (a
+    // TLS file changed since the check). Then nothing changed. Executor: the handler runs on its
+    // associated executor, by default the server's. Per-operation cancellation: terminal, until
+    // the switch. Lifetime: the server may be destroyed meanwhile (the reload is then aborted).
+    // Thread safety: call it on any thread.
+    template <class CompletionToken = detail::default_token_t<executor_type>>
+    auto async_reload(options opts, CompletionToken&& token = CompletionToken{}) {
+        return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
+            [](boost::asio::any_completion_handler<void(boost::system::error_code)> h,
+               http_server* self,
+               boost::asio::awaitable<void> op) { self->initiate_reload(std::move(h), std::move(op)); },
+            token, this, reload(std::move(opts))
+        );
+    }
+
     // Read on the server's executor (not thread-safe):
     fanout::pool_stats upstream_stats() const noexcept;
     // The channel pattern's fetches still running detached (their request may have been answered).
@@ -93,6 +129,12 @@ class http_server {
 
   private:
     void initiate_run(boost::asio::any_completion_handler<void(boost::system::error_code)> handler);
+    // Checks opts (throws) and numbers the reload; the awaitable switches on the server's executor.
+    boost::asio::awaitable<void> reload(options opts);
+    void initiate_reload(
+        boost::asio::any_completion_handler<void(boost::system::error_code)> handler,
+        boost::asio::awaitable<void> op
+    );
 
     struct impl;
     std::shared_ptr<impl> impl_;
