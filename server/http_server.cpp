@@ -886,7 +886,9 @@ net::awaitable<void> http_server::impl::switch_to(
     if (self->admin) self->admin->configure(self->current());
 }
 
-void http_server::initiate_reload(net::any_completion_handler<void(error_code)> handler, net::awaitable<void> op) {
+void http_server::initiate_reload(
+    net::any_completion_handler<void(error_code)> handler, net::awaitable<void> op
+) {
     detail::launch(impl_->ex, std::move(op), std::move(handler), [](auto h, std::exception_ptr e) {
         std::move(h)(code_of_exception(e));
     });

@@ -113,8 +113,7 @@ class http_server {
     template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_reload(options opts, CompletionToken&& token = CompletionToken{}) {
         return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
-            [](boost::asio::any_completion_handler<void(boost::system::error_code)> h,
-               http_server* self,
+            [](boost::asio::any_completion_handler<void(boost::system::error_code)> h, http_server* self,
                boost::asio::awaitable<void> op) { self->initiate_reload(std::move(h), std::move(op)); },
             token, this, reload(std::move(opts))
         );
