@@ -461,6 +461,29 @@ BOOST_AUTO_TEST_CASE(unchanged_services_keep_their_state) {
     BOOST_TEST(metric(page, R"(fanout_upstream_breaker_state{service="keep",loop="0",state="closed"})") == 1);
 }
 
+// A changed service's idle pooled connection is closed at the switch, while a request that began
+// before (and holds the old configuration) still runs; that request's own connection, to a
+// service that changed too, is closed when its fetch ends instead of pooled.
+BOOST_AUTO_TEST_CASE(a_changed_service_closes_its_idle_connections_at_the_switch) {
+    echo_upstream a, b;
+    one_server s{
+        with_upstreams({make_service("fast", a.url("/f")), make_service("slow", b.url("/sleep/5000"))})};
+    auto held = std::async(std::launch::async, [&] { return get(s.port(), "/api/aggregate/wg", 20s); });
+    BOOST_TEST_REQUIRE(eventually([&] { return a.counters().requests == 1 && b.counters().requests == 1; }));
+    auto next = s.opts();
+    next.upstreams = {make_service("fast", a.url("/f2")), make_service("slow", b.url("/sleep/1"))};
+    s.reload(next);
+    BOOST_TEST(eventually([&] { return a.counters().closed == 1; }));
+    // Showing that the close did not wait for the old configuration's last request takes a bound: 5 s.
+    BOOST_TEST((held.wait_for(0s) == std::future_status::timeout));
+    BOOST_TEST(b.counters().closed == 0u);  // in use
+    auto const old = held.get();
+    BOOST_TEST(echoed_target(old, "slow") == "/sleep/5000");
+    BOOST_TEST(eventually([&] { return b.counters().closed == 1; }));
+    BOOST_TEST(echoed_target(get(s.port(), "/api/aggregate/wg"), "slow") == "/sleep/1");
+    BOOST_TEST(b.counters().connections == 2u);
+}
+
 // A route's series continue across reloads that keep it, and stay (unchanging) once it is gone.
 BOOST_AUTO_TEST_CASE(request_series_of_removed_routes_stay) {
     echo_upstream a;

@@ -18,6 +18,7 @@
 #include <fanout/client.hpp>
 #include <fanout/options.hpp>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <openssl/err.h>
@@ -380,6 +381,35 @@ BOOST_AUTO_TEST_CASE(a_pooled_connection_needs_no_new_handshake) {
     BOOST_TEST(loop.upstream().connections == 3u);
     BOOST_TEST(loop.upstream().tls_full + loop.upstream().tls_resumed == 3u);
     BOOST_TEST(loop.client.stats().tls_full + loop.client.stats().tls_resumed == 3u);
+}
+
+// A reload's client (made with the previous one) keeps an https service's pooled connections and
+// TLS session while its files hold the same bytes; once one was rewritten, it starts afresh with
+// the files as they are now (a certificate rotated in place is taken up), and the retired client's
+// idle connection is closed.
+BOOST_AUTO_TEST_CASE(a_reload_keeps_tls_state_until_its_files_change) {
+    auto const ca = (pki().dir() / "reload-ca.pem").string();
+    std::filesystem::copy_file(pki().ca_cert(), ca, std::filesystem::copy_options::overwrite_existing);
+    tls_loop loop{good_sim(), {.ca_file = ca}};
+    BOOST_TEST_REQUIRE(loop.fetch().ok());
+    std::vector<fanout::service> const services{tls_loop::service(loop.sim, {.ca_file = ca})};
+    fanout::client same{loop.ioc.get_executor(), services, {}, loop.client};
+    loop.client.retire(same);
+    auto const kept = loop.run(same.fetch(0));
+    BOOST_TEST_REQUIRE(kept.ok(), kept.error->message);
+    BOOST_TEST((kept.connection == fanout::connection_use::reused));
+    BOOST_TEST(same.idle_connections(0) == 1u);
+
+    std::ofstream{ca, std::ios::app} << "\n";  // other bytes, the same trust
+    fanout::client rotated{loop.ioc.get_executor(), services, {}, same};
+    same.retire(rotated);
+    BOOST_TEST(same.idle_connections(0) == 0u);  // closed at once
+    auto const fresh = loop.run(rotated.fetch(0));
+    BOOST_TEST_REQUIRE(fresh.ok(), fresh.error->message);
+    BOOST_TEST((fresh.connection == fanout::connection_use::opened));
+    BOOST_TEST(loop.upstream().connections == 2u);
+    BOOST_TEST(loop.upstream().tls_full == 2u);  // the old context's session is not offered
+    BOOST_TEST(rotated.stats().opened == 2u);    // the counts go on from the first client's
 }
 
 BOOST_AUTO_TEST_CASE(bytes_arriving_on_an_idle_tls_connection_keep_it_out_of_use) {
