@@ -87,7 +87,8 @@ void shorten_arguments(po::error_with_option_name& e) {
 command_line parse_command_line(int argc, char const* const* argv) {
     po::options_description desc{"fanout [options]"};
     auto add = desc.add_options();
-    add("config", po::value<std::string>(), "FILE.json with the same settings (flags win over it)");
+    add("config", po::value<std::string>(),
+        "FILE.json with the same settings (flags win over it); read again on SIGHUP, a reload");
     add("upstream", po::value<std::vector<std::string>>()->composing(),
         "NAME=URL of a service to aggregate, repeatable, in order; without any: the embedded "
         "simulated services users, orders, inventory on loopback");
