@@ -158,7 +158,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     log_limiter& log_limit = core.log_limit;
     tcp::acceptor acceptor;
     std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
-    access_log access;  // as the configuration in use says
+    access_log access;                      // as the configuration in use says
     http_date date;
     std::list<session_slot> sessions;   // served and rejected connections alike
     std::size_t rejecting = 0;          // rejected connections lingering
@@ -768,8 +768,9 @@ http_server::http_server(
     impl_->acceptor =
         open_listener(impl_->ex, listen_endpoint(opts.listen_host, opts.listen_port), reuse_port);
     if (!opts.admin_listen_host.empty() && shard == 0)
-        impl_->admin =
-            std::make_shared<admin_listener>(impl_->ex, opts, impl_->registry, impl_->acceptor.local_endpoint());
+        impl_->admin = std::make_shared<admin_listener>(
+            impl_->ex, opts, impl_->registry, impl_->acceptor.local_endpoint()
+        );
 }
 
 // RAII: a server destroyed while it runs stops at once (as cancel()); whatever still runs holds

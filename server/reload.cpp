@@ -94,7 +94,8 @@ std::vector<std::string> keep_restart_settings(options& next, options const& run
         next.listen_host = running.listen_host;
         next.listen_port = running.listen_port;
     }
-    if (next.admin_listen_host != running.admin_listen_host || next.admin_listen_port != running.admin_listen_port) {
+    if (next.admin_listen_host != running.admin_listen_host ||
+        next.admin_listen_port != running.admin_listen_port) {
         kept.emplace_back("admin_listen");
         next.admin_listen_host = running.admin_listen_host;
         next.admin_listen_port = running.admin_listen_port;

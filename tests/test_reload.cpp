@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <fanout/aggregator.hpp>
@@ -315,25 +316,62 @@ BOOST_AUTO_TEST_CASE(an_invalid_file_keeps_the_configuration_in_use) {
 // so; the rest of the file applies.
 BOOST_AUTO_TEST_CASE(settings_only_a_restart_changes_are_reported_and_kept) {
     echo_upstream a;
-    auto const file = [&](std::string const& listen, int threads, int timeout) {
-        return R"({"listen": ")" + listen + R"(", "threads": )" + std::to_string(threads) +
-               R"(, "timeout_ms": )" + std::to_string(timeout) + R"(, "upstreams": [)" +
-               service_json("slow", a.url("/sleep/300")) + ", " + service_json("fast", a.url("/x")) + "]}";
+    auto const file = [&](std::string const& listen, std::string const& admin, int threads, int timeout) {
+        return R"({"listen": ")" + listen + R"(", "admin_listen": ")" + admin + R"(", "threads": )" +
+               std::to_string(threads) + R"(, "timeout_ms": )" + std::to_string(timeout) +
+               R"(, "upstreams": [)" + service_json("slow", a.url("/sleep/300")) + ", " +
+               service_json("fast", a.url("/x")) + "]}";
     };
-    config_file config{file("127.0.0.1:0", 2, 1000)};
+    config_file config{file("127.0.0.1:0", "127.0.0.1:0", 2, 1000)};
     fanout_process f{{"--config", config.path()}};
     auto const other = closed_port();
-    config.rewrite(file("127.0.0.1:" + std::to_string(other), 3, 100));
+    auto const other_admin =
+        static_cast<std::uint16_t>(other == 65535 ? other - 1 : other + 1);  // never bound
+    config.rewrite(
+        file("127.0.0.1:" + std::to_string(other), "127.0.0.1:" + std::to_string(other_admin), 3, 100)
+    );
     auto const e = f.reload();
     BOOST_TEST(e.at("reloaded").as_bool());
     BOOST_TEST(e.at("level").as_string() == "warning");
-    BOOST_TEST(strings(e.at("restart_required")) == (names{"listen", "threads"}));
+    BOOST_TEST(strings(e.at("restart_required")) == (names{"listen", "admin_listen", "threads"}));
     BOOST_TEST(strings(e.at("settings")) == names{"timeout_ms"});
     // Still on its port, not on the new one; the new deadline (100 ms) cuts the 300 ms upstream short.
     auto const cut = get(f.port, "/api/aggregate/channel-with-context-timeout");
     BOOST_TEST(cut.status == 200u);
     BOOST_TEST(cut.complete_header == "false");
     BOOST_TEST(refuses_connections(other));
+}
+
+// The access log and the admin listener (its limits, its /config) follow a reload.
+BOOST_AUTO_TEST_CASE(the_access_log_and_the_admin_config_follow_a_reload) {
+    echo_upstream a;
+    auto const file = [&](bool access_log, int timeout) {
+        return R"({"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "access_log": )" +
+               std::string(access_log ? "true" : "false") + R"(, "timeout_ms": )" + std::to_string(timeout) +
+               R"(, "upstreams": [)" + service_json("svc", a.url("/x")) + "]}";
+    };
+    config_file config{file(false, 1000)};
+    fanout_process f{{"--config", config.path()}};
+    auto const start = f.event("start");
+    BOOST_TEST_REQUIRE(start.has_value());
+    std::string const admin(start->at("admin").as_string());
+    auto const admin_port = static_cast<std::uint16_t>(std::stoi(admin.substr(admin.rfind(':') + 1)));
+    BOOST_TEST(get(f.port, "/api/aggregate/wg").status == 200u);  // no access line: off
+
+    config.rewrite(file(true, 900));
+    auto const e = f.reload();
+    auto changed = strings(e.at("settings"));
+    std::sort(changed.begin(), changed.end());
+    BOOST_TEST(changed == (names{"access_log", "timeout_ms"}));
+    BOOST_TEST(get(f.port, "/api/aggregate/wg").status == 200u);
+    auto const line = f.event("access");
+    BOOST_TEST_REQUIRE(line.has_value());
+    BOOST_TEST(line->at("path").as_string() == "/api/aggregate/wg");
+    auto const shown = fetch(admin_port, "/config");
+    BOOST_TEST_REQUIRE(shown.has_value());
+    auto const now = json::parse(shown->body());
+    BOOST_TEST(now.at("timeout_ms").as_int64() == 900);
+    BOOST_TEST(now.at("access_log").as_bool());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
