@@ -494,7 +494,7 @@ BOOST_AUTO_TEST_CASE(unchanged_services_keep_their_state) {
     s.reload(next);
     auto const page = fetch(s.port(), "/metrics")->body();
     BOOST_TEST(metric(page, R"(fanout_upstream_failures_total{service="down",kind="connect"})") == 2);
-    BOOST_TEST(metric(page, R"(fanout_upstream_failures_total{service="down",kind="circuit_open"})") == 1);
+    BOOST_TEST(metric(page, R"(fanout_upstream_circuit_open_total{service="down"})") == 1);
     BOOST_TEST(metric(page, R"(fanout_upstream_breaker_state{service="down",loop="0",state="open"})") == -1);
     BOOST_TEST(metric(page, R"(fanout_upstream_breaker_state{service="keep",loop="0",state="closed"})") == 1);
 }
