@@ -40,7 +40,22 @@
 #include <stdexcept>
 #include <string>
 
+// Which sanitizer is on: g++ says so with macros, clang with __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define FANOUT_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FANOUT_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FANOUT_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FANOUT_TEST_TSAN 1
+#endif
+#endif
+#if defined(FANOUT_TEST_ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -55,7 +70,7 @@ using namespace net::experimental::awaitable_operators;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(FANOUT_TEST_ASAN) || defined(FANOUT_TEST_TSAN)
 constexpr bool sanitized = true;
 #else
 constexpr bool sanitized = false;
@@ -326,8 +341,8 @@ BOOST_AUTO_TEST_CASE(and_loses_the_real_error__multiple_exceptions_caught) {
 // Once a coroutine is cancelled, its next co_await of an operation throws operation_aborted (unless
 // this_coro::throw_if_cancelled is off), even one that would complete. as_completed's each() turns
 // the flag off so as to collect the cancelled children's outcomes, through
-// fanout::detail::cancellation_not_thrown, which puts it back however the section ends: the flag belongs
-// to the whole chain of coroutines, and only a co_await can set it.
+// detail::cancellation_not_thrown, which puts it back however the section ends: the flag belongs to
+// the whole chain of coroutines, and only a co_await can set it.
 BOOST_AUTO_TEST_CASE(cancelled_coroutine_throws_at_next_await__flag_restored) {
     written_for_boost_181();
     net::io_context ioc;
@@ -500,7 +515,7 @@ BOOST_AUTO_TEST_CASE(asan_blind_to_recycled_memory__no_recycling_in_sanitizer_bu
         net::recycling_allocator<char> a;
         freed = a.allocate(200);
         a.deallocate(static_cast<char*>(freed), 200);
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(FANOUT_TEST_ASAN)
         asan_sees_it_freed = __asan_address_is_poisoned(freed);
 #endif
         next = a.allocate(100);  // smaller: only Asio's cache gives the freed block back
@@ -640,9 +655,9 @@ BOOST_AUTO_TEST_CASE(disconnect_unseen_without_a_read__watch_peeks) {
     }
     // The next request arrives while the first is handled (waiting for the hung upstream).
     blocking_client pipelining{h.port()};
-    pipelining.send_get(context_timeout + "?timeout_ms=1000");
+    pipelining.send_get(context_timeout + "?timeout_ms=500");
     BOOST_TEST_REQUIRE(eventually([&] { return h.counters("orders").requests == 2; }));
-    pipelining.send_get(context_timeout + "?timeout_ms=1");
+    pipelining.send_get(context_timeout + "?timeout_ms=500");
     for (int i = 0; i < 2; ++i) {
         auto res = pipelining.read();
         BOOST_TEST_REQUIRE(res.has_value());
