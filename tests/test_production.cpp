@@ -200,22 +200,6 @@ BOOST_AUTO_TEST_CASE(background_requests_over_the_limit_cancel_the_oldest) {
     }));
 }
 
-BOOST_AUTO_TEST_CASE(pipelined_request_is_not_a_disconnect) {
-    harness h{{sim("users", sim_behaviour::ok, 150ms), sim("orders")}};
-    blocking_client c{h.port()};
-    c.send(
-        "GET " + context_timeout + " HTTP/1.1\r\nHost: x\r\n\r\nGET " + errgroup +
-        " HTTP/1.1\r\nHost: x\r\n\r\n"
-    );
-    for (auto pattern : {"context-timeout", "errgroup"}) {
-        auto res = c.read();
-        BOOST_TEST_REQUIRE(res.has_value());
-        BOOST_TEST(res->result_int() == 200u);
-        BOOST_TEST(json::parse(res->body()).at("pattern").as_string() == pattern);
-    }
-    BOOST_TEST(h.counters("users").abandoned == 0u);
-}
-
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_shutdown)
