@@ -145,9 +145,21 @@ auto as_awaitable(C child) {
         return std::move(child)(net::use_awaitable);
 }
 
-// The value of a child of type C, and its children as awaitables.
+// The value of a child of type C. Empty for anything else, so that an overload whose return type
+// names it is dropped quietly for a non-child (a duration, a vector), also where a compiler
+// substitutes the return type before it checks the constraints.
+template <class C, class = void>
+struct child_traits {};
+template <class T>
+struct child_traits<net::awaitable<T>, void> {
+    using value_type = T;
+};
 template <class C>
-using child_value_t = typename decltype(as_awaitable(std::declval<C>()))::value_type;
+struct child_traits<C, std::enable_if_t<net::is_deferred<C>::value>> {
+    using value_type = typename decltype(std::declval<C>()(net::use_awaitable))::value_type;
+};
+template <class C>
+using child_value_t = typename child_traits<std::decay_t<C>>::value_type;
 
 template <class C>
 std::vector<net::awaitable<child_value_t<C>>> as_awaitables(std::vector<C> children) {
