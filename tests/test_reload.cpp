@@ -141,10 +141,11 @@ std::future<std::optional<response>> get_apart(std::uint16_t port, std::string t
 aggregate_answer answer_of(std::future<std::optional<response>>& pending) {
     auto const res = pending.get();
     BOOST_TEST_REQUIRE(res.has_value());
-    return {.status = res->result_int(),
-            .complete_header = std::string((*res)["X-Aggregate-Complete"]),
-            .body = json::parse(res->body()),
-            .took = {}};
+    return {
+        .status = res->result_int(),
+        .complete_header = std::string((*res)["X-Aggregate-Complete"]),
+        .body = json::parse(res->body()),
+        .took = {}};
 }
 
 // The target the backend of `key` was fetched with, from an aggregate answer; "" without one.
