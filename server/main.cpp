@@ -11,6 +11,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <fanout/http_server.hpp>
@@ -69,6 +70,9 @@ int check(fanout::options const& opts) {
 }
 
 int serve(fanout::options opts, std::vector<std::string> args) {
+    // A SIGHUP before its handler is set (while the servers are made) would end the process: it is
+    // ignored until then, as a reload would have nothing new to apply yet.
+    std::signal(SIGHUP, SIG_IGN);
     opts.logger = fanout::make_stderr_logger(opts.log_level);
     auto const configured = opts;  // before the start fills in a port or the demo services
     auto const warnings = fanout::config_warnings(opts);

@@ -120,7 +120,7 @@ struct process_reloader::pending {
 };
 
 process_reloader::process_reloader(
-    net::any_io_executor control,
+    net::io_context::executor_type control,
     std::vector<std::string> args,
     options configured,
     std::vector<http_server*> servers,

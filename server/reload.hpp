@@ -1,6 +1,6 @@
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <fanout/http_server.hpp>
 #include <fanout/options.hpp>
@@ -36,11 +36,11 @@ std::vector<std::string> keep_restart_settings(options& next, options const& run
 // (http_server::async_reload) and one config_reload event says what changed; invalid, nothing
 // changes and the event carries the error, the message `fanout --check` prints. Settings only a
 // restart changes keep their value and are named in the event. Without --config there is nothing
-// to read again: the event says so. Everything runs on `control`'s executor.
+// to read again: the event says so. Everything runs on `control`'s thread.
 class process_reloader {
   public:
     process_reloader(
-        boost::asio::any_io_executor control,
+        boost::asio::io_context::executor_type control,
         std::vector<std::string> args,  // the command line, program name first
         options configured,             // as parsed, before the start changed anything
         std::vector<http_server*> servers,
@@ -58,7 +58,9 @@ class process_reloader {
     struct pending;
     void finish(std::shared_ptr<pending> p);
 
-    boost::asio::any_io_executor control_;
+    // Not type-erased: the servers' completions carry it from loop to loop, and an erased executor
+    // of this size is shared by reference counting, which TSan cannot follow (Asio's fences).
+    boost::asio::io_context::executor_type control_;
     std::vector<std::string> args_;
     options configured_;
     std::vector<http_server*> servers_;

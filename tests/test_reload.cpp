@@ -132,6 +132,22 @@ std::string check_error(config_file const& config) {
     return line;
 }
 
+// GET target from a thread of its own (no test assertion there: Boost.Test is not thread-safe);
+// answer_of() reads the answer on the test's thread.
+std::future<std::optional<response>> get_apart(std::uint16_t port, std::string target) {
+    return std::async(std::launch::async, [port, target] { return fetch(port, target, 20s); });
+}
+
+aggregate_answer answer_of(std::future<std::optional<response>>& pending) {
+    auto const res = pending.get();
+    BOOST_TEST_REQUIRE(res.has_value());
+    return {
+        .status = res->result_int(),
+        .complete_header = std::string((*res)["X-Aggregate-Complete"]),
+        .body = json::parse(res->body()),
+        .took = {}};
+}
+
 // The target the backend of `key` was fetched with, from an aggregate answer; "" without one.
 std::string target_of(aggregate_answer const& a, std::string_view key) {
     auto const* results = a.body.as_object().if_contains("results");
@@ -202,9 +218,8 @@ BOOST_AUTO_TEST_CASE(a_changed_upstream_and_route_under_load) {
     config_file config{v1};
     fanout_process f{{"--config", config.path()}};
 
-    std::vector<std::future<aggregate_answer>> in_flight;
-    for (int i = 0; i < 6; ++i)
-        in_flight.push_back(std::async(std::launch::async, [&] { return get(f.port, "/api/r", 20s); }));
+    std::vector<std::future<std::optional<response>>> in_flight;
+    for (int i = 0; i < 6; ++i) in_flight.push_back(get_apart(f.port, "/api/r"));
     BOOST_TEST_REQUIRE(eventually([&] { return a.counters().requests >= 6; }, 10s));
     load busy{f.port, "/api/load"};
     BOOST_TEST_REQUIRE(eventually([&] { return busy.sent() >= 20; }, 10s));
@@ -230,7 +245,7 @@ BOOST_AUTO_TEST_CASE(a_changed_upstream_and_route_under_load) {
     BOOST_TEST(get(f.port, "/api/gone").status == 404u);
     // The requests that were waiting on A finish there, with their route as it was.
     for (auto& r : in_flight) {
-        auto const old = r.get();
+        auto const old = answer_of(r);
         BOOST_TEST(old.status == 200u);
         BOOST_TEST(target_of(old, "old") == "/sleep/3000", json::serialize(old.body));
     }
@@ -430,7 +445,7 @@ BOOST_AUTO_TEST_SUITE(test_reload_api)
 BOOST_AUTO_TEST_CASE(every_loop_switches_and_requests_in_flight_finish_as_they_began) {
     echo_upstream a, b;
     harness h{{}, {}, {make_service("svc", a.url("/sleep/400"))}};
-    auto slow = std::async(std::launch::async, [&] { return get(h.port(), "/api/aggregate/wg"); });
+    auto slow = get_apart(h.port(), "/api/aggregate/wg");
     BOOST_TEST_REQUIRE(eventually([&] { return a.counters().requests == 1; }));
     // A keep-alive connection opened before the reload: its next request takes the new configuration.
     blocking_client kept{h.port()};
@@ -447,7 +462,7 @@ BOOST_AUTO_TEST_CASE(every_loop_switches_and_requests_in_flight_finish_as_they_b
     auto const after = kept.read();
     BOOST_TEST_REQUIRE(after.has_value());
     BOOST_TEST(json::parse(after->body()).at("results").at("svc").at("target").as_string() == "/b");
-    auto const old = slow.get();
+    auto const old = answer_of(slow);
     BOOST_TEST(old.status == 200u);
     BOOST_TEST(echoed_target(old, "svc") == "/sleep/400");
 
@@ -506,7 +521,7 @@ BOOST_AUTO_TEST_CASE(a_changed_service_closes_its_idle_connections_at_the_switch
     echo_upstream a, b;
     one_server s{
         with_upstreams({make_service("fast", a.url("/f")), make_service("slow", b.url("/sleep/5000"))})};
-    auto held = std::async(std::launch::async, [&] { return get(s.port(), "/api/aggregate/wg", 20s); });
+    auto held = get_apart(s.port(), "/api/aggregate/wg");
     BOOST_TEST_REQUIRE(eventually([&] { return a.counters().requests == 1 && b.counters().requests == 1; }));
     auto next = s.opts();
     next.upstreams = {make_service("fast", a.url("/f2")), make_service("slow", b.url("/sleep/1"))};
@@ -515,7 +530,7 @@ BOOST_AUTO_TEST_CASE(a_changed_service_closes_its_idle_connections_at_the_switch
     // Showing that the close did not wait for the old configuration's last request takes a bound: 5 s.
     BOOST_TEST((held.wait_for(0s) == std::future_status::timeout));
     BOOST_TEST(b.counters().closed == 0u);  // in use
-    auto const old = held.get();
+    auto const old = answer_of(held);
     BOOST_TEST(echoed_target(old, "slow") == "/sleep/5000");
     BOOST_TEST(eventually([&] { return b.counters().closed == 1; }));
     BOOST_TEST(echoed_target(get(s.port(), "/api/aggregate/wg"), "slow") == "/sleep/1");

@@ -108,7 +108,8 @@ class http_server {
     // checked wins); server_error::internal if making the configuration failed on the executor (a
     // TLS file changed since the check). Then nothing changed. Executor: the handler runs on its
     // associated executor, by default the server's. Per-operation cancellation: terminal, until
-    // the switch. Lifetime: the server may be destroyed meanwhile (the reload is then aborted).
+    // the switch (a wait for new host names still ends as it would, then nothing is switched).
+    // Lifetime: the server may be destroyed meanwhile (the reload is then aborted at once).
     // Thread safety: call it on any thread.
     template <class CompletionToken = detail::default_token_t<executor_type>>
     auto async_reload(options opts, CompletionToken&& token = CompletionToken{}) {
