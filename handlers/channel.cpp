@@ -21,7 +21,7 @@ net::awaitable<reply> channel(handler_context& ctx, aggregate_request req) {
     // the client.
     std::vector<fanout::fetch_result> results(arriving.size());
     auto collect = [&](std::size_t index, outcome<fanout::fetch_result> o) {
-        results[index] = settled(std::move(o), req);
+        results[index] = result_of(std::move(o), req);
     };
     auto const bound = req.start + req.max_fetch;
     net::steady_timer timer{executor, bound};

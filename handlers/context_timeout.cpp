@@ -6,7 +6,7 @@ boost::asio::awaitable<reply> context_timeout(handler_context& ctx, aggregate_re
     // The fetches race one shared deadline; the ones still running then are cancelled and
     // reported as timeouts.
     auto outcomes = co_await within(req.start + req.timeout, fetches(ctx.client, req, true));
-    auto results = settled(std::move(outcomes), req);
+    auto results = result_of(std::move(outcomes), req);
     co_return finish(ctx, "context-timeout", results, partial_status(results, req), req);
 }
 

@@ -17,7 +17,7 @@ boost::asio::awaitable<reply> errgroup(handler_context& ctx, aggregate_request r
         return true;
     };
     auto group = co_await fail_fast(req.start + req.timeout, fetches(ctx.client, req, true), failed);
-    auto results = settled(std::move(group.outcomes), req);
+    auto results = result_of(std::move(group.outcomes), req);
     auto const counts = [&](std::size_t i) { return !results[i].ok() && !tolerated(req, i); };
 
     unsigned status = 200;

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -38,12 +38,12 @@ std::vector<boost::asio::awaitable<fanout::fetch_result>> fetches(
 // A fetch's outcome as a result: a late one is a timeout at the request's deadline. A fetch
 // returns upstream failures as values, so what it threw (a bug, exhaustion) is reported as cancelled.
 // `at`: the deadline a late one missed, when not the request's (max_fetch, on wg and channel).
-fanout::fetch_result settled(
+fanout::fetch_result result_of(
     outcome<fanout::fetch_result>&& o,
     aggregate_request const& req,
     std::optional<clock::time_point> at = std::nullopt
 );
-std::vector<fanout::fetch_result> settled(
+std::vector<fanout::fetch_result> result_of(
     std::vector<outcome<fanout::fetch_result>>&& outcomes,
     aggregate_request const& req,
     std::optional<clock::time_point> at = std::nullopt

@@ -7,7 +7,7 @@ boost::asio::awaitable<reply> wait_group(handler_context& ctx, aggregate_request
     // max_fetch, the safety net, is one timer for the group (wait_all's join raced against it).
     auto const bound = req.start + req.max_fetch;
     auto outcomes = co_await within(bound, fetches(ctx.client, req, false));
-    auto results = settled(std::move(outcomes), req, bound);
+    auto results = result_of(std::move(outcomes), req, bound);
     co_return finish(ctx, "wg", results, partial_status(results, req), req);
 }
 

@@ -1,6 +1,6 @@
 #include "combinators/launch.hpp"
-#include "server/aggregator_core.hpp"
 #include "server/log.hpp"
+#include "server/loop_engine.hpp"
 #include "server/router.hpp"
 #include "server/server_error.hpp"
 #include "server/stream.hpp"
@@ -15,10 +15,10 @@ struct aggregator::impl {
     impl(
         executor_type executor, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
     )
-        : ex(std::move(executor)), core(ex, opts, std::move(reg), shard) {}
+        : ex(std::move(executor)), engine(ex, opts, std::move(reg), shard) {}
 
     executor_type ex;
-    aggregator_core core;
+    loop_engine engine;
 };
 
 aggregator::aggregator(
@@ -46,7 +46,7 @@ void aggregator::initiate_handle(
 }
 
 void aggregator::take(request_fields& fields, std::string_view name, std::string_view value) const {
-    auto const& cfg = *impl_->core.config();
+    auto const& cfg = *impl_->engine.config();
     take_field(fields, cfg.opts.deadline_header, name, value, cfg.routes.forwarded_names());
 }
 
@@ -54,7 +54,7 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     http::verb method, std::string target, unsigned version, request_fields fields
 ) {
     auto const start = std::chrono::steady_clock::now();
-    auto const cfg = impl_->core.config();  // this request's, whatever reloads come meanwhile
+    auto const cfg = impl_->engine.config();  // this request's, whatever reloads come meanwhile
     auto r = match(method, target, cfg->opts, cfg->routes, fields);
     response res;
     if (r.answer) {
@@ -62,20 +62,20 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
     } else if (r.target == endpoint::healthz) {
         res = json_response(200, R"({"status":"ok"})");
     } else if (r.target == endpoint::metrics) {
-        res = impl_->core.metrics_page(fields.accept);
+        res = impl_->engine.metrics_page(fields.accept);
     } else if (r.plan->stream) {
         // Here the whole answer is returned at once: its lines, in the order they completed.
         ndjson_parts parts{impl_->ex, *r.plan, start};
-        res = co_await impl_->core.answer(*cfg, r, &parts);
+        res = co_await impl_->engine.answer(*cfg, r, &parts);
         res.content_type = "application/x-ndjson";
         res.complete.reset();
         res.status = 200;
         res.body.clear();
         while (!parts.ended()) res.body += co_await parts.next();
     } else {
-        res = co_await impl_->core.answer(*cfg, r);
+        res = co_await impl_->engine.answer(*cfg, r);
     }
-    impl_->core.metrics.count_request(
+    impl_->engine.metrics.count_request(
         r.target, cfg->series_of(r.plan), res.status, std::chrono::steady_clock::now() - start, r.trace.id()
     );
 
@@ -91,15 +91,15 @@ boost::asio::awaitable<aggregator::response_type> aggregator::handle(
 }
 
 metrics_registry& aggregator::metrics() const noexcept {
-    return *impl_->core.registry;
+    return *impl_->engine.registry;
 }
 
 void aggregator::close_idle() noexcept {
-    impl_->core.config()->client.close_idle();
+    impl_->engine.config()->client.close_idle();
 }
 
 void aggregator::reload(options opts) {
-    impl_->core.install(impl_->core.prepare(std::move(opts)));
+    impl_->engine.install(impl_->engine.prepare(std::move(opts)));
 }
 
 }  // namespace fanout

@@ -1,7 +1,7 @@
 #include "server/check.hpp"
 
-#include "server/aggregator_core.hpp"
 #include "server/listener.hpp"
+#include "server/loop_engine.hpp"
 
 namespace fanout {
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 #include "server/metrics_shard.hpp"
 
 #include <memory>

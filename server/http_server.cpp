@@ -1,11 +1,11 @@
 #include "combinators/launch.hpp"
 #include "server/access_log.hpp"
 #include "server/admin_listener.hpp"
-#include "server/aggregator_core.hpp"
 #include "server/connection.hpp"
 #include "server/listener.hpp"
 #include "server/log.hpp"
 #include "server/log_limiter.hpp"
+#include "server/loop_engine.hpp"
 #include "server/request_parser.hpp"
 #include "server/router.hpp"
 #include "server/server_error.hpp"
@@ -140,7 +140,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         executor_type executor, options const& opts, std::shared_ptr<metrics_registry> reg, std::size_t shard
     )
         : ex(std::move(executor)),
-          core(ex, opts, std::move(reg), shard),
+          engine(ex, opts, std::move(reg), shard),
           acceptor(ex),
           access(opts),
           drain_timer(ex),
@@ -148,14 +148,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
           drained(ex, clock::time_point::max()) {}
 
     executor_type ex;
-    aggregator_core core;
+    loop_engine engine;
     // The configuration new requests take; a request keeps the one it started with (its loop_config).
-    options const& current() const { return core.config()->opts; }
-    // The core's, by their short names.
-    std::shared_ptr<metrics_registry>& registry = core.registry;
-    metrics_shard& metrics = core.metrics;
-    std::shared_ptr<spdlog::logger>& log = core.log;
-    log_limiter& log_limit = core.log_limit;
+    options const& current() const { return engine.config()->opts; }
+    // The engine's, by their short names.
+    std::shared_ptr<metrics_registry>& registry = engine.registry;
+    metrics_shard& metrics = engine.metrics;
+    std::shared_ptr<spdlog::logger>& log = engine.log;
+    log_limiter& log_limit = engine.log_limit;
     tcp::acceptor acceptor;
     std::shared_ptr<admin_listener> admin;  // shard 0's, when options::admin_listen_host is set
     access_log access;                      // as the configuration in use says
@@ -207,7 +207,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     // since they use the client.
     bool is_drained() const {
         return stopping && !accepting && sessions.empty() && runs.empty() && background.empty() &&
-               core.stats->channel_producers_live == 0;
+               engine.stats->channel_producers_live == 0;
     }
     void check_drained();
     static net::awaitable<void> serve_until_drained(std::shared_ptr<impl> self);
@@ -269,7 +269,7 @@ struct http_server::impl::run_release {
 };
 
 net::awaitable<void> http_server::impl::run_handler(handler_run& run) {
-    run.answer = co_await core.answer(*run.config, run.request);  // never throws
+    run.answer = co_await engine.answer(*run.config, run.request);  // never throws
     run.finished.cancel();
 }
 
@@ -438,7 +438,7 @@ net::awaitable<void> http_server::impl::serve_requests(
             slot.idle = false;
         }
         // The request's configuration from its first byte to its answer, whatever reloads come.
-        auto const cfg = core.config();
+        auto const cfg = engine.config();
         auto const& opts = cfg->opts;
         // Slowloris: once a request has started, all of it must arrive within the header timeout.
         limit.after(opts.header_timeout);
@@ -499,7 +499,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 res = draining || stopping ? json_response(503, R"({"status":"draining"})")
                                            : json_response(200, R"({"status":"ok"})");
             } else if (target == endpoint::metrics) {
-                res = core.metrics_page(parser.fields().accept);
+                res = engine.metrics_page(parser.fields().accept);
             } else if (r.plan->stream) {
                 r.cause = slot.cause = &cause;
                 if (version == 10) keep_alive = false;  // the body ends with the connection
@@ -526,7 +526,7 @@ net::awaitable<void> http_server::impl::serve_requests(
                 r.cause = slot.cause = &cause;
                 if (!watch) watch = std::make_shared<disconnect_watch>(disconnect_watch{&slot});
                 watch->arm(sock, watch);
-                res = co_await core.answer(*cfg, r);
+                res = co_await engine.answer(*cfg, r);
                 watch->disarm();
                 if (watch->fired) {
                     metrics.client_disconnects[static_cast<std::size_t>(target)].add();
@@ -655,7 +655,7 @@ net::awaitable<std::optional<unsigned>> http_server::impl::stream(
         }
     };
     try {
-        co_await (core.answer(cfg, r, &parts) && writer());
+        co_await (engine.answer(cfg, r, &parts) && writer());
     } catch (std::exception const&) {
         co_return std::nullopt;
     }
@@ -719,7 +719,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
     }
     // Balancers learn from /healthz that we are going, while connections are still accepted.
     draining = true;
-    core.metrics.draining.store(true, std::memory_order_relaxed);
+    engine.metrics.draining.store(true, std::memory_order_relaxed);
     drain_timer.expires_after(delay);
     drain_timer.async_wait([self = shared_from_this(), grace](error_code ec) {
         if (!ec) self->stop_accepting(grace);
@@ -729,7 +729,7 @@ void http_server::impl::begin_shutdown(std::chrono::milliseconds delay, std::chr
 void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
     if (!stopping) {
         stopping = true;
-        core.metrics.draining.store(true, std::memory_order_relaxed);
+        engine.metrics.draining.store(true, std::memory_order_relaxed);
         drain_timer.cancel();
         if (accepting) accept_queued();
         release_listener(acceptor);
@@ -752,7 +752,7 @@ void http_server::impl::stop_accepting(std::chrono::milliseconds grace) {
 void http_server::impl::check_drained() {
     if (!is_drained()) return;
     grace_timer.cancel();
-    core.config()->client.close_idle();
+    engine.config()->client.close_idle();
     if (admin) admin->close();  // it served on through the drain, for the last scrapes
     drained.cancel();
 }
@@ -871,7 +871,7 @@ net::awaitable<void> http_server::impl::switch_to(
     opts.admin_listen_port = now.admin_listen_port;
     opts.logger = now.logger;
     opts.on_event = now.on_event;
-    auto next = self->core.prepare(std::move(opts));
+    auto next = self->engine.prepare(std::move(opts));
     // New host names are resolved before the switch, so that no fetch fails for want of an address
     // that the old configuration did not need (given up after 10 s, as at start).
     auto wait = self->reload_waits.emplace(self->reload_waits.end());
@@ -882,7 +882,7 @@ net::awaitable<void> http_server::impl::switch_to(
     if (self->stopping || cs.cancelled() != net::cancellation_type::none || number < self->installed)
         throw aborted();
     self->installed = number;
-    self->core.install(std::move(next));
+    self->engine.install(std::move(next));
     self->access = access_log{self->current()};
     if (self->admin) self->admin->configure(self->current());
 }
@@ -896,11 +896,11 @@ void http_server::initiate_reload(
 }
 
 fanout::pool_stats http_server::upstream_stats() const noexcept {
-    return impl_->core.config()->client.stats();
+    return impl_->engine.config()->client.stats();
 }
 
 std::size_t http_server::detached_fetches() const noexcept {
-    return impl_->core.stats->channel_producers_live;
+    return impl_->engine.stats->channel_producers_live;
 }
 
 metrics_registry& http_server::metrics() const noexcept {

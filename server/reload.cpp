@@ -1,10 +1,10 @@
 #include "server/reload.hpp"
 
-#include "server/aggregator_core.hpp"
 #include "server/check.hpp"
 #include "server/command_line.hpp"
 #include "server/config_dump.hpp"
 #include "server/log.hpp"
+#include "server/loop_engine.hpp"
 #include "server/warnings.hpp"
 
 #include <boost/asio/bind_executor.hpp>

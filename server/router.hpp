@@ -1,6 +1,6 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 #include "server/request_fields.hpp"
 #include "server/response.hpp"
 #include "server/route_table.hpp"

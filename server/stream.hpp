@@ -1,6 +1,6 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 #include "handlers/route_plan.hpp"
 
 #include <boost/asio/any_io_executor.hpp>

@@ -1,4 +1,4 @@
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 #include "server/command_line.hpp"
 #include "server/router.hpp"
 #include "sim/simulator.hpp"

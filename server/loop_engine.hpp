@@ -1,6 +1,6 @@
 #pragma once
 
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 #include "server/fetch_recorder.hpp"
 #include "server/log_limiter.hpp"
 #include "server/metrics_shard.hpp"
@@ -21,7 +21,7 @@ namespace fanout {
 
 struct metrics_shard;
 class metrics_registry;
-class aggregator_core;
+class loop_engine;
 
 // The names of the configured services, in order: the metrics registry's labels.
 std::vector<std::string> service_names(options const& opts);
@@ -38,14 +38,14 @@ void check_servable(options const& opts);
 // metrics series of its services and routes. A reload makes a new one; a request holds the one it
 // started with until it ends, so that it finishes as it began. Only the client's state changes.
 class loop_config {
-    aggregator_core& core_;
+    loop_engine& engine_;
     bool current_ = true;  // until replaced (install)
-    friend class aggregator_core;
+    friend class loop_engine;
 
   public:
     // `previous`: the one in use, whose client's state is carried over (fanout::client's
     // constructor says what). Throws as check_servable.
-    loop_config(aggregator_core& core, options o, loop_config* previous);
+    loop_config(loop_engine& engine, options o, loop_config* previous);
     loop_config(loop_config const&) = delete;
     loop_config& operator=(loop_config const&) = delete;
 
@@ -70,18 +70,18 @@ class loop_config {
 // What answers the aggregate endpoints on one executor: its metrics shard, logger and log limiter,
 // and the configuration in use (loop_config). http_server has one, and so has aggregator (the same
 // endpoints in an application's own server). Everything is called on its executor.
-class aggregator_core {
+class loop_engine {
   public:
     // `registry` null: one of its own. Throws as claim_shard and check_servable.
-    aggregator_core(
+    loop_engine(
         boost::asio::any_io_executor ex,
         options const& opts,
         std::shared_ptr<metrics_registry> registry,
         std::size_t shard
     );
-    aggregator_core(aggregator_core const&) = delete;
-    aggregator_core& operator=(aggregator_core const&) = delete;
-    ~aggregator_core();
+    loop_engine(loop_engine const&) = delete;
+    loop_engine& operator=(loop_engine const&) = delete;
+    ~loop_engine();
 
     // The configuration new requests take.
     std::shared_ptr<loop_config> const& config() const noexcept { return config_; }

@@ -1,4 +1,4 @@
-#include "handlers/aggregate.hpp"
+#include "handlers/request.hpp"
 
 #include "handlers/handlers.hpp"
 #include "handlers/route_plan.hpp"
@@ -124,7 +124,7 @@ net::awaitable<fanout::fetch_result> fetch_bounded(
 ) {
     auto [outcome] = co_await within(deadline, std::move(fetch));
     if (outcome.error == group_error::timeout) co_return timeout_failure(req.start, deadline);
-    co_return settled(std::move(outcome), req);
+    co_return result_of(std::move(outcome), req);
 }
 
 // Reports the fetch's result as soon as it has one, unless the group cancelled it: a result
@@ -207,7 +207,7 @@ unsigned partial_status(
     return all_timeouts && !results.empty() ? 504 : 502;
 }
 
-fanout::fetch_result settled(
+fanout::fetch_result result_of(
     outcome<fanout::fetch_result>&& o, aggregate_request const& req, std::optional<clock::time_point> at
 ) {
     // A fetch errgroup took as its failure keeps its own error, in its value.
@@ -218,14 +218,14 @@ fanout::fetch_result settled(
     return fanout::make_failure(error_kind::cancelled, "fetch failed: " + why);
 }
 
-std::vector<fanout::fetch_result> settled(
+std::vector<fanout::fetch_result> result_of(
     std::vector<outcome<fanout::fetch_result>>&& outcomes,
     aggregate_request const& req,
     std::optional<clock::time_point> at
 ) {
     std::vector<fanout::fetch_result> results;
     results.reserve(outcomes.size());
-    for (auto& o : outcomes) results.push_back(settled(std::move(o), req, at));
+    for (auto& o : outcomes) results.push_back(result_of(std::move(o), req, at));
     return results;
 }
 

@@ -1,4 +1,4 @@
-#include "server/aggregator_core.hpp"
+#include "server/loop_engine.hpp"
 
 #include "handlers/handlers.hpp"
 #include "server/log.hpp"
@@ -54,29 +54,29 @@ void check_servable(options const& opts) {
     fanout::client{never_run.get_executor(), opts.upstreams, std::move(client_options)};
 }
 
-loop_config::loop_config(aggregator_core& core, options o, loop_config* previous)
-    : core_(core),
+loop_config::loop_config(loop_engine& engine, options o, loop_config* previous)
+    : engine_(engine),
       opts(std::move(o)),
       routes(opts),
-      service_series(detail::metrics_writer::use_services(*core.registry, service_names(opts))),
-      route_series(detail::metrics_writer::use_routes(*core.registry, labels_of(routes))),
+      service_series(detail::metrics_writer::use_services(*engine.registry, service_names(opts))),
+      route_series(detail::metrics_writer::use_routes(*engine.registry, labels_of(routes))),
       client([&] {
           auto c = client_options_of(opts);
           c.on_cancelled_connection = [this](std::size_t i, bool kept) {
-              auto& m = core_.metrics.services[service_series[i]];
+              auto& m = engine_.metrics.services[service_series[i]];
               (kept ? m.settled_kept : m.settled_closed).add();
           };
           c.on_breaker = [this](fanout::breaker_change const& change) { breaker_changed(change); };
           c.on_request = [this](fanout::request_report const& r) { request_ended(r); };
           c.on_tls_handshake = [this](std::size_t i, bool resumed) {
-              auto& m = core_.metrics.services[service_series[i]];
+              auto& m = engine_.metrics.services[service_series[i]];
               (resumed ? m.tls_resumed : m.tls_full).add();
           };
-          if (!previous) return fanout::client{core.ex, opts.upstreams, std::move(c)};
-          return fanout::client{core.ex, opts.upstreams, std::move(c), previous->client};
+          if (!previous) return fanout::client{engine.ex, opts.upstreams, std::move(c)};
+          return fanout::client{engine.ex, opts.upstreams, std::move(c), previous->client};
       }()),
-      recorder(&core.metrics, core.log, &core.log_limit, &service_series),
-      ctx{.client = client, .observer = &recorder, .stats = core.stats} {
+      recorder(&engine.metrics, engine.log, &engine.log_limit, &service_series),
+      ctx{.client = client, .observer = &recorder, .stats = engine.stats} {
 }
 
 // Transitions are few (at most two a cooldown per service and loop): each is logged, an opening
@@ -85,15 +85,15 @@ loop_config::loop_config(aggregator_core& core, options o, loop_config* previous
 // carried over), or nothing.
 void loop_config::breaker_changed(fanout::breaker_change const& c) {
     auto const& svc = client.services()[c.service];
-    auto& m = core_.metrics.services[service_series[c.service]];
+    auto& m = engine_.metrics.services[service_series[c.service]];
     if (current_) {
         m.breaker.store(static_cast<std::uint8_t>(c.state), std::memory_order_relaxed);
-    } else if (auto const& in_use = core_.config()) {
+    } else if (auto const& in_use = engine_.config()) {
         if (auto i = in_use->client.index_of(svc.name))
             m.breaker.store(static_cast<std::uint8_t>(in_use->client.breaker(*i)), std::memory_order_relaxed);
     }
     m.breaker_transitions[static_cast<std::size_t>(c.state)].add();
-    auto& log = *core_.log;
+    auto& log = *engine_.log;
     if (c.state != fanout::breaker_state::open || !c.failure) {
         log.info(
             R"({{"event":"circuit_breaker","service":"{}","state":"{}","cooldown_ms":{}}})", svc.name,
@@ -111,7 +111,7 @@ void loop_config::breaker_changed(fanout::breaker_change const& c) {
 // Every request sent to a service: its duration by outcome, a failure by kind, a cancellation by
 // reason. Runs for each one: counters only.
 void loop_config::request_ended(fanout::request_report const& r) {
-    auto& m = core_.metrics.services[service_series[r.service]];
+    auto& m = engine_.metrics.services[service_series[r.service]];
     m.requests[static_cast<std::size_t>(r.outcome)].observe(r.elapsed, r.trace_id);
     if (r.outcome == fanout::request_outcome::error)
         m.failures[fanout::kind_index(r.kind)].add();
@@ -119,7 +119,7 @@ void loop_config::request_ended(fanout::request_report const& r) {
         m.cancellations[static_cast<std::size_t>(r.reason)].add();
 }
 
-aggregator_core::aggregator_core(
+loop_engine::loop_engine(
     net::any_io_executor executor,
     options const& opts,
     std::shared_ptr<metrics_registry> reg,
@@ -141,7 +141,7 @@ aggregator_core::aggregator_core(
         detail::metrics_writer::release(*registry, shard_index);
         throw;
     }
-    // Said once per process (the first loop's core), at start, for every service it concerns.
+    // Said once per process (the first loop's engine), at start, for every service it concerns.
     if (shard_index != 0) return;
     for (auto const& svc : opts.upstreams)
         if (svc.tls && svc.tls->insecure_skip_verify)
@@ -152,17 +152,17 @@ aggregator_core::aggregator_core(
             );
 }
 
-aggregator_core::~aggregator_core() {
-    // Requests may outlive the core only in a server, which holds the core as long as its sessions.
+loop_engine::~loop_engine() {
+    // Requests may outlive the engine only in a server, which holds the engine as long as its sessions.
     config_.reset();
     detail::metrics_writer::release(*registry, shard_index);
 }
 
-std::shared_ptr<loop_config> aggregator_core::prepare(options opts) {
+std::shared_ptr<loop_config> loop_engine::prepare(options opts) {
     return std::make_shared<loop_config>(*this, std::move(opts), config_.get());
 }
 
-void aggregator_core::install(std::shared_ptr<loop_config> next) {
+void loop_engine::install(std::shared_ptr<loop_config> next) {
     auto previous = std::exchange(config_, std::move(next));
     if (previous) {
         previous->current_ = false;
@@ -178,16 +178,14 @@ void aggregator_core::install(std::shared_ptr<loop_config> next) {
     log_limit.per_second(config_->opts.log_rate_limit);
 }
 
-response aggregator_core::metrics_page(std::string_view accept) const {
+response loop_engine::metrics_page(std::string_view accept) const {
     auto const format = negotiate_exposition(accept);
     auto res = json_response(200, registry->render(format));
     res.content_type = content_type(format);
     return res;
 }
 
-net::awaitable<response> aggregator_core::answer(
-    loop_config& cfg, dispatch const& r, fanout::part_sink* parts
-) {
+net::awaitable<response> loop_engine::answer(loop_config& cfg, dispatch const& r, fanout::part_sink* parts) {
     try {
         fanout::aggregate_request aggregate{r.timeout};
         aggregate.max_fetch = cfg.opts.max_fetch;
