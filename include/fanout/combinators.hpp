@@ -255,13 +255,7 @@ class completions {
 
     // The next child to complete: its index and outcome. At most size() times.
     boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> next() {
-        namespace net = boost::asio;
-        bool const throwing = co_await net::this_coro::throw_if_cancelled();
-        co_await net::this_coro::throw_if_cancelled(false);
-        auto cs = co_await net::this_coro::cancellation_state;
-        auto [ec, index, result] = co_await receive(cs);
-        co_await net::this_coro::throw_if_cancelled(throwing);
-        co_return std::pair{index, std::move(result)};
+        return detail::cancellation_not_thrown(receive_next());
     }
 
     // Calls on_each(index, outcome) for each child still to complete, as it completes; done when
@@ -276,6 +270,12 @@ class completions {
     void cancel() { state_->cancel_running(); }
 
   private:
+    boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> receive_next() {
+        auto cs = co_await boost::asio::this_coro::cancellation_state;
+        auto [ec, index, result] = co_await receive(cs);
+        co_return std::pair{index, std::move(result)};
+    }
+
     template <class OnEach>
     boost::asio::awaitable<void> receive_each(OnEach on_each) {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
