@@ -71,7 +71,8 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
             status_ = status;
             return status_;
         }
-        // waitpid() has no timeout: the child's exit is polled for, bounded by `until`.
+        // I/O with another process: waitpid() has no timeout, so the child's exit is polled for,
+        // bounded by `until`; the wait ends on the exit, not on the clock.
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     } while (std::chrono::steady_clock::now() < until);
     return std::nullopt;
@@ -134,7 +135,8 @@ finished_process run_to_end(std::vector<std::string> argv, std::chrono::millisec
             result.status = status;
             return result;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling for the exit, bounded
+        // I/O with another process: waitpid() has no timeout, so the exit is polled for, bounded.
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     } while (std::chrono::steady_clock::now() < until);
     ::kill(pid, SIGKILL);
     waitpid(pid, &status, 0);

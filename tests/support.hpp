@@ -228,8 +228,8 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = 3s) {
     for (;;) {
         if (pred()) return true;
         if (std::chrono::steady_clock::now() >= until) return false;
-        // Polling what servers on other threads or processes did with their sockets, which they
-        // signal no other way: the wait ends on the event, the timeout only bounds it.
+        // I/O: polling what servers on other threads or processes did with their sockets, which
+        // they signal no other way; the wait ends on the event, the timeout only bounds it.
         std::this_thread::sleep_for(5ms);
     }
 }

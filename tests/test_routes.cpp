@@ -678,8 +678,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(test_routes_example)
 
-// examples/routes.json over simulated services of the same names: what the README shows of it.
-BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_readme_shows) {
+// examples/routes.json over simulated services of the same names: what the README and
+// docs/routes.md show of it.
+BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_docs_show) {
     std::ifstream file{FANOUT_SOURCE_DIR "/examples/routes.json"};
     std::string const text{std::istreambuf_iterator<char>(file), {}};
     fanout::options opts;

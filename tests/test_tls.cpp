@@ -241,7 +241,8 @@ class raw_tls_upstream {
         while (!ec) {
             net::write(peer, net::buffer(record), ec);
             if (!ec) sent += payload;
-            // The peer under test is a slow one: its pace is the behaviour, not a wait for an event.
+            // I/O: the peer under test is a slow one; its pace is the behaviour tested, not a wait
+            // for an event.
             if (slowly) std::this_thread::sleep_for(20ms);
         }
     }

@@ -1,5 +1,6 @@
 #include "handlers/request.hpp"
 #include "server/command_line.hpp"
+#include "server/config_dump.hpp"
 #include "server/router.hpp"
 #include "sim/simulator.hpp"
 #include "upstream/json_validate.hpp"
@@ -512,7 +513,7 @@ BOOST_AUTO_TEST_CASE(the_documented_example_is_valid) {
     BOOST_TEST(cl.opts.upstreams[1].timeout.value().count() == 300);
 }
 
-BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_readme_s) {
+BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_documented_one) {
     auto example = read_file(FANOUT_SOURCE_DIR "/examples/fanout.json");
     std::set<std::string> shown;
     auto const doc = json::parse(example);
@@ -533,8 +534,27 @@ BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_readme_s) {
         return all;
     };
     BOOST_TEST(join(shown) == join(settings));
-    auto readme = read_file(FANOUT_SOURCE_DIR "/README.md");
-    BOOST_TEST(readme.find("```json\n" + example + "```\n") != std::string::npos);
+    auto page = read_file(FANOUT_SOURCE_DIR "/docs/operations.md");
+    BOOST_TEST(page.find("```json\n" + example + "```\n") != std::string::npos);
+}
+
+// Every key of an upstream that `fanout --check` prints (an https:// one has them all) is a row of
+// the table of upstream keys in docs/operations.md.
+BOOST_AUTO_TEST_CASE(the_documented_upstream_keys_are_every_key) {
+    fanout::options opts;
+    opts.upstreams.push_back(fanout::parse_service("billing=https://127.0.0.1:8443/v1"));
+    auto const printed = json::parse(fanout::describe(opts)).at("upstreams").at(0).as_object();
+    auto const doc = read_file(FANOUT_SOURCE_DIR "/docs/operations.md");
+    auto const from = doc.find("### Upstream keys");
+    BOOST_TEST_REQUIRE(from != std::string::npos);
+    auto const table = doc.substr(from, doc.find("\n\n", doc.find("| key |", from)) - from);
+    BOOST_TEST(printed.size() >= 18u);
+    for (auto const& [key, value] : printed) {
+        auto const cell = "`" + std::string(key) + "`";
+        bool const listed = table.find("\n| " + cell) != std::string::npos ||
+                            table.find(", " + cell + " |") != std::string::npos;
+        BOOST_TEST(listed, key << " is not in the table of upstream keys of docs/operations.md");
+    }
 }
 
 BOOST_AUTO_TEST_CASE(timeout_over_its_cap_names_the_keys_as_written) {

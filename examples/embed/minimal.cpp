@@ -1,5 +1,5 @@
-// The smallest application embedding fanout's server, shown whole in the README (Embedding); a test
-// checks that the README's copy is this file, so that the snippet there compiles as written.
+// The smallest application embedding fanout's server, shown whole in docs/library.md; a test checks
+// that the copy there is this file, so that the snippet compiles as written.
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 

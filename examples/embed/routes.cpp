@@ -1,5 +1,5 @@
 // Routes declared in code rather than in a config file: the same route_config the file is read
-// into. Shown whole in the README (Your own API); a test checks that the copy there is this file.
+// into. Shown whole in docs/routes.md (In code); a test checks that the copy there is this file.
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 

@@ -19,7 +19,6 @@ namespace fanout {
 
 using std::chrono::milliseconds;
 
-// Everything fanout can be told, from flags or a --config file. Defaults are the documented ones.
 // One log line as an event: the application's to render or count.
 struct log_event {
     std::string_view level;  // "trace", "debug", "info", "warning", "error", "critical"
@@ -27,6 +26,8 @@ struct log_event {
     std::string_view json;   // the whole event, one JSON object: {"event":"NAME",...}
 };
 
+// Everything fanout can be told, from flags or a --config file. Defaults are the documented ones
+// (docs/operations.md; `fanout --check` prints them all).
 struct options {
     std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
     std::uint16_t listen_port = 8080;          // 0: any free port
@@ -82,8 +83,15 @@ struct options {
     std::function<void(log_event const&)> on_event;  // or each line handed over, at log_level
 };
 
-// Applies a JSON configuration (the keys of the command line in snake_case, and "upstreams" as a
-// list of {"name", "url", "timeout_ms"}) onto opts. Throws std::invalid_argument naming the key.
+// Applies a JSON configuration file's text onto opts: the settings of the command line in snake_case;
+// "upstreams", a list of objects each with a "name", a "url" and any of the keys of a service
+// (`service` and `tls_settings` say what each does): timeout_ms, breaker_failures,
+// breaker_cooldown_ms, hedge_after_ms, hedge_quantile, hedge_budget, max_retries, retry_backoff_ms,
+// retry_budget, retry_min_per_s and, for an https:// URL only, ca_file, client_cert, client_key,
+// server_name, insecure_skip_verify, tls_handshake_timeout_ms; and "routes", a list of route_config.
+// null is taken for what is off unless given (admin_listen; a service's timeout_ms, hedge delays,
+// TLS files, server_name), as `fanout --check` prints them. Throws std::invalid_argument naming the
+// key (`upstreams[1].timeout: unknown key`).
 // Checks each value; checks across settings (timeout_ms <= max_timeout_ms) are the caller's (the fanout
 // program makes them after applying its flags, which win over the file).
 void apply_config(options& opts, std::string_view json_text);
