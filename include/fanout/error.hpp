@@ -15,7 +15,8 @@ namespace fanout {
 // exceptions. They are error codes of their own category too, so that callers compare with `==`;
 // none is 0 (success).
 enum class error_kind {
-    timeout = 1,   // the request deadline passed first
+    timeout = 1,   // a bound passed first: the request deadline, the service timeout, max_fetch, the TLS
+                   // handshake limit
     connect,       // refused, unreachable, name resolution failed
     status,        // non-2xx answer
     invalid_json,  // 2xx answer whose body is not one JSON value

@@ -35,7 +35,7 @@ struct service {
     std::string target;
     std::vector<std::string> params;  // the placeholders' names, in the order they appear
     std::string host_header;          // value of the Host header
-    // Bounds this service's fetches in the deadline-bound patterns (the smaller of it and the deadline).
+    // Bounds this service's fetches in every pattern (with a deadline: the smaller of it and the deadline).
     std::optional<std::chrono::milliseconds> timeout;
     // Circuit breaker, off at 0: after this many consecutive failures (see client), fetches fail at
     // once as error_kind::circuit_open for breaker_cooldown; then one fetch probes the service.
