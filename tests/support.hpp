@@ -51,7 +51,8 @@ class harness {
     auto on_loop(std::size_t i, F f) {
         std::packaged_task<decltype(f())()> task{std::move(f)};
         auto result = task.get_future();
-        boost::asio::post(*loops_[i], std::move(task));
+        // A lambda, not the task: where <boost/asio.hpp> is included, a packaged_task is a completion token.
+        boost::asio::post(*loops_[i], [&task] { task(); });
         return result.get();
     }
 

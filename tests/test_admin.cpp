@@ -5,6 +5,7 @@
 #include "server/admin_listener.hpp"
 #include "server/request_parser.hpp"
 #include "server/warnings.hpp"
+#include "tests/paths.hpp"
 #include "tests/process.hpp"
 #include "tests/support.hpp"
 
@@ -55,8 +56,8 @@ struct fanout_process {
 
     static std::vector<std::string> command(std::vector<std::string> args, std::filesystem::path const& log) {
         args.insert(
-            args.begin(), {"/bin/sh", "-c", "log=$1; shift; exec \"$0\" \"$@\" 2>\"$log\"", FANOUT_BINARY,
-                           log.string(), "--listen", "127.0.0.1:0"}
+            args.begin(), {"/bin/sh", "-c", "log=$1; shift; exec \"$0\" \"$@\" 2>\"$log\"",
+                           fanout::test_paths::fanout_binary, log.string(), "--listen", "127.0.0.1:0"}
         );
         return args;
     }
@@ -339,7 +340,10 @@ BOOST_AUTO_TEST_CASE(openmetrics_is_negotiated_without_a_deadline_header) {
 
 BOOST_AUTO_TEST_CASE(check_shows_the_admin_address_and_refuses_a_bad_one) {
     auto check = [](std::vector<std::string> args) {
-        args.insert(args.begin(), {FANOUT_BINARY, "--check", "--upstream", "users=http://127.0.0.1:9/users"});
+        args.insert(
+            args.begin(),
+            {fanout::test_paths::fanout_binary, "--check", "--upstream", "users=http://127.0.0.1:9/users"}
+        );
         return run_to_end(std::move(args), 20s);
     };
     auto const on = check({"--admin-listen", "127.0.0.1:9180", "--access-log", "--access-log-sample", "0.5"});

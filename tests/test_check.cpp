@@ -4,6 +4,7 @@
 #include "server/command_line.hpp"
 #include "server/config_dump.hpp"
 #include "server/warnings.hpp"
+#include "tests/paths.hpp"
 #include "tests/process.hpp"
 #include "tests/tls_certs.hpp"
 
@@ -56,7 +57,7 @@ class config_file {
 };
 
 finished_process run_fanout(std::vector<std::string> args) {
-    args.insert(args.begin(), FANOUT_BINARY);
+    args.insert(args.begin(), fanout::test_paths::fanout_binary);
     return run_to_end(std::move(args), 20s);
 }
 
@@ -200,7 +201,9 @@ BOOST_AUTO_TEST_CASE(a_start_logs_each_warning_once) {
     config_file config{
         R"({"listen": "127.0.0.1:0", "threads": 2, "max_timeout_ms": 2000, "upstreams": [)" +
         upstream_json(R"(, "timeout_ms": 3000)") + "]}"};
-    child_process f{{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", FANOUT_BINARY, "--config", config.path()}};
+    child_process f{
+        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", fanout::test_paths::fanout_binary, "--config",
+         config.path()}};
     std::vector<json::object> warnings;
     std::optional<json::object> start;
     while (!start) {

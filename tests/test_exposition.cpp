@@ -1,6 +1,7 @@
 // The metrics page as a scraper and an alert rule read it.
 #include "server/metrics_shard.hpp"
 #include "server/process_stats.hpp"
+#include "tests/paths.hpp"
 #include "tests/process.hpp"
 #include "tests/support.hpp"
 
@@ -162,8 +163,8 @@ BOOST_AUTO_TEST_CASE(proc_stat_fields_are_counted_after_the_command_name) {
 BOOST_AUTO_TEST_CASE(process_metrics_of_the_program_follow_its_connections) {
     sim_runner upstreams{{sim("users")}};
     child_process f{
-        {FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn", "--upstream",
-         upstreams.upstream_flag(0)}};
+        {fanout::test_paths::fanout_binary, "--listen", "127.0.0.1:0", "--threads", "1", "--log-level",
+         "warn", "--upstream", upstreams.upstream_flag(0)}};
     auto line = f.read_line_starting("listening on http://127.0.0.1:", 10s);
     BOOST_TEST_REQUIRE(line.has_value());
     auto const port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
@@ -351,7 +352,7 @@ BOOST_AUTO_TEST_CASE(an_embedded_aggregator_negotiates_too) {
 // of several, by the suffix after the row's first name (`fanout_connections_accepted_total`,
 // `_rejected_total`).
 BOOST_AUTO_TEST_CASE(the_documented_table_lists_every_series) {
-    std::ifstream in{FANOUT_SOURCE_DIR "/docs/operations.md"};
+    std::ifstream in{fanout::test_paths::source("docs/operations.md")};
     std::vector<std::string> rows;
     for (std::string line; std::getline(in, line);)
         if (line.starts_with("| `")) rows.push_back(line);

@@ -1,4 +1,5 @@
 #include "server/log.hpp"
+#include "tests/paths.hpp"
 #include "tests/process.hpp"
 #include "tests/support.hpp"
 
@@ -385,7 +386,8 @@ struct fanout_process {
 
     static std::vector<std::string> with_binary(std::vector<std::string> args) {
         args.insert(
-            args.begin(), {FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads", "2", "--log-level", "warn"}
+            args.begin(), {fanout::test_paths::fanout_binary, "--listen", "127.0.0.1:0", "--threads", "2",
+                           "--log-level", "warn"}
         );
         return args;
     }
@@ -395,8 +397,8 @@ struct fanout_process {
 BOOST_AUTO_TEST_CASE(start_and_stop_are_logged_events) {
     sim_runner upstreams{{sim("users")}};
     child_process f{
-        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", FANOUT_BINARY, "--listen", "127.0.0.1:0", "--threads",
-         "2", "--upstream", upstreams.upstream_flag(0)}};
+        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", fanout::test_paths::fanout_binary, "--listen",
+         "127.0.0.1:0", "--threads", "2", "--upstream", upstreams.upstream_flag(0)}};
     auto event = [&](std::string_view name) -> std::optional<json::object> {
         for (;;) {
             auto line = f.read_line_starting("{", 10s);

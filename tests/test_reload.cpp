@@ -2,6 +2,7 @@
 // settings only a restart changes, the demo), http_server::async_reload and aggregator::reload in
 // process, and the state a reload carries over for the services it leaves as they were.
 
+#include "tests/paths.hpp"
 #include "tests/process.hpp"
 #include "tests/support.hpp"
 
@@ -75,7 +76,9 @@ struct fanout_process {
     }
 
     static std::vector<std::string> command(std::vector<std::string> args) {
-        args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", FANOUT_BINARY});
+        args.insert(
+            args.begin(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", fanout::test_paths::fanout_binary}
+        );
         return args;
     }
 
@@ -121,7 +124,8 @@ std::string route(std::string const& path, std::string const& pattern, std::stri
 
 // The fanout program's error line for this file, as `fanout --check` prints it, without "fanout: ".
 std::string check_error(config_file const& config) {
-    auto const checked = run_to_end({FANOUT_BINARY, "--check", "--config", config.path()}, 20s);
+    auto const checked =
+        run_to_end({fanout::test_paths::fanout_binary, "--check", "--config", config.path()}, 20s);
     BOOST_TEST_REQUIRE(checked.status.has_value());
     BOOST_TEST(WEXITSTATUS(*checked.status) != 0);
     auto const at = checked.err.find("fanout: ");

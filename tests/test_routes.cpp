@@ -3,6 +3,7 @@
 
 #include "handlers/shape.hpp"
 #include "server/route_table.hpp"
+#include "tests/paths.hpp"
 #include "tests/support.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -681,7 +682,7 @@ BOOST_AUTO_TEST_SUITE(test_routes_example)
 // examples/routes.json over simulated services of the same names: what the README and
 // docs/routes.md show of it.
 BOOST_AUTO_TEST_CASE(the_example_configuration_answers_as_the_docs_show) {
-    std::ifstream file{FANOUT_SOURCE_DIR "/examples/routes.json"};
+    std::ifstream file{fanout::test_paths::source("examples/routes.json")};
     std::string const text{std::istreambuf_iterator<char>(file), {}};
     fanout::options opts;
     fanout::apply_config(opts, text);

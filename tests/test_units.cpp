@@ -3,6 +3,7 @@
 #include "server/config_dump.hpp"
 #include "server/router.hpp"
 #include "sim/simulator.hpp"
+#include "tests/paths.hpp"
 #include "upstream/json_validate.hpp"
 
 #include <boost/json/parse.hpp>
@@ -508,13 +509,14 @@ std::string read_file(std::string const& path) {
 }
 
 BOOST_AUTO_TEST_CASE(the_documented_example_is_valid) {
-    auto cl = test_options::parse({"--config", FANOUT_SOURCE_DIR "/examples/fanout.json"});
+    auto const example = fanout::test_paths::source("examples/fanout.json");
+    auto cl = test_options::parse({"--config", example.c_str()});
     BOOST_TEST(cl.opts.upstreams.size() == 3u);
     BOOST_TEST(cl.opts.upstreams[1].timeout.value().count() == 300);
 }
 
 BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_documented_one) {
-    auto example = read_file(FANOUT_SOURCE_DIR "/examples/fanout.json");
+    auto example = read_file(fanout::test_paths::source("examples/fanout.json"));
     std::set<std::string> shown;
     auto const doc = json::parse(example);
     for (auto const& [key, value] : doc.as_object()) shown.insert(std::string(key));
@@ -534,7 +536,7 @@ BOOST_AUTO_TEST_CASE(the_example_shows_every_setting_and_is_the_documented_one) 
         return all;
     };
     BOOST_TEST(join(shown) == join(settings));
-    auto page = read_file(FANOUT_SOURCE_DIR "/docs/operations.md");
+    auto page = read_file(fanout::test_paths::source("docs/operations.md"));
     BOOST_TEST(page.find("```json\n" + example + "```\n") != std::string::npos);
 }
 
@@ -544,7 +546,7 @@ BOOST_AUTO_TEST_CASE(the_documented_upstream_keys_are_every_key) {
     fanout::options opts;
     opts.upstreams.push_back(fanout::parse_service("billing=https://127.0.0.1:8443/v1"));
     auto const printed = json::parse(fanout::describe(opts)).at("upstreams").at(0).as_object();
-    auto const doc = read_file(FANOUT_SOURCE_DIR "/docs/operations.md");
+    auto const doc = read_file(fanout::test_paths::source("docs/operations.md"));
     auto const from = doc.find("### Upstream keys");
     BOOST_TEST_REQUIRE(from != std::string::npos);
     auto const table = doc.substr(from, doc.find("\n\n", doc.find("| key |", from)) - from);
