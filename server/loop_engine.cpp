@@ -185,7 +185,31 @@ response loop_engine::metrics_page(std::string_view accept) const {
     return res;
 }
 
-net::awaitable<response> loop_engine::answer(loop_config& cfg, dispatch const& r, fanout::part_sink* parts) {
+namespace {
+
+// The pattern's handler, not yet awaited: one awaitable in answer()'s coroutine frame, not one per
+// pattern (g++ gives each its own slot, and a frame over 1 KiB misses malloc's per-thread cache).
+net::awaitable<fanout::reply> handler_of(
+    fanout::handler_context& ctx, pattern p, fanout::aggregate_request aggregate
+) {
+    switch (p) {
+        case pattern::channel:
+            return fanout::channel(ctx, std::move(aggregate));
+        case pattern::context_timeout:
+            return fanout::context_timeout(ctx, std::move(aggregate));
+        case pattern::errgroup:
+            return fanout::errgroup(ctx, std::move(aggregate));
+        case pattern::wg:
+            break;
+    }
+    return fanout::wait_group(ctx, std::move(aggregate));
+}
+
+}  // namespace
+
+net::awaitable<response> loop_engine::answer(
+    loop_config& cfg, dispatch const& r, fanout::part_sink* parts
+) {
     try {
         fanout::aggregate_request aggregate{r.timeout};
         aggregate.max_fetch = cfg.opts.max_fetch;
@@ -196,21 +220,7 @@ net::awaitable<response> loop_engine::answer(loop_config& cfg, dispatch const& r
         aggregate.forwarded = r.forwarded;
         aggregate.parts = parts;
         aggregate.cause = r.cause;
-        fanout::reply reply;
-        switch (r.plan->pattern) {
-            case pattern::wg:
-                reply = co_await fanout::wait_group(cfg.ctx, std::move(aggregate));
-                break;
-            case pattern::channel:
-                reply = co_await fanout::channel(cfg.ctx, std::move(aggregate));
-                break;
-            case pattern::context_timeout:
-                reply = co_await fanout::context_timeout(cfg.ctx, std::move(aggregate));
-                break;
-            case pattern::errgroup:
-                reply = co_await fanout::errgroup(cfg.ctx, std::move(aggregate));
-                break;
-        }
+        auto reply = co_await handler_of(cfg.ctx, r.plan->pattern, std::move(aggregate));
         auto res = json_response(reply.status, std::move(reply.body));
         res.complete = reply.complete;
         res.server_timing = std::move(reply.server_timing);

@@ -99,6 +99,39 @@ net::awaitable<std::vector<std::pair<std::size_t, outcome<int>>>> read_all(
     co_return out;
 }
 
+// A value without a default constructor (a child's value need not have one).
+struct no_default {
+    explicit no_default(int v) : value(v) {}
+    int value;
+};
+
+net::awaitable<no_default> no_default_after(std::chrono::milliseconds delay, int value, trace& t) {
+    co_return no_default(co_await after(delay, value, t));
+}
+
+net::awaitable<no_default> no_default_throws_after(std::chrono::milliseconds delay, trace& t) {
+    co_await after(delay, 0, t);
+    throw std::runtime_error("broken");
+}
+
+net::awaitable<int> at_once(int value) {
+    co_return value;
+}
+
+// Whether fail_fast let out what its failure test threw (on the second child's value).
+net::awaitable<bool> fail_fast_thrown_through(trace& t) {
+    auto failed = [](int v) -> bool {
+        if (v == 2) throw std::logic_error("cannot tell");
+        return false;
+    };
+    try {
+        co_await fail_fast(children(after(1h, 1, t), after(5ms, 2, t), after(1h, 3, t)), failed);
+    } catch (std::logic_error const&) {
+        co_return true;
+    }
+    co_return false;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_combinators)
@@ -387,6 +420,42 @@ BOOST_AUTO_TEST_CASE(fail_fast_takes_a_value_with_ok_false_as_a_failure) {
     auto r = run(ioc, fail_fast(std::move(c)));
     BOOST_TEST((r.first_failure == std::optional<std::size_t>(1)));
     BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(within_keeps_values_without_a_default_constructor) {
+    net::io_context ioc;
+    trace t;
+    std::vector<net::awaitable<no_default>> c;
+    c.push_back(no_default_after(1ms, 4, t));
+    c.push_back(no_default_throws_after(1ms, t));
+    c.push_back(no_default_after(1h, 6, t));
+    auto outs = run(ioc, within(50ms, std::move(c)));
+    BOOST_TEST_REQUIRE(outs.size() == 3u);
+    BOOST_TEST((outs[0].ok() && outs[0].value->value == 4));
+    BOOST_TEST((outs[1].error == group_error::exception));
+    BOOST_TEST((outs[2].error == group_error::timeout));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+// Children that end without ever waiting end the group at once, not at its deadline.
+BOOST_AUTO_TEST_CASE(within_of_children_that_never_wait_ends_before_its_deadline) {
+    net::io_context ioc;
+    auto outs = run(ioc, within(1h, children(at_once(1), at_once(2))));
+    BOOST_TEST((outs[0].ok() && *outs[0].value == 1));
+    BOOST_TEST((outs[1].ok() && *outs[1].value == 2));
+    net::io_context another;  // run() leaves its loop stopped
+    auto r = run(another, fail_fast(1h, children(at_once(1), at_once(-1)), [](int v) { return v < 0; }));
+    BOOST_TEST((r.first_failure == std::optional<std::size_t>(1)));
+}
+
+// An exception from `failed` itself is no child's failure: it comes out of fail_fast, once the
+// others are cancelled and have ended.
+BOOST_AUTO_TEST_CASE(fail_fast_passes_on_what_its_failure_test_throws) {
+    net::io_context ioc;
+    trace t;
+    BOOST_TEST(run(ioc, fail_fast_thrown_through(t)));
+    BOOST_TEST(t.cancelled == 2);
+    BOOST_TEST(t.finished == 3);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -76,11 +76,7 @@ boost::asio::awaitable<std::vector<outcome<detail::child_value_t<C>>>> within(
 ) {
     std::vector<outcome<detail::child_value_t<C>>> outcomes(children.size());
     detail::group_control<> control{at.when};
-    using namespace boost::asio::experimental::awaitable_operators;
-    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
-    co_await (
-        detail::join(detail::as_awaitables(std::move(children)), outcomes, control) || detail::expiry(timer)
-    );
+    co_await detail::join(detail::as_awaitables(std::move(children)), outcomes, control);
     co_return outcomes;
 }
 
@@ -117,9 +113,7 @@ boost::asio::awaitable<fail_fast_result<std::vector<outcome<detail::child_value_
     using T = detail::child_value_t<C>;
     fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
     detail::group_control<Failed> control{std::nullopt, true, std::move(failed)};
-    co_await detail::stop_quietly(
-        detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control)
-    );
+    co_await detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control);
     r.first_failure = control.first_failure;
     co_return r;
 }
@@ -131,12 +125,7 @@ boost::asio::awaitable<fail_fast_result<std::vector<outcome<detail::child_value_
     using T = detail::child_value_t<C>;
     fail_fast_result<std::vector<outcome<T>>> r{std::vector<outcome<T>>(children.size()), {}};
     detail::group_control<Failed> control{at.when, true, std::move(failed)};
-    using namespace boost::asio::experimental::awaitable_operators;
-    boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor, at.when};
-    co_await (
-        detail::stop_quietly(detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control)) ||
-        detail::expiry(timer)
-    );
+    co_await detail::join(detail::as_awaitables(std::move(children)), r.outcomes, control);
     r.first_failure = control.first_failure;
     co_return r;
 }

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <fanout/detail/join.hpp>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -238,6 +239,39 @@ void record_exception(outcome<T>& out, std::exception_ptr e) {
     out.exception = std::move(e);
 }
 
+// What a child's end makes of its outcome (its value or `thrown` already in it) and of its group;
+// true: the group is done (the others are to be cancelled). `cancelled`: the group had cancelled
+// the child before it ended, so that a failure is its consequence, not a cause.
+template <class T, class Control>
+bool settle_child(
+    outcome<T>& out, Control& control, std::size_t index, std::exception_ptr thrown, bool cancelled
+) {
+    if (control.deadline && deadline_clock::now() >= *control.deadline) {
+        out.value.reset();
+        out.error = group_error::timeout;
+        return false;
+    }
+    if (thrown) record_exception(out, thrown);
+    if (control.needed) {
+        bool const ok = !thrown && !control.is_failure(index, *out.value);
+        if (!ok && !thrown) out.error = group_error::failed;
+        if (ok) {
+            control.succeeded.push_back(index);
+            return control.succeeded.size() == control.needed;
+        }
+        if (++control.failures == control.children - control.needed + 1) return true;
+        control.release_next();
+        return false;
+    }
+    if (!control.fail_fast) return false;
+    if (!thrown) {
+        if (!control.is_failure(index, *out.value)) return false;
+        out.error = group_error::failed;
+    }
+    if (!control.first_failure && !cancelled) control.first_failure = index;
+    return true;
+}
+
 // Runs one child into its outcome. Throws only stop_group, and only in a fail-fast group.
 template <class T, class Control>
 net::awaitable<void> run_child(
@@ -254,34 +288,48 @@ net::awaitable<void> run_child(
     } catch (...) {
         thrown = std::current_exception();
     }
-    if (control.deadline && deadline_clock::now() >= *control.deadline) {
-        out.value.reset();
-        out.error = group_error::timeout;
-        co_return;
-    }
-    if (thrown) record_exception(out, thrown);
-    if (control.needed) {
-        bool const ok = !thrown && !control.is_failure(index, *out.value);
-        if (!ok && !thrown) out.error = group_error::failed;
-        if (ok) {
-            control.succeeded.push_back(index);
-            if (control.succeeded.size() == control.needed) throw stop_group{};
-        } else {
-            if (++control.failures == control.children - control.needed + 1) throw stop_group{};
-            control.release_next();
-        }
-        co_return;
-    }
-    if (!control.fail_fast) co_return;
-    if (!thrown) {
-        if (!control.is_failure(index, *out.value)) co_return;
-        out.error = group_error::failed;
-    }
-    // A failure that follows a cancellation of this child is its consequence, not a cause.
     auto cs = co_await net::this_coro::cancellation_state;
-    if (!control.first_failure && cs.cancelled() == net::cancellation_type::none)
-        control.first_failure = index;
-    throw stop_group{};
+    if (settle_child(out, control, index, thrown, cs.cancelled() != net::cancellation_type::none))
+        throw stop_group{};
+}
+
+// A child of a join, co_spawned: its completion handler settles its outcome (no coroutine frame of
+// its own, unlike run_child).
+template <class T, class Control, class End, bool Wrapped = false>
+struct child_end {
+    using cancellation_slot_type = net::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return end.slot(); }
+
+    template <class... V>
+    void operator()(std::exception_ptr thrown, V&&... value) {
+        if (!thrown) {
+            if constexpr (sizeof...(V) == 0)
+                out->value.emplace();
+            else if constexpr (Wrapped)
+                out->value.emplace(std::move(*value)...);
+            else
+                out->value.emplace(std::forward<V>(value)...);
+        }
+        bool stop = false;
+        std::exception_ptr failure;
+        try {
+            stop = settle_child(*out, *control, index, thrown, end.cancelled());
+        } catch (...) {  // from `failed`: the join throws it, as run_child's caller did
+            failure = std::current_exception();
+        }
+        end(std::move(failure), stop);
+    }
+
+    outcome<T>* out;
+    Control* control;
+    std::size_t index;
+    End end;
+};
+
+// co_spawn completes a coroutine that threw with a default-constructed value.
+template <class T>
+net::awaitable<std::optional<T>> as_optional(net::awaitable<T> child) {
+    co_return std::optional<T>(co_await std::move(child));
 }
 
 // A child of a staggered first_success: waits for its turn, then runs. Cancelled while waiting
@@ -317,17 +365,32 @@ inline net::awaitable<void> nothing_to_join() {
     co_return;
 }
 
-// The children joined with `&&`: all run at once, and the join completes when all have, or (in
-// a fail-fast group) cancels the others when one throws. Built without a coroutine of its own.
+// The children joined: all run at once, and the join completes when all have, or (in a fail-fast
+// group or a quorum) cancels the others once the group is done. With the control's deadline, the
+// children still running at it are cancelled. One operation for the group (join.hpp), not a chain
+// of `&&` with a coroutine per child; it throws only what `failed` threw.
 template <class T, class Control>
 net::awaitable<void> join(
     std::vector<net::awaitable<T>> children, std::vector<outcome<T>>& outs, Control& control
 ) {
     if (children.empty()) return nothing_to_join();
-    auto all = run_child(std::move(children[0]), outs[0], control, 0);
-    for (std::size_t i = 1; i < children.size(); ++i)
-        all = std::move(all) && run_child(std::move(children[i]), outs[i], control, i);
-    return all;
+    auto const n = children.size();
+    return join_all(
+        n, control.deadline,
+        [children = std::move(children), &outs, &control](auto const& ex, std::size_t i, auto end) mutable {
+            using End = decltype(end);
+            if constexpr (std::is_void_v<T> || std::is_default_constructible_v<T>)
+                net::co_spawn(
+                    ex, std::move(children[i]),
+                    child_end<T, Control, End>{&outs[i], &control, i, std::move(end)}
+                );
+            else
+                net::co_spawn(
+                    ex, as_optional(std::move(children[i])),
+                    child_end<T, Control, End, true>{&outs[i], &control, i, std::move(end)}
+                );
+        }
+    );
 }
 
 template <class Control, class Outcomes, std::size_t... I, class... T>
@@ -373,13 +436,7 @@ net::awaitable<quorum_result<std::vector<outcome<T>>>> run_quorum(
         control.stagger_from = deadline_clock::now();
         children = staggered(std::move(children), control);
     }
-    auto all = stop_quietly(join(std::move(children), r.outcomes, control));
-    if (at) {
-        net::steady_timer timer{co_await net::this_coro::executor, *at};
-        co_await (std::move(all) || expiry(timer));
-    } else {
-        co_await std::move(all);
-    }
+    co_await join(std::move(children), r.outcomes, control);
     r.succeeded = std::move(control.succeeded);
     co_return r;
 }
