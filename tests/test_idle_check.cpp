@@ -30,11 +30,14 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // the test can send an answer nobody asked for on one of them while it is idle in the pool.
 class scripted_upstream {
   public:
-    explicit scripted_upstream(net::io_context& ioc) : acceptor_(ioc, {net::ip::make_address("127.0.0.1"), 0}) {
+    explicit scripted_upstream(net::io_context& ioc)
+        : acceptor_(ioc, {net::ip::make_address("127.0.0.1"), 0}) {
         accept();
     }
 
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/"; }
+    std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/";
+    }
     std::size_t connections() const { return sockets_.size(); }
 
     // A second answer on the connection that answered last. On loopback the bytes are in the
@@ -86,9 +89,10 @@ struct two_upstreams {
     std::vector<fanout::fetch_result> fetch(std::vector<std::size_t> const& services) {
         std::vector<std::optional<fanout::fetch_result>> out(services.size());
         for (std::size_t i = 0; i < services.size(); ++i)
-            net::co_spawn(ioc, client.fetch(services[i]), [&out, i](std::exception_ptr, fanout::fetch_result r) {
-                out[i] = std::move(r);
-            });
+            net::co_spawn(
+                ioc, client.fetch(services[i]),
+                [&out, i](std::exception_ptr, fanout::fetch_result r) { out[i] = std::move(r); }
+            );
         auto const done = [&] {
             for (auto const& r : out)
                 if (!r) return false;

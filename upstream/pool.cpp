@@ -2,10 +2,9 @@
 
 #include <boost/asio/post.hpp>
 
-#include <poll.h>
-
 #include <array>
 #include <atomic>
+#include <poll.h>
 
 namespace fanout {
 

@@ -85,7 +85,7 @@ class idle_check {
 
   private:
     struct round {
-        std::uint64_t id = 0;   // unique among all idle checks; 0: none open
+        std::uint64_t id = 0;  // unique among all idle checks; 0: none open
         bool closing = false;  // its end is posted
     };
     boost::asio::any_io_executor ex_;
