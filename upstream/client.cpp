@@ -249,6 +249,8 @@ struct client::impl {
     std::minstd_rand jitter{std::random_device{}()};
     // Shared with the clients this one carried over from, and those that carry over from it.
     std::shared_ptr<pool_stats> stats = std::make_shared<pool_stats>();
+    std::vector<connection_pool*> pools;  // of `states`, for idle_checks
+    std::optional<idle_check> idle_checks;
 
     // The service's most recently pooled connection if nothing arrived on it while idle (`use`:
     // reused); else null (`use`: retried, the connection closed) or null without any.
@@ -307,7 +309,7 @@ struct client::impl {
 std::unique_ptr<connection> client::impl::take_pooled(std::size_t index, connection_use& use) {
     auto conn = states[index]->pool.take();
     if (!conn) return nullptr;
-    if (quiet_since_pooled(*conn)) {
+    if (idle_checks->quiet(*conn, pools)) {
         ++stats->reused;
         use = connection_use::reused;
         return conn;
@@ -736,8 +738,10 @@ client::client(
         } else {
             state = std::make_shared<service_state>(svc, options.max_idle_per_service);
         }
+        impl_->pools.push_back(&state->pool);
         impl_->states.push_back(std::move(state));
     }
+    impl_->idle_checks.emplace(impl_->ex);
     impl_->services = std::move(services);
     impl_->book.emplace(
         impl_->ex, impl_->services, options.resolve, address_book_options{.refresh = options.dns_refresh}

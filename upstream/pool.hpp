@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,15 +34,11 @@ struct connection {
     boost::beast::flat_buffer buffer;
     std::string request;
     std::optional<response_parser> parser;  // of the answer being read
+    std::uint64_t quiet_in = 0;             // the idle_check round that found it quiet, if any
 };
 
 // A fresh parser for the next answer on `conn`, within the client's limits.
 void expect_answer(connection& conn, std::size_t max_head, std::uint64_t max_body);
-
-// A pooled connection is reused only if nothing arrived on it while it was idle: an unsolicited
-// answer would be taken for the next request's, stray bytes would fail it, an EOF means closed.
-// Pooled sockets are non-blocking, so this is one recv() that finds nothing.
-bool quiet_since_pooled(connection& conn);
 
 // The idle connections of one service, at most `max_idle`, the most recently used taken first.
 // Not thread-safe: it belongs to the executor of the clients that share it.
@@ -51,8 +48,10 @@ class connection_pool {
 
     // The most recently pooled connection, out of the pool; null if it has none.
     std::unique_ptr<connection> take();
-    // Into the pool, unless it is full, closed to new connections (close()), or the socket cannot
-    // be made non-blocking (for quiet_since_pooled); false: `conn` is left to the caller.
+    // The one take() would give, left in the pool; null if it has none.
+    connection* next() const noexcept { return idle_.empty() ? nullptr : idle_.back().get(); }
+    // Into the pool, unless it is full or closed to new connections (close()); false: `conn` is
+    // left to the caller.
     bool put(std::unique_ptr<connection>& conn);
     void clear() noexcept;
     // Its idle connections closed, and none pooled from now on: its service is no longer served.
@@ -65,6 +64,32 @@ class connection_pool {
     std::vector<std::unique_ptr<connection>> idle_;
     std::size_t max_idle_;
     bool closed_ = false;
+};
+
+// A pooled connection is reused only if nothing arrived on it while it was idle: an unsolicited
+// answer would be taken for the next request's, stray bytes would fail it, an EOF means closed.
+// The fetches that a handler starts together take their connections one after the other in the
+// same run of the event loop, so one poll() checks the connection being taken and the next one of
+// every other pool (the ones they are about to take), instead of a recv(MSG_PEEK) each. Its
+// verdict serves only the takes of that run: a handler posted with it ends it, and the next take
+// after that polls again. Not thread-safe, as the pools it looks into.
+class idle_check {
+  public:
+    explicit idle_check(boost::asio::any_io_executor ex);
+
+    // Whether `conn`, just taken from a pool, is quiet. `pools`: those whose next connection the
+    // same poll() checks (at most max_polled connections in all).
+    bool quiet(connection& conn, std::span<connection_pool* const> pools);
+
+    static constexpr std::size_t max_polled = 16;
+
+  private:
+    struct round {
+        std::uint64_t id = 0;  // unique among all idle checks; 0: none open
+        bool closing = false;  // its end is posted
+    };
+    boost::asio::any_io_executor ex_;
+    std::shared_ptr<round> round_ = std::make_shared<round>();  // shared with the posted end
 };
 
 }  // namespace fanout
