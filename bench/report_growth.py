@@ -139,7 +139,7 @@ def main():
       f"{env.get('warmup_s', '?')} s warm-up wrk of its own, {env.get('rounds', '?')} rounds; the servers' "
       "order rotates from one endpoint and round to the next")
     w("- server CPU: the run time of every thread of the server (`/proc/PID/task/*/schedstat`; nginx: master "
-      "and worker) over the measured run; `ticks/ns` in growth.csv compares it with utime+stime")
+      "and worker) over the measured run; growth.csv has utime+stime beside it (`server_ticks_cpu_s`)")
     w("- units of published gateway benchmarks: **requests per core-second** (requests / server CPU "
       "seconds) and **µs of CPU per upstream call** (server CPU / (requests × backends))")
     w("")
@@ -173,6 +173,12 @@ def main():
                       f"{spread([req_per_core_s(r) for r in rs], 0)} | "
                       f"{spread([f(r, 'requests') / f(r, 'duration_s') for r in rs], 0)} | "
                       f"{spread([f(r, 'p99_ms') for r in rs], 2)} |")
+        w("")
+        w("How to read it: with more backends the simulator (one thread) answers more calls per aggregate "
+          "request, so the request rate falls and each of fanout's wake-ups finds fewer events ready: part of a "
+          "rise in CPU per call can be fewer events per system call rather than more work per backend, and it "
+          "grows with the machine's load (see `load` in growth.csv). The 1-backend figure carries a request's "
+          "fixed cost (client connection, parsing, answer) on one call.")
         w("")
         w("Criterion (issue 24, item 5): fanout's CPU per backend call at 16 backends within "
           f"{BACKENDS_LIMIT}× of its 3-backend figure. Ratio per round: the 16-backend run over the "
