@@ -3,7 +3,8 @@
 
 Standard library only. Writes OUTDIR/report.md, OUTDIR/*.dat and, when gnuplot is installed,
 OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp). When bench/resilience
-ran (scenarios e-h: resilience.csv, outage.csv, tls.csv), report_resilience.py adds their section and plots.
+ran (scenarios e-h: resilience.csv, outage.csv, tls.csv), report_resilience.py adds their section and plots;
+when bench/growth ran (scenario i: growth.md), its sections follow.
 """
 import csv
 import json
@@ -122,6 +123,32 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, ha
       "request per deadline per connection the fixed costs are spread over few requests. Go pays the same, "
       "about four times more; timers and cancellation themselves are cheap (scenario a's deadline endpoints "
       "cost about 10% more than wg per request).")
+    w("")
+
+
+def published_units_section(w, env, rows, impls, conns_of, get):
+    """Every scenario-a run in the units of published gateway benchmarks."""
+    calls = int(env.get("upstreams", "3"))
+    w("## Scenario a in the units of published gateway benchmarks")
+    w("")
+    w(f"Every scenario-a run: **requests per core-second** = requests / the server's CPU seconds (utime+stime; "
+      f"1000 / `srv CPU s/1k`), and **µs of CPU per upstream call** = the server's CPU per request / {calls} "
+      "(each aggregate request calls every upstream once). Figures of this one run (no rounds: see "
+      "`bench/growth` for the medians of alternating rounds); the machine's 2 cores also run wrk and the "
+      "simulator, so compare them with published figures as orders of magnitude, and with each other side by side.")
+    w("")
+    w("| endpoint | conns | " + " | ".join(f"{PEER_SHORT.get(i, i)} req per core-s" for i in impls) + " | "
+      + " | ".join(f"{PEER_SHORT.get(i, i)} µs CPU per upstream call" for i in impls) + " |")
+    w("|---|---:|" + "---:|" * (2 * len(impls)))
+    for c in conns_of("a"):
+        for ep in ENDPOINTS:
+            r = {i: get("a", ep, i, c) for i in impls}
+            if not any(r.values()):
+                continue
+            per_1k = {i: num(r[i], "server_cpu_per_1k") if r[i] and (num(r[i], "requests") or 0) > 0 else None
+                      for i in impls}
+            w(f"| {ep} | {c} | " + " | ".join(fmt(1000 / v) if v else "–" for v in per_1k.values()) + " | "
+              + " | ".join(fmt(v * 1000 / calls, 1) if v else "–" for v in per_1k.values()) + " |")
     w("")
 
 
@@ -316,6 +343,9 @@ def main():
         w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request.")
         w("")
 
+    if "a" in scenarios:
+        published_units_section(w, env, rows, impls, conns_of, get)
+
     targets_section(w, get, conns_of, scenarios, have_go, key_conns, out, have_nginx)
 
     if rows:
@@ -417,6 +447,7 @@ def main():
 
     res_md = resilience_section(out, here)
     md.extend(res_md)
+    md.extend(growth_section(out))
 
     if rows:
         w("## Files")
@@ -496,6 +527,20 @@ def run_gnuplot(out, here, plots, impls):
         if os.path.exists(os.path.join(out, p + ".svg")):
             made.append(p)
     return made
+
+
+def growth_section(out):
+    """Scenario i (bench/growth), when it ran: its growth.md, one heading level down."""
+    path = os.path.join(out, "growth.md")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        lines = f.read().split("\n")
+    first = next((k for k, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    md = ["## Growth with backends and body size (scenario i)", "",
+          "`bench/growth`: its own rounds, settings and files in [growth.md](growth.md); its sections follow.", ""]
+    md += ["#" + line if line.startswith("#") else line for line in lines[first:]]
+    return md
 
 
 def resilience_section(out, here):
