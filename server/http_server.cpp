@@ -125,8 +125,8 @@ struct handler_run {
 
     std::shared_ptr<loop_config> config;  // the request's, which its plan belongs to
     dispatch request;                     // owned here: the handler reads it until it completes
-    net::cancellation_signal cancel;  // the handler's, used by co_spawn until its completion handler
-    net::steady_timer finished;       // never expires: cancelled when `answer` is set
+    net::cancellation_signal cancel;      // the handler's, used by co_spawn until its completion handler
+    net::steady_timer finished;           // never expires: cancelled when `answer` is set
     std::optional<response> answer;
     bool held = true;         // by its session, waiting for the answer
     bool done = false;        // its completion handler has run
@@ -170,9 +170,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::exception_ptr accept_failure;
     net::steady_timer drain_timer;
     net::steady_timer grace_timer;
-    net::steady_timer drained;  // never expires: cancelled to wake run() when all is closed
-    std::atomic<std::uint64_t> reloads{0};             // numbered by reload(), in any thread
-    std::uint64_t installed = 0;                       // the number of the reload in use
+    net::steady_timer drained;              // never expires: cancelled to wake run() when all is closed
+    std::atomic<std::uint64_t> reloads{0};  // numbered by reload(), in any thread
+    std::uint64_t installed = 0;            // the number of the reload in use
     std::list<net::cancellation_signal> reload_waits;  // for new host names; cancelled at shutdown
     static net::awaitable<void> switch_to(std::shared_ptr<impl> self, options opts, std::uint64_t number);
 
@@ -402,9 +402,9 @@ net::awaitable<void> http_server::impl::serve_requests(
     tcp::socket& sock, session_slot& slot, phase_deadline& limit
 ) {
     beast::flat_buffer buffer;
-    std::string head;                         // reused: its capacity stays
+    std::string head;                          // reused: its capacity stays
     auto const client = access.peer_of(sock);  // once per connection, and only for the access log
-    std::shared_ptr<disconnect_watch> watch;  // made on first use
+    std::shared_ptr<disconnect_watch> watch;   // made on first use
     struct end_watch {
         std::shared_ptr<disconnect_watch>& watch;
         ~end_watch() {

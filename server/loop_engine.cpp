@@ -207,9 +207,7 @@ net::awaitable<fanout::reply> handler_of(
 
 }  // namespace
 
-net::awaitable<response> loop_engine::answer(
-    loop_config& cfg, dispatch const& r, fanout::part_sink* parts
-) {
+net::awaitable<response> loop_engine::answer(loop_config& cfg, dispatch const& r, fanout::part_sink* parts) {
     try {
         fanout::aggregate_request aggregate{r.timeout};
         aggregate.max_fetch = cfg.opts.max_fetch;

@@ -184,7 +184,9 @@ std::vector<route_label> route_labels(std::vector<route_config> const& routes) {
 metrics_registry::metrics_registry(
     std::vector<std::string> service_names, std::size_t shards, std::vector<route_label> routes
 )
-    : service_names_(std::move(service_names)), routes_(std::move(routes)), served_(service_names_.size(), true) {
+    : service_names_(std::move(service_names)),
+      routes_(std::move(routes)),
+      served_(service_names_.size(), true) {
     if (routes_.empty())
         routes_ = {
             {endpoint::wg, "/api/aggregate/wg"},

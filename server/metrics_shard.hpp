@@ -184,7 +184,9 @@ struct metrics_writer {
     static std::vector<std::size_t> use_routes(metrics_registry& r, std::vector<route_label> const& routes) {
         return r.use_routes(routes);
     }
-    static void serving(metrics_registry& r, std::vector<std::size_t> const& services) { r.serving(services); }
+    static void serving(metrics_registry& r, std::vector<std::size_t> const& services) {
+        r.serving(services);
+    }
 };
 
 }  // namespace detail

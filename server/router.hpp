@@ -20,8 +20,8 @@ namespace fanout {
 
 // Where a request goes. Building it does no I/O.
 struct dispatch {
-    endpoint target = endpoint::other;           // a route's is its pattern's
-    fanout::route_plan const* plan = nullptr;    // set for a route; the table must outlive it
+    endpoint target = endpoint::other;         // a route's is its pattern's
+    fanout::route_plan const* plan = nullptr;  // set for a route; the table must outlive it
     std::chrono::milliseconds timeout{};
     bool cancel_on_disconnect = false;  // the deadline-bound patterns stop when the client goes
     std::optional<response> answer;     // set when the router answers itself (404, 405, 400)
@@ -30,8 +30,8 @@ struct dispatch {
     // Per backend of the plan: its own target, expanded; empty for one using its service's URL.
     // Empty when no backend has one.
     std::vector<std::string> targets;
-    std::string forwarded;          // the header lines the route forwards, "name: value\r\n" each
-    fanout::trace_context trace;    // the request's trace, or a new one (routes)
+    std::string forwarded;        // the header lines the route forwards, "name: value\r\n" each
+    fanout::trace_context trace;  // the request's trace, or a new one (routes)
     // Where the server says why it cancels the request (aggregate_request::cause); null: nowhere.
     fanout::cancel_cause* cause = nullptr;
 };

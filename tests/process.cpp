@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
 #include <spawn.h>
 #include <stdexcept>
@@ -141,6 +142,30 @@ finished_process run_to_end(std::vector<std::string> argv, std::chrono::millisec
     ::kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     return result;
+}
+
+config_file::config_file(std::string const& text) {
+    char dir[] = "/tmp/fanout-config-XXXXXX";
+    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+    dir_ = dir;
+    rewrite(text);
+}
+
+config_file::~config_file() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string config_file::write(std::string const& name, std::string const& text) const {
+    auto const p = (dir_ / name).string();
+    std::ofstream{p} << text;
+    return p;
+}
+
+void config_file::rewrite(std::string const& text) const {
+    auto const next = dir_ / "next.json";
+    std::ofstream{next} << text;
+    std::filesystem::rename(next, path());
 }
 
 }  // namespace fanout::test

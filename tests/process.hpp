@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -40,5 +41,23 @@ struct finished_process {
 
 // Runs argv to its end, its stdout and stderr captured, for at most `timeout`.
 finished_process run_to_end(std::vector<std::string> argv, std::chrono::milliseconds timeout);
+
+// A configuration file (fanout.json) in a fresh temporary directory, removed with it. Written whole
+// by a rename, so that a process reloading it never reads half a file.
+class config_file {
+  public:
+    explicit config_file(std::string const& text);
+    ~config_file();
+    config_file(config_file const&) = delete;
+    config_file& operator=(config_file const&) = delete;
+
+    std::string path() const { return (dir_ / "fanout.json").string(); }
+    // Another file beside it (a CA file, say); its path.
+    std::string write(std::string const& name, std::string const& text) const;
+    void rewrite(std::string const& text) const;
+
+  private:
+    std::filesystem::path dir_;
+};
 
 }  // namespace fanout::test

@@ -56,8 +56,8 @@ class harness {
         return result.get();
     }
 
-    fanout::pool_stats upstream_stats();    // summed over the loops
-    std::size_t channel_producers_live();   // summed over the loops
+    fanout::pool_stats upstream_stats();   // summed over the loops
+    std::size_t channel_producers_live();  // summed over the loops
     // Blocks until every server's run() has completed, or the timeout passes; true if they did.
     bool wait_stopped(std::chrono::milliseconds timeout = 10s);
 

@@ -31,31 +31,6 @@ namespace net = boost::asio;
 
 namespace {
 
-// A configuration file in a fresh temporary directory, removed with it.
-class config_file {
-  public:
-    explicit config_file(std::string const& text) {
-        char dir[] = "/tmp/fanout-check-XXXXXX";
-        BOOST_TEST_REQUIRE(mkdtemp(dir) != nullptr);
-        dir_ = dir;
-        write("fanout.json", text);
-    }
-    ~config_file() { std::filesystem::remove_all(dir_); }
-    config_file(config_file const&) = delete;
-    config_file& operator=(config_file const&) = delete;
-
-    std::string path() const { return (dir_ / "fanout.json").string(); }
-    // Another file beside it (a CA file, say); its path.
-    std::string write(std::string const& name, std::string const& text) const {
-        auto const p = (dir_ / name).string();
-        std::ofstream{p} << text;
-        return p;
-    }
-
-  private:
-    std::filesystem::path dir_;
-};
-
 finished_process run_fanout(std::vector<std::string> args) {
     args.insert(args.begin(), fanout::test_paths::fanout_binary);
     return run_to_end(std::move(args), 20s);

@@ -33,37 +33,6 @@ namespace net = boost::asio;
 
 namespace {
 
-// A configuration file in a fresh temporary directory, replaced whole (a rename) by rewrite(), so
-// that a reload never reads half a file.
-class config_file {
-  public:
-    explicit config_file(std::string const& text) {
-        char dir[] = "/tmp/fanout-reload-XXXXXX";
-        BOOST_TEST_REQUIRE(mkdtemp(dir) != nullptr);
-        dir_ = dir;
-        rewrite(text);
-    }
-    ~config_file() { std::filesystem::remove_all(dir_); }
-    config_file(config_file const&) = delete;
-    config_file& operator=(config_file const&) = delete;
-
-    std::string path() const { return (dir_ / "fanout.json").string(); }
-    // Another file beside it; its path.
-    std::string write(std::string const& name, std::string const& text) const {
-        auto const p = (dir_ / name).string();
-        std::ofstream{p} << text;
-        return p;
-    }
-    void rewrite(std::string const& text) const {
-        auto const next = dir_ / "next.json";
-        std::ofstream{next} << text;
-        std::filesystem::rename(next, path());
-    }
-
-  private:
-    std::filesystem::path dir_;
-};
-
 // The fanout program with its log (stderr) read line by line after "listening on".
 struct fanout_process {
     child_process process;

@@ -29,16 +29,16 @@ struct log_event {
 // Everything fanout can be told, from flags or a --config file. Defaults are the documented ones
 // (docs/operations.md; `fanout --check` prints them all).
 struct options {
-    std::string listen_host = "127.0.0.1";     // loopback unless told otherwise
-    std::uint16_t listen_port = 8080;          // 0: any free port
+    std::string listen_host = "127.0.0.1";  // loopback unless told otherwise
+    std::uint16_t listen_port = 8080;       // 0: any free port
     // The operators' port: /healthz, /metrics and /config (the effective configuration, as
     // `fanout --check` prints it) on connections of their own, at most 16, never counted in
     // max_connections. Empty host: none. Of several http_servers sharing a metrics registry, the
     // one with shard 0 opens it, and its /metrics shows them all.
     std::string admin_listen_host;
-    std::uint16_t admin_listen_port = 0;       // 0: any free port
-    unsigned threads = 1;                      // event loops (the command line defaults to the cores)
-    std::vector<fanout::service> upstreams;    // empty on the command line: the embedded demo services
+    std::uint16_t admin_listen_port = 0;     // 0: any free port
+    unsigned threads = 1;                    // event loops (the command line defaults to the cores)
+    std::vector<fanout::service> upstreams;  // empty on the command line: the embedded demo services
     // The API served; empty: the seed's four endpoints over every upstream (default_routes()).
     // Checked when a server or aggregator is made (std::invalid_argument naming the route's key).
     std::vector<route_config> routes;
