@@ -1,10 +1,14 @@
 # plot.gp - bench/report.py calls: gnuplot -e "outdir='DIR'; which='NAME'; impls='fanout go nginx'" plot.gp
+# (optionally also note='a second title line', e.g. the connections and run length; lat_ms='5')
 # NAME: throughput | latency | latency-b | concurrency; reads DIR/NAME.dat, writes DIR/NAME.svg and .png.
 # The .dat files always hold the columns of all three implementations (fanout, go, nginx; NaN when
 # absent); impls lists those that ran, which are plotted.
 if (!exists("outdir")) outdir = "."
 if (!exists("which")) which = "throughput"
 if (!exists("impls")) impls = "fanout go nginx"
+if (!exists("note")) note = ""
+if (!exists("lat_ms")) lat_ms = "5"
+sub = (note eq "") ? "" : "\n".note
 
 datafile = sprintf("%s/%s.dat", outdir, which)
 pngterm = (strstrt(GPVAL_TERMINALS, "pngcairo") > 0) ? "pngcairo" : "png"
@@ -42,7 +46,7 @@ do for [fmt in "svg png"] {
     set output sprintf("%s/%s.%s", outdir, which, fmt)
 
     if (which eq "throughput") {
-        set title "Throughput by endpoint (scenario a: upstreams answer at once)" noenhanced
+        set title "Throughput by endpoint (scenario a: upstreams answer at once)".sub noenhanced
         set ylabel "requests / s"
         set style data histograms
         set style histogram clustered gap 1
@@ -55,9 +59,9 @@ do for [fmt in "svg png"] {
     }
     if (which eq "latency" || which eq "latency-b") {
         if (which eq "latency") {
-            set title "Latency percentiles by endpoint (scenario a: upstreams answer at once)" noenhanced
+            set title "Latency percentiles by endpoint (scenario a: upstreams answer at once)".sub noenhanced
         } else {
-            set title "Latency percentiles by endpoint (scenario b: upstreams answer after 5 ms)" noenhanced
+            set title "Latency percentiles by endpoint (scenario b: upstreams answer after ".lat_ms." ms)".sub noenhanced
         }
         set ylabel "ms"
         set style data histograms
@@ -71,7 +75,7 @@ do for [fmt in "svg png"] {
             title short(word(impls, k / 3 + 1))." ".pct(k % 3) lc rgb shade(word(impls, k / 3 + 1), k % 3)
     }
     if (which eq "concurrency") {
-        set title "Throughput by number of connections (scenario a)" noenhanced
+        set title "Throughput by number of connections (scenario a)".sub noenhanced
         set ylabel "requests / s"
         set xlabel "wrk connections"
         set logscale x 2

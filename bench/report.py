@@ -5,32 +5,55 @@ Standard library only. Writes OUTDIR/report.md, OUTDIR/*.dat and, when gnuplot i
 OUTDIR/{throughput,latency,latency-b,concurrency}.{svg,png} (see plot.gp). When bench/resilience
 ran (scenarios e-h: resilience.csv, outage.csv, tls.csv), report_resilience.py adds their section and plots;
 when bench/growth ran (scenario i: growth.md), its sections follow.
+
+With several rounds (runs.csv's `round` column, ROUNDS of bench/run) a cell (scenario, endpoint,
+implementation, connections) shows the median of its rounds, a ratio between implementations is the
+median of the rounds' ratios (both runs of a ratio from the same round) with their spread (min-max),
+and a target of issue 24 is judged (PASS/MISS) only from at least MIN_ROUNDS rounds, as in
+report_growth.py. A runs.csv without the `round` column is one round.
 """
 import csv
 import json
 import re
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+from report_growth import MIN_ROUNDS, spread, stats, verdict  # noqa: E402  (the same medians and verdicts)
 
 ENDPOINTS = ["wg", "channel", "channel-with-context-timeout", "errgroup"]
 SHORT = {"wg": "wg", "channel": "channel", "channel-with-context-timeout": "ctx-timeout", "errgroup": "errgroup"}
 IMPL_NAME = {"fanout": "fanout (C++)", "go": "Go/Gin", "nginx": "nginx + Lua"}
 PEERS = ("go", "nginx")  # the implementations fanout is compared with
 PEER_SHORT = {"go": "Go", "nginx": "nginx-Lua"}
-SCENARIO_NOTE = {
-    "a": "The reference case: the figures to compare.",
-    "b": "5 ms of upstream latency: 64 connections allow at most 64 / 5 ms = 12.8k req/s; below that the run is CPU-bound.",
-    "c": "wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; whether the "
-         "stuck requests and their upstream connections stay in the server after wrk has gone shows in `fds`). channel-with-context-timeout answers 200 with "
-         "partial results at the deadline and errgroup 504, so each connection completes about one request per "
-         "deadline (64 connections / 1 s = at most 64 req/s): latency ≈ the deadline. nginx + Lua: its deadline "
-         "endpoints' 1 s proxy timeouts turn the hung subrequest into a 504 (`status` in `errors`), so its errgroup "
-         "answers 502; its wait-for-all endpoints wait up to nginx's proxy_read_timeout (60 s).",
-    "d": "wg, channel and ctx-timeout answer 200 with partial results; errgroup answers 502 whenever any of the "
-         "three upstreams failed (1 - 0.9³ ≈ 27% of requests), counted in non-2xx.",
-}
+
+
+def scenario_note(sc, env, conns):
+    """What to expect of a scenario: bounds derived from the run's settings, not measurements."""
+    lat, dl = float(env.get("latency_ms", "5")), float(env.get("deadline_ms", "1000"))
+    rate = float(env.get("error_rate", "0.1"))
+    if sc == "a":
+        return "The reference case: the figures to compare."
+    if sc == "b":
+        return (f"{lat:g} ms of upstream latency: c connections allow at most c / {lat:g} ms req/s ("
+                + ", ".join(f"{c}: {c * 1000 / lat:,.0f}".replace(",", " ") for c in conns)
+                + "); below that the run is CPU-bound.")
+    if sc == "c":
+        return ("wg and channel have no deadline: they are expected to answer nothing (wrk counts timeouts; whether the "
+                "stuck requests and their upstream connections stay in the server after wrk has gone shows in `fds`). "
+                "channel-with-context-timeout answers 200 with partial results at the deadline and errgroup 504, so each "
+                f"connection completes about one request per deadline (c connections / {dl / 1000:g} s at most): "
+                "latency ≈ the deadline. nginx + Lua: its deadline endpoints' 1 s proxy timeouts turn the hung "
+                "subrequest into a 504 (`status` in `errors`), so its errgroup answers 502; its wait-for-all endpoints "
+                "wait up to nginx's proxy_read_timeout (60 s).")
+    if sc == "d":
+        return ("wg, channel and ctx-timeout answer 200 with partial results; errgroup answers 502 whenever any of the "
+                f"three upstreams failed (1 − (1 − {rate:g})³ ≈ {100 * (1 - (1 - rate) ** 3):.0f}% of requests), "
+                "counted in non-2xx.")
+    return None
 
 
 def read_env(path):
@@ -45,38 +68,207 @@ def read_env(path):
     return env
 
 
-def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, have_nginx=False):
-    """The targets of the performance issue, each checked against this run's figures."""
+GO_LIMIT, NGINX_LIMIT = 0.20, 0.70  # issue 24, item 1: CPU per request, fanout / the other
+TARGET_CONNS, LATENCY_CONNS = 64, 16  # item 1: scenario a at 64 connections; item 4: scenario b at 16
+SUMMED = ("err_connect", "err_read", "err_write", "err_timeout", "non2xx", "unanswered")  # counts
+PEAK = ("server_hwm_kb",)  # the process's lifetime peak: the rounds' highest
+
+
+def combine(rs):
+    """One row standing for a cell's rounds: the median of each figure, except the counts of failed
+    requests, summed (a failure in one round must not vanish in a median), and the peak RSS, the highest."""
+    if len(rs) == 1:
+        return rs[0]
+    out = dict(rs[0])
+    for k in rs[0]:
+        if k in ("conns", "round"):
+            continue
+        vs = [v for v in (num(r, k) for r in rs) if v is not None]
+        if not vs:
+            continue
+        if k in SUMMED:
+            out[k] = str(int(sum(vs)))
+        elif k in PEAK:
+            out[k] = repr(max(vs))
+        else:
+            out[k] = repr(statistics.median(vs))
+    out["round"] = f"median of {len(rs)}"
+    return out
+
+
+def quotient(x, y):
+    return x / y if y else None
+
+
+def difference(x, y):
+    return x - y
+
+
+class Runs:
+    """runs.csv by cell (scenario, endpoint, implementation, connections), each cell's runs in round order."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.cells = {}
+        for r in rows:
+            if not r.get("round"):  # a runs.csv from before rounds: one round
+                r["round"] = "1"
+            self.cells.setdefault((r["scenario"], r["endpoint"], r["impl"], int(r["conns"])), []).append(r)
+        self.combined = {}
+
+    def get(self, sc, ep, impl, c):
+        """The cell's run, or with several rounds one row of their medians (see combine)."""
+        key = (sc, ep, impl, c)
+        if key not in self.combined:
+            rs = self.cells.get(key)
+            self.combined[key] = combine(rs) if rs else None
+        return self.combined[key]
+
+    def conns_of(self, sc):
+        return sorted({c for (s, _, _, c) in self.cells if s == sc})
+
+    def rounds(self, sc=None):
+        """The most rounds of a cell (of the scenario)."""
+        return max((len(v) for k, v in self.cells.items() if sc is None or k[0] == sc), default=0)
+
+    def per_round(self, sc, ep, impl, c, fn):
+        """{round: fn(run)} over the cell's runs that completed requests and for which fn has a value."""
+        out = {}
+        for r in self.cells.get((sc, ep, impl, c), []):
+            v = fn(r) if (num(r, "requests") or 0) > 0 else None
+            if v is not None:
+                out[r["round"]] = v
+        return out
+
+    def ratios(self, sc, ep, c, fn, a, b, op=quotient):
+        """op(fn(a's run), fn(b's run)) for every round in which both ran, in round order."""
+        x, y = self.per_round(sc, ep, a, c, fn), self.per_round(sc, ep, b, c, fn)
+        vs = [op(x[k], y[k]) for k in sorted(x, key=int) if k in y]
+        return [v for v in vs if v is not None]
+
+
+def field(key):
+    return lambda r: num(r, key)
+
+
+def req_per_core_s(r):
+    v = num(r, "server_cpu_per_1k")
+    return 1000 / v if v else None
+
+
+def us_per_call(r, calls):
+    v = num(r, "server_cpu_per_1k")
+    return v * 1000 / calls if v else None
+
+
+def signed_spread(values, digits):
+    """spread() of values that may be negative: signs shown, 'to' between min and max."""
+    st = stats(values)
+    if not st:
+        return "–"
+    med, lo, hi, n = st
+    return f"{med:+.{digits}f}" + ("" if n == 1 else f" ({lo:+.{digits}f} to {hi:+.{digits}f})")
+
+
+def judge(ok, rounds):
+    """verdict() for a target that is not 'median ≤ limit'."""
+    return verdict(0.0 if ok else 1.0, 0.0, rounds)
+
+
+def rounds_note(m):
+    n = m.rounds()
+    if n <= 1:
+        return (f"One round: the figures are those of single runs, and no target is judged (PASS/MISS needs at "
+                f"least {MIN_ROUNDS} rounds: `ROUNDS={MIN_ROUNDS} bench/run`).")
+    return (f"{n} rounds: each figure is the median of the rounds; each ratio is the median of the rounds' "
+            "ratios, each taken within a round (the runs of a round are next to each other in time), with their "
+            "spread (min–max) in brackets." + ("" if n >= MIN_ROUNDS else
+                                               f" No target is judged from fewer than {MIN_ROUNDS} rounds."))
+
+
+def issue24_section(w, m, env, scenarios, impls):
+    """Items 1, 4 and 6 of issue 24, from this run's rounds."""
+    lat = float(env.get("latency_ms", "5"))
+    calls = int(env.get("upstreams", "3"))
+    w("## Targets (issue 24)")
+    w("")
+    w(f"Side by side in this run. A target is judged on the median of the rounds' ratios (or differences), "
+      f"each taken within a round, and only from at least {MIN_ROUNDS} rounds; with fewer its figures are shown "
+      "and it is not judged.")
+    w("")
+    w("| target | endpoint | ratio per round | median (min–max) | |")
+    w("|---|---|---|---:|---|")
+    for peer, limit in (("go", GO_LIMIT), ("nginx", NGINX_LIMIT)):
+        target = f"CPU per request fanout / {PEER_SHORT[peer]} ≤ {limit:.2f} (a, {TARGET_CONNS} conns)"
+        if "a" not in scenarios or TARGET_CONNS not in m.conns_of("a"):
+            w(f"| {target} | all | – | – | not measured (no scenario a at {TARGET_CONNS} connections) |")
+            continue
+        if peer not in impls:
+            w(f"| {target} | all | – | – | not measured (no {IMPL_NAME[peer]} in this run) |")
+            continue
+        for ep in ENDPOINTS:
+            rs = m.ratios("a", ep, TARGET_CONNS, field("server_cpu_per_1k"), "fanout", peer)
+            st = stats(rs)
+            w(f"| {target} | {ep} | {', '.join(f'{x:.2f}' for x in rs) or '–'} | {spread(rs, 2)} | "
+              + (verdict(st[0], limit, st[3]) if st else "not measured (no run of both with requests)") + " |")
+    w("")
+    over = f"p99 − {lat:g} ms"
+    target = f"{over} at {LATENCY_CONNS} conns (b), fanout ≤ nginx-Lua"
+    w(f"Item 4, latency: the p99 overhead over the upstreams' {lat:g} ms (scenario b, {LATENCY_CONNS} connections), "
+      "fanout's against nginx + Lua's; judged on the median of the rounds' differences fanout − nginx-Lua "
+      "(ms, ≤ 0 to pass).")
+    w("")
+    w(f"| target | endpoint | fanout {over} (ms) | nginx-Lua {over} (ms) | fanout − nginx-Lua per round | "
+      "median (min–max) | |")
+    w("|---|---|---:|---:|---|---:|---|")
+    if "b" not in scenarios or LATENCY_CONNS not in m.conns_of("b"):
+        w(f"| {target} | all | – | – | – | – | not measured (no scenario b at {LATENCY_CONNS} connections) |")
+    elif "nginx" not in impls:
+        for ep in ENDPOINTS:
+            f_ = m.per_round("b", ep, "fanout", LATENCY_CONNS, lambda r: num(r, "p99_ms") - lat)
+            w(f"| {target} | {ep} | {spread(list(f_.values()), 2)} | – | – | – | not measured (no nginx + Lua) |")
+    else:
+        for ep in ENDPOINTS:
+            p99 = field("p99_ms")
+            f_ = m.per_round("b", ep, "fanout", LATENCY_CONNS, lambda r: num(r, "p99_ms") - lat)
+            n_ = m.per_round("b", ep, "nginx", LATENCY_CONNS, lambda r: num(r, "p99_ms") - lat)
+            ds = m.ratios("b", ep, LATENCY_CONNS, p99, "fanout", "nginx", op=difference)
+            st = stats(ds)
+            w(f"| {target} | {ep} | {spread(list(f_.values()), 2)} | {spread(list(n_.values()), 2)} | "
+              f"{', '.join(f'{x:+.2f}' for x in ds) or '–'} | {signed_spread(ds, 2)} | "
+              + (verdict(st[0], 0.0, st[3]) if st else "not measured (no run of both with requests)") + " |")
+    w("")
+    if "a" in scenarios and TARGET_CONNS in m.conns_of("a"):
+        parts = []
+        for ep in ENDPOINTS:
+            rc = list(m.per_round("a", ep, "fanout", TARGET_CONNS, req_per_core_s).values())
+            us = list(m.per_round("a", ep, "fanout", TARGET_CONNS, lambda r: us_per_call(r, calls)).values())
+            if rc:
+                parts.append(f"{ep} {spread(rc, 0)} requests per core-second, {spread(us, 1)} µs per upstream call")
+        if parts:
+            w(f"Item 6, the units of published gateway benchmarks (reported, no limit): fanout at {TARGET_CONNS} "
+              "connections, scenario a: " + "; ".join(parts) + ". Every implementation and connection count: "
+              "the next section.")
+            w("")
+
+
+def other_targets_section(w, m, env, scenarios, have_go, key_conns, out_dir):
+    """The targets of the first benchmark (issue 4) that issue 24 did not replace (it replaced the CPU
+    ratios and the latency overhead)."""
     rows = []
-
-    def add(target, measured, ok):
-        rows.append((target, measured, "PASS" if ok else "**MISS**"))
-
-    if have_go and "a" in scenarios and key_conns in conns_of("a"):
+    if have_go and "a" in scenarios and key_conns in m.conns_of("a"):
         for ep in ENDPOINTS:
-            f_, g_ = get("a", ep, "fanout", key_conns), get("a", ep, "go", key_conns)
-            if not f_ or not g_:
-                continue
-            cpu = num(f_, "server_cpu_per_1k") / num(g_, "server_cpu_per_1k")
-            rps = num(f_, "rps") / num(g_, "rps")
-            add(f"CPU per request ≤ 0.25 × Go ({ep}, a, {key_conns} conns)", f"{cpu:.2f} ×", cpu <= 0.25)
-            add(f"req/s ≥ 2.5 × Go ({ep}, a, {key_conns} conns)", f"{rps:.2f} ×", rps >= 2.5)
-    if have_nginx and "a" in scenarios and key_conns in conns_of("a"):
-        for ep in ENDPOINTS:
-            f_, n_ = get("a", ep, "fanout", key_conns), get("a", ep, "nginx", key_conns)
-            if not f_ or not n_ or not num(n_, "server_cpu_per_1k"):
-                continue
-            cpu = num(f_, "server_cpu_per_1k") / num(n_, "server_cpu_per_1k")
-            add(f"CPU per request ≤ 0.75 × nginx-Lua ({ep}, a, {key_conns} conns)", f"{cpu:.2f} ×", cpu <= 0.75)
-    if "b" in scenarios and 16 in conns_of("b"):
-        for ep in ENDPOINTS:
-            f_ = get("b", ep, "fanout", 16)
-            if f_:
-                over = num(f_, "p99_ms") - 5.0
-                add(f"p99 − 5 ms < 1 ms ({ep}, upstreams at 5 ms, 16 conns)", f"{over:.2f} ms", over < 1.0)
-    if "a" in scenarios and 256 in conns_of("a"):
-        peak = max(num(get("a", ep, "fanout", 256), "server_hwm_kb") for ep in ENDPOINTS if get("a", ep, "fanout", 256))
-        add("peak RSS < 30 MiB at 256 conns (scenario a)", f"{peak / 1024:.1f} MiB", peak < 30 * 1024)
+            rs = m.ratios("a", ep, key_conns, field("rps"), "fanout", "go")
+            st = stats(rs)
+            if st:
+                rows.append((f"req/s ≥ 2.5 × Go ({ep}, a, {key_conns} conns)", f"{spread(rs, 2)} ×",
+                             judge(st[0] >= 2.5, st[3])))
+    if "a" in scenarios and 256 in m.conns_of("a"):
+        hwms = [num(m.get("a", ep, "fanout", 256), "server_hwm_kb") for ep in ENDPOINTS if m.get("a", ep, "fanout", 256)]
+        peak = max(v for v in hwms if v is not None)
+        # a peak is a bound on the highest value seen, not a noisy figure: judged from any number of rounds
+        rows.append(("peak RSS < 30 MiB at 256 conns (scenario a)", f"{peak / 1024:.1f} MiB",
+                     "PASS" if peak < 30 * 1024 else "**MISS**"))
     soak = os.path.join(out_dir, "soak.csv")
     if os.path.exists(soak):
         with open(soak) as f:
@@ -84,71 +276,96 @@ def targets_section(w, get, conns_of, scenarios, have_go, key_conns, out_dir, ha
         after = [s for s in samples if s[0] >= 10]
         if len(after) >= 2:
             growth = (after[-1][1] - after[0][1]) / 1024
-            add(f"no RSS growth over a {int(samples[-1][0])} s run at 256 conns (from 10 s on)",
-                f"{growth:+.1f} MiB", growth <= 1.0)
-    if "c" in scenarios and "a" in scenarios and key_conns in conns_of("a"):
-        ep = "channel-with-context-timeout"
-        hung, healthy = get("c", ep, "fanout", key_conns), get("a", ep, "fanout", key_conns)
+            rows.append((f"no RSS growth over a {int(samples[-1][0])} s run at 256 conns (from 10 s on)",
+                         f"{growth:+.1f} MiB", "PASS" if growth <= 1.0 else "**MISS**"))
+    deadline = float(env.get("deadline_ms", "1000"))
+    ep = "channel-with-context-timeout"
+    if "c" in scenarios and "a" in scenarios and key_conns in m.conns_of("a"):
+        hung, healthy = m.get("c", ep, "fanout", key_conns), m.get("a", ep, "fanout", key_conns)
         if hung and healthy:
+            n = min(m.rounds("c"), m.rounds("a"))
             h, k = num(hung, "server_cpu_per_1k"), num(healthy, "server_cpu_per_1k")
-            add(f"hung service: CPU per request as in the healthy case ({ep})", f"{h:.4f} vs {k:.4f} s/1000",
-                h <= 1.2 * k)
+            rows.append((f"hung service: CPU per request as in the healthy case ({ep})", f"{h:.4f} vs {k:.4f} s/1000",
+                         judge(h <= 1.2 * k, n)))
             p99 = num(hung, "p99_ms")
-            add(f"hung service: p99 within 10% of the 1000 ms deadline ({ep})", f"{p99:.0f} ms", p99 <= 1100)
+            rows.append((f"hung service: p99 within 10% of the {deadline:g} ms deadline ({ep})", f"{p99:.0f} ms",
+                         judge(p99 <= 1.1 * deadline, m.rounds("c"))))
     if not rows:
         return
-    w("## Targets")
+    w("## Other targets (issue 4, the first benchmark)")
+    w("")
+    w("Those issue 24 did not replace (it replaced the CPU ratios and the latency overhead: above). Medians of "
+      f"the rounds, judged only from at least {MIN_ROUNDS} rounds, except the peaks of memory (a bound on the "
+      "highest value seen).")
     w("")
     w("| target | measured | |")
     w("|---|---:|---|")
-    for target, measured, verdict in rows:
-        w(f"| {target} | {measured} | {verdict} |")
+    for target, measured, verdict_ in rows:
+        w(f"| {target} | {measured} | {verdict_} |")
     w("")
-    w("How to read the ones that tend to miss:")
+
+
+def reading_notes(w, m, scenarios, impls, key_conns):
+    """How to read the targets that tend to miss; every figure from this run."""
+    w("How to read the targets that tend to miss:")
     w("")
-    if have_nginx:
+    if "nginx" in impls:
         w("- **CPU vs nginx-Lua**: nginx's CPU is its master's plus its worker's (utime+stime of both; the master "
           "is idle). nginx-Lua does less per request than fanout: it concatenates the upstream bodies without "
-          "validating them as JSON, and its wait-for-all endpoints have no deadline of their own. Both make "
-          "about 11 system calls per request: the difference is in user space (`nginx-gap.md`).")
-    w("- **CPU ratio near 0.25**: Go's own CPU per request varies by about ±5% from run to run on this "
-      "machine, so a ratio of 0.25-0.26 is at the target within the noise; the instruction counts of "
-      "`bench/callgrind` are the steadier measure of fanout's own cost.")
-    w("- **Latency overhead**: `p99 − 5 ms` includes more than fanout: the slowest of three upstream answers "
-      "(each at 5 ms plus the simulator's timer and scheduling delay), with the one-threaded simulator serving "
-      "three times the request rate. A single upstream alone at 16 connections measured p50 5.13 ms, "
-      "p99 5.36 ms here; compare fanout's p50/p99 with that, and with Go's in the same table.")
-    w("- **Hung service, CPU per request**: each request must open a new connection to the hung service "
-      "(the one a timed-out fetch used is closed: its late answer could still arrive on it), and at one "
-      "request per deadline per connection the fixed costs are spread over few requests. Go pays the same, "
-      "about four times more; timers and cancellation themselves are cheap (scenario a's deadline endpoints "
-      "cost about 10% more than wg per request).")
+          "validating them as JSON, and its wait-for-all endpoints have no deadline of their own. Where the "
+          "difference goes (system calls and instructions per request): `bench/results/nginx-gap.md`.")
+    w("- **A median near its limit**: the spread of the rounds' ratios shows how much the machine moved the "
+      "figure during this run; a median within that spread of the limit is at the target within the noise. "
+      "The instruction counts of `bench/callgrind` are the steadier measure of fanout's own cost.")
+    w("- **Latency overhead**: `p99 − latency` includes more than the server: the slowest of three upstream "
+      "answers (each at the simulator's latency plus its timer and scheduling delay), with the one-threaded "
+      "simulator serving three times the request rate. nginx + Lua's overhead, on the same simulator in the "
+      "same rounds, is the yardstick (item 4).")
+    ep = "channel-with-context-timeout"
+    if "c" in scenarios and "a" in scenarios and key_conns in m.conns_of("a"):
+        parts = []
+        for impl in impls:
+            h, k = m.get("c", ep, impl, key_conns), m.get("a", ep, impl, key_conns)
+            hc, kc = num(h, "server_cpu_per_1k") if h else None, num(k, "server_cpu_per_1k") if k else None
+            if hc and kc:
+                parts.append(f"{PEER_SHORT.get(impl, impl)} {hc / kc:.1f} ×")
+        wg, to = m.get("a", "wg", "fanout", key_conns), m.get("a", ep, "fanout", key_conns)
+        cost = ""
+        if wg and to and num(wg, "server_cpu_per_1k") and num(to, "server_cpu_per_1k"):
+            cost = (f" Timers and cancellation themselves are cheap: in scenario a, {ep} costs "
+                    f"{num(to, 'server_cpu_per_1k') / num(wg, 'server_cpu_per_1k'):.2f} × wg's CPU per request.")
+        w("- **Hung service, CPU per request**: each request must open a new connection to the hung service "
+          "(the one a timed-out fetch used is closed: its late answer could still arrive on it), and at one "
+          "request per deadline per connection the fixed costs are spread over few requests. CPU per request, "
+          f"hung ({ep}, scenario c) / healthy (scenario a), in this run: " + (", ".join(parts) or "–") + "." + cost)
     w("")
 
 
-def published_units_section(w, env, rows, impls, conns_of, get):
-    """Every scenario-a run in the units of published gateway benchmarks."""
+def published_units_section(w, env, m, impls):
+    """Every scenario-a cell in the units of published gateway benchmarks."""
     calls = int(env.get("upstreams", "3"))
+    multi = m.rounds("a") > 1
     w("## Scenario a in the units of published gateway benchmarks")
     w("")
     w(f"Every scenario-a run: **requests per core-second** = requests / the server's CPU seconds (utime+stime; "
       f"1000 / `srv CPU s/1k`), and **µs of CPU per upstream call** = the server's CPU per request / {calls} "
-      "(each aggregate request calls every upstream once). Figures of this one run (no rounds: see "
-      "`bench/growth` for the medians of alternating rounds); the machine's 2 cores also run wrk and the "
-      "simulator, so compare them with published figures as orders of magnitude, and with each other side by side.")
+      "(each aggregate request calls every upstream once). "
+      + (f"Medians of the {m.rounds('a')} rounds, with their spread (min–max). " if multi else
+         "Figures of single runs (one round). ")
+      + "The machine's cores also run wrk and the simulator, so compare them with published figures as orders "
+      "of magnitude, and with each other side by side.")
     w("")
     w("| endpoint | conns | " + " | ".join(f"{PEER_SHORT.get(i, i)} req per core-s" for i in impls) + " | "
       + " | ".join(f"{PEER_SHORT.get(i, i)} µs CPU per upstream call" for i in impls) + " |")
     w("|---|---:|" + "---:|" * (2 * len(impls)))
-    for c in conns_of("a"):
+    for c in m.conns_of("a"):
         for ep in ENDPOINTS:
-            r = {i: get("a", ep, i, c) for i in impls}
-            if not any(r.values()):
+            if not any(m.get("a", ep, i, c) for i in impls):
                 continue
-            per_1k = {i: num(r[i], "server_cpu_per_1k") if r[i] and (num(r[i], "requests") or 0) > 0 else None
-                      for i in impls}
-            w(f"| {ep} | {c} | " + " | ".join(fmt(1000 / v) if v else "–" for v in per_1k.values()) + " | "
-              + " | ".join(fmt(v * 1000 / calls, 1) if v else "–" for v in per_1k.values()) + " |")
+            rc = [list(m.per_round("a", ep, i, c, req_per_core_s).values()) for i in impls]
+            us = [list(m.per_round("a", ep, i, c, lambda r: us_per_call(r, calls)).values()) for i in impls]
+            w(f"| {ep} | {c} | " + " | ".join(spread(v, 0) for v in rc) + " | "
+              + " | ".join(spread(v, 1) for v in us) + " |")
     w("")
 
 
@@ -165,12 +382,6 @@ def fmt(v, digits=0, empty="–"):
     if digits == 0:
         return f"{v:,.0f}".replace(",", " ")
     return f"{v:.{digits}f}"
-
-
-def ratio(a, b, digits=2):
-    if a is None or b is None or b == 0:
-        return "–"
-    return f"{a / b:.{digits}f}"
 
 
 def errs(row):
@@ -213,7 +424,7 @@ def sample_summary(path):
     return status + detail
 
 
-def matrix_section(w, env, rows, scenarios, desc, conns_of, impls):
+def matrix_section(w, env, m, scenarios, desc, impls):
     w("## Matrix")
     w("")
     w("| scenario | upstreams (fanout-sim) | connections | endpoints | implementations | run (warm-up) |")
@@ -223,13 +434,19 @@ def matrix_section(w, env, rows, scenarios, desc, conns_of, impls):
             dur = f"{env.get('hung_duration_s', '?')} s (none)"
         else:
             dur = f"{env.get('duration_s', '?')} s ({env.get('warmup_s', '?')} s)"
-        w(f"| {sc} | {desc[sc]} | {', '.join(str(c) for c in conns_of(sc))} | all 4 | "
+        w(f"| {sc} | {desc[sc]} | {', '.join(str(c) for c in m.conns_of(sc))} | all 4 | "
           f"{', '.join(IMPL_NAME[i] for i in impls)} | {dur} |")
     w("")
-    w(f"{len(rows)} runs. Runs alternate between the implementations "
-      "(their order rotates from one endpoint to the next: fanout, Go, nginx; then Go, nginx, fanout; ...) "
-      "so that drift in the machine's load affects all alike. Each scenario starts fresh processes (simulator and servers), so the peak RSS "
-      "(VmHWM, the process lifetime peak) covers that scenario's runs so far; VmRSS is taken after each run.")
+    n = m.rounds()
+    w(f"{len(m.rows)} runs" + (f", {n} rounds: a round runs every (connections, endpoint) of a scenario once, "
+                              "and the rounds follow one another" if n > 1 else "") + ". "
+      "Runs alternate between the implementations (their order rotates from one endpoint to the next: fanout, "
+      "Go, nginx; then Go, nginx, fanout; ..." + ("; and from one round to the next" if n > 1 else "") + ") "
+      "so that drift in the machine's load affects all alike. Each scenario starts fresh processes (simulator and "
+      "servers), so the peak RSS (VmHWM, the process lifetime peak) covers that scenario's runs so far; VmRSS is "
+      "taken after each run.")
+    w("")
+    w(rounds_note(m))
     w("")
 
 
@@ -260,18 +477,8 @@ def main():
     desc = {r["scenario"]: r["scenario_desc"] for r in rows}
     key_conns = int(env.get("conns", "64"))
 
-    def get(sc, ep, impl, c):
-        for r in rows:
-            if r["scenario"] == sc and r["endpoint"] == ep and r["impl"] == impl and int(r["conns"]) == c:
-                return r
-        return None
-
-    def conns_of(sc):
-        cs = []
-        for r in rows:
-            if r["scenario"] == sc and int(r["conns"]) not in cs:
-                cs.append(int(r["conns"]))
-        return sorted(cs)
+    m = Runs(rows)
+    get, conns_of = m.get, m.conns_of
 
     loads = [num(r, "loadavg1") for r in rows if num(r, "loadavg1") is not None]
     md = []
@@ -321,7 +528,7 @@ def main():
         w(f"- load generator: {env.get('wrk_version', '?')}")
     w("")
     if rows:
-        matrix_section(w, env, rows, scenarios, desc, conns_of, impls)
+        matrix_section(w, env, m, scenarios, desc, impls)
     if peers and "a" in scenarios and key_conns in conns_of("a"):
         w(f"## Key figures: scenario a, {key_conns} connections")
         w("")
@@ -336,17 +543,23 @@ def main():
                 continue
             v = {i: (num(r[i], "rps"), num(r[i], "server_cpu_per_1k")) if r[i] else (None, None) for i in impls}
             w(f"| {ep} | " + " | ".join(fmt(v[i][0]) for i in impls) + " | "
-              + " | ".join(ratio(v["fanout"][0], v[p][0]) for p in peers) + " | "
+              + " | ".join(spread(m.ratios("a", ep, key_conns, field("rps"), "fanout", p), 2) for p in peers) + " | "
               + " | ".join(fmt(v[i][1], 4) for i in impls) + " | "
-              + " | ".join(ratio(v["fanout"][1], v[p][1]) for p in peers) + " |")
+              + " | ".join(spread(m.ratios("a", ep, key_conns, field("server_cpu_per_1k"), "fanout", p), 2)
+                           for p in peers) + " |")
         w("")
-        w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request.")
+        w("req/s ratio above 1: fanout serves more; CPU ratio below 1: fanout spends less CPU per request."
+          + (f" Medians of {m.rounds('a')} rounds; the ratios are the medians of the rounds' ratios (min–max)."
+             if m.rounds("a") > 1 else ""))
         w("")
 
+    if rows:
+        issue24_section(w, m, env, scenarios, impls)
     if "a" in scenarios:
-        published_units_section(w, env, rows, impls, conns_of, get)
-
-    targets_section(w, get, conns_of, scenarios, have_go, key_conns, out, have_nginx)
+        published_units_section(w, env, m, impls)
+    other_targets_section(w, m, env, scenarios, have_go, key_conns, out)
+    if rows:
+        reading_notes(w, m, scenarios, impls, key_conns)
 
     if rows:
         w("## Results by scenario")
@@ -360,13 +573,16 @@ def main():
           "(wrk counts as a timeout only an answer that arrived later than --timeout: a request never answered is "
           "counted nowhere by wrk, hence the `unanswered` column of scenario c: requests sent and not answered when "
           "wrk stopped, counted by wrk-count.lua); "
-          "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run.")
+          "`RSS` = VmRSS after the run / VmHWM, MiB; `fds` = open file descriptors of the server after the run."
+          + (f" {m.rounds()} rounds: every figure is the median of the cell's rounds, except `errors`, `non-2xx` "
+             "and `unanswered`, summed over them, and HWM, their highest." if m.rounds() > 1 else ""))
         w("")
     for sc in scenarios:
         w(f"### Scenario {sc}: {desc[sc]}")
         w("")
-        if sc in SCENARIO_NOTE:
-            w(SCENARIO_NOTE[sc])
+        note = scenario_note(sc, env, conns_of(sc))
+        if note:
+            w(note)
             w("")
         w("One answer per endpoint, taken with curl before the runs (`raw/sample_*`):")
         w("")
@@ -397,7 +613,7 @@ def main():
                       f"{fmt(num(r, 'other_cpu_per_1k'), 4)} | {fmt(opr, 2)} | {errs(r)} | {int(num(r, 'non2xx') or 0)} | "
                       + (f"{r.get('unanswered', '')} | " if counted else "") +
                       f"{(num(r, 'server_rss_kb') or 0) / 1024:.1f} / {(num(r, 'server_hwm_kb') or 0) / 1024:.1f} | "
-                      f"{int(num(r, 'server_fds') or 0)} | {r.get('loadavg1', '')} |")
+                      f"{int(num(r, 'server_fds') or 0)} | {fmt(num(r, 'loadavg1'), 2, '')} |")
         w("")
 
     if peers:
@@ -405,7 +621,9 @@ def main():
         w(f"## Ratios {names}, all runs")
         w("")
         w("req/s and ok req/s: above 1 = fanout faster; CPU per 1000 requests and p99: below 1 = fanout better. "
-          "`–` where a side completed no request.")
+          "`–` where a side completed no request."
+          + (" The median of the rounds' ratios, each taken within a round, and their spread (min–max)."
+             if m.rounds() > 1 else ""))
         w("")
         cols = [("req/s", "rps"), ("ok req/s", "ok_rps"), ("CPU s/1000 req", "server_cpu_per_1k"), ("p99", "p99_ms")]
         w("| scenario | endpoint | conns | " + " | ".join(f"{label} /{PEER_SHORT[p]}" for label, _ in cols for p in peers) + " |")
@@ -416,26 +634,25 @@ def main():
                     f_ = get(sc, ep, "fanout", c)
                     if not f_:
                         continue
-                    cells = []
-                    for _, key in cols:
-                        for p in peers:
-                            g_ = get(sc, ep, p, c)
-                            both = g_ is not None and (num(f_, "requests") or 0) > 0 and (num(g_, "requests") or 0) > 0
-                            cells.append(ratio(num(f_, key), num(g_, key)) if both else "–")
+                    cells = [spread(m.ratios(sc, ep, c, field(key), "fanout", p), 2) for _, key in cols for p in peers]
                     w(f"| {sc} | {ep} | {c} | " + " | ".join(cells) + " |")
         w("")
 
     # ---- plots
     plots = write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios)
-    made = run_gnuplot(out, here, plots, impls)
+    lat = env.get("latency_ms", "5")
+    run = f"{env.get('duration_s', '?')} s runs after a {env.get('warmup_s', '?')} s warm-up" + (
+        f", medians of {m.rounds()} rounds" if m.rounds() > 1 else "")
+    notes = {p: (f"{key_conns} connections, " if p != "concurrency" else "") + run for p in plots}
+    made = run_gnuplot(out, here, plots, impls, notes, lat)
     if made:
         w("## Plots")
         w("")
         titles = {
-            "throughput": f"Throughput by endpoint, scenario a, {key_conns} connections",
-            "latency": f"Latency percentiles by endpoint, scenario a, {key_conns} connections",
-            "latency-b": f"Latency percentiles by endpoint, scenario b (5 ms upstreams), {key_conns} connections",
-            "concurrency": "Throughput by number of connections, scenario a",
+            "throughput": f"Throughput by endpoint, scenario a, {key_conns} connections, {run}",
+            "latency": f"Latency percentiles by endpoint, scenario a, {key_conns} connections, {run}",
+            "latency-b": f"Latency percentiles by endpoint, scenario b ({lat} ms upstreams), {key_conns} connections, {run}",
+            "concurrency": f"Throughput by number of connections, scenario a, {run}",
         }
         for p in made:
             w(f"![{titles[p]}]({p}.svg)  ")
@@ -452,8 +669,8 @@ def main():
     if rows:
         w("## Files")
         w("")
-        w("`runs.csv` (one row per run, all measurements), `machine.env` (machine and settings), "
-          "`raw/<scenario>_<impl>_<endpoint>_c<conns>.txt` (wrk output; the `WRKSUMMARY` line is exact µs "
+        w("`runs.csv` (one row per run, all measurements, its round in `round`), `machine.env` (machine and settings), "
+          "`raw/<scenario>_<impl>_<endpoint>_c<conns>_r<round>.txt` (wrk output; the `WRKSUMMARY` line is exact µs "
           "figures from wrk-summary.lua), `raw/sample_*` (one answer per endpoint, headers included), `logs/`.")
         w("")
     if failures:
@@ -513,13 +730,14 @@ def write_plot_data(out, rows, impls, key_conns, conns_of, get, scenarios):
     return plots
 
 
-def run_gnuplot(out, here, plots, impls):
+def run_gnuplot(out, here, plots, impls, notes, lat):
     gp = shutil.which("gnuplot")
     if gp is None or not plots:
         return []
     made = []
     for p in plots:
-        cmd = [gp, "-e", f"outdir='{out}'; which='{p}'; impls='{' '.join(impls)}'", os.path.join(here, "plot.gp")]
+        cmd = [gp, "-e", f"outdir='{out}'; which='{p}'; impls='{' '.join(impls)}'; note='{notes[p]}'; lat_ms='{lat}'",
+               os.path.join(here, "plot.gp")]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if res.returncode != 0:
             print(f"gnuplot {p}: {res.stderr.strip()}", file=sys.stderr)
