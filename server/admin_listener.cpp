@@ -4,6 +4,7 @@
 #include "server/listener.hpp"
 #include "server/metrics_shard.hpp"
 #include "wire/read_message.hpp"
+#include "wire/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,7 +27,7 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using wire::use_tuple;
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "server/connection.hpp"
 
+#include "wire/use_tuple.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,7 +23,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using wire::use_tuple;
 
 net::awaitable<void> discard(tcp::socket& sock, phase_deadline& limit, clock::time_point end) {
     thread_local std::array<char, 64 * 1024> sink;  // never read: shared by every connection of the thread

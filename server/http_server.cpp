@@ -11,6 +11,7 @@
 #include "server/server_error.hpp"
 #include "server/stream.hpp"
 #include "wire/read_message.hpp"
+#include "wire/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -45,7 +46,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using wire::use_tuple;
 
 double millis(clock::duration d) {
     return std::chrono::duration<double, std::milli>(d).count();

@@ -1,6 +1,7 @@
 #include "server/listener.hpp"
 #include "server/route_config.hpp"
 #include "server/route_table.hpp"
+#include "server/setting_error.hpp"
 #include "server/settings.hpp"
 #include "wire/json_text.hpp"
 
@@ -28,9 +29,7 @@ namespace json = boost::json;
 
 namespace detail {
 
-std::invalid_argument bad(std::string const& where, std::string const& what) {
-    return std::invalid_argument(where + ": " + what);
-}
+using detail::bad;
 
 std::int64_t checked(std::string const& where, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) {

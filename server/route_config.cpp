@@ -1,5 +1,6 @@
 #include "server/route_config.hpp"
 
+#include "server/setting_error.hpp"
 #include "wire/json_text.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -12,9 +13,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::invalid_argument bad(std::string const& where, std::string const& what) {
-    return std::invalid_argument(where + ": " + what);
-}
+using detail::bad;
 
 std::string text(std::string const& where, json::value const& v) {
     if (!v.is_string()) throw bad(where, "expected a string");

@@ -1,5 +1,6 @@
 #include "server/route_table.hpp"
 
+#include "server/setting_error.hpp"
 #include "wire/json_text.hpp"
 
 #include <boost/beast/core/string.hpp>
@@ -55,9 +56,7 @@ constexpr std::size_t max_backends = 64;
 constexpr std::size_t max_segments = 32;
 constexpr std::size_t max_template = 1024;
 
-std::invalid_argument bad(std::string const& where, std::string const& what) {
-    return std::invalid_argument(where + ": " + what);
-}
+using detail::bad;
 
 bool name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';

@@ -1,6 +1,7 @@
 #include "sim/simulator.hpp"
 
 #include "wire/listener.hpp"
+#include "wire/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -33,7 +34,7 @@ using namespace net::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using wire::use_tuple;
 
 constexpr std::string_view users_body =
     R"({"service":"users","users":[{"id":1,"name":"Ada Lovelace","email":"ada@example.com","plan":"pro"},)"

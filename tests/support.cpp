@@ -147,6 +147,13 @@ std::optional<response> fetch(
     return c.read(timeout);
 }
 
+std::string scrape(std::uint16_t port) {
+    auto res = fetch(port, "/metrics");
+    BOOST_TEST_REQUIRE(res.has_value());
+    BOOST_TEST(res->result_int() == 200u);
+    return res->body();
+}
+
 double metric(std::string const& exposition, std::string const& series) {
     std::size_t pos = 0;
     while ((pos = exposition.find(series + " ", pos)) != std::string::npos) {

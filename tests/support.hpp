@@ -101,6 +101,13 @@ std::optional<response> fetch(
     std::uint16_t port, std::string_view target, std::chrono::milliseconds timeout = 10s
 );
 
+// GET /metrics, which must answer 200: its body.
+std::string scrape(std::uint16_t port);
+
+// Two aggregate endpoints' paths, for the tests that name them.
+inline std::string const wg = "/api/aggregate/wg";
+inline std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
+
 // The value of one sample in a Prometheus exposition, e.g. metric(text, R"(fanout_x{a="b"})"); -1 if absent.
 double metric(std::string const& exposition, std::string const& series);
 

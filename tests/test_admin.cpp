@@ -33,20 +33,20 @@ namespace {
 
 // fanout as a process, its log (stderr) in a file: a pipe that is not read while the process runs
 // would stop it once full.
-struct fanout_process {
+struct admin_fanout {
     std::filesystem::path dir = temporary_directory();
     child_process process;
     std::uint16_t port = 0;
     std::uint16_t admin_port = 0;  // 0: none
 
-    explicit fanout_process(std::vector<std::string> args) : process(command(args, dir / "log")) {
+    explicit admin_fanout(std::vector<std::string> args) : process(command(args, dir / "log")) {
         port = port_of(process.read_line_starting("listening on http://127.0.0.1:", 10s));
         if (std::find(args.begin(), args.end(), "--admin-listen") != args.end())
             admin_port = port_of(process.read_line_starting("admin listening on http://127.0.0.1:", 10s));
     }
-    ~fanout_process() { std::filesystem::remove_all(dir); }
-    fanout_process(fanout_process const&) = delete;
-    fanout_process& operator=(fanout_process const&) = delete;
+    ~admin_fanout() { std::filesystem::remove_all(dir); }
+    admin_fanout(admin_fanout const&) = delete;
+    admin_fanout& operator=(admin_fanout const&) = delete;
 
     static std::filesystem::path temporary_directory() {
         char name[] = "/tmp/fanout-admin-XXXXXX";
@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_SUITE(test_admin)
 // answers /healthz, /metrics (every loop's series) and /config, and nothing else.
 BOOST_AUTO_TEST_CASE(answers_while_the_main_listener_is_full) {
     sim_runner upstreams{{sim("users")}};
-    fanout_process f{
+    admin_fanout f{
         {"--threads", "2", "--max-connections", "3", "--admin-listen", "127.0.0.1:0", "--upstream",
          upstreams.upstream_flag(0)}};
     BOOST_TEST_REQUIRE(eventually([&] { return !f.events("start").empty(); }));
@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(answers_while_the_main_listener_is_full) {
 // connection too; a scraper's idle connection does not hold the exit.
 BOOST_AUTO_TEST_CASE(healthz_is_503_while_draining_and_the_admin_port_closes_at_exit) {
     sim_runner upstreams{{sim("users")}};
-    fanout_process f{
+    admin_fanout f{
         {"--threads", "2", "--drain-delay-ms", "3000", "--admin-listen", "127.0.0.1:0", "--upstream",
          upstreams.upstream_flag(0)}};
     blocking_client scraper{f.admin_port};
@@ -389,7 +389,7 @@ BOOST_AUTO_TEST_SUITE(test_access_log)
 // One line per answer, at info, with what an operator needs, and never the query string.
 BOOST_AUTO_TEST_CASE(a_line_per_answer_without_the_query) {
     sim_runner upstreams{{sim("users")}};
-    fanout_process f{{"--threads", "2", "--access-log", "--upstream", upstreams.upstream_flag(0)}};
+    admin_fanout f{{"--threads", "2", "--access-log", "--upstream", upstreams.upstream_flag(0)}};
     auto const wg = round_trip(
         f.port, get_request(
                     "/api/aggregate/wg?token=hunter2",
@@ -436,7 +436,7 @@ BOOST_AUTO_TEST_CASE(a_line_per_answer_without_the_query) {
 // requests are told apart by their trace ids, which routes have.)
 BOOST_AUTO_TEST_CASE(forwarded_for_when_trusted_and_an_address) {
     sim_runner upstreams{{sim("users")}};
-    fanout_process f{{"--access-log", "--trust-forwarded-for", "--upstream", upstreams.upstream_flag(0)}};
+    admin_fanout f{{"--access-log", "--trust-forwarded-for", "--upstream", upstreams.upstream_flag(0)}};
     std::vector<std::pair<std::string, std::string>> const sent{
         {"203.0.113.7, 10.0.0.1", "203.0.113.7"},
         {"  2001:db8::7 ,10.0.0.1", "2001:db8::7"},
@@ -467,7 +467,7 @@ BOOST_AUTO_TEST_CASE(forwarded_for_when_trusted_and_an_address) {
 // Every 5xx is written.
 BOOST_AUTO_TEST_CASE(sampling_writes_about_the_fraction_and_every_error) {
     sim_runner upstreams{{sim("users"), sim("orders", sim_behaviour::fail)}};
-    fanout_process f{
+    admin_fanout f{
         {"--threads", "2", "--access-log", "--access-log-sample", "0.25", "--log-level", "info", "--upstream",
          upstreams.upstream_flag(0), "--upstream", upstreams.upstream_flag(1)}};
     blocking_client c{f.port};

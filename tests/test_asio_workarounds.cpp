@@ -282,8 +282,6 @@ error_code parse_split(std::string_view message, std::size_t i, std::size_t j) {
     return ec;
 }
 
-std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(test_asio_workarounds)

@@ -19,8 +19,6 @@ namespace net = boost::asio;
 
 namespace {
 
-std::string const wg = "/api/aggregate/wg";
-
 // A plain socket whose writes and reads give up after a timeout: a test that streams a large body
 // must fail, not hang, when the server stops reading.
 class raw_connection {

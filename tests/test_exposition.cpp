@@ -24,13 +24,6 @@ namespace net = boost::asio;
 
 namespace {
 
-std::string scrape(std::uint16_t port) {
-    auto res = fetch(port, "/metrics");
-    BOOST_TEST_REQUIRE(res.has_value());
-    BOOST_TEST(res->result_int() == 200u);
-    return res->body();
-}
-
 // An aggregator on an event loop of its own that the test runs for each request, sharing a registry.
 struct mounted {
     net::io_context ioc;

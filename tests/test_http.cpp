@@ -9,7 +9,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::vector<fanout::sim_service> healthy() {
+std::vector<fanout::sim_service> users_and_orders() {
     return {sim("users"), sim("orders")};
 }
 
@@ -22,7 +22,7 @@ std::string error_message(response const& res) {
 BOOST_AUTO_TEST_SUITE(test_http)
 
 BOOST_AUTO_TEST_CASE(unknown_path_is_404_json) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send_get("/api/aggregate/nope");
     auto res = c.read();
@@ -34,7 +34,7 @@ BOOST_AUTO_TEST_CASE(unknown_path_is_404_json) {
 }
 
 BOOST_AUTO_TEST_CASE(other_method_is_405_with_allow) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     for (std::string method : {"POST", "DELETE", "PUT"}) {
         blocking_client c{h.port()};
         c.send(method + " /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
@@ -52,7 +52,7 @@ BOOST_AUTO_TEST_CASE(other_method_is_405_with_allow) {
 
 // HEAD answers as GET would, without the body; the connection stays in step.
 BOOST_AUTO_TEST_CASE(head_is_answered_like_get_without_a_body) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     for (std::string path : {"/healthz", "/metrics", "/api/aggregate/wg", "/nope"}) {
         c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(head_is_answered_like_get_without_a_body) {
 }
 
 BOOST_AUTO_TEST_CASE(every_answer_carries_a_date) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     for (std::string raw :
          {"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
           "BAD\r\n\r\n"}) {
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(every_answer_carries_a_date) {
 }
 
 BOOST_AUTO_TEST_CASE(http2_and_later_request_lines_get_505) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
     auto res = c.read();
@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(http2_and_later_request_lines_get_505) {
 }
 
 BOOST_AUTO_TEST_CASE(empty_lines_before_a_request_are_ignored) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("\r\n\r\n\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     auto res = c.read();
@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(empty_lines_before_a_request_are_ignored) {
 }
 
 BOOST_AUTO_TEST_CASE(http11_needs_exactly_one_valid_host) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     for (std::string head :
          {"GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
           "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: u@a\r\n\r\n",
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(http11_needs_exactly_one_valid_host) {
 // RFC 9112 §6.3: a Transfer-Encoding whose final coding is not chunked cannot frame the body; the
 // Content-Length beside it must not be used, or the "body" would be read as a second request.
 BOOST_AUTO_TEST_CASE(a_transfer_coding_other_than_chunked_gets_one_501_then_close) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send(
         "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 0\r\n\r\n"
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(a_transfer_coding_other_than_chunked_gets_one_501_then_clos
 }
 
 BOOST_AUTO_TEST_CASE(malformed_request_is_400_and_closed) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     for (std::string bad :
          {"NOT HTTP AT ALL\r\n\r\n", "GET /api/aggregate/wg HTTP/1.9\r\n\r\n",
           "GET /api/aggregate/wg HTTP/1.1\r\nContent-Length: x\r\n\r\n"}) {
@@ -165,7 +165,7 @@ BOOST_AUTO_TEST_CASE(malformed_request_is_400_and_closed) {
 
 // RFC 9112 §3.2.2: absolute-form is accepted and routed by its path; its host is not used.
 BOOST_AUTO_TEST_CASE(absolute_form_is_routed_by_its_path) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET http://evil.example/api/aggregate/wg?timeout_ms=50 HTTP/1.1\r\nHost: evil.example\r\n\r\n");
     auto res = c.read();
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(absolute_form_is_routed_by_its_path) {
 }
 
 BOOST_AUTO_TEST_CASE(head_over_8k_is_431_and_closed) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(9000, 'a') + "\r\n\r\n");
     auto res = c.read();
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(head_over_8k_is_431_and_closed) {
 }
 
 BOOST_AUTO_TEST_CASE(head_just_under_8k_is_served) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(7000, 'a') + "\r\n\r\n");
     auto res = c.read();
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(head_just_under_8k_is_served) {
 }
 
 BOOST_AUTO_TEST_CASE(request_body_is_bounded) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET /api/aggregate/wg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
     auto res = c.read();
@@ -211,7 +211,7 @@ BOOST_AUTO_TEST_CASE(request_body_is_bounded) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_timeout_ms_is_400) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     for (auto bad : {"abc", "0", "-5", "", "1.5", "10ms", "1%2E5"}) {  // the value is percent-decoded
         for (auto path : {"/api/aggregate/channel-with-context-timeout", "/api/aggregate/errgroup"}) {
             blocking_client c{h.port()};
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(bad_timeout_ms_is_400) {
 }
 
 BOOST_AUTO_TEST_CASE(keep_alive_serves_many_requests_on_one_connection) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     for (auto path : {"/api/aggregate/wg", "/api/aggregate/channel", "/api/aggregate/errgroup"}) {
         c.send_get(path);
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_are_answered_in_order) {
 }
 
 BOOST_AUTO_TEST_CASE(connection_close_is_honoured) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send_get("/api/aggregate/wg", false);
     auto res = c.read();
@@ -270,7 +270,7 @@ BOOST_AUTO_TEST_CASE(connection_close_is_honoured) {
 }
 
 BOOST_AUTO_TEST_CASE(http_1_0_closes_by_default) {
-    harness h{healthy()};
+    harness h{users_and_orders()};
     blocking_client c{h.port()};
     c.send("GET /api/aggregate/wg HTTP/1.0\r\n\r\n");
     auto res = c.read();

@@ -2,6 +2,7 @@
 // connections that the fetches started together take, whose verdict lasts one run of the loop.
 
 #include "tests/support.hpp"
+#include "wire/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,7 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using fanout::wire::use_tuple;
 
 // An upstream on the test's loop: answers each request with `{}` and keeps its connections, so that
 // the test can send an answer nobody asked for on one of them while it is idle in the pool.

@@ -29,17 +29,8 @@ namespace net = boost::asio;
 
 namespace {
 
-std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
 std::string const errgroup = "/api/aggregate/errgroup";
-std::string const wg = "/api/aggregate/wg";
 std::string const channel = "/api/aggregate/channel";
-
-std::string scrape(std::uint16_t port) {
-    auto res = fetch(port, "/metrics");
-    BOOST_TEST_REQUIRE(res.has_value());
-    BOOST_TEST(res->result_int() == 200u);
-    return res->body();
-}
 
 // Log lines captured from the server, one JSON object each.
 struct captured_log {

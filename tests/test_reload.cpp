@@ -33,12 +33,15 @@ namespace net = boost::asio;
 
 namespace {
 
+// Not fanout::response (server/response.hpp), which the other files of a unity build bring in.
+using http_answer = fanout::test::response;
+
 // The fanout program with its log (stderr) read line by line after "listening on".
-struct fanout_process {
+struct reloading_fanout {
     child_process process;
     std::uint16_t port = 0;
 
-    explicit fanout_process(std::vector<std::string> args) : process(command(std::move(args))) {
+    explicit reloading_fanout(std::vector<std::string> args) : process(command(std::move(args))) {
         auto line = process.read_line_starting("listening on http://127.0.0.1:", 10s);
         BOOST_TEST_REQUIRE(line.has_value());
         port = static_cast<std::uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
@@ -107,11 +110,11 @@ std::string check_error(config_file const& config) {
 
 // GET target from a thread of its own (no test assertion there: Boost.Test is not thread-safe);
 // answer_of() reads the answer on the test's thread.
-std::future<std::optional<response>> get_apart(std::uint16_t port, std::string target) {
+std::future<std::optional<http_answer>> get_apart(std::uint16_t port, std::string target) {
     return std::async(std::launch::async, [port, target] { return fetch(port, target, 20s); });
 }
 
-aggregate_answer answer_of(std::future<std::optional<response>>& pending) {
+aggregate_answer answer_of(std::future<std::optional<http_answer>>& pending) {
     auto const res = pending.get();
     BOOST_TEST_REQUIRE(res.has_value());
     return {
@@ -136,7 +139,7 @@ class load {
         thread_ = std::thread([this, port, target] {
             std::optional<blocking_client> c;
             while (!stop_) {
-                std::optional<response> res;
+                std::optional<http_answer> res;
                 try {
                     if (!c) c.emplace(port);
                     c->send_get(target);
@@ -189,9 +192,9 @@ BOOST_AUTO_TEST_CASE(a_changed_upstream_and_route_under_load) {
                     ", " + route("/api/load", "context-timeout", R"({"service": "fast"})") + ", " +
                     route("/api/new", "channel", R"({"service": "svc"})") + "]}";
     config_file config{v1};
-    fanout_process f{{"--config", config.path()}};
+    reloading_fanout f{{"--config", config.path()}};
 
-    std::vector<std::future<std::optional<response>>> in_flight;
+    std::vector<std::future<std::optional<http_answer>>> in_flight;
     for (int i = 0; i < 6; ++i) in_flight.push_back(get_apart(f.port, "/api/r"));
     BOOST_TEST_REQUIRE(eventually([&] { return a.counters().requests >= 6; }, 10s));
     load busy{f.port, "/api/load"};
@@ -240,7 +243,7 @@ BOOST_AUTO_TEST_CASE(sighup_does_not_end_the_process) {
     config_file config{
         R"({"listen": "127.0.0.1:0", "threads": 2, "upstreams": [)" + service_json("svc", a.url("/x")) +
         "]}"};
-    fanout_process f{{"--config", config.path()}};
+    reloading_fanout f{{"--config", config.path()}};
     for (int i = 0; i < 2; ++i) {
         auto const e = f.reload();
         BOOST_TEST(e.at("reloaded").as_bool());
@@ -259,7 +262,7 @@ BOOST_AUTO_TEST_CASE(without_a_config_file_there_is_nothing_to_reload) {
     for (auto const& args :
          {std::vector<std::string>{"--listen", "127.0.0.1:0", "--threads", "2"},
           std::vector<std::string>{"--listen", "127.0.0.1:0", "--upstream", "svc=" + a.url("/x")}}) {
-        fanout_process f{args};
+        reloading_fanout f{args};
         auto const e = f.reload();
         BOOST_TEST(!e.at("reloaded").as_bool());
         BOOST_TEST(std::string(e.at("message").as_string()).find("nothing to reload") != std::string::npos);
@@ -275,7 +278,7 @@ BOOST_AUTO_TEST_CASE(an_invalid_file_keeps_the_configuration_in_use) {
     };
     config_file config{valid(a.url("/a"))};
     auto const garbage = config.write("garbage.pem", "not a certificate\n");
-    fanout_process f{{"--config", config.path()}};
+    reloading_fanout f{{"--config", config.path()}};
     for (auto const& bad :
          {R"({"upstreams": [)" +
               service_json("svc", "https://127.0.0.1:1/b", R"(, "ca_file": ")" + garbage + "\"") + "]}",
@@ -311,7 +314,7 @@ BOOST_AUTO_TEST_CASE(settings_only_a_restart_changes_are_reported_and_kept) {
                service_json("fast", a.url("/x")) + "]}";
     };
     config_file config{file("127.0.0.1:0", "127.0.0.1:0", 2, 1000)};
-    fanout_process f{{"--config", config.path()}};
+    reloading_fanout f{{"--config", config.path()}};
     auto const other = closed_port();
     auto const other_admin =
         static_cast<std::uint16_t>(other == 65535 ? other - 1 : other + 1);  // never bound
@@ -339,7 +342,7 @@ BOOST_AUTO_TEST_CASE(the_access_log_and_the_admin_config_follow_a_reload) {
                R"(, "upstreams": [)" + service_json("svc", a.url("/x")) + "]}";
     };
     config_file config{file(false, 1000)};
-    fanout_process f{{"--config", config.path()}};
+    reloading_fanout f{{"--config", config.path()}};
     auto const start = f.event("start");
     BOOST_TEST_REQUIRE(start.has_value());
     std::string const admin(start->at("admin").as_string());

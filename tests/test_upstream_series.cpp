@@ -18,15 +18,7 @@ using namespace fanout::test;
 
 namespace {
 
-std::string const wg = "/api/aggregate/wg";
-std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
 std::string const errgroup = "/api/aggregate/errgroup";
-
-std::string scrape(std::uint16_t port) {
-    auto res = fetch(port, "/metrics");
-    BOOST_TEST_REQUIRE(res.has_value());
-    return res->body();
-}
 
 // The series of one service's upstream requests, by name.
 struct series {

@@ -5,6 +5,7 @@
 #include "upstream/answer.hpp"
 #include "upstream/client_impl.hpp"
 #include "upstream/failure.hpp"
+#include "wire/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -30,7 +31,7 @@ using namespace net::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using wire::use_tuple;
 
 }  // namespace
 
