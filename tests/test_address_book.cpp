@@ -102,8 +102,8 @@ struct scripted_resolver {
         return [answer = answer,
                 calls = calls](std::string const&, std::uint16_t, fanout::resolve_handler done) {
             ++*calls;
-            auto [ec, endpoints] = answer();
-            done(ec, std::move(endpoints));
+            auto [ec, addresses] = answer();
+            done(ec, std::move(addresses));
         };
     }
 };
