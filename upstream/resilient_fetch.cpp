@@ -3,8 +3,8 @@
 
 #include "upstream/client_impl.hpp"
 #include "upstream/failure.hpp"
+#include "wire/use_tuple.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -111,7 +111,7 @@ net::awaitable<fetch_result> client::impl::hedge(
     hedge_race& race
 ) {
     net::steady_timer timer{ex, delay};
-    auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    auto [ec] = co_await timer.async_wait(wire::use_tuple);
     // The first request may have won while the timer's completion waited to run.
     auto const cs = co_await net::this_coro::cancellation_state;
     if (ec || cs.cancelled() != net::cancellation_type::none) co_return cancelled_result();
