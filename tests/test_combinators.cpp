@@ -280,6 +280,39 @@ BOOST_AUTO_TEST_CASE(as_completed_each_delivers_in_completion_order) {
     BOOST_TEST(order == (std::vector<std::size_t>{1, 2, 0}), boost::test_tools::per_element());
 }
 
+// each_until(): the children still running at the deadline are cancelled, and their outcomes come.
+net::awaitable<std::pair<bool, std::vector<outcome<int>>>> each_until_bound(
+    std::vector<net::awaitable<int>> c, std::chrono::milliseconds bound
+) {
+    auto arriving = as_completed(co_await net::this_coro::executor, std::move(c));
+    std::vector<outcome<int>> outs(arriving.size());
+    bool const late =
+        co_await arriving.each_until(bound, [&](std::size_t index, outcome<int> o) { outs[index] = o; });
+    BOOST_TEST(arriving.remaining() == 0u);
+    co_return std::pair{late, std::move(outs)};
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_each_until_cancels_the_late_at_the_deadline) {
+    net::io_context ioc;
+    trace t;
+    auto [late, outs] = run(ioc, each_until_bound(children(after(1ms, 0, t), after(1h, 1, t)), 50ms));
+    BOOST_TEST(late);
+    BOOST_TEST(*outs[0].value == 0);
+    BOOST_TEST((outs[1].error == net::error::operation_aborted));
+    BOOST_TEST(t.cancelled == 1);
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_each_until_all_in_time_is_not_late) {
+    net::io_context ioc;
+    trace t;
+    auto [late, outs] = run(ioc, each_until_bound(children(after(1ms, 0, t), after(5ms, 1, t)), 1h));
+    BOOST_TEST(!late);
+    BOOST_TEST(*outs[0].value == 0);
+    BOOST_TEST(*outs[1].value == 1);
+    BOOST_TEST(t.cancelled == 0);
+    // The deadline's timer was cancelled, not left pending: run() returned well before the hour.
+}
+
 BOOST_AUTO_TEST_CASE(as_completed_cancelled_still_delivers_every_outcome) {
     net::io_context ioc;
     trace t;

@@ -40,6 +40,7 @@
 #include <fanout/detail/cancellation.hpp>
 #include <fanout/detail/group.hpp>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -255,6 +256,14 @@ class completions {
         return detail::cancellation_not_thrown(receive_each(std::move(on_each)));
     }
 
+    // each(), bounded: at `at` the children still running are cancelled (terminal), and their
+    // outcomes still come. True if the deadline came while a child was running. One timer wait for
+    // the group, where a `||` race against a timer would take a parallel group and two coroutines.
+    template <class OnEach>
+    boost::asio::awaitable<bool> each_until(deadline at, OnEach on_each) {
+        return detail::cancellation_not_thrown(receive_each_until(at.when, std::move(on_each)));
+    }
+
     // Cancels every child still running (terminal cancellation); their outcomes still come.
     void cancel() { state_->cancel_running(); }
 
@@ -272,6 +281,27 @@ class completions {
             auto [ec, index, result] = co_await receive(cs);
             on_each(index, std::move(result));
         }
+    }
+
+    template <class OnEach>
+    boost::asio::awaitable<bool> receive_each_until(deadline_clock::time_point at, OnEach on_each) {
+        namespace net = boost::asio;
+        auto& timer = state_->deadline.emplace(state_->channel.get_executor(), at);
+        state_->deadline_passed = false;
+        // The handler holds the state: it may run after each_until has returned (then cancelled).
+        timer.async_wait([st = state_](boost::system::error_code ec) {
+            if (!ec && st->cancel_running()) st->deadline_passed = true;
+        });
+        struct stop_timer {
+            net::steady_timer& timer;
+            ~stop_timer() { timer.cancel(); }
+        } stop{timer};
+        auto cs = co_await net::this_coro::cancellation_state;
+        while (remaining_ > 0) {
+            auto [ec, index, result] = co_await receive(cs);
+            on_each(index, std::move(result));
+        }
+        co_return state_->deadline_passed;
     }
 
     // The receive itself is never cancelled: on Boost 1.81 a cancelled receive leaves the channel
@@ -298,10 +328,18 @@ class completions {
         channel_type channel;
         std::deque<boost::asio::cancellation_signal> cancel;  // deque: signals do not move
         std::vector<bool> sent = std::vector<bool>(cancel.size());
+        std::optional<boost::asio::steady_timer> deadline;  // each_until's
+        bool deadline_passed = false;
 
-        void cancel_running() {
-            for (std::size_t i = 0; i < cancel.size(); ++i)
-                if (!sent[i]) cancel[i].emit(boost::asio::cancellation_type::terminal);
+        // True if a child was still running.
+        bool cancel_running() {
+            bool any = false;
+            for (std::size_t i = 0; i < cancel.size(); ++i) {
+                if (sent[i]) continue;
+                any = true;
+                cancel[i].emit(boost::asio::cancellation_type::terminal);
+            }
+            return any;
         }
     };
 
