@@ -179,7 +179,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
     struct slot_release;
     struct run_release;
-    net::awaitable<void> run_handler(handler_run& run);
+    struct run_end;
     void release_run(std::list<handler_run>::iterator run);
     void to_background(std::list<handler_run>::iterator run);
     net::awaitable<void> accept();
@@ -269,10 +269,15 @@ struct http_server::impl::run_release {
     }
 };
 
-net::awaitable<void> http_server::impl::run_handler(handler_run& run) {
-    run.answer = co_await engine.answer(*run.config, run.request);  // never throws
-    run.finished.cancel();
-}
+// The handler's completion: no coroutine of its own around engine.answer (a frame per request).
+struct http_server::impl::run_end {
+    run_release release;
+    void operator()(std::exception_ptr e, response r) {
+        auto& run = *release.run;
+        run.answer = e ? error_response(500, "internal error") : std::move(r);  // answer() never throws
+        run.finished.cancel();
+    }
+};
 
 void http_server::impl::release_run(std::list<handler_run>::iterator run) {
     if (run->held || !run->done) return;
@@ -547,10 +552,8 @@ net::awaitable<void> http_server::impl::serve_requests(
                 run->request = std::move(r);
                 run->request.cause = &run->cause;
                 net::co_spawn(
-                    ex, run_handler(*run),
-                    net::bind_cancellation_slot(
-                        run->cancel.slot(), net::consign(net::detached, run_release{shared_from_this(), run})
-                    )
+                    ex, engine.answer(*run->config, run->request),
+                    net::bind_cancellation_slot(run->cancel.slot(), run_end{{shared_from_this(), run}})
                 );
                 watch->arm(sock, watch);
                 while (!run->answer && !slot.cancelled) co_await run->finished.async_wait(use_tuple);

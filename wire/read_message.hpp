@@ -8,6 +8,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include <cstddef>
+#include <optional>
 
 namespace fanout::wire {
 
@@ -51,14 +52,32 @@ boost::beast::error_code parse_buffered(
     return http::error::need_more;
 }
 
+// Bytes asked of each read: larger than most messages, so that one read usually takes a whole one.
+inline constexpr std::size_t read_size = 64 * 1024;
+
+// After a read of `n` bytes that completed with `rec`: the bytes are committed to `buffer`; when
+// the read ended the message (the peer closed: end_of_stream before a byte of it, else what the
+// parser makes of the close) or failed, what read_message returns.
+template <class Parser>
+std::optional<boost::beast::error_code> took(
+    Parser& parser, boost::beast::flat_buffer& buffer, boost::beast::error_code rec, std::size_t n
+) {
+    buffer.commit(n);
+    if (rec == boost::asio::error::eof) {
+        if (!parser.got_some()) return boost::beast::http::error::end_of_stream;
+        boost::beast::error_code eof_ec;
+        parser.put_eof(eof_ec);  // completes a close-delimited body, or partial_message
+        return eof_ec;
+    }
+    if (rec) return rec;
+    return std::nullopt;
+}
+
 // Reads one whole message from `stream` into `parser` through `buffer` (which may hold bytes
 // already, and keeps those that follow the message). Errors as values: end_of_stream when the
 // peer closed before a byte of the message, operation_aborted when the calling coroutine was
 // cancelled, even if every read completed at once. `head_only`: returns once the head is read (the
 // parser must not be eager, Beast's default), so that a caller may act on it before the body.
-// Bytes asked of each read: larger than most messages, so that one read usually takes a whole one.
-inline constexpr std::size_t read_size = 64 * 1024;
-
 template <class Stream, class Parser>
 boost::asio::awaitable<boost::beast::error_code> read_message(
     Stream& stream,
@@ -74,14 +93,7 @@ boost::asio::awaitable<boost::beast::error_code> read_message(
         if (ec != http::error::need_more) co_return ec;
         auto [rec, n] =
             co_await stream.async_read_some(buffer.prepare(read_size), net::as_tuple(net::use_awaitable));
-        buffer.commit(n);
-        if (rec == net::error::eof) {
-            if (!parser.got_some()) co_return http::error::end_of_stream;
-            boost::beast::error_code eof_ec;
-            parser.put_eof(eof_ec);  // completes a close-delimited body, or partial_message
-            co_return eof_ec;
-        }
-        if (rec) co_return rec;
+        if (auto end = took(parser, buffer, rec, n)) co_return *end;
         auto state = co_await net::this_coro::cancellation_state;
         if (state.cancelled() != net::cancellation_type::none) co_return net::error::operation_aborted;
     }
