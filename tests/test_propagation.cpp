@@ -384,4 +384,21 @@ BOOST_AUTO_TEST_CASE(traceparent_parsing_follows_the_w3c_rules) {
     BOOST_TEST(fanout::parse_trace_context({child.data(), child.size()}).value().id() == fresh.id());
 }
 
+// New ids are lowercase hex (the parser refuses anything else), and every digit takes every value.
+BOOST_AUTO_TEST_CASE(new_ids_use_every_hex_digit_in_every_place) {
+    std::array<std::array<bool, 16>, 32> seen{};
+    for (int i = 0; i < 2000; ++i) {
+        auto const t = fanout::new_trace();
+        BOOST_TEST_REQUIRE(fanout::well_formed(t));
+        auto const child = fanout::child_traceparent(t);
+        BOOST_TEST_REQUIRE(fanout::parse_trace_context({child.data(), child.size()}).has_value());
+        for (std::size_t j = 0; j < 32; ++j) {
+            auto const c = t.id()[j];
+            seen[j][c <= '9' ? c - '0' : c - 'a' + 10] = true;
+        }
+    }
+    for (auto const& place : seen)
+        BOOST_TEST(std::all_of(place.begin(), place.end(), [](bool b) { return b; }));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
