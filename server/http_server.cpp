@@ -12,6 +12,7 @@
 #include "server/stream.hpp"
 #include "wire/read_message.hpp"
 #include "wire/use_tuple.hpp"
+#include "wire/write_now.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -385,6 +386,7 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     slot->socket = &sock;
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
+    sock.non_blocking(true, ec);  // for wire::write_now
     phase_deadline limit{sock};
     limit.after(current().idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
@@ -590,7 +592,13 @@ net::awaitable<void> http_server::impl::serve_requests(
         // A HEAD answer has the headers a GET would have, and no body.
         auto const body = parser.method() == http::verb::head ? net::const_buffer{} : net::buffer(res.body);
         std::array<net::const_buffer, 2> bytes{net::buffer(head), body};
-        auto [wec, wn] = co_await net::async_write(sock, bytes, use_tuple);
+        error_code wec;
+        auto wn = wire::write_now(sock, bytes, wec);
+        if (!wec && wn < net::buffer_size(bytes)) {
+            auto [rec, rn] = co_await net::async_write(sock, wire::rest(bytes, wn), use_tuple);
+            wec = rec;
+            wn += rn;
+        }
         if (wec) co_return;
         // Answers sent, only.
         metrics.count_request(target, route, res.status, clock::now() - start, trace.id());

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace fanout;
@@ -233,6 +234,64 @@ BOOST_AUTO_TEST_SUITE_END()
 // The client sends all of its request before it reads: closing with its bytes unread would reset
 // the connection and destroy the answer.
 BOOST_AUTO_TEST_SUITE(test_linger)
+
+// An answer larger than the socket buffers, to a client that starts reading late: the server sends
+// what the socket takes at once and the rest as the client reads. Every byte arrives, in order.
+std::vector<fanout::sim_service> services_of_5_mib() {
+    std::vector<fanout::sim_service> services;
+    for (auto const* name : {"users", "orders", "inventory"}) {
+        services.push_back(sim(name));
+        services.back().body_bytes = 5 * 1024 * 1024;
+    }
+    return services;
+}
+
+std::string const wg_then_close = "GET " + wg + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+BOOST_AUTO_TEST_CASE(an_answer_larger_than_the_socket_buffers_arrives_whole_to_a_late_reader) {
+    fanout::options opts;
+    opts.max_upstream_body = 6 * 1024 * 1024;
+    harness h{services_of_5_mib(), opts};
+    raw_connection c{h.port()};
+    BOOST_TEST_REQUIRE(c.send(wg_then_close));
+    std::this_thread::sleep_for(300ms);  // I/O: the server fills the socket's buffers meanwhile
+    auto const answer = c.receive();
+    BOOST_TEST_REQUIRE(status_of(answer) == 200u);
+    auto const head_end = answer.find("\r\n\r\n");
+    BOOST_TEST_REQUIRE(head_end != std::string::npos);
+    auto const length_at = answer.find("Content-Length: ");
+    BOOST_TEST_REQUIRE(length_at < head_end);
+    auto const body = answer.substr(head_end + 4);
+    BOOST_TEST(std::stoul(answer.substr(length_at + 16)) == body.size());
+    BOOST_TEST(body.size() > 15u * 1024 * 1024);
+    auto const doc = json::parse(body);
+    for (auto const* name : {"users", "orders", "inventory"})
+        BOOST_TEST(doc.at("results").as_object().contains(name));
+}
+
+// A client that never reads a large answer holds only its own connection: what the socket did not
+// take waits in an asynchronous write, the loop serves others meanwhile, and the connection ends
+// at the header timeout.
+BOOST_AUTO_TEST_CASE(a_client_that_never_reads_a_large_answer_blocks_no_one) {
+    fanout::options opts;
+    opts.max_upstream_body = 6 * 1024 * 1024;
+    opts.header_timeout = 1s;
+    harness h{services_of_5_mib(), opts};
+    raw_connection stuck{h.port()};
+    BOOST_TEST_REQUIRE(stuck.send(wg_then_close));
+    std::this_thread::sleep_for(500ms);  // I/O: the answer fills the socket's buffers meanwhile
+    for (int i = 0; i < 3; ++i) {
+        auto const took = std::chrono::steady_clock::now();
+        auto r = fetch(h.port(), "/healthz", 5s);
+        BOOST_TEST_REQUIRE(r.has_value());
+        BOOST_TEST(r->result_int() == 200);
+        BOOST_TEST((std::chrono::steady_clock::now() - took < 900ms));  // well below the header timeout
+    }
+    std::this_thread::sleep_for(1500ms);  // I/O: past the header timeout
+    auto const got = stuck.receive();     // what was sent before the connection was closed
+    BOOST_TEST(status_of(got) == 200u);
+    BOOST_TEST(got.size() < 15u * 1024 * 1024);
+}
 
 BOOST_AUTO_TEST_CASE(a_4_mb_body_on_get_reads_its_413) {
     harness h{{sim("users")}};

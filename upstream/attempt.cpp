@@ -6,6 +6,7 @@
 #include "upstream/client_impl.hpp"
 #include "upstream/failure.hpp"
 #include "wire/use_tuple.hpp"
+#include "wire/write_now.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -63,6 +64,7 @@ void client::impl::report(
 net::awaitable<error_code> client::impl::connect(tcp::socket& sock, std::size_t index) {
     auto ec = co_await book->connect(sock, index);
     if (!ec) sock.set_option(tcp::no_delay(true), ec);
+    if (!ec) sock.non_blocking(true, ec);  // for wire::write_now
     co_return ec;
 }
 
@@ -209,9 +211,11 @@ net::awaitable<fetch_result> client::impl::attempt(
             if (conn->tls)
                 std::tie(wec, std::ignore) =
                     co_await net::async_write(*conn->tls, net::buffer(conn->request), use_tuple);
-            else
-                std::tie(wec, std::ignore) =
-                    co_await net::async_write(conn->socket, net::buffer(conn->request), use_tuple);
+            else if (auto const sent = wire::write_now(conn->socket, net::buffer(conn->request), wec);
+                     !wec && sent < conn->request.size())
+                std::tie(wec, std::ignore) = co_await net::async_write(
+                    conn->socket, wire::rest(net::buffer(conn->request), sent), use_tuple
+                );
             if (wec && reused && closed_while_idle(wec)) {
                 ++stats->retried;
                 use = connection_use::retried;
