@@ -53,7 +53,7 @@ net::awaitable<error_code> read_answer_on(
             expect_answer(conn, limits.max_head, limits.max_body);
             for (;;) {
                 ec = wire::parse_buffered(*parser, conn.buffer, limits.max_head);
-                if (ec != http::error::need_more) break;
+                if (!ec || ec != http::error::need_more) break;
                 auto [rec, n] =
                     co_await stream.async_read_some(conn.buffer.prepare(wire::read_size), wire::use_tuple);
                 if (auto end = wire::took(*parser, conn.buffer, rec, n)) {
@@ -69,7 +69,7 @@ net::awaitable<error_code> read_answer_on(
             // A close without close_notify, as eof is for plain HTTP: before any byte of the
             // answer, a closed idle connection; after, an answer cut short (a close-delimited body
             // too: its end cannot be told from an attack's).
-            if (ec == net::ssl::error::stream_truncated)
+            if (ec && ec == net::ssl::error::stream_truncated)
                 ec = parser->got_some() || conn.buffer.size() != 0 ? http::error::partial_message
                                                                    : http::error::end_of_stream;
             answered = answered || !ec || parser->got_some() || conn.buffer.size() != 0;

@@ -228,7 +228,7 @@ net::awaitable<fetch_result> client::impl::attempt(
 
             auto const rec = co_await read_answer(*conn, options, answered);
             auto& parser = conn->parser;
-            if (rec == net::error::operation_aborted) {
+            if (rec && rec == net::error::operation_aborted) {
                 if (!lost_race || !*lost_race) settle(index, std::move(conn));
                 out = exchange_failure(rec, options, svc);
                 break;

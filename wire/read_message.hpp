@@ -63,7 +63,7 @@ std::optional<boost::beast::error_code> took(
     Parser& parser, boost::beast::flat_buffer& buffer, boost::beast::error_code rec, std::size_t n
 ) {
     buffer.commit(n);
-    if (rec == boost::asio::error::eof) {
+    if (rec && rec == boost::asio::error::eof) {  // a test of the value first: == compares categories
         if (!parser.got_some()) return boost::beast::http::error::end_of_stream;
         boost::beast::error_code eof_ec;
         parser.put_eof(eof_ec);  // completes a close-delimited body, or partial_message
@@ -90,7 +90,7 @@ boost::asio::awaitable<boost::beast::error_code> read_message(
     namespace http = boost::beast::http;
     for (;;) {
         auto ec = parse_buffered(parser, buffer, max_head, head_only);
-        if (ec != http::error::need_more) co_return ec;
+        if (!ec || ec != http::error::need_more) co_return ec;
         auto [rec, n] =
             co_await stream.async_read_some(buffer.prepare(read_size), net::as_tuple(net::use_awaitable));
         if (auto end = took(parser, buffer, rec, n)) co_return *end;

@@ -23,7 +23,7 @@ std::size_t write_now(
     boost::asio::ip::tcp::socket& sock, Buffers const& buffers, boost::system::error_code& ec
 ) {
     auto const n = sock.write_some(buffers, ec);
-    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+    if (ec && (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again)) {
         ec = {};
         return 0;
     }
