@@ -456,8 +456,11 @@ net::awaitable<void> http_server::impl::serve_requests(
         parser.keep_forwarded_for(access.trusts_forwarded_for());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
-        auto rec =
-            co_await wire::read_message(sock, buffer, parser, opts.max_request_head, /*head_only=*/true);
+        // Usually the whole head is in the buffer already: no read, and no coroutine to call.
+        auto rec = wire::parse_buffered(parser, buffer, opts.max_request_head, /*head_only=*/true);
+        if (rec && rec == http::error::need_more)
+            rec =
+                co_await wire::read_message(sock, buffer, parser, opts.max_request_head, /*head_only=*/true);
         if (!rec && !parser.is_done()) {
             // A body follows. One that would be refused is refused by now, from its Content-Length.
             if (parser.expects_continue() && buffer.size() == 0) {
