@@ -270,16 +270,16 @@ class completions {
   private:
     boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> receive_next() {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
-        auto [ec, index, result] = co_await receive(cs);
-        co_return std::pair{index, std::move(result)};
+        auto [ec, index] = co_await receive(cs);
+        co_return std::pair{index, std::move(state_->outcomes[index])};
     }
 
     template <class OnEach>
     boost::asio::awaitable<void> receive_each(OnEach on_each) {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto [ec, index, result] = co_await receive(cs);
-            on_each(index, std::move(result));
+            auto [ec, index] = co_await receive(cs);
+            on_each(index, std::move(state_->outcomes[index]));
         }
     }
 
@@ -298,8 +298,8 @@ class completions {
         } stop{timer};
         auto cs = co_await net::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto [ec, index, result] = co_await receive(cs);
-            on_each(index, std::move(result));
+            auto [ec, index] = co_await receive(cs);
+            on_each(index, std::move(state_->outcomes[index]));
         }
         co_return state_->deadline_passed;
     }
@@ -319,8 +319,9 @@ class completions {
         );
     }
 
-    using channel_type =
-        boost::asio::experimental::channel<void(boost::system::error_code, std::size_t, outcome<T>)>;
+    // Only the index goes through the channel: an outcome moved through its payload and handlers
+    // was moved several times over.
+    using channel_type = boost::asio::experimental::channel<void(boost::system::error_code, std::size_t)>;
 
     // Shared with the detached children, so that it lives as long as the last of them.
     struct state {
@@ -328,6 +329,7 @@ class completions {
         channel_type channel;
         std::deque<boost::asio::cancellation_signal> cancel;  // deque: signals do not move
         std::vector<bool> sent = std::vector<bool>(cancel.size());
+        std::vector<outcome<T>> outcomes = std::vector<outcome<T>>(cancel.size());  // by child, once sent
         std::optional<boost::asio::steady_timer> deadline;  // each_until's
         bool deadline_passed = false;
 
@@ -350,7 +352,7 @@ class completions {
         std::shared_ptr<std::size_t> live
     ) {
         detail::live_guard guard{std::move(live)};
-        outcome<T> out;
+        auto& out = st->outcomes[index];
         // As detail::run_child without deadline or fail-fast, inline: one coroutine frame less.
         try {
             if constexpr (std::is_void_v<T>) {
@@ -365,7 +367,7 @@ class completions {
         // One slot per child: never blocks, never fails. The child ends right after it (the guard
         // counts it gone), before the reader can resume with the value.
         st->sent[index] = true;
-        st->channel.try_send(boost::system::error_code{}, index, std::move(out));
+        st->channel.try_send(boost::system::error_code{}, index);
     }
 
     std::shared_ptr<state> state_;
