@@ -8,7 +8,8 @@ function done(summary, latency, requests)
       if n == 0 then return 0 end
       return latency:percentile(p)
    end
-   io.write(string.format("WRKSUMMARY %d %d %d %d %d %d %d %d %.0f %.0f %.0f %.0f %.1f\n",
+   -- %.0f, not %d, for the counts: LuaJIT's %d stops at 2^31 - 1, and a 5 s run can read more bytes
+   io.write(string.format("WRKSUMMARY %.0f %.0f %.0f %d %d %d %d %d %.0f %.0f %.0f %.0f %.1f\n",
       n, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       pct(50), pct(90), pct(99),
