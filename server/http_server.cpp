@@ -81,6 +81,9 @@ struct session_slot {
 // wait for readability; EOF or reset then cancels the session, the handler and its fetches with it.
 // Bytes that arrive meanwhile are a pipelined request, not a disconnect: the watch just ends.
 // Shared with the wait's completion, which may run after the session has ended.
+// Pipelined requests a session answers before it lets the loop run others.
+constexpr int max_answered_at_once = 16;
+
 struct disconnect_watch {
     session_slot* slot;
     bool armed = false;
@@ -386,7 +389,8 @@ net::awaitable<void> http_server::impl::session(tcp::socket sock, std::list<sess
     slot->socket = &sock;
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
-    sock.non_blocking(true, ec);  // for wire::write_now
+    sock.non_blocking(true, ec);  // for wire::write_now, which would otherwise block the loop
+    if (ec) co_return;
     phase_deadline limit{sock};
     limit.after(current().idle_timeout);
     co_await (serve(sock, *slot, limit) || limit.watch());
@@ -411,6 +415,7 @@ net::awaitable<void> http_server::impl::serve_requests(
 ) {
     beast::flat_buffer buffer;
     std::string head;                          // reused: its capacity stays
+    int answered_at_once = 0;                  // pipelined requests since the session last yielded
     auto const client = access.peer_of(sock);  // once per connection, and only for the access log
     std::shared_ptr<disconnect_watch> watch;   // made on first use
     struct end_watch {
@@ -456,11 +461,17 @@ net::awaitable<void> http_server::impl::serve_requests(
         parser.keep_forwarded_for(access.trusts_forwarded_for());
         parser.header_limit(static_cast<std::uint32_t>(opts.max_request_head));
         parser.body_limit(opts.max_request_body);
-        // Usually the whole head is in the buffer already: no read, and no coroutine to call.
+        // Usually the whole head is in the buffer already: no read, and no coroutine to call. Nor
+        // then the check for cancellation that awaiting one makes: made here (the shutdown grace or
+        // a deadline may have ended the session while its last answer was written).
         auto rec = wire::parse_buffered(parser, buffer, opts.max_request_head, /*head_only=*/true);
-        if (rec && rec == http::error::need_more)
+        if (rec && rec == http::error::need_more) {
             rec =
                 co_await wire::read_message(sock, buffer, parser, opts.max_request_head, /*head_only=*/true);
+        } else {
+            auto const cs = co_await net::this_coro::cancellation_state;
+            if (slot.cancelled || cs.cancelled() != net::cancellation_type::none) co_return;
+        }
         if (!rec && !parser.is_done()) {
             // A body follows. One that would be refused is refused by now, from its Content-Length.
             if (parser.expects_continue() && buffer.size() == 0) {
@@ -611,6 +622,15 @@ net::awaitable<void> http_server::impl::serve_requests(
                        route_path, res.status, wn, clock::now() - start, trace.id()}
             );
         if (!keep_alive) co_return;
+        // Pipelined requests answered at once (health, metrics, refusals) never suspend the
+        // session now that answers are sent without an operation: it lets the loop run others
+        // now and then, so that one client's queue of requests does not hold every other client.
+        if (buffer.size() == 0) {
+            answered_at_once = 0;
+        } else if (++answered_at_once == max_answered_at_once) {
+            answered_at_once = 0;
+            co_await net::post(net::use_awaitable);
+        }
     }
 }
 

@@ -313,6 +313,27 @@ BOOST_AUTO_TEST_CASE(as_completed_each_until_all_in_time_is_not_late) {
     // The deadline's timer was cancelled, not left pending: run() returned well before the hour.
 }
 
+// A child that takes `linger` to stop once cancelled (the second wait is cancelled only by a new
+// cancellation).
+net::awaitable<int> slow_to_stop(std::chrono::milliseconds linger) {
+    auto const ex = co_await net::this_coro::executor;
+    net::steady_timer until_cancelled{ex, 1h};
+    co_await until_cancelled.async_wait(net::as_tuple(net::use_awaitable));
+    co_await net::this_coro::reset_cancellation_state();
+    net::steady_timer stopping{ex, linger};
+    auto [ec] = co_await stopping.async_wait(net::as_tuple(net::use_awaitable));
+    co_return ec ? -1 : 7;
+}
+
+// The caller's cancellation, not the deadline, stopped the child: a deadline passing while it
+// stops is not reported, and does not cancel it again.
+BOOST_AUTO_TEST_CASE(as_completed_each_until_after_the_callers_cancellation_is_not_late) {
+    net::io_context ioc;
+    auto [late, outs] = run(ioc, each_until_bound(children(slow_to_stop(150ms)), 50ms), 10ms);
+    BOOST_TEST(!late);
+    BOOST_TEST(*outs[0].value == 7);
+}
+
 BOOST_AUTO_TEST_CASE(as_completed_cancelled_still_delivers_every_outcome) {
     net::io_context ioc;
     trace t;

@@ -202,6 +202,13 @@ net::awaitable<fetch_result> client::impl::attempt(
                 if (states[index]->tls && !co_await handshake(index, *conn, out)) break;
             }
 
+            // Cancelled while connecting: no request is sent (the write below does not suspend,
+            // so it would not look).
+            if (!reused) {
+                auto const cs = co_await net::this_coro::cancellation_state;
+                if (cs.cancelled() != net::cancellation_type::none)
+                    throw boost::system::system_error(net::error::operation_aborted);
+            }
             headers.write(
                 conn->request, head.empty() ? requests[index] : head, options.deadline_header,
                 std::chrono::steady_clock::now()

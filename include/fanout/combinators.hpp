@@ -289,8 +289,9 @@ class completions {
         auto& timer = state_->deadline.emplace(state_->channel.get_executor(), at);
         state_->deadline_passed = false;
         // The handler holds the state: it may run after each_until has returned (then cancelled).
+        // A deadline passing after the caller's cancellation is not what cancelled the children.
         timer.async_wait([st = state_](boost::system::error_code ec) {
-            if (!ec && st->cancel_running()) st->deadline_passed = true;
+            if (!ec && !st->caller_cancelled && st->cancel_running()) st->deadline_passed = true;
         });
         struct stop_timer {
             net::steady_timer& timer;
@@ -310,9 +311,9 @@ class completions {
     // put back before each wait (the caller has turned throw_if_cancelled off).
     auto receive(boost::asio::cancellation_state cs) {
         namespace net = boost::asio;
-        if (cs.cancelled() != net::cancellation_type::none) state_->cancel_running();
+        if (cs.cancelled() != net::cancellation_type::none) state_->caller_cancels();
         if (cs.slot().is_connected())
-            cs.slot().assign([state = state_](net::cancellation_type) { state->cancel_running(); });
+            cs.slot().assign([state = state_](net::cancellation_type) { state->caller_cancels(); });
         --remaining_;
         return state_->channel.async_receive(
             net::bind_cancellation_slot(net::cancellation_slot(), net::as_tuple(net::use_awaitable))
@@ -332,6 +333,12 @@ class completions {
         std::vector<outcome<T>> outcomes = std::vector<outcome<T>>(cancel.size());  // by child, once sent
         std::optional<boost::asio::steady_timer> deadline;  // each_until's
         bool deadline_passed = false;
+        bool caller_cancelled = false;
+
+        void caller_cancels() {
+            caller_cancelled = true;
+            cancel_running();
+        }
 
         // True if a child was still running.
         bool cancel_running() {
