@@ -609,9 +609,9 @@ net::awaitable<void> http_server::impl::serve_requests(
         error_code wec;
         auto wn = wire::write_now(sock, bytes, wec);
         if (!wec && wn < net::buffer_size(bytes)) {
-            auto [rec, rn] = co_await net::async_write(sock, wire::rest(bytes, wn), use_tuple);
-            wec = rec;
-            wn += rn;
+            auto [rest_ec, rest_n] = co_await net::async_write(sock, wire::rest(bytes, wn), use_tuple);
+            wec = rest_ec;
+            wn += rest_n;
         }
         if (wec) co_return;
         // Answers sent, only.
