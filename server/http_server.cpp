@@ -77,13 +77,13 @@ struct session_slot {
     fanout::cancel_cause* cause = nullptr;  // of the request whose handler runs in the session
 };
 
+// Pipelined requests a session answers before it lets the loop run others.
+constexpr int max_answered_at_once = 16;
+
 // Watches the connection for the client going away while a deadline-bound request is handled: a
 // wait for readability; EOF or reset then cancels the session, the handler and its fetches with it.
 // Bytes that arrive meanwhile are a pipelined request, not a disconnect: the watch just ends.
 // Shared with the wait's completion, which may run after the session has ended.
-// Pipelined requests a session answers before it lets the loop run others.
-constexpr int max_answered_at_once = 16;
-
 struct disconnect_watch {
     session_slot* slot;
     bool armed = false;

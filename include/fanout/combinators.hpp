@@ -331,7 +331,7 @@ class completions {
         std::deque<boost::asio::cancellation_signal> cancel;  // deque: signals do not move
         std::vector<bool> sent = std::vector<bool>(cancel.size());
         std::vector<outcome<T>> outcomes = std::vector<outcome<T>>(cancel.size());  // by child, once sent
-        std::optional<boost::asio::steady_timer> deadline;  // each_until's
+        std::optional<boost::asio::steady_timer> deadline;                          // each_until's
         bool deadline_passed = false;
         bool caller_cancelled = false;
 
