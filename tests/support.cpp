@@ -154,6 +154,12 @@ std::string scrape(std::uint16_t port) {
     return res->body();
 }
 
+std::string scrape_when(std::uint16_t port, std::string const& series, double value) {
+    std::string page;
+    eventually([&] { return metric(page = scrape(port), series) == value; });
+    return page;
+}
+
 double metric(std::string const& exposition, std::string const& series) {
     std::size_t pos = 0;
     while ((pos = exposition.find(series + " ", pos)) != std::string::npos) {

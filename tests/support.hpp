@@ -104,6 +104,10 @@ std::optional<response> fetch(
 // GET /metrics, which must answer 200: its body.
 std::string scrape(std::uint16_t port);
 
+// The metrics page once `series` reads `value`, or the last one scraped after 3 s. A request is
+// counted once its answer is sent, so a client that has read it can scrape before the count.
+std::string scrape_when(std::uint16_t port, std::string const& series, double value);
+
 // Two aggregate endpoints' paths, for the tests that name them.
 inline std::string const wg = "/api/aggregate/wg";
 inline std::string const context_timeout = "/api/aggregate/channel-with-context-timeout";
