@@ -270,16 +270,18 @@ class completions {
   private:
     boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> receive_next() {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
-        auto [ec, index] = co_await receive(cs);
-        co_return std::pair{index, std::move(state_->outcomes[index])};
+        auto index = take_sent();
+        if (!index) index = std::get<1>(co_await receive(cs));
+        co_return std::pair{*index, std::move(state_->outcomes[*index])};
     }
 
     template <class OnEach>
     boost::asio::awaitable<void> receive_each(OnEach on_each) {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto [ec, index] = co_await receive(cs);
-            on_each(index, std::move(state_->outcomes[index]));
+            auto index = take_sent();
+            if (!index) index = std::get<1>(co_await receive(cs));
+            on_each(*index, std::move(state_->outcomes[*index]));
         }
     }
 
@@ -299,10 +301,21 @@ class completions {
         } stop{timer};
         auto cs = co_await net::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto [ec, index] = co_await receive(cs);
-            on_each(index, std::move(state_->outcomes[index]));
+            auto index = take_sent();
+            if (!index) index = std::get<1>(co_await receive(cs));
+            on_each(*index, std::move(state_->outcomes[*index]));
         }
         co_return state_->deadline_passed;
+    }
+
+    // A child that completed while the reader was busy is taken from the channel at once: waiting
+    // for a value already there would still cost a trip through the scheduler, behind every
+    // handler queued meanwhile.
+    std::optional<std::size_t> take_sent() {
+        std::optional<std::size_t> index;
+        if (state_->channel.try_receive([&](boost::system::error_code, std::size_t i) { index = i; }))
+            --remaining_;
+        return index;
     }
 
     // The receive itself is never cancelled: on Boost 1.81 a cancelled receive leaves the channel
