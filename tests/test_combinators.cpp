@@ -334,6 +334,28 @@ BOOST_AUTO_TEST_CASE(as_completed_each_until_after_the_callers_cancellation_is_n
     BOOST_TEST(*outs[0].value == 7);
 }
 
+// The caller cancelled while it was not in next() (here: in a wait of its own): its next next()
+// passes the cancellation on to the children still running, even when it takes a child that had
+// already ended, without waiting.
+net::awaitable<int> cancelled_away_then_next(trace& t) {
+    co_await net::this_coro::throw_if_cancelled(false);
+    auto const ex = co_await net::this_coro::executor;
+    auto arriving = as_completed(ex, children(after(0ms, 0, t), after(1h, 1, t)));
+    net::steady_timer away{ex, 1h};
+    co_await away.async_wait(net::as_tuple(net::use_awaitable));  // run() cancels it
+    auto const first = co_await arriving.next();
+    BOOST_TEST(*first.second.value == 0);
+    // The hour-long child's cancelled wait completes through the loop, not through next().
+    for (int i = 0; i < 10 && t.cancelled == 0; ++i) co_await net::post(ex, net::use_awaitable);
+    co_return t.cancelled;
+}
+
+BOOST_AUTO_TEST_CASE(as_completed_cancelled_between_reads_cancels_the_children_at_the_next) {
+    net::io_context ioc;
+    trace t;
+    BOOST_TEST(run(ioc, cancelled_away_then_next(t), 20ms) == 1);
+}
+
 BOOST_AUTO_TEST_CASE(as_completed_cancelled_still_delivers_every_outcome) {
     net::io_context ioc;
     trace t;

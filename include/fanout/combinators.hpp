@@ -270,7 +270,7 @@ class completions {
   private:
     boost::asio::awaitable<std::pair<std::size_t, outcome<T>>> receive_next() {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
-        auto index = take_sent();
+        auto index = take_sent(cs);
         if (!index) index = std::get<1>(co_await receive(cs));
         co_return std::pair{*index, std::move(state_->outcomes[*index])};
     }
@@ -279,7 +279,7 @@ class completions {
     boost::asio::awaitable<void> receive_each(OnEach on_each) {
         auto cs = co_await boost::asio::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto index = take_sent();
+            auto index = take_sent(cs);
             if (!index) index = std::get<1>(co_await receive(cs));
             on_each(*index, std::move(state_->outcomes[*index]));
         }
@@ -301,7 +301,7 @@ class completions {
         } stop{timer};
         auto cs = co_await net::this_coro::cancellation_state;
         while (remaining_ > 0) {
-            auto index = take_sent();
+            auto index = take_sent(cs);
             if (!index) index = std::get<1>(co_await receive(cs));
             on_each(*index, std::move(state_->outcomes[*index]));
         }
@@ -310,8 +310,10 @@ class completions {
 
     // A child that completed while the reader was busy is taken from the channel at once: waiting
     // for a value already there would still cost a trip through the scheduler, behind every
-    // handler queued meanwhile.
-    std::optional<std::size_t> take_sent() {
+    // handler queued meanwhile. The caller's cancellation reaches the children first, as before
+    // a wait.
+    std::optional<std::size_t> take_sent(boost::asio::cancellation_state cs) {
+        if (cs.cancelled() != boost::asio::cancellation_type::none) state_->caller_cancels();
         std::optional<std::size_t> index;
         if (state_->channel.try_receive([&](boost::system::error_code, std::size_t i) { index = i; }))
             --remaining_;
@@ -321,10 +323,10 @@ class completions {
     // The receive itself is never cancelled: on Boost 1.81 a cancelled receive leaves the channel
     // refusing try_send. The reader's cancellation reaches the children instead, who then
     // complete at once. Asio clears the coroutine's slot each time it resumes, so the handler is
-    // put back before each wait (the caller has turned throw_if_cancelled off).
+    // put back before each wait (the caller has turned throw_if_cancelled off). Called after
+    // take_sent(), which passed on a cancellation that came before.
     auto receive(boost::asio::cancellation_state cs) {
         namespace net = boost::asio;
-        if (cs.cancelled() != net::cancellation_type::none) state_->caller_cancels();
         if (cs.slot().is_connected())
             cs.slot().assign([state = state_](net::cancellation_type) { state->caller_cancels(); });
         --remaining_;
