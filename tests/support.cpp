@@ -154,9 +154,14 @@ std::string scrape(std::uint16_t port) {
     return res->body();
 }
 
-std::string scrape_when(std::uint16_t port, std::string const& series, double value) {
+std::string scrape_when(std::uint16_t port, std::vector<std::pair<std::string, double>> const& expected) {
     std::string page;
-    eventually([&] { return metric(page = scrape(port), series) == value; });
+    eventually([&] {
+        page = scrape(port);
+        return std::all_of(expected.begin(), expected.end(), [&](auto const& e) {
+            return metric(page, e.first) == e.second;
+        });
+    });
     return page;
 }
 

@@ -104,9 +104,9 @@ std::optional<response> fetch(
 // GET /metrics, which must answer 200: its body.
 std::string scrape(std::uint16_t port);
 
-// The metrics page once `series` reads `value`, or the last one scraped after 3 s. A request is
-// counted once its answer is sent, so a client that has read it can scrape before the count.
-std::string scrape_when(std::uint16_t port, std::string const& series, double value);
+// The metrics page once every series reads its value, or the last one scraped after 3 s. A request
+// is counted once its answer is sent, so a client that has read it can scrape before the count.
+std::string scrape_when(std::uint16_t port, std::vector<std::pair<std::string, double>> const& expected);
 
 // Two aggregate endpoints' paths, for the tests that name them.
 inline std::string const wg = "/api/aggregate/wg";

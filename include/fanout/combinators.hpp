@@ -313,7 +313,8 @@ class completions {
     // handler queued meanwhile. The caller's cancellation reaches the children first, as before
     // a wait.
     std::optional<std::size_t> take_sent(boost::asio::cancellation_state cs) {
-        if (cs.cancelled() != boost::asio::cancellation_type::none) state_->caller_cancels();
+        if (cs.cancelled() != boost::asio::cancellation_type::none && !state_->caller_cancelled)
+            state_->caller_cancels();
         std::optional<std::size_t> index;
         if (state_->channel.try_receive([&](boost::system::error_code, std::size_t i) { index = i; }))
             --remaining_;
